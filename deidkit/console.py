@@ -1,0 +1,122 @@
+"""Plain console for people who double-click: where we run, progress, verdict, keep window open.
+
+Both tools use only this module for what a person sees, so both behave alike.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+
+def is_frozen() -> bool:
+    return bool(getattr(sys, "frozen", False))
+
+
+def program_dir() -> Path:
+    """The folder the program sits in (the executable's, never PyInstaller's unpack folder)."""
+    if is_frozen():
+        return Path(sys.executable).resolve().parent
+    return Path(sys.argv[0]).resolve().parent
+
+
+def is_interactive() -> bool:
+    """True when a person is at a terminal; False under scripts, CI, pipes."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def say(text: str = "", stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except UnicodeEncodeError:  # old Windows consoles: never die on a character
+        enc = getattr(stream, "encoding", None) or "ascii"
+        print(text.encode(enc, "replace").decode(enc), file=stream, flush=True)
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    """Ask y/n only when a person is there; scripts and --yes never wait."""
+    if assume_yes or not is_interactive():
+        return True
+    try:
+        answer = input(f"{question} [Y/n] ").strip().lower()
+    except EOFError:
+        return True
+    return answer in ("", "y", "yes", "j", "ja", "o", "oui", "s", "si")
+
+
+def pause_before_exit(started_by_double_click: bool) -> None:
+    """Keep a double-clicked window open so the verdict can be read."""
+    if started_by_double_click and is_interactive() and not os.environ.get("CI"):
+        try:
+            input("\nPress Enter to close this window.")
+        except EOFError:
+            pass
+
+
+def verdict(title: str, lines: list[str], ok: bool) -> None:
+    """A framed final verdict: the one thing a person must read."""
+    mark = "OK" if ok else "ATTENTION"
+    body = [f"{mark}: {title}", *lines]
+    width = min(max(len(line) for line in body) + 4, 100)
+    say("")
+    say("=" * width)
+    for line in body:
+        say(f"  {line}")
+    say("=" * width)
+
+
+def error(message: str, what_to_do: str = "") -> None:
+    say(f"ERROR: {message}", sys.stderr)
+    if what_to_do:
+        say(f"  What to do: {what_to_do}", sys.stderr)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; sparse plain lines when output is a file or pipe."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = max(total, 0)
+        self.label = label
+        self.done = 0
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+        self._last_decile = -1
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_draw >= 0.1 or self.done >= self.total:
+                self._last_draw = now
+                self._draw(now)
+        else:
+            decile = (10 * self.done // self.total) if self.total else 10
+            if decile != self._last_decile and (decile % 2 == 0 or self.done >= self.total):
+                self._last_decile = decile
+                say(f"{self.label}: {self.done}/{self.total} files", self.stream)
+
+    def _draw(self, now: float) -> None:
+        frac = self.done / self.total if self.total else 1.0
+        width = 30
+        filled = int(width * frac)
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.done) / rate if rate > 0 else 0.0
+        eta = f"{int(left // 60)}m{int(left % 60):02d}s left" if self.done < self.total else "done"
+        line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {eta}   "
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()

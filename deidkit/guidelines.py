@@ -1,0 +1,388 @@
+"""Guideline table loading and validation: the one source of truth for what must not leave.
+
+Files (bundled in guidelines/, each overridable by a copy next to the executable or --guidelines):
+  confidentiality_profile.csv  PS3.15 Table E.1-1 with the Basic Profile and option actions
+  safe_private.csv             PS3.15 Table E.3.10-1 (Retain Safe Private option)
+  attribute_types.csv          PS3.3 module Types used to resolve combined codes
+  settings.ini                 which options the site runs with, pseudonym and date settings
+The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
+"""
+from __future__ import annotations
+
+import configparser
+import csv
+import hashlib
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILE_FILE = "confidentiality_profile.csv"
+SAFE_PRIVATE_FILE = "safe_private.csv"
+TYPES_FILE = "attribute_types.csv"
+SETTINGS_FILE = "settings.ini"
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE)
+
+OPTIONS = (
+    "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
+    "retain_patient_characteristics", "retain_long_full_dates", "retain_long_modified_dates",
+    "clean_descriptors", "clean_structured_content", "clean_graphics",
+)
+# PS3.16 CID 7050 De-identification Method codes (scheme DCM).
+OPTION_CODES = {
+    "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "clean_pixel_data": ("113101", "Clean Pixel Data Option"),
+    "clean_graphics": ("113103", "Clean Graphics Option"),
+    "clean_structured_content": ("113104", "Clean Structured Content Option"),
+    "clean_descriptors": ("113105", "Clean Descriptors Option"),
+    "retain_long_full_dates": ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
+    "retain_long_modified_dates": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "retain_patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
+    "retain_device_identity": ("113109", "Retain Device Identity Option"),
+    "retain_uids": ("113110", "Retain UIDs Option"),
+    "retain_safe_private": ("113111", "Retain Safe Private Option"),
+    "retain_institution_identity": ("113112", "Retain Institution Identity Option"),
+}
+BASIC_CODES = {"D", "Z", "X", "K", "C", "U", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*"}
+OPTION_VALUES = {"", "K", "C"}
+# How protective a single code is when two enabled options disagree (higher wins).
+PROTECTION = {"X": 5, "Z": 4, "D": 3, "U": 3, "C": 2, "K": 1}
+VALID_VRS = {
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+    "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+    "UT", "UV",
+}
+_TAG_RE = re.compile(r"^\(([0-9A-Fa-fx]{4}),([0-9A-Fa-fx]{4})\)$")
+PRIVATE_TAG_TEXT = "(gggg,eeee)"
+
+
+class GuidelineError(ValueError):
+    """A guideline file is missing or malformed; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of Table E.1-1."""
+
+    tag: str
+    name: str
+    keyword: str
+    vr: str
+    basic: str
+    options: dict[str, str]
+    retired: bool
+
+    def code_under(self, enabled: frozenset[str]) -> str:
+        """The table's code for this row under the enabled options (may still be combined)."""
+        codes = [self.options[o] for o in OPTIONS if o in enabled and self.options.get(o)]
+        if not codes:
+            return self.basic
+        return max(codes, key=lambda c: PROTECTION[c])
+
+
+@dataclass(frozen=True)
+class SafePrivate:
+    private_creator: str
+    group: int
+    element_byte: int
+    name: str
+    vr: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    options: frozenset[str]
+    clean_pixel_data: bool = True
+    pseudonym_prefix: str = "SUBJ"
+    min_shift_days: int = 365
+    max_shift_days: int = 3650
+    hold_structured_reports: bool = True
+    hold_encapsulated_documents: bool = True
+
+
+@dataclass(frozen=True)
+class Guidelines:
+    edition: str
+    rules: dict[int, Rule]
+    masked: tuple[tuple[int, int, Rule], ...]  # (mask, value, rule) for (50xx,xxxx) etc.
+    private_rule: Rule
+    safe_private: dict[tuple[str, int, int], SafePrivate]
+    types: dict[int, tuple[tuple[str, tuple[str, ...]], ...]]  # tag -> ((type, iod prefixes), ...)
+    settings: Settings
+    sha256: str
+    overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
+
+    # ---- the questions the engine and verify ask -------------------------------------------
+    def rule_for(self, tag: int) -> Rule | None:
+        """The Table E.1-1 row covering a public tag (exact first, then masked groups)."""
+        rule = self.rules.get(tag)
+        if rule is not None:
+            return rule
+        for mask, value, masked_rule in self.masked:
+            if tag & mask == value:
+                return masked_rule
+        return None
+
+    def action_for(self, tag: int, sop_class_uid: str = "") -> str | None:
+        """One resolved code (X, Z, D, K, C or U) for a public tag, or None if not in the table."""
+        rule = self.rule_for(tag)
+        if rule is None:
+            return None
+        return resolve_combined(rule.code_under(self.settings.options), self.module_type(tag, sop_class_uid))
+
+    def module_type(self, tag: int, sop_class_uid: str = "") -> str | None:
+        """PS3.3 Type of the attribute in this SOP Class where attribute_types.csv knows it."""
+        entries = self.types.get(tag, ())
+        general = None
+        for attr_type, iods in entries:
+            if iods == ("*",):
+                general = attr_type
+            elif sop_class_uid and any(sop_class_uid.startswith(p) for p in iods):
+                return attr_type
+        return general
+
+    def safe_private_entry(self, creator: str, group: int, element: int) -> SafePrivate | None:
+        """The Table E.3.10-1 row for a private element, matched by creator and element byte."""
+        return self.safe_private.get((creator.strip().lower(), group, element & 0xFF))
+
+    def private_action(self) -> str:
+        """Code for private attributes that are not on the safe list (X unless the table says)."""
+        return resolve_combined(self.private_rule.basic, None)
+
+    @property
+    def retain_safe_private(self) -> bool:
+        return "retain_safe_private" in self.settings.options
+
+    def describe(self) -> str:
+        opts = ", ".join(o for o in OPTIONS if o in self.settings.options) or "none"
+        return f"PS3.15 {self.edition} Table E.1-1, options: {opts}"
+
+
+def resolve_combined(code: str, module_type: str | None) -> str:
+    """Pick one code from a combined one (PS3.15 E.1.1).
+
+    Type 1 needs a value (D), Type 2 may be empty (Z), Type 3 may go (X). Where the Type is not
+    known we take Z when offered (valid whether the attribute is Type 2 or 3 and leaks nothing),
+    else X. X/Z/U* keeps the sequence with its UIDs remapped (U), which keeps references valid.
+    """
+    if "/" not in code:
+        return code
+    parts = code.split("/")
+    if "U*" in parts:
+        return "U"
+    if module_type is not None:
+        wanted = {"1": "D", "2": "Z", "3": "X"}.get(module_type[0])
+        if wanted in parts:
+            return wanted
+        if wanted == "X" and "Z" in parts:
+            return "Z"
+    if "Z" in parts:
+        return "Z"
+    return "X" if "X" in parts else parts[-1]
+
+
+def parse_tag(text: str) -> tuple[int, int] | None:
+    """'(0010,0010)' -> (mask, value); x digits are wildcards. None if not a tag."""
+    m = _TAG_RE.match(text.strip())
+    if not m:
+        return None
+    digits = m.group(1) + m.group(2)
+    mask = int("".join("0" if c in "xX" else "F" for c in digits), 16)
+    value = int("".join("0" if c in "xX" else c for c in digits), 16)
+    return mask, value
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def bundled_dir() -> Path:
+    """guidelines/ inside the frozen bundle, or beside the package in a source checkout."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
+    return base / "guidelines"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise GuidelineError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _csv_rows(text: str, name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Rows of a CSV whose leading '#' lines are comments, with their 1-based line numbers."""
+    lines = text.splitlines()
+    start = 0
+    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
+        start += 1
+    reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
+    if reader.fieldnames is None:
+        raise GuidelineError(f"{name}: no header row")
+    rows = []
+    for i, row in enumerate(reader):
+        if not any((v or "").strip() for v in row.values()):
+            continue
+        rows.append((start + 2 + i, {k: (v or "").strip() for k, v in row.items() if k}))
+    return list(reader.fieldnames), rows
+
+
+def _edition(text: str, name: str) -> str:
+    m = re.search(r"^#\s*edition:\s*(\S+)", text, re.M)
+    if not m:
+        raise GuidelineError(f"{name}: missing '# edition: ...' line at the top")
+    return m.group(1)
+
+
+def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, Rule], tuple, Rule]:
+    edition = _edition(text, name)
+    fields, rows = _csv_rows(text, name)
+    required = {"tag", "name", "vr", "basic", *OPTIONS}
+    missing = required - set(fields)
+    if missing:
+        raise GuidelineError(f"{name}: missing columns {', '.join(sorted(missing))}")
+    exact: dict[int, Rule] = {}
+    masked: list[tuple[int, int, Rule]] = []
+    private_rule = None
+    for line, row in rows:
+        where = f"{name} line {line}"
+        basic = row["basic"].upper()
+        if basic not in BASIC_CODES:
+            raise GuidelineError(f"{where}: action '{row['basic']}' is not one of {sorted(BASIC_CODES)}")
+        options = {o: row[o].upper() for o in OPTIONS}
+        for o, v in options.items():
+            if v not in OPTION_VALUES:
+                raise GuidelineError(f"{where}: column {o} holds '{v}'; only K, C or empty")
+        vr = row["vr"].upper()
+        if vr and vr not in VALID_VRS:
+            raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
+        rule = Rule(row["tag"], row["name"], row.get("keyword", ""), vr, basic, options,
+                    row.get("retired", "N").upper() == "Y")
+        if row["tag"].lower() == PRIVATE_TAG_TEXT:
+            private_rule = rule
+            continue
+        parsed = parse_tag(row["tag"])
+        if parsed is None:
+            raise GuidelineError(f"{where}: tag '{row['tag']}' is not like (0010,0010) or (60xx,3000)")
+        mask, value = parsed
+        if mask == 0xFFFFFFFF:
+            if value in exact:
+                raise GuidelineError(f"{where}: tag {row['tag']} is listed twice")
+            exact[value] = rule
+        else:
+            masked.append((mask, value, rule))
+    if private_rule is None:
+        raise GuidelineError(f"{name}: no row for private attributes {PRIVATE_TAG_TEXT}")
+    if len(exact) < 100:
+        raise GuidelineError(f"{name}: only {len(exact)} attributes; is this the right file?")
+    return edition, exact, tuple(masked), private_rule
+
+
+def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[str, int, int], SafePrivate]:
+    fields, rows = _csv_rows(text, name)
+    if not {"private_creator", "tag", "vr"} <= set(fields):
+        raise GuidelineError(f"{name}: needs columns private_creator, tag, vr")
+    out = {}
+    for line, row in rows:
+        m = re.match(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$", row["tag"])
+        if not m or int(m.group(1), 16) % 2 == 0:
+            raise GuidelineError(f"{name} line {line}: tag '{row['tag']}' is not a private tag like (0019,xx0C)")
+        vr = row["vr"].upper()
+        if vr and not set(vr.split("/")) <= VALID_VRS:
+            raise GuidelineError(f"{name} line {line}: VR '{vr}' is not a DICOM VR")
+        group, elem = int(m.group(1), 16), int(m.group(2), 16)
+        out[(row["private_creator"].lower(), group, elem)] = SafePrivate(
+            row["private_creator"], group, elem, row.get("name", ""), vr)
+    return out
+
+
+def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
+    _, rows = _csv_rows(text, name)
+    out: dict[int, list] = {}
+    for line, row in rows:
+        parsed = parse_tag(row.get("tag", ""))
+        attr_type = row.get("type", "")
+        if parsed is None or parsed[0] != 0xFFFFFFFF or attr_type[:1] not in {"1", "2", "3"}:
+            raise GuidelineError(f"{name} line {line}: needs a tag like (0010,0020) and a type 1, 2 or 3")
+        iods = tuple(p.strip() for p in row.get("iods", "*").split("|") if p.strip()) or ("*",)
+        out.setdefault(parsed[1], []).append((attr_type, iods))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
+    cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    try:
+        cp.read_string(text, source=name)
+    except configparser.Error as e:
+        raise GuidelineError(f"{name}: {e}".splitlines()[0]) from None
+
+    def flag(section: str, key: str, default: bool) -> bool:
+        try:
+            return cp.getboolean(section, key, fallback=default)
+        except ValueError:
+            raise GuidelineError(f"{name}: [{section}] {key} must be yes or no") from None
+
+    def number(section: str, key: str, default: int) -> int:
+        try:
+            return cp.getint(section, key, fallback=default)
+        except ValueError:
+            raise GuidelineError(f"{name}: [{section}] {key} must be a whole number") from None
+
+    if cp.has_section("profile"):
+        unknown = set(cp["profile"]) - set(OPTIONS) - {"clean_pixel_data"}
+        if unknown:
+            raise GuidelineError(f"{name}: [profile] has unknown option(s) {', '.join(sorted(unknown))}")
+    enabled = frozenset(o for o in OPTIONS if flag("profile", o, False))
+    if {"retain_long_full_dates", "retain_long_modified_dates"} <= enabled:
+        raise GuidelineError(f"{name}: choose one of retain_long_full_dates and retain_long_modified_dates")
+    lo, hi = number("dates", "min_shift_days", 365), number("dates", "max_shift_days", 3650)
+    if not 1 <= lo <= hi <= 36500:
+        raise GuidelineError(f"{name}: [dates] needs 1 <= min_shift_days <= max_shift_days <= 36500")
+    prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
+        raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
+    return Settings(
+        options=enabled,
+        clean_pixel_data=flag("profile", "clean_pixel_data", True),
+        pseudonym_prefix=prefix,
+        min_shift_days=lo, max_shift_days=hi,
+        hold_structured_reports=flag("held_back", "hold_structured_reports", True),
+        hold_encapsulated_documents=flag("held_back", "hold_encapsulated_documents", True),
+    )
+
+
+def locate(override_dir: Path | None = None) -> dict[str, Path]:
+    """Which copy of each guideline file to use: override_dir's when present, else the bundle's."""
+    chosen = {}
+    for fname in GUIDELINE_FILES:
+        candidate = override_dir / fname if override_dir else None
+        chosen[fname] = candidate if candidate is not None and candidate.is_file() else bundled_dir() / fname
+    return chosen
+
+
+def load(override_dir: Path | None = None) -> Guidelines:
+    """Load and validate the guideline files; raises GuidelineError naming the bad file/line."""
+    paths = locate(override_dir)
+    texts = {fname: _read(path) for fname, path in paths.items()}
+    digest = hashlib.sha256()
+    for fname in GUIDELINE_FILES:
+        digest.update(fname.encode() + b"\0" + texts[fname].replace("\r\n", "\n").encode("utf-8") + b"\0")
+    edition, exact, masked, private_rule = parse_profile(texts[PROFILE_FILE])
+    overridden = tuple(f for f, p in paths.items() if p.parent != bundled_dir())
+    return Guidelines(
+        edition=edition, rules=exact, masked=masked, private_rule=private_rule,
+        safe_private=parse_safe_private(texts[SAFE_PRIVATE_FILE]),
+        types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
+        sha256=digest.hexdigest(), overridden=overridden,
+    )
+
+
+def register_new_attributes(guidelines: Guidelines) -> None:
+    """Teach pydicom the VRs of table attributes newer than its dictionary (read as UN otherwise)."""
+    from pydicom.datadict import add_dict_entries, dictionary_has_tag
+
+    new = {}
+    for tag, rule in guidelines.rules.items():
+        if rule.vr and not dictionary_has_tag(tag):
+            keyword = re.sub(r"[^A-Za-z0-9]", "", rule.name.title())
+            new[tag] = (rule.vr, "1-n" if rule.vr != "SQ" else "1", rule.name, "", keyword)
+    if new:
+        add_dict_entries(new)
