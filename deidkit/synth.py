@@ -1,0 +1,493 @@
+"""Synthetic PACS exports with fake PHI, for --demo, tests and benchmarks. Never real data.
+
+`make_export(root)` writes an export shaped like real ones: patient-named folders, files with and
+without .dcm, a media-style subtree with DICOMDIR, reports, viewer files, broken files, and PHI
+planted in every Table E.1-1 attribute that can hold a value (also in nested sequences, private
+tags, overlays, file meta and three character sets). It returns what it planted, so a test can
+prove that none of it comes out.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from . import guidelines as gl
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
+SC_IMAGE = "1.2.840.10008.5.1.4.1.1.7"
+BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
+KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
+SITE_ROOT = "1.2.826.0.1.3680043.9.7777."  # a made-up "hospital" UID root
+
+# Tags the synthetic export sets itself with structural values; planting would break the file.
+_STRUCTURAL = {0x00080018, 0x0020000D, 0x0020000E, 0x00200052, 0x00080016}
+
+
+@dataclass
+class FakePatient:
+    name: str            # DICOM PN, "Family^Given^Middle"
+    patient_id: str
+    birth_date: str      # YYYYMMDD
+    charset: str         # Specific Character Set value
+    address: str
+    phone: str
+    accession: str
+    study_date: str
+    folder: str          # how the PACS named the export folder
+
+    def name_parts(self) -> list[str]:
+        parts = []
+        for group in self.name.split("="):
+            for p in group.replace("^", " ").split():
+                if len(p) >= 2:
+                    parts.append(p)
+        return parts
+
+
+PATIENTS = [
+    FakePatient("DOE^JOHN^QUINCY", "MRN1234567", "19610203", "ISO_IR 100",
+                "12 Elm Street, Springfield", "+1 555 0100 2345", "ACC9876543", "20240115",
+                "DOE^JOHN_19610203"),
+    FakePatient("MÜLLER^JÜRGEN", "4711081542", "19750830", "ISO_IR 100",
+                "Königsallee 5, Düsseldorf", "0211 5550199", "A20240116X", "20240116",
+                "MRN 4711081542"),
+    FakePatient("Иванова^Анна", "RU-00077", "19880412", "ISO_IR 192",
+                "ул. Ленина 7, Казань", "+7 843 555 0177", "RU2024ACC", "20240117",
+                "Ivanova Anna 1988-04-12"),
+    FakePatient("ヤマダ^タロウ=山田^太郎=やまだ^たろう", "JP5551234", "19500101", "\\ISO 2022 IR 87",
+                "Tokyo Chiyoda 1-1", "03 5550 1234", "JPACC55512", "20240118",
+                "YAMADA TARO"),
+]
+
+
+@dataclass
+class SynthExport:
+    root: Path
+    patients: list[FakePatient]
+    planted_text: set[str] = field(default_factory=set)     # strings that must never come out
+    planted_uids: set[str] = field(default_factory=set)     # original UIDs
+    dicom_files: list[Path] = field(default_factory=list)   # readable DICOM that should go out
+    held_back_expected: list[Path] = field(default_factory=list)  # SR text, PDF, burned-in
+    bad_files: list[Path] = field(default_factory=list)     # zero-byte, truncated, not DICOM
+    non_dicom: list[Path] = field(default_factory=list)
+
+    def all_secrets(self) -> set[str]:
+        out = set(self.planted_text)
+        for p in self.patients:
+            out.update([p.patient_id, p.birth_date, p.accession, p.address, p.phone,
+                        p.folder, p.study_date, *p.name_parts()])
+        return {s for s in out if len(s) >= 4}
+
+
+def _uid(*parts: object) -> str:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
+
+
+# ---- a tiny 5x7 bitmap font so burned-in text is real pixels ------------------------------
+_FONT = {
+    "A": "01110100011000111111100011000110001", "B": "11110100011111010001100011000111110",
+    "C": "01110100011000010000100001000101110", "D": "11110100011000110001100011000111110",
+    "E": "11111100001111010000100001000011111", "F": "11111100001111010000100001000010000",
+    "G": "01110100011000010111100011000101111", "H": "10001100011111110001100011000110001",
+    "I": "01110001000010000100001000010001110", "J": "00111000100001000010000101001001100",
+    "K": "10001100101010011000101001001010001", "L": "10000100001000010000100001000011111",
+    "M": "10001110111010110001100011000110001", "N": "10001110011010110011100011000110001",
+    "O": "01110100011000110001100011000101110", "P": "11110100011111010000100001000010000",
+    "Q": "01110100011000110001101011001001101", "R": "11110100011111010100100101000110001",
+    "S": "01111100000111000001000010000111110", "T": "11111001000010000100001000010000100",
+    "U": "10001100011000110001100011000101110", "V": "10001100011000110001100010101000100",
+    "W": "10001100011000110101101011101110001", "X": "10001100010101000100010101000110001",
+    "Y": "10001100010101000100001000010000100", "Z": "11111000010001000100010001000011111",
+    "0": "01110100011001110101110011000101110", "1": "00100011000010000100001000010001110",
+    "2": "01110100010000100010001000100011111", "3": "11111000100010000010000011000101110",
+    "4": "00010001100101010010111110001000010", "5": "11111100001111000001000011000101110",
+    "6": "00110010001000011110100011000101110", "7": "11111000010001000100010000100001000",
+    "8": "01110100011000101110100011000101110", "9": "01110100011000101111000010001001100",
+    "/": "00001000010001000100010001000010000", "-": "00000000000000011111000000000000000",
+    ":": "00000011000110000000011000110000000", ".": "00000000000000000000000000110001100",
+    "^": "00100010101000100000000000000000000", " ": "0" * 35,
+}
+
+
+def burn_text(image: np.ndarray, text: str, row: int, col: int, value: int, scale: int = 2) -> None:
+    """Draw text into a 2-D (or 3-D RGB) array in place with the 5x7 font."""
+    x = col
+    for ch in text.upper():
+        glyph = _FONT.get(ch, _FONT[" "])
+        bits = np.array([int(b) for b in glyph], dtype=bool).reshape(7, 5)
+        bits = np.kron(bits, np.ones((scale, scale), dtype=bool))
+        h, w = bits.shape
+        if row + h > image.shape[0] or x + w > image.shape[1]:
+            break
+        region = image[row:row + h, x:x + w]
+        region[bits] = value
+        x += w + scale
+    return None
+
+
+def _phantom(rows: int, cols: int, seed: int, bits: int = 16) -> np.ndarray:
+    """An anatomy-like smooth image with noise (no text)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    cy, cx = rows / 2, cols / 2
+    body = ((yy - cy) / (rows * 0.42)) ** 2 + ((xx - cx) / (cols * 0.36)) ** 2 < 1
+    organ = ((yy - cy * 0.9) / (rows * 0.12)) ** 2 + ((xx - cx * 1.2) / (cols * 0.1)) ** 2 < 1
+    top = 1200 if bits > 8 else 180
+    img = np.where(body, top * 0.6, 0) + np.where(organ, top * 0.3, 0)
+    img = img + rng.normal(0, top * 0.02, size=(rows, cols))
+    dtype = np.uint16 if bits > 8 else np.uint8
+    return np.clip(img, 0, top).astype(dtype)
+
+
+# ---- planting PHI in every table attribute ------------------------------------------------
+
+def _value_for(vr: str, marker: str, patient: FakePatient, uids: set[str], seq_depth: int):
+    """A planted value of the right VR; text markers are unique per attribute."""
+    if vr == "PN":
+        return f"{patient.name.split('=')[0].split('^')[0]}^{marker}"
+    if vr in ("LO", "SH", "LT", "ST", "UT", "UC"):
+        limit = {"SH": 16, "LO": 64}.get(vr, 200)
+        return f"{marker} {patient.name_parts()[0]} {patient.patient_id}"[:limit]
+    if vr == "CS":
+        return marker[:16].upper()
+    if vr == "AE":
+        return marker[:16]
+    if vr == "DA":
+        return patient.study_date
+    if vr == "DT":
+        return patient.study_date + "101112.000000+0100"
+    if vr == "TM":
+        return "101112"
+    if vr == "UI":
+        uid = _uid("planted", marker)
+        uids.add(uid)
+        return uid
+    if vr == "UR":
+        return f"http://hospital.example/{marker}"
+    if vr in ("IS",):
+        return "4711"
+    if vr == "DS":
+        return "47.11"
+    if vr == "AS":
+        return "061Y"
+    if vr in ("US", "SS", "UL", "SL", "UV", "SV"):
+        return 47
+    if vr in ("FL", "FD"):
+        return 47.11
+    if vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV"):
+        data = f"{marker} {patient.patient_id} ".encode()
+        return data + (b"\0" if len(data) % 2 else b"")
+    if vr == "AT":
+        return 0x00100010
+    return None
+
+
+# Values a retained attribute (K under the default profile) gets: plausible and not identifying.
+_RETAINED_VALUES = {
+    0x00101010: "061Y", 0x00100040: "M", 0x00101020: "1.80", 0x00101030: "81.5",
+    0x00102203: "UNALTERED", 0x001021C0: 4, 0x001021A0: "NO", 0x00102160: "",
+    0x0072005F: "061Y",
+}
+
+
+def plant_table_attributes(ds: Dataset, patient: FakePatient, marker_prefix: str,
+                           planted: set[str], uids: set[str], guidelines: gl.Guidelines) -> None:
+    """Set every Table E.1-1 attribute that can hold a value, sequences with nested items."""
+    for tag, rule in sorted(guidelines.rules.items()):
+        if tag in _STRUCTURAL or tag >> 16 in (0x0000, 0x0002) or tag == 0x00100010 or tag == 0x00100020:
+            continue
+        vr = rule.vr.split(" ")[0] if rule.vr else ""
+        if not vr:
+            continue
+        if tag in _RETAINED_VALUES:
+            if _RETAINED_VALUES[tag] != "":
+                ds.add_new(tag, vr, _RETAINED_VALUES[tag])
+            continue
+        marker = f"{marker_prefix}{tag:08X}"
+        if vr == "SQ":
+            inner = Dataset()
+            inner.CodeValue = "T-D0050"
+            inner.CodingSchemeDesignator = "SRT"
+            inner.CodeMeaning = f"{marker} {patient.name_parts()[0]}"
+            inner.PersonName = f"{patient.name.split('=')[0]}"
+            inner.TextValue = f"{marker}T seen by {patient.name_parts()[0]}"
+            inner.ReferencedSOPInstanceUID = _uid("nested", marker)
+            uids.add(inner.ReferencedSOPInstanceUID)
+            inner.ReferencedSOPClassUID = CT_IMAGE
+            deeper = Dataset()
+            deeper.PatientID = patient.patient_id
+            deeper.ContentDate = patient.study_date
+            inner.ContentSequence = Sequence([deeper])
+            ds.add_new(tag, "SQ", Sequence([inner]))
+            planted.update({marker, f"{marker}T"})
+            continue
+        value = _value_for(vr, marker, patient, uids, 0)
+        if value is None:
+            continue
+        ds.add_new(tag, vr, value)
+        if vr in ("PN", "LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE", "UR", "OB", "OW", "UN"):
+            planted.add(marker if vr not in ("CS", "AE") else marker[:16])
+
+
+def _private_blocks(ds: Dataset, patient: FakePatient, planted: set[str]) -> None:
+    """Private data: one unknown vendor block with PHI, one safe-listed attribute."""
+    block = ds.private_block(0x0029, "ACME PHI STORE 1.0", create=True)
+    block.add_new(0x10, "LO", f"{patient.name.split('=')[0]}")
+    block.add_new(0x11, "OB", f"CSA {patient.patient_id} PRIVPHI{patient.patient_id}".encode().ljust(40, b"\0"))
+    planted.add(f"PRIVPHI{patient.patient_id}")
+    # Table E.3.10-1 lists (0019,xx0C) of SIEMENS MR HEADER as safe (B value).
+    safe = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    safe.add_new(0x0C, "IS", "1000")
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+def _base(patient: FakePatient, sop_class: str, study_uid: str, series_uid: str, sop_uid: str,
+          modality: str, series_number: int, instance: int) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = SITE_ROOT + "1"
+    meta.ImplementationVersionName = "HOSPPACS_7"
+    meta.SourceApplicationEntityTitle = "HOSP_PACS_AE1"
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = patient.charset
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = _uid("for", study_uid)
+    ds.PatientName = patient.name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = "M"
+    ds.PatientAge = "061Y"
+    ds.PatientWeight = "81.5"
+    ds.PatientSize = "1.80"
+    ds.PatientAddress = patient.address
+    ds.PatientTelephoneNumbers = patient.phone
+    ds.AccessionNumber = patient.accession
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = patient.study_date
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
+    ds.Modality = modality
+    ds.Manufacturer = "SIEMENS"
+    ds.ManufacturerModelName = "SOMATOM Force"
+    ds.BodyPartExamined = "CHEST"
+    ds.StationName = "CT01HOSPNORTH"
+    ds.InstitutionName = "St. Example General Hospital"
+    ds.ReferringPhysicianName = "HOUSE^GREGORY"
+    ds.StudyDescription = f"CT CHEST {patient.name_parts()[0]}"
+    ds.SeriesDescription = "AX LUNG 1.0 B70f"
+    ds.StudyID = "S" + patient.patient_id[-5:]
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = instance
+    ds.ImageComments = f"Patient {patient.name_parts()[0]} born {patient.birth_date} call {patient.phone}"
+    return ds
+
+
+def _add_pixels(ds: Dataset, pixels: np.ndarray) -> None:
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    if pixels.ndim == 3:
+        ds.SamplesPerPixel = 3
+        ds.PhotometricInterpretation = "RGB"
+        ds.PlanarConfiguration = 0
+    else:
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+    bits = 16 if pixels.dtype == np.uint16 else 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = 12 if bits == 16 else 8
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+
+
+def _add_overlay(ds: Dataset, patient: FakePatient, planted: set[str]) -> None:
+    rows, cols = ds.Rows, ds.Columns
+    ds.add_new(0x60000010, "US", rows)
+    ds.add_new(0x60000011, "US", cols)
+    ds.add_new(0x60000040, "CS", "G")
+    ds.add_new(0x60000050, "SS", [1, 1])
+    ds.add_new(0x60000100, "US", 1)
+    ds.add_new(0x60000102, "US", 0)
+    ov = np.zeros((rows, cols), dtype=np.uint8)
+    burn_text(ov, "OVL", 2, 2, 1, scale=1)
+    ds.add_new(0x60003000, "OW", np.packbits(ov.ravel(), bitorder="little").tobytes())
+    ds.add_new(0x60004000, "LT", f"OVLPHI {patient.name_parts()[0]}")
+    planted.add("OVLPHI")
+
+
+def _write(ds: Dataset, path: Path, implicit: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
+                plant_everything: bool = True, include_problems: bool = True,
+                patients: list[FakePatient] | None = None,
+                guidelines: gl.Guidelines | None = None) -> SynthExport:
+    """Write a synthetic PACS export under root and return what was planted where."""
+    guidelines = guidelines or gl.load()
+    gl.register_new_attributes(guidelines)
+    root.mkdir(parents=True, exist_ok=True)
+    patients = patients or PATIENTS
+    out = SynthExport(root=root, patients=patients)
+    for p_index, patient in enumerate(patients):
+        study_uid = _uid("study", patient.patient_id)
+        out.planted_uids.add(study_uid)
+        pdir = root / patient.folder / f"CT CHEST {patient.study_date[:4]}-{patient.study_date[4:6]}-{patient.study_date[6:]}"
+        image_uids = []
+        for s_index, (modality, sop_class) in enumerate([("CT", CT_IMAGE), ("CT", CT_IMAGE)]):
+            series_uid = _uid("series", patient.patient_id, s_index)
+            out.planted_uids.add(series_uid)
+            for i in range(instances_per_series):
+                sop_uid = _uid("sop", patient.patient_id, s_index, i)
+                out.planted_uids.add(sop_uid)
+                ds = _base(patient, sop_class, study_uid, series_uid, sop_uid, modality, s_index + 1, i + 1)
+                ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+                _add_pixels(ds, _phantom(image_size, image_size, seed=p_index * 100 + i))
+                if s_index == 1 and image_uids:
+                    ref = Dataset()
+                    ref.ReferencedSOPClassUID = CT_IMAGE
+                    ref.ReferencedSOPInstanceUID = image_uids[i % len(image_uids)]
+                    ds.ReferencedImageSequence = Sequence([ref])
+                    ds.SourceImageSequence = Sequence([ref])
+                if plant_everything and s_index == 0 and i == 0:
+                    plant_table_attributes(ds, patient, f"PHI{p_index}X", out.planted_text,
+                                           out.planted_uids, guidelines)
+                    # the table's PN rows planted the family name; keep the study linkable
+                    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, sop_uid
+                    _private_blocks(ds, patient, out.planted_text)
+                    _add_overlay(ds, patient, out.planted_text)
+                if s_index == 0:
+                    image_uids.append(sop_uid)
+                name = f"IM{i + 1:04d}" if s_index == 0 else f"{patient.name_parts()[0]}_{i + 1}.dcm"
+                path = pdir / f"SE{s_index + 1} {patient.patient_id}" / name
+                _write(ds, path, implicit=(p_index == 1 and s_index == 1))
+                out.dicom_files.append(path)
+        # a presentation state referencing the first series (references must stay valid)
+        ps_uid = _uid("gsps", patient.patient_id)
+        out.planted_uids.add(ps_uid)
+        ps = _base(patient, GSPS, study_uid, _uid("psser", patient.patient_id), ps_uid, "PR", 90, 1)
+        del ps.BodyPartExamined
+        ps.ContentLabel = "ANNOT"
+        ps.ContentCreatorName = patient.name.split("=")[0]
+        series_ref = Dataset()
+        series_ref.SeriesInstanceUID = _uid("series", patient.patient_id, 0)
+        series_ref.ReferencedImageSequence = Sequence()
+        for uid in image_uids:
+            item = Dataset()
+            item.ReferencedSOPClassUID = CT_IMAGE
+            item.ReferencedSOPInstanceUID = uid
+            series_ref.ReferencedImageSequence.append(item)
+        ps.ReferencedSeriesSequence = Sequence([series_ref])
+        out.planted_uids.add(ps.SeriesInstanceUID)
+        _write(ps, pdir / "PR" / "PS0001")
+        out.dicom_files.append(pdir / "PR" / "PS0001")
+        if p_index == 0:
+            _held_back_objects(root / patient.folder, patient, study_uid, image_size, out)
+    _media_subtree(root / "CDROM", patients[0], out, image_size)
+    if include_problems:
+        _problem_files(root, patients[0], out)
+    return out
+
+
+def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: int, out: SynthExport) -> None:
+    """Objects that must not go out unreviewed: SR with free text, a PDF, a US screen with text."""
+    sr = _base(patient, BASIC_TEXT_SR, study_uid, _uid("srser", patient.patient_id), _uid("sr", patient.patient_id),
+               "SR", 80, 1)
+    sr.ValueType = "CONTAINER"
+    item = Dataset()
+    item.RelationshipType = "CONTAINS"
+    item.ValueType = "TEXT"
+    item.TextValue = f"Findings for {patient.name_parts()[0]}: no acute disease. SRTEXTPHI"
+    sr.ContentSequence = Sequence([item])
+    out.planted_text.add("SRTEXTPHI")
+    _write(sr, pdir / "REPORT" / "SR0001.dcm")
+    pdf = _base(patient, ENCAPSULATED_PDF, study_uid, _uid("docser", patient.patient_id),
+                _uid("doc", patient.patient_id), "DOC", 81, 1)
+    pdf.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    pdf.EncapsulatedDocument = b"%PDF-1.4\n% " + patient.patient_id.encode() + b"\n%%EOF\n"
+    _write(pdf, pdir / "REPORT" / "DOC0001")
+    us = _base(patient, US_IMAGE, study_uid, _uid("usser", patient.patient_id), _uid("us", patient.patient_id),
+               "US", 70, 1)
+    img = (_phantom(size * 2, size * 2, seed=7, bits=8) // 2).astype(np.uint8)
+    burn_text(img, patient.name_parts()[0][:8], 4, 4, 255)
+    burn_text(img, patient.birth_date, 24, 4, 255)
+    _add_pixels(us, img)
+    # like one of the public deid-data samples: Burned In Annotation is not set at all
+    _write(us, pdir / "US" / "US0001")
+    out.planted_uids.update({sr.SOPInstanceUID, pdf.SOPInstanceUID, us.SOPInstanceUID, us.SeriesInstanceUID})
+    out.held_back_expected += [pdir / "REPORT" / "SR0001.dcm", pdir / "REPORT" / "DOC0001"]
+    out.dicom_files.append(pdir / "US" / "US0001")
+
+
+def _media_subtree(cd_root: Path, patient: FakePatient, out: SynthExport, size: int) -> None:
+    """A CD-style subtree: DICOMDIR at its root naming the patient, IHE folder names."""
+    from pydicom.fileset import FileSet
+
+    fs = FileSet()
+    study_uid = _uid("cdstudy", patient.patient_id)
+    series_uid = _uid("cdseries", patient.patient_id)
+    staged = []
+    for i in range(2):
+        sop = _uid("cdsop", patient.patient_id, i)
+        ds = _base(patient, MR_IMAGE, study_uid, series_uid, sop, "MR", 5, i + 1)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
+        ds.ManufacturerModelName = "Skyra"
+        ds.SeriesDescription = "T2 TSE AX"
+        _add_pixels(ds, _phantom(size, size, seed=50 + i))
+        staged.append(ds)
+        fs.add(ds)
+        out.planted_uids.add(sop)
+    out.planted_uids.update({study_uid, series_uid})
+    cd_root.mkdir(parents=True, exist_ok=True)
+    fs.write(cd_root)
+    for path in sorted(cd_root.rglob("*")):
+        if path.is_file() and path.name != "DICOMDIR":
+            out.dicom_files.append(path)
+    out.non_dicom.append(cd_root / "DICOMDIR")
+
+
+def _problem_files(root: Path, patient: FakePatient, out: SynthExport) -> None:
+    """What every real export has: viewer files, a PDF named .dcm, broken and odd files."""
+    viewer = root / "VIEWER"
+    viewer.mkdir(parents=True, exist_ok=True)
+    (viewer / "index.html").write_text(f"<html>Viewer for {patient.name}</html>", encoding="utf-8")
+    (root / "AUTORUN.INF").write_text("[autorun]\nopen=VIEWER\\viewer.exe\n", encoding="ascii")
+    report = root / patient.folder / f"Report_{patient.patient_id}.pdf"
+    report.write_bytes(b"%PDF-1.4\n" + patient.name.encode("utf-8") + b"\n%%EOF\n")
+    fake = root / patient.folder / "REPORT.dcm"
+    fake.write_bytes(b"%PDF-1.4\n" + patient.patient_id.encode() + b"\n%%EOF\n")
+    out.non_dicom += [viewer / "index.html", root / "AUTORUN.INF", report, fake]
+    broken = root / patient.folder / "BROKEN"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "IM_EMPTY").write_bytes(b"")
+    good = out.dicom_files[0].read_bytes()
+    (broken / "IM_TRUNC.dcm").write_bytes(good[: len(good) // 3])
+    out.bad_files += [broken / "IM_EMPTY", broken / "IM_TRUNC.dcm"]
+    # a dataset without preamble or file meta (old exports): valid, must be handled
+    ds = _base(patient, CT_IMAGE, _uid("study", patient.patient_id), _uid("series", patient.patient_id, 0),
+               _uid("nopreamble", patient.patient_id), "CT", 1, 99)
+    _add_pixels(ds, _phantom(32, 32, seed=3))
+    del ds.file_meta
+    nopre = broken / "NOPREAMBLE"
+    ds.save_as(nopre, implicit_vr=True, little_endian=True)
+    out.planted_uids.add(ds.SOPInstanceUID)
+    out.dicom_files.append(nopre)
+
