@@ -5,6 +5,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   safe_private.csv             PS3.15 Table E.3.10-1 (Retain Safe Private option)
   attribute_types.csv          PS3.3 module Types used to resolve combined codes
   settings.ini                 which options the site runs with, pseudonym and date settings
+  descriptor_vocabulary.txt    words Clean Descriptors may keep
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ PROFILE_FILE = "confidentiality_profile.csv"
 SAFE_PRIVATE_FILE = "safe_private.csv"
 TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
-GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE)
+VOCABULARY_FILE = "descriptor_vocabulary.txt"
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE)
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -95,6 +97,7 @@ class Settings:
     options: frozenset[str]
     clean_pixel_data: bool = True
     pseudonym_prefix: str = "SUBJ"
+    pseudonym_tags: tuple[int, ...] = (0x00100010, 0x00100020)
     min_shift_days: int = 365
     max_shift_days: int = 3650
     hold_structured_reports: bool = True
@@ -110,6 +113,7 @@ class Guidelines:
     safe_private: dict[tuple[str, int, int], SafePrivate]
     types: dict[int, tuple[tuple[str, tuple[str, ...]], ...]]  # tag -> ((type, iod prefixes), ...)
     settings: Settings
+    vocabulary: frozenset[str]
     sha256: str
     overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
 
@@ -130,6 +134,15 @@ class Guidelines:
         if rule is None:
             return None
         return resolve_combined(rule.code_under(self.settings.options), self.module_type(tag, sop_class_uid))
+
+    def resolve_basic(self, rule: Rule, sop_class_uid: str = "") -> str:
+        """The Basic Profile's single code for a row, ignoring options (fallback of C)."""
+        tag = parse_tag(rule.tag)
+        module_type = self.module_type(tag[1], sop_class_uid) if tag else None
+        return resolve_combined(rule.basic, module_type)
+
+    def settings_pseudonym_tags(self) -> tuple[int, ...]:
+        return self.settings.pseudonym_tags
 
     def module_type(self, tag: int, sop_class_uid: str = "") -> str | None:
         """PS3.3 Type of the attribute in this SOP Class where attribute_types.csv knows it."""
@@ -336,6 +349,14 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     lo, hi = number("dates", "min_shift_days", 365), number("dates", "max_shift_days", 3650)
     if not 1 <= lo <= hi <= 36500:
         raise GuidelineError(f"{name}: [dates] needs 1 <= min_shift_days <= max_shift_days <= 36500")
+    from pydicom.datadict import tag_for_keyword
+
+    tags = []
+    for keyword in cp.get("pseudonyms", "attributes", fallback="PatientName, PatientID").split(","):
+        tag = tag_for_keyword(keyword.strip())
+        if tag is None:
+            raise GuidelineError(f"{name}: [pseudonyms] attributes: '{keyword.strip()}' is not a DICOM keyword")
+        tags.append(tag)
     prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
     if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
         raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
@@ -343,10 +364,16 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
         options=enabled,
         clean_pixel_data=flag("profile", "clean_pixel_data", True),
         pseudonym_prefix=prefix,
+        pseudonym_tags=tuple(tags),
         min_shift_days=lo, max_shift_days=hi,
         hold_structured_reports=flag("held_back", "hold_structured_reports", True),
         hold_encapsulated_documents=flag("held_back", "hold_encapsulated_documents", True),
     )
+
+
+def parse_vocabulary(text: str) -> frozenset[str]:
+    return frozenset(line.strip().lower() for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
 
 
 def locate(override_dir: Path | None = None) -> dict[str, Path]:
@@ -371,6 +398,7 @@ def load(override_dir: Path | None = None) -> Guidelines:
         edition=edition, rules=exact, masked=masked, private_rule=private_rule,
         safe_private=parse_safe_private(texts[SAFE_PRIVATE_FILE]),
         types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
+        vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,
     )
 

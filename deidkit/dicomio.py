@@ -1,0 +1,230 @@
+"""Reading and writing DICOM files for the export: headers without pixels, pixels streamed.
+
+A file whose pixels are not touched is never decoded: its header is read with
+`stop_before_pixels`, de-identified, written, and the pixel data element is copied byte for byte
+from the source in chunks, so memory stays bounded whatever the file size.
+"""
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian)
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+DEFER_SIZE = 4 * 1024 * 1024  # large non-pixel values stay on disk until written
+COPY_CHUNK = 8 * 1024 * 1024
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+
+
+class Unreadable(Exception):
+    """A file that cannot be read as DICOM; the message is neutral (no value from the file)."""
+
+
+class NotDicom(Unreadable):
+    pass
+
+
+@dataclass
+class PixelSpan:
+    """Where the pixel data element (tag to end of value) sits in the source file."""
+
+    start: int
+    end: int
+    trailing_bytes: int
+
+
+@dataclass
+class Header:
+    dataset: Dataset
+    transfer_syntax: str
+    pixel_span: PixelSpan | None
+    streamable: bool  # False for deflated/big-endian: these are read and written whole
+
+
+def read_header(path: Path) -> Header:
+    """Read a file's header (no pixel data) and locate its pixel data element."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise Unreadable(f"cannot open ({e.strerror or 'error'})") from None
+    if size == 0:
+        raise Unreadable("empty file (0 bytes)")
+    try:
+        with path.open("rb") as fp:
+            head = fp.read(132)
+            has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+            if not has_preamble and not _looks_like_raw_dataset(head):
+                raise NotDicom("not a DICOM file")
+            fp.seek(0)
+            ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
+            stop = fp.tell()
+            _touch_all_values(ds)
+            ts = _transfer_syntax(ds)
+            if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
+                return Header(ds, ts, None, streamable=False)
+            span = _pixel_span(fp, stop, size, ts)
+            if span is None and stop < size:
+                raise Unreadable("truncated or corrupt: data after the header could not be read")
+            if span is None and _is_image_storage(ds):
+                raise Unreadable("truncated: image without pixel data")
+    except Unreadable:
+        raise
+    except InvalidDicomError:
+        raise NotDicom("not a DICOM file") from None
+    except PermissionError:
+        raise Unreadable("permission denied") from None
+    except OSError as e:
+        raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
+    except Exception as e:  # pydicom raises many kinds on corrupt input
+        raise Unreadable(f"corrupt or truncated header ({type(e).__name__})") from None
+    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+        if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+            return Header(ds, ts, span, streamable=True)
+        raise NotDicom("no SOP Instance UID: not a DICOM object")
+    return Header(ds, ts, span, streamable=True)
+
+
+def is_dicomdir(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
+
+
+def read_full(path: Path) -> Dataset:
+    """The whole dataset with pixel data (for files whose pixels are checked or re-encoded)."""
+    try:
+        with path.open("rb") as fp:
+            head = fp.read(132)
+            fp.seek(0)
+            ds = dcmread(fp, force=not (len(head) == 132 and head[128:132] == b"DICM"))
+            _touch_all_values(ds)
+            return ds
+    except Exception as e:
+        raise Unreadable(f"corrupt or truncated file ({type(e).__name__})") from None
+
+
+def _is_image_storage(ds: Dataset) -> bool:
+    """Image SOP classes must carry pixel data; pydicom reads a file cut short without complaint."""
+    from pydicom.uid import UID
+
+    sop_class = UID(str(ds.get("SOPClassUID", "")))
+    return "Rows" in ds or (sop_class.is_valid and "Image Storage" in sop_class.name)
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A dataset without preamble starts with a small even group tag (0008,xxxx) or (0002,xxxx)."""
+    if len(head) < 8:
+        return False
+    group_le = struct.unpack("<H", head[:2])[0]
+    group_be = struct.unpack(">H", head[:2])[0]
+    return group_le in (0x0002, 0x0008, 0x0010) or group_be in (0x0002, 0x0008)
+
+
+def _touch_all_values(ds: Dataset) -> None:
+    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing."""
+    for elem in ds.iterall():
+        _ = elem.value
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if ts:
+        return ts
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if not little:
+        return ExplicitVRBigEndian
+    return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+
+
+def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSpan | None:
+    """Parse the pixel data element header at `stop` and find where its value ends."""
+    fp.seek(stop)
+    head = fp.read(12)
+    if len(head) < 8:
+        return None
+    group, elem = struct.unpack("<HH", head[:4])
+    if (group, elem) not in _PIXEL_TAGS:
+        return None
+    implicit = ts == ImplicitVRLittleEndian
+    if implicit:
+        length = struct.unpack("<I", head[4:8])[0]
+        value_start = stop + 8
+    else:
+        vr = head[4:6]
+        if vr in _LONG_LENGTH_VRS:
+            if len(head) < 12:
+                raise Unreadable("truncated pixel data header")
+            length = struct.unpack("<I", head[8:12])[0]
+            value_start = stop + 12
+        else:
+            length = struct.unpack("<H", head[6:8])[0]
+            value_start = stop + 8
+    if length == 0xFFFFFFFF:
+        end = _encapsulated_end(fp, value_start, size)
+    else:
+        end = value_start + length
+    if end > size:
+        raise Unreadable("truncated: pixel data shorter than declared")
+    return PixelSpan(stop, end, size - end)
+
+
+def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
+    """End of an undefined-length (encapsulated) pixel data value: after the sequence delimiter."""
+    while True:
+        fp.seek(pos)
+        item = fp.read(8)
+        if len(item) < 8:
+            raise Unreadable("truncated: encapsulated pixel data has no end")
+        group, elem, length = struct.unpack("<HHI", item)
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return pos + 8
+        if (group, elem) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            raise Unreadable("corrupt encapsulated pixel data")
+        pos += 8 + length
+        if pos > size:
+            raise Unreadable("truncated: pixel data shorter than declared")
+
+
+def write_streamed(ds: Dataset, src: Path, span: PixelSpan | None, dst: Path) -> int:
+    """Write the de-identified header, then copy the pixel element bytes from src. Returns header size."""
+    with dst.open("wb") as out:
+        dcmwrite(out, ds, enforce_file_format=True)
+        header_size = out.tell()
+        if span is not None:
+            with src.open("rb") as fp:
+                fp.seek(span.start)
+                remaining = span.end - span.start
+                while remaining > 0:
+                    chunk = fp.read(min(COPY_CHUNK, remaining))
+                    if not chunk:
+                        raise Unreadable("truncated: pixel data shorter than declared")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+    return header_size
+
+
+def write_whole(ds: Dataset, dst: Path) -> int:
+    """Write a fully read dataset (pixels included). Returns the size before pixel data."""
+    with dst.open("wb") as out:
+        dcmwrite(out, ds, enforce_file_format=True)
+    return _header_size_estimate(dst)
+
+
+def _header_size_estimate(path: Path) -> int:
+    """Offset of the pixel data element in a written file (or its size), for the header check."""
+    data = path.read_bytes() if path.stat().st_size < 64 * 1024 * 1024 else path.open("rb").read(64 * 1024 * 1024)
+    for needle in (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"):
+        pos = data.find(needle, 132)
+        if pos != -1:
+            return pos
+    return len(data)
+

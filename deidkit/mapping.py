@@ -1,0 +1,160 @@
+"""Keyed, deterministic mapping of UIDs, patient pseudonyms and dates from a per-site secret key.
+
+Same key + same input -> same output, so re-runs and later exports of the same patient link up.
+Without the key nobody can link a pseudonym back to the patient (HMAC-SHA256).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import os
+import re
+import secrets
+import sys
+from hashlib import sha256
+from pathlib import Path
+
+KEY_FILE_NAME = "deidkit_site_key.txt"
+_DT_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(.*)$")
+
+
+class KeyError_(ValueError):
+    """The site key file is unreadable or malformed."""
+
+
+def default_key_path() -> Path:
+    """Hospital-side place for the site key: the user's application-data folder, never the output."""
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+        return base / "DeidKit" / KEY_FILE_NAME
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "DeidKit" / KEY_FILE_NAME
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "deidkit" / KEY_FILE_NAME
+
+
+def load_or_create_key(path: Path) -> tuple[bytes, bool]:
+    """Read the site key from path, creating a new random one there if missing. (key, created)."""
+    if path.exists():
+        text = path.read_text(encoding="ascii", errors="replace")
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                try:
+                    key = bytes.fromhex(line)
+                except ValueError:
+                    break
+                if len(key) >= 16:
+                    return key, False
+        raise KeyError_(f"the site key file {path} is damaged (no hex key of 32+ digits)")
+    key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        "# DeidKit site key. Keep it secret and backed up, on the hospital side only.\n"
+        "# The same key gives the same pseudonyms, UIDs and date shifts in later exports,\n"
+        "# so studies of one patient link up. Never send it with the data.\n"
+        f"{key.hex()}\n", encoding="ascii")
+    try:
+        os.chmod(tmp, 0o600)
+    except OSError:
+        pass
+    os.replace(tmp, path)
+    return key, True
+
+
+class Mapper:
+    """All keyed replacements. Pure: the same key gives the same answers in any process."""
+
+    def __init__(self, key: bytes, pseudonym_prefix: str = "SUBJ", min_shift_days: int = 365,
+                 max_shift_days: int = 3650) -> None:
+        self._key = key
+        self.prefix = pseudonym_prefix
+        self.min_shift = min_shift_days
+        self.max_shift = max_shift_days
+
+    def _mac(self, domain: str, value: str) -> bytes:
+        return hmac.new(self._key, domain.encode() + b"\0" + value.encode("utf-8", "surrogatepass"), sha256).digest()
+
+    def uid(self, original: str) -> str:
+        """A new UID under 2.25 (PS3.5 B.2) derived from the original; at most 44 characters."""
+        original = original.strip().rstrip("\0")
+        return "2.25." + str(int.from_bytes(self._mac("uid", original)[:16], "big"))
+
+    def patient_pseudonym(self, patient_key: str) -> str:
+        """PREFIX_ + 10 base32 characters; used for both Patient's Name and Patient ID."""
+        code = base64.b32encode(self._mac("patient", patient_key)[:10]).decode()[:10]
+        return f"{self.prefix}_{code}"
+
+    def date_offset_days(self, patient_key: str) -> int:
+        """Days every date of this patient moves back (same patient, same shift, every run)."""
+        span = self.max_shift - self.min_shift + 1
+        return -(self.min_shift + int.from_bytes(self._mac("dateshift", patient_key)[:8], "big") % span)
+
+    def short_code(self, value: str, length: int = 8) -> str:
+        """A neutral hex code for output folder/file names."""
+        return self._mac("name", value).hex()[:length].upper()
+
+
+def patient_key_of(patient_id: str, issuer: str, name: str, birth_date: str, study_uid: str) -> str:
+    """What identifies 'the same patient' across files: issuer + ID, else name + birth date."""
+    patient_id, issuer = patient_id.strip(), issuer.strip()
+    if patient_id:
+        return f"id:{issuer}|{patient_id}"
+    if name.strip():
+        return f"name:{name.strip().upper()}|{birth_date.strip()}"
+    return f"study:{study_uid.strip()}"
+
+
+# ---- dates ------------------------------------------------------------------------------------
+
+def shift_da(value: str, days: int) -> str | None:
+    """Shift a DA value (YYYYMMDD, also legacy YYYY.MM.DD and ranges). None if not a date."""
+    value = value.strip()
+    if not value:
+        return value
+    if "-" in value:
+        parts = value.split("-")
+        if len(parts) != 2:
+            return None
+        shifted = [shift_da(p, days) if p else "" for p in parts]
+        return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    digits = value.replace(".", "") if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", value) else value
+    if not re.fullmatch(r"\d{8}", digits):
+        return None
+    try:
+        d = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        return (d + dt.timedelta(days=days)).strftime("%Y%m%d")
+    except (ValueError, OverflowError):
+        return None
+
+
+def shift_dt(value: str, days: int) -> str | None:
+    """Shift the date part of a DT value, keeping time, fraction and UTC offset. None if invalid."""
+    value = value.strip()
+    if not value:
+        return value
+    if "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
+        parts = value.split("-")
+        if len(parts) == 2:
+            shifted = [shift_dt(p, days) if p else "" for p in parts]
+            return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    m = _DT_RE.match(value)
+    if not m:
+        return None
+    year, month, day, rest = m.group(1), m.group(2), m.group(3), m.group(4)
+    if rest and not re.fullmatch(r"(\d{2}){0,3}(\.\d{1,6})?([+-]\d{4})?", rest):
+        return None
+    try:
+        if month and day:
+            d = dt.date(int(year), int(month), int(day)) + dt.timedelta(days=days)
+            return d.strftime("%Y%m%d") + rest
+        # partial precision: move by whole months / years, never keep the original
+        months = round(days / 30.4375)
+        total = int(year) * 12 + (int(month) - 1 if month else 0) + (months if month else 0)
+        if not month:
+            return f"{int(year) + round(days / 365.25):04d}" + rest
+        return f"{total // 12:04d}{total % 12 + 1:02d}" + rest
+    except (ValueError, OverflowError):
+        return None

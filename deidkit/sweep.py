@@ -1,0 +1,269 @@
+"""Text checks shared by the engine and --verify: own identifiers, generic PHI shapes, cleaning.
+
+- `Identifiers.from_dataset(original)` gathers this patient's own identifiers from the original
+  header (name parts, IDs, birth date in common spellings, address, phone numbers).
+- `Identifiers.find(text)` says which of them a text still contains (any order, case, accents).
+- `find_generic_phi(text)` finds PHI shapes in free text: dates, phone numbers, e-mail, postal
+  addresses, ID-like numbers, person-name syntax.
+- `clean_descriptor(text, ...)` is Clean Descriptors: keep only known-safe words.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+
+# Honorifics and particles that are not identifying on their own.
+_NAME_STOPWORDS = {
+    "dr", "md", "mr", "mrs", "ms", "miss", "jr", "sr", "ii", "iii", "iv", "phd", "prof", "de", "la",
+    "le", "van", "von", "der", "den", "da", "di", "du", "del", "dos", "el", "al", "bin", "ben",
+}
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "october", "november", "december"]
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, for matching names however they were typed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _transliterate(token: str) -> str:
+    """German-style spellings without umlauts: Müller -> Mueller, Strauß -> Strauss."""
+    table = {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss", "ø": "oe", "å": "aa"}
+    return "".join(table.get(c, c) for c in token)
+
+
+def _is_cjk(token: str) -> bool:
+    return any(unicodedata.east_asian_width(c) in ("W", "F") for c in token)
+
+
+def date_spellings(yyyymmdd: str) -> set[str]:
+    """A date as people write it: 19610203, 1961-02-03, 03.02.1961, 02/03/1961, 3 Feb 1961 ..."""
+    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})", yyyymmdd.strip())
+    if not m:
+        return set()
+    y, mo, d = m.groups()
+    mi, di = int(mo), int(d)
+    if not 1 <= mi <= 12:
+        return {yyyymmdd}
+    out = {f"{y}{mo}{d}", f"{y}-{mo}-{d}", f"{y}/{mo}/{d}", f"{y}.{mo}.{d}",
+           f"{d}.{mo}.{y}", f"{d}/{mo}/{y}", f"{mo}/{d}/{y}", f"{d}-{mo}-{y}", f"{mo}-{d}-{y}",
+           f"{di}.{mi}.{y}", f"{di}/{mi}/{y}", f"{mi}/{di}/{y}", f"{d}{mo}{y}", f"{mo}{d}{y}",
+           f"{y}年{mi}月{di}日"}
+    for month in (_MONTHS[mi - 1], _MONTH_NAMES[mi - 1]):
+        out |= {f"{di} {month} {y}", f"{d} {month} {y}", f"{month} {di}, {y}", f"{month} {di} {y}",
+                f"{d}-{month}-{y}", f"{di}-{month}-{y}", f"{d}{month}{y}"}
+    return out
+
+
+@dataclass
+class Identifiers:
+    """One patient's own identifiers, from the original header. Holds PHI: never write it out."""
+
+    name_tokens: set[str] = field(default_factory=set)   # folded name parts
+    exact: set[str] = field(default_factory=set)         # folded IDs, dates, phones, address parts
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> "Identifiers":
+        ids = cls()
+        for elem in ds.iterall():
+            if elem.VR == "PN" and elem.value not in (None, ""):
+                values = elem.value if elem.VM > 1 else [elem.value]
+                for v in values:
+                    ids.add_name(str(v))
+        for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+                        "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
+            value = ds.get(keyword)
+            if isinstance(value, str):
+                ids.add_exact(value)
+        for seq_item in ds.get("OtherPatientIDsSequence", []) or []:
+            ids.add_exact(str(seq_item.get("PatientID", "")))
+        other = ds.get("OtherPatientIDs")
+        if other:
+            for v in (other if not isinstance(other, str) else [other]):
+                ids.add_exact(str(v))
+        birth = str(ds.get("PatientBirthDate", "") or "")
+        for spelling in date_spellings(birth):
+            ids.exact.add(fold(spelling))
+        for keyword in ("PatientAddress", "PatientTelephoneNumbers", "PatientTelecomInformation",
+                        "PatientMotherBirthName", "RegionOfResidence", "MilitaryRank"):
+            value = ds.get(keyword)
+            if value:
+                for v in (value if not isinstance(value, str) else [value]):
+                    ids.add_free_text(str(v))
+        return ids
+
+    def add_name(self, pn: str) -> None:
+        for token in re.split(r"[\^=\s,.\-'()]+", pn):
+            for variant in {token, _transliterate(token)}:
+                f = fold(variant)
+                if len(f) >= 2 and f not in _NAME_STOPWORDS and not f.isdigit():
+                    self.name_tokens.add(f)
+
+    def add_exact(self, value: str) -> None:
+        f = fold(value.strip())
+        if len(f) >= 3:
+            self.exact.add(f)
+            digits = re.sub(r"\D", "", f)
+            if len(digits) >= 5 and digits != f:
+                self.exact.add(digits)
+
+    def add_free_text(self, value: str) -> None:
+        for part in re.split(r"[,;^\n]+", value):
+            part = part.strip()
+            if len(part) >= 4:
+                self.exact.add(fold(part))
+            digits = re.sub(r"\D", "", part)
+            if len(digits) >= 6:
+                self.exact.add(digits)
+        for token in re.findall(r"\w{4,}", value):
+            if not token.isdigit():
+                self.name_tokens.add(fold(token))
+
+    def merge(self, other: "Identifiers") -> None:
+        self.name_tokens |= other.name_tokens
+        self.exact |= other.exact
+
+    def find(self, text: str) -> list[str]:
+        """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
+        if not text:
+            return []
+        folded = fold(text)
+        hits = []
+        words = set(re.findall(r"\w+", folded))
+        if self._name_hit(folded, words):
+            hits.append("name")
+        digits = re.sub(r"\D", "", folded)
+        for value in self.exact:
+            if value in folded or (value.isdigit() and len(value) >= 6 and value in digits):
+                hits.append("identifier")
+                break
+        return hits
+
+    def _name_hit(self, folded: str, words: set[str]) -> bool:
+        for token in self.name_tokens:
+            if _is_cjk(token):
+                if token in folded:
+                    return True
+            elif token in words:
+                return True
+            elif len(token) >= 4 and token in folded and re.search(rf"(?<![a-z]){re.escape(token)}", folded):
+                return True
+        return False
+
+    def encoded_needles(self, encodings: list[str]) -> list[bytes]:
+        """Byte strings to look for in a written file: names and IDs in the file's encodings."""
+        needles = set()
+        for value in self.exact | {t for t in self.name_tokens if len(t) >= 3 or _is_cjk(t)}:
+            for enc in encodings:
+                for variant in {value, value.upper(), value.title()}:
+                    try:
+                        b = variant.encode(enc)
+                    except (UnicodeEncodeError, LookupError):
+                        continue
+                    if len(b) >= 3:
+                        needles.add(b)
+        return sorted(needles)
+
+
+# ---- generic PHI shapes in free text ---------------------------------------------------------
+
+_GENERIC = [
+    ("date", re.compile(r"\b(19|20)\d{2}[-/.](0?[1-9]|1[0-2])[-/.](0?[1-9]|[12]\d|3[01])\b")),
+    ("date", re.compile(r"\b(0?[1-9]|[12]\d|3[01])[-/.](0?[1-9]|1[0-2])[-/.](19|20)?\d{2}\b")),
+    ("date", re.compile(r"\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b")),
+    ("date", re.compile(r"\b\d{1,2}\s*(" + "|".join(_MONTH_NAMES + _MONTHS) + r")[a-z]*\.?\s*,?\s*(19|20)\d{2}\b", re.I)),
+    ("date", re.compile(r"\b(" + "|".join(_MONTH_NAMES + _MONTHS) + r")[a-z]*\.?\s+\d{1,2},?\s+(19|20)\d{2}\b", re.I)),
+    ("email", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
+    ("url", re.compile(r"\b(https?://|www\.)\S+", re.I)),
+    ("phone", re.compile(r"(?<![\w.])(\+\d{1,3}[\s-]?)?(\(?\d{2,5}\)?[\s-]){1,3}\d{3,5}(?![\w.])")),
+    ("address", re.compile(r"\b\d{1,5}\s+\w+(\s\w+)?\s+(street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|"
+                           r"boulevard|way|court|ct|place|pl|square|sq)\b\.?", re.I)),
+    ("address", re.compile(r"\b\w+(strasse|straße|str\.|weg|allee|platz|gasse|laan|straat|vej|gatan|"
+                           r"rue|via|calle|ulica)\b\.?\s*\d{1,4}", re.I)),
+    ("address", re.compile(r"(ул\.|улица|пр\.|проспект)\s*\w+", re.I)),
+    ("id", re.compile(r"\b(?=[A-Z0-9-]*\d)[A-Z]{0,4}[-]?\d{5,}[A-Z]?\b", re.I)),
+    ("person_name", re.compile(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}")),
+    ("person_name", re.compile(r"\b(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+", re.I)),
+]
+
+
+@dataclass(frozen=True)
+class TextFinding:
+    kind: str   # date, email, url, phone, address, id, person_name
+    start: int
+    end: int
+
+
+def find_generic_phi(text: str) -> list[TextFinding]:
+    """PHI-shaped spans in free text. Conservative: used to decide what must not stay."""
+    found = []
+    for kind, pattern in _GENERIC:
+        for m in pattern.finditer(text):
+            found.append(TextFinding(kind, m.start(), m.end()))
+    return sorted(found, key=lambda f: (f.start, f.kind))
+
+
+def mask(text: str, keep: int = 1) -> str:
+    """Show the shape of a value without the value: 'DOE^JOHN' -> 'D**^J***'."""
+    out = []
+    run = 0
+    for c in text[:40]:
+        if c.isalnum():
+            out.append(c if run < keep else "*")
+            run += 1
+        else:
+            out.append(c)
+            run = 0
+    return "".join(out) + ("..." if len(text) > 40 else "")
+
+
+# ---- Clean Descriptors -----------------------------------------------------------------------
+
+_NUMBER_RE = re.compile(r"\d{1,3}([.,]\d{1,4})?(%|x)?", re.I)
+_TECH_RE = re.compile(r"(?=.*\d)[a-z0-9*]{1,6}", re.I)  # kernels and codes: B70f, T2*, 3D, FC13
+_PART_SPLIT = re.compile(r"[/+\-_.:()\[\]^,;=#&]+")
+
+
+def _safe_piece(piece: str, vocabulary: frozenset[str]) -> tuple[bool, bool]:
+    """(acceptable, is a vocabulary word) for one piece of a descriptor."""
+    low = piece.lower()
+    if low in vocabulary:
+        return True, True
+    if _NUMBER_RE.fullmatch(piece):
+        return True, False
+    if _TECH_RE.fullmatch(piece) and sum(c.isdigit() for c in piece) < 4:
+        return True, False
+    m = re.fullmatch(r"(\d{1,3}(?:[.,]\d{1,4})?)([a-z]+)", low)
+    if m and m.group(2) in vocabulary:
+        return True, True
+    return False, False
+
+
+def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
+    """Keep only known-safe words, short numbers and technical codes; '' if no word is left.
+
+    Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
+    unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
+    """
+    kept: list[str] = []
+    has_word = False
+    for chunk in text.split():
+        if identifiers is not None and identifiers.find(chunk):
+            continue
+        ok, word = _safe_piece(chunk, vocabulary)
+        if not ok:
+            pieces = [p for p in _PART_SPLIT.split(chunk) if p]
+            verdicts = [_safe_piece(p, vocabulary) for p in pieces]
+            ok = bool(pieces) and all(v[0] for v in verdicts)
+            word = any(v[1] for v in verdicts)
+            if not pieces and len(chunk) <= 2:  # lone punctuation such as '-' or '/'
+                ok = True
+        if ok:
+            kept.append(chunk)
+            has_word = has_word or word
+    return " ".join(kept).strip(" -/.,:") if has_word else ""
