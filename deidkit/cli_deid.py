@@ -179,7 +179,7 @@ def _execute(config: RunConfig) -> int:
     notes = [f"Resumed: {summary.resumed} files were already done"] if summary.resumed else []
     held_csv = reports.write_hospital_side(config.hospital_dir, summary, config.guidelines,
                                            config.source, config.dest, notes)
-    _write_review_page(config, summary)
+    page = _write_review_page(config, summary)
     review = summary.needs_review
     lines = [
         f"De-identified: {summary.count('written')} files  ->  {config.dest}",
@@ -190,6 +190,8 @@ def _execute(config: RunConfig) -> int:
         lines += ["Some files were NOT de-identified and are not in the copy.",
                   f"The list (with original names) is in {held_csv}",
                   "Look at them with your PACS team before deciding; do not send them as they are."]
+        if page is not None:
+            lines.append(f"Images to look at: open {page} in a browser (it may show patient data).")
     else:
         lines += ["The copy is ready to send. Next: run rename_folders if your process asks for it,",
                   "then upload the output folder. Never send the _HOSPITAL_ONLY folder or the key."]
@@ -197,20 +199,24 @@ def _execute(config: RunConfig) -> int:
     return EXIT_REVIEW if review else EXIT_OK
 
 
-def _write_review_page(config: RunConfig, summary) -> None:
-    try:
-        from . import pixels
-        from .review_page import ReviewEntry, write_review_page  # noqa: F401
-    except ImportError:
-        return
+def _write_review_page(config: RunConfig, summary) -> Path | None:
+    """The hospital-side page showing held-back and blanked images (it may show PHI)."""
+    from .review_page import ReviewEntry, write_review_page
+
+    folder = config.hospital_dir / "review_images"
     entries = []
     for r in summary.results:
-        if r.thumbnails:
-            entries.append(ReviewEntry.from_files(r.ref, r.reason, [config.hospital_dir / "review_images" / t
-                                                                      for t in r.thumbnails]))
-    if entries:
-        write_review_page(config.hospital_dir / "review.html", entries)
-    del pixels
+        if not r.thumbnails:
+            continue
+        pngs = {name.rsplit("_", 1)[1].split(".")[0]: (folder / name).read_bytes()
+                for name in r.thumbnails if (folder / name).is_file()}
+        status = "hold" if r.status == HELD else "redacted"
+        entries.append(ReviewEntry(r.ref, r.reason, status, pngs.get("before"), pngs.get("after")))
+    if not entries:
+        return None
+    page = config.hospital_dir / "review.html"
+    write_review_page(page, entries)
+    return page
 
 
 def _demo(args: argparse.Namespace, guidelines, override: Path | None) -> int:

@@ -171,7 +171,7 @@ def _process(src: Path, result: FileResult) -> FileResult:
         return result
     ds = header.dataset
     pixels = _WORKER["pixels"]
-    at_risk = pixels.burned_in_risk(ds) if pixels is not None else _metadata_risk(ds)
+    at_risk = pixels.burned_in_risk(ds, _WORKER["rules"]) if pixels is not None else _metadata_risk(ds)
     hold = engine.hold_reason_for(ds, g)
     if hold:
         result.status, result.reason = HELD, hold
@@ -190,14 +190,15 @@ def _process(src: Path, result: FileResult) -> FileResult:
         result.status, result.reason = HELD, outcome.hold_reason
         return result
     if at_risk:
+        layout_matched = bool(pixels.matching_rules(ds, _WORKER["rules"]))
         pixel_outcome = pixels.clean_pixels(ds, _WORKER["rules"])
+        send, why = pixels.release_decision(pixel_outcome, layout_matched, g.settings.trust_pixel_detector)
         result.thumbnails = _save_thumbnails(result.ref, pixel_outcome)
-        if pixel_outcome.status == "hold":
-            result.status, result.reason = HELD, f"burned-in text ({pixel_outcome.reason})"
+        if not send:
+            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {why}"
             return result
         engine.add_clean_pixel_code(ds)
-        if pixel_outcome.status == "redacted":
-            result.reason = "burned-in text blanked"
+        result.reason = why
     ts = str(ds.file_meta.TransferSyntaxUID) if full is not None else header.transfer_syntax
     ds.file_meta = engine.new_file_meta(ds, ts)
     out_rel = output_path(ds, outcome.pseudonym, _WORKER["mapper"])
@@ -248,11 +249,12 @@ def _save_thumbnails(ref: str, outcome) -> list[str]:
     """Review images go to the hospital-side folder (they may show PHI)."""
     saved = []
     folder = _WORKER["hospital"] / "review_images"
-    for i, png in enumerate(getattr(outcome, "thumbnails", None) or []):
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{ref}_{i}.png"
-        path.write_bytes(png)
-        saved.append(path.name)
+    for label, png in (("before", outcome.before_png), ("after", outcome.after_png)):
+        if png:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{ref}_{label}.png"
+            path.write_bytes(png)
+            saved.append(path.name)
     return saved
 
 

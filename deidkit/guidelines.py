@@ -96,6 +96,7 @@ class SafePrivate:
 class Settings:
     options: frozenset[str]
     clean_pixel_data: bool = True
+    trust_pixel_detector: bool = False
     pseudonym_prefix: str = "SUBJ"
     pseudonym_tags: tuple[int, ...] = (0x00100010, 0x00100020)
     min_shift_days: int = 365
@@ -363,6 +364,7 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     return Settings(
         options=enabled,
         clean_pixel_data=flag("profile", "clean_pixel_data", True),
+        trust_pixel_detector=flag("pixels", "trust_detector", False),
         pseudonym_prefix=prefix,
         pseudonym_tags=tuple(tags),
         min_shift_days=lo, max_shift_days=hi,

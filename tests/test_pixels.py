@@ -1,0 +1,376 @@
+"""Burned-in pixel text: risk rules, layout rules, detection and redaction, review page.
+
+Images are built here with pydicom (text rendered with Pillow, a test-only dependency), plus
+two public ultrasound stills with fake PHI (tests/data/deid_data, MIT licence).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (ExplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLSLossless,
+                         RLELossless, generate_uid)
+
+from deidkit import pixel_detect, pixels
+from deidkit.guidelines import GuidelineError
+from deidkit.review_page import ReviewEntry, png_bytes, write_review_page
+
+DATA = Path(__file__).parent / "data" / "deid_data"
+US = "1.2.840.10008.5.1.4.1.1.6.1"
+SC = "1.2.840.10008.5.1.4.1.1.7"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+FAKE_PHI = ["DOE^JANE  MRN 00412345", "DOB 03/12/1961  ST MARY HOSP"]
+
+
+def anatomy(rows: int = 256, cols: int = 320, seed: int = 0) -> np.ndarray:
+    """Smooth disc with noise: no text (float 0..1)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:rows, :cols]
+    disc = (((yy - rows / 2) / (rows * 0.35)) ** 2 + ((xx - cols / 2) / (cols * 0.35)) ** 2) < 1
+    img = disc * (0.35 + 0.25 * np.sin(xx / 23.0) * np.cos(yy / 31.0))
+    return np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
+
+
+def text_mask(rows: int, cols: int, lines=FAKE_PHI, top: int = 4) -> np.ndarray:
+    layer = Image.new("L", (cols, rows), 0)
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(14)
+    for i, line in enumerate(lines):
+        draw.text((6, top + 18 * i), line, fill=255, font=font)
+    return np.asarray(layer) > 127
+
+
+def make_ds(frames: np.ndarray, photometric: str, *, sop: str = US, modality: str = "US",
+            bits: int = 8) -> Dataset:
+    """An uncompressed dataset from (frames, rows, cols[, 3]) array."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["t", photometric])
+    ds.SOPClassUID = sop
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.Manufacturer = "ACME"
+    n, rows, cols = frames.shape[:3]
+    ds.Rows, ds.Columns = rows, cols
+    if n > 1:
+        ds.NumberOfFrames = n
+    colour = frames.ndim == 4
+    ds.SamplesPerPixel = 3 if colour else 1
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8 if bits <= 8 else 16
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    return ds
+
+
+def grey_frames(n: int = 1, text_on=(0,), bits: int = 8, invert: bool = False) -> np.ndarray:
+    top = (1 << bits) - 1
+    out = []
+    for i in range(n):
+        img = anatomy(seed=i) * top
+        if i in text_on:
+            img[text_mask(*img.shape)] = top * 0.95
+        if invert:
+            img = top - img
+        out.append(img.round().astype(np.uint8 if bits <= 8 else np.uint16))
+    return np.stack(out)
+
+
+def rgb_frames(text: bool = True) -> np.ndarray:
+    g = anatomy() * 200
+    rgb = np.stack([g, g * 0.8, g * 0.6], axis=2)
+    if text:
+        rgb[text_mask(*g.shape)] = (255, 230, 0)
+    return rgb.round().astype(np.uint8)[None]
+
+
+def roundtrip(ds: Dataset) -> Dataset:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+
+
+def text_left(ds: Dataset) -> list:
+    """Boxes the detector still finds on any frame of a (re-read) dataset."""
+    arr = ds.pixel_array
+    frames = arr if int(ds.get("NumberOfFrames", 1)) > 1 else arr[None]
+    return [b for f in frames for b in pixel_detect.find_text_in_frame(f)]
+
+
+def assert_redacted(ds: Dataset, outcome: pixels.PixelOutcome, photometric: str) -> Dataset:
+    assert outcome.status == "redacted", outcome.reason
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.PhotometricInterpretation == photometric
+    assert ds.BurnedInAnnotation == "NO"
+    back = roundtrip(ds)
+    assert text_left(back) == []
+    assert outcome.before_png.startswith(b"\x89PNG") and outcome.after_png.startswith(b"\x89PNG")
+    return back
+
+
+# ---- risk rules ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, "SOP class Ultrasound"),
+    ({"SOPClassUID": SC, "Modality": "OT"}, "SOP class Secondary Capture"),
+    ({"SOPClassUID": CT, "Modality": "CT", "BurnedInAnnotation": "YES"}, "BurnedInAnnotation YES"),
+    ({"SOPClassUID": CT, "Modality": "CT", "ImageType": ["DERIVED", "SECONDARY", "SCREEN SAVE"]},
+     "ImageType SECONDARY"),
+    ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.1.1", "Modality": "XA"}, "modality XA"),
+    ({"SOPClassUID": CT, "Modality": "CT", "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}, None),
+])
+def test_risk_from_headers_read_without_pixels(tmp_path, changes, expected):
+    ds = make_ds(grey_frames(), "MONOCHROME2")
+    for k, v in changes.items():
+        setattr(ds, k, v)
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    assert "PixelData" not in header
+    assert pixels.burned_in_risk(header) == expected
+
+
+def test_non_image_objects_carry_no_pixel_risk():
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
+    ds.Modality = "SR"
+    assert pixels.burned_in_risk(ds) is None
+
+
+def test_burned_in_flag_no_does_not_clear_an_ultrasound():
+    ds = make_ds(grey_frames(), "MONOCHROME2")
+    ds.BurnedInAnnotation = "NO"
+    assert pixels.burned_in_risk(ds) == "SOP class Ultrasound"
+
+
+def test_known_layout_is_a_risk_for_any_modality():
+    rules = pixels.parse_redaction_rules("manufacturer,model,rows,columns,rectangles\nACME,,,,\"0,0,10,10\"\n")
+    ds = make_ds(grey_frames(), "MONOCHROME2", sop=CT, modality="CT")
+    assert pixels.burned_in_risk(ds) is None
+    assert pixels.burned_in_risk(ds, rules) == "known screen layout"
+
+
+# ---- layout rules table ------------------------------------------------------------------------
+
+def test_bundled_rules_load_and_follow_the_override_convention(tmp_path):
+    bundled = pixels.redaction_rules_path(None)
+    rules = pixels.load_redaction_rules(bundled)
+    assert rules and all(r.rectangles for r in rules)
+    assert pixels.redaction_rules_path(tmp_path) == bundled
+    (tmp_path / pixels.RULES_FILE).write_text("manufacturer,model,rows,columns,rectangles\nX,,,,\"1,2,3,4\"\n")
+    assert pixels.redaction_rules_path(tmp_path) == tmp_path / pixels.RULES_FILE
+    (rule,) = pixels.load_redaction_rules(tmp_path / pixels.RULES_FILE)
+    assert rule.rectangles == (pixel_detect.Box(2, 1, 6, 4),)
+
+
+@pytest.mark.parametrize("row, words", [
+    (",M,1,1,\"0,0,1,1\"", "manufacturer is empty"),
+    ("A,M,x,1,\"0,0,1,1\"", "rows must be"),
+    ("A,M,1,1,\"0,0,1\"", "not x,y,width,height"),
+])
+def test_bad_rule_rows_name_the_line(row, words):
+    text = "# comment\nmanufacturer,model,rows,columns,rectangles\n" + row + "\n"
+    with pytest.raises(GuidelineError, match=f"line 3: .*{words}"):
+        pixels.parse_redaction_rules(text)
+
+
+def test_layout_rectangles_are_blanked_even_without_detected_text():
+    frames = grey_frames(text_on=())
+    ds = make_ds(frames, "MONOCHROME2")
+    rules = pixels.parse_redaction_rules("manufacturer,model,rows,columns,rectangles\n"
+                                         "acme,,256,320,\"100,50,60,40\"\n")
+    outcome = pixels.clean_pixels(ds, rules)
+    back = assert_redacted(ds, outcome, "MONOCHROME2")
+    arr = back.pixel_array
+    assert (arr[50:90, 100:160] == frames[0].min()).all()
+    assert np.array_equal(arr[100:], frames[0][100:])
+    assert outcome.boxes == [[[50, 100, 90, 160]]]
+
+
+# ---- every photometric interpretation, bit depth, multi-frame ----------------------------------
+
+def test_text_free_image_is_clean_and_untouched():
+    ds = make_ds(grey_frames(text_on=()), "MONOCHROME2")
+    before = bytes(ds.PixelData)
+    outcome = pixels.clean_pixels(ds, [])
+    assert outcome.status == "clean"
+    assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert "BurnedInAnnotation" not in ds
+
+
+@pytest.mark.parametrize("photometric, bits, invert", [
+    ("MONOCHROME2", 8, False), ("MONOCHROME2", 12, False), ("MONOCHROME2", 16, False),
+    ("MONOCHROME1", 8, True), ("MONOCHROME1", 12, True),
+])
+def test_grey_text_is_blanked(photometric, bits, invert):
+    frames = grey_frames(bits=bits, invert=invert)
+    ds = make_ds(frames, photometric, bits=bits)
+    outcome = pixels.clean_pixels(ds, [])
+    back = assert_redacted(ds, outcome, photometric)
+    mask = text_mask(*frames.shape[1:])
+    arr = back.pixel_array
+    black = frames[0].max() if photometric == "MONOCHROME1" else frames[0].min()
+    assert (arr[mask] == black).all()  # every text pixel blanked to display black
+    assert np.array_equal(arr[150:], frames[0][150:])  # anatomy below untouched
+
+
+def test_rgb_text_is_blanked():
+    frames = rgb_frames()
+    ds = make_ds(frames, "RGB")
+    back = assert_redacted(ds, pixels.clean_pixels(ds, []), "RGB")
+    assert back.PlanarConfiguration == 0
+    assert (back.pixel_array[text_mask(*frames.shape[1:3])] == 0).all()
+
+
+def test_ybr_full_becomes_rgb():
+    from pydicom.pixels import convert_color_space
+    frames = convert_color_space(rgb_frames()[0], "RGB", "YBR_FULL")[None]
+    ds = make_ds(frames, "YBR_FULL")
+    assert_redacted(ds, pixels.clean_pixels(ds, []), "RGB")
+
+
+def test_palette_colour_keeps_its_palette_and_blanks_to_the_darkest_entry():
+    frames = grey_frames()
+    ds = make_ds(frames, "PALETTE COLOR")
+    ramp = np.arange(256, dtype=np.uint16) * 257
+    for colour, lut in (("Red", ramp), ("Green", ramp[::-1].copy()), ("Blue", ramp)):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", lut.tobytes())
+    outcome = pixels.clean_pixels(ds, [])
+    assert outcome.status == "redacted", outcome.reason
+    assert ds.PhotometricInterpretation == "PALETTE COLOR"
+    back = roundtrip(ds)
+    assert len(np.unique(back.pixel_array[text_mask(*frames.shape[1:])])) == 1
+    from pydicom.pixels import apply_color_lut
+    assert pixel_detect.find_text_in_frame(apply_color_lut(back.pixel_array, back)) == []
+
+
+def test_every_frame_is_checked():
+    frames = grey_frames(n=3, text_on=(1,))
+    ds = make_ds(frames, "MONOCHROME2")
+    outcome = pixels.clean_pixels(ds, [])
+    back = assert_redacted(ds, outcome, "MONOCHROME2")
+    assert [bool(b) for b in outcome.boxes] == [False, True, False]
+    assert back.pixel_array.shape == frames.shape
+    assert np.array_equal(back.pixel_array[0], frames[0]) and np.array_equal(back.pixel_array[2], frames[2])
+
+
+# ---- compressed transfer syntaxes -------------------------------------------------------------
+
+def _jpeg_baseline(frames: np.ndarray, photometric: str) -> Dataset:
+    ds = make_ds(frames, photometric)
+    encoded = []
+    for f in frames:
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="JPEG", quality=95, subsampling=2 if f.ndim == 3 else 0)
+        encoded.append(buf.getvalue())
+    ds.PixelData = encapsulate(encoded)
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    if frames.ndim == 4:
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+    return ds
+
+
+@pytest.mark.parametrize("kind", ["rle", "jpegls", "j2k", "jpeg-grey", "jpeg-ybr422"])
+def test_compressed_images_are_decoded_and_written_uncompressed(kind):
+    if kind == "jpeg-grey":
+        ds = _jpeg_baseline(grey_frames(n=2, text_on=(0, 1)), "MONOCHROME2")
+        photometric = "MONOCHROME2"
+    elif kind == "jpeg-ybr422":
+        ds = _jpeg_baseline(rgb_frames(), "RGB")
+        photometric = "RGB"
+    else:
+        ds = make_ds(grey_frames(n=2, text_on=(1,), bits=12), "MONOCHROME2", bits=12)
+        ds.compress({"rle": RLELossless, "jpegls": JPEGLSLossless, "j2k": JPEG2000Lossless}[kind])
+        photometric = "MONOCHROME2"
+    outcome = pixels.clean_pixels(ds, [])
+    assert_redacted(ds, outcome, photometric)
+
+
+def test_compressed_text_free_image_stays_compressed_and_byte_identical():
+    ds = make_ds(grey_frames(text_on=()), "MONOCHROME2")
+    ds.compress(RLELossless)
+    before = bytes(ds.PixelData)
+    assert pixels.clean_pixels(ds, []).status == "clean"
+    assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID == RLELossless
+
+
+# ---- held back ---------------------------------------------------------------------------------
+
+def test_page_full_of_text_is_held_back():
+    lines = [f"LINE {i:02d} DOE^JANE 1961-03-12 MRN 0041{i:04d}" for i in range(14)]
+    img = np.where(text_mask(256, 320, lines, top=2), 250, 20).astype(np.uint8)
+    ds = make_ds(img[None], "MONOCHROME2", sop=SC, modality="OT")
+    before = bytes(ds.PixelData)
+    outcome = pixels.clean_pixels(ds, [])
+    assert outcome.status == "hold" and "text" in outcome.reason
+    assert outcome.before_png.startswith(b"\x89PNG")
+    assert ds.PixelData == before
+
+
+def test_undecodable_or_unsupported_pixels_are_held_back():
+    ds = make_ds(grey_frames(), "MONOCHROME2")
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder
+    assert pixels.clean_pixels(ds, []).status == "hold"
+    ds = make_ds(grey_frames(), "MONOCHROME2")
+    ds.PixelData = ds.PixelData[:100]  # truncated
+    assert pixels.clean_pixels(ds, []).status == "hold"
+    ds = make_ds(grey_frames(), "RGB")
+    ds.RecognizableVisualFeatures = "YES"
+    assert pixels.clean_pixels(ds, []).status == "hold"
+
+
+# ---- public samples with fake PHI burned in ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["us_greyscale_rle.dcm", "us_rgb_rle.dcm"])
+def test_public_ultrasound_samples_are_redacted(name):
+    ds = pydicom.dcmread(DATA / name)
+    assert pixels.burned_in_risk(ds) is not None  # RGB sample has no Burned In Annotation at all
+    rules = pixels.load_redaction_rules(pixels.redaction_rules_path(None))
+    outcome = pixels.clean_pixels(ds, rules)
+    back = assert_redacted(ds, outcome, ds.PhotometricInterpretation)
+    top = back.pixel_array[:50]  # the name / ID / birth date band
+    assert top.max() == 0
+
+
+# ---- review page --------------------------------------------------------------------------------
+
+def test_png_writer_round_trips():
+    grey = (np.arange(60 * 40) % 251).astype(np.uint8).reshape(40, 60)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(grey)))), grey)
+    rgb = np.stack([grey, grey[::-1], 255 - grey], axis=2)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(rgb)))), rgb)
+
+
+def test_review_page_shows_every_held_back_and_redacted_image(tmp_path):
+    held = make_ds(grey_frames(), "MONOCHROME2")
+    held.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    hold = pixels.clean_pixels(make_ds(np.where(text_mask(256, 320, [f"ROW {i} DOE^JANE 0041234{i}"
+                                                                    for i in range(14)], 2), 250, 0)
+                                            .astype(np.uint8)[None], "MONOCHROME2"), [])
+    ds = make_ds(grey_frames(bits=16), "MONOCHROME2", bits=16)
+    red = pixels.clean_pixels(ds, [])
+    entries = [ReviewEntry("held-0001", hold.reason, hold.status, hold.before_png),
+               ReviewEntry("redacted-0002", red.reason, red.status, red.before_png, red.after_png)]
+    page = tmp_path / "pixel_review.html"
+    write_review_page(page, entries)
+    text = page.read_text(encoding="utf-8")
+    assert "must stay in the hospital" in text
+    assert text.count("<img") == 3 and "held-0001" in text and "redacted-0002" in text
+    assert "http" not in text  # nothing to fetch
+    for png in (hold.before_png, red.before_png, red.after_png):
+        im = Image.open(io.BytesIO(png))
+        assert max(im.size) <= 256
