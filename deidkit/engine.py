@@ -165,7 +165,8 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _recurse(elem, ctx, location, cleaning)
         elif vr in FREE_TEXT_VRS or vr == "UR":
             # kept by an option, yet free text: a PHI shape (URL, date, phone, ID...) still goes
-            if any(find_generic_phi(v) for v in _str_values(elem)):
+            # (ID shapes are not judged here: device serial numbers are what an option keeps)
+            if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
                 del ds[tag]
                 ctx.findings.append(Finding(location, "X", "kept attribute held PHI-shaped text"))
     elif code == "C":
@@ -206,7 +207,11 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     vr = elem.VR
     rule = ctx.guidelines.rule_for(elem.tag)
     fallback = ctx.guidelines.resolve_basic(rule, ctx.sop_class) if rule else "X"
-    if vr in ("DA", "DT", "TM"):
+    if rule is not None and "xx" in rule.tag.lower():
+        # masked groups are curves and overlays: graphics cannot be cleaned with confidence
+        del ds[elem.tag]
+        ctx.findings.append(Finding(location, "X", "graphics removed"))
+    elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
     elif vr == "SQ":
         _recurse(elem, ctx, location, cleaning=True)
