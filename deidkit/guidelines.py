@@ -6,6 +6,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   attribute_types.csv          PS3.3 module Types used to resolve combined codes
   settings.ini                 which options the site runs with, pseudonym and date settings
   descriptor_vocabulary.txt    words Clean Descriptors may keep
+  pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ SAFE_PRIVATE_FILE = "safe_private.csv"
 TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
-GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE)
+PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE)
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",

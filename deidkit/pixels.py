@@ -25,11 +25,11 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import pixel_detect
-from .guidelines import GuidelineError, bundled_dir
+from .guidelines import PIXEL_RULES_FILE, GuidelineError, bundled_dir
 from .pixel_detect import REDACTION_MARGIN, Box
 from .review_page import thumbnail_png
 
-RULES_FILE = "pixel_redaction_rules.csv"
+RULES_FILE = PIXEL_RULES_FILE  # one name, defined with the other guideline files
 MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, hold
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
