@@ -96,8 +96,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     """Apply the guideline table to ds in place; returns the findings and any hold reason."""
     ctx.sop_class = str(ds.get("SOPClassUID", ""))
     hold = hold_reason_for(ds, ctx.guidelines)
-    patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("IssuerOfPatientID", "") or ""),
-                                 str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
+    patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
     ctx.date_offset = ctx.mapper.date_offset_days(patient_key)

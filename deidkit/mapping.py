@@ -97,11 +97,15 @@ class Mapper:
         return self._mac("name", value).hex()[:length].upper()
 
 
-def patient_key_of(patient_id: str, issuer: str, name: str, birth_date: str, study_uid: str) -> str:
-    """What identifies 'the same patient' across files: issuer + ID, else name + birth date."""
-    patient_id, issuer = patient_id.strip(), issuer.strip()
+def patient_key_of(patient_id: str, name: str, birth_date: str, study_uid: str) -> str:
+    """What identifies 'the same patient' across files: the Patient ID, else name + birth date.
+
+    The Issuer of Patient ID is left out on purpose: PACS fill it in for some objects and not
+    others, which would split one patient into two pseudonyms.
+    """
+    patient_id = patient_id.strip()
     if patient_id:
-        return f"id:{issuer}|{patient_id}"
+        return f"id:{patient_id}"
     if name.strip():
         return f"name:{name.strip().upper()}|{birth_date.strip()}"
     return f"study:{study_uid.strip()}"

@@ -250,6 +250,8 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
     unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
     """
+    for found in reversed(find_generic_phi(text)):  # dates, phones, IDs... go before any word is judged
+        text = text[:found.start] + " " + text[found.end:]
     kept: list[str] = []
     has_word = False
     for chunk in text.split():
