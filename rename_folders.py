@@ -1,0 +1,13 @@
+"""rename_folders: rename patient-named folders and files in place to neutral indexed names.
+
+Drop it into an export folder and run it (or: python rename_folders.py ROOT --yes).
+See README.txt; the work is done by deidkit.rename.
+"""
+import multiprocessing
+import sys
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # first, for the frozen executable
+    from deidkit.rename import main
+
+    sys.exit(main())
