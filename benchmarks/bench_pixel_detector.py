@@ -1,6 +1,7 @@
 """Measure the burned-in text detector (deidkit.pixel_detect) on generated images.
 
     python benchmarks/bench_pixel_detector.py [--n 300] [--seed 1] [--show-misses DIR]
+    python benchmarks/bench_pixel_detector.py --train [--n 300]   (refit the line classifier)
 
 Generates 512x512 frames WITH text (names, dates, IDs in several fonts and sizes, high and low
 contrast, inverted, boxed, coloured, 16-bit; on black, noise, anatomy-like and ultrasound
@@ -14,6 +15,8 @@ bars, CR-like 16-bit). Prints:
               same frame measured in this run (so figures compare across machines).
 Targets (issue 5): recall >= 99%, FP <= 5%, < 50 ms per frame.
 Pillow renders the text here; the detector itself needs only numpy.
+--train refits pixel_detect's line classifier (boosted stumps) on frames from seeds 2 and 3,
+never the evaluation seed 1, and prints the arrays to paste into deidkit/pixel_detect.py.
 """
 from __future__ import annotations
 
@@ -312,6 +315,94 @@ def without_text(rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return as_kind(rng, img, kind), fn.__name__
 
 
+# ---- refitting the line classifier (seeds 2 and 3; evaluation uses seed 1) -------------------
+
+def _halve_mask(m: np.ndarray) -> np.ndarray:
+    return m[:m.shape[0] // 2 * 2, :m.shape[1] // 2 * 2].reshape(
+        m.shape[0] // 2, 2, m.shape[1] // 2, 2).any(axis=(1, 3))
+
+
+def training_rows(n: int, seeds=(2, 3)):
+    """Candidate features with labels: 1 when ink fills >= 8% of the box, 0 when no ink is near
+    (or the frame is text-free); candidates touching a little ink are left out. Also the id of
+    the text-free frame each negative comes from (-1 for text frames)."""
+    X, Y, frame_id = [], [], []
+    font_list = fonts()
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        items = [with_text(rng, font_list) for _ in range(n)] + [without_text(rng) for _ in range(n)]
+        for idx, item in enumerate(items):
+            is_text = len(item) == 3
+            for plane in pixel_detect.planes(item[0]):
+                g, ink = plane, item[1] if is_text else None
+                for level in range(pixel_detect.LEVELS):
+                    if min(g.shape) < 2 * pixel_detect.TILE:
+                        break
+                    for b, f in pixel_detect._candidates(g, level):
+                        y = 0
+                        if is_text:
+                            if ink[b.top:b.bottom, b.left:b.right].mean() >= 0.08:
+                                y = 1
+                            elif ink[max(0, b.top - 2):b.bottom + 2, max(0, b.left - 2):b.right + 2].any():
+                                continue
+                        X.append(f)
+                        Y.append(y)
+                        frame_id.append(-1 if is_text else seed * 100000 + idx)
+                    g = pixel_detect._halve(g)
+                    if is_text:
+                        ink = _halve_mask(ink)
+    return np.array(X), np.array(Y), np.array(frame_id)
+
+
+def fit_stumps(X: np.ndarray, Y: np.ndarray, rounds: int = 150, rate: float = 0.3,
+               positive_weight: float = 3.0) -> list[tuple[int, float, float, float]]:
+    """Gradient-boosted decision stumps on the logistic loss (feature 0 is a constant: skipped)."""
+    w = np.where(Y == 1, positive_weight, 1.0)
+    F = np.zeros(len(Y))
+    splits = [np.unique(np.quantile(X[:, j], np.linspace(0.02, 0.98, 40))) for j in range(X.shape[1])]
+    stumps = []
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-F))
+        g, h = w * (Y - p), w * p * (1 - p)
+        best = None
+        for j in range(1, X.shape[1]):
+            for t in splits[j]:
+                m = X[:, j] <= t
+                gl, hl, gr, hr = g[m].sum(), h[m].sum(), g[~m].sum(), h[~m].sum()
+                gain = gl * gl / (hl + 1) + gr * gr / (hr + 1)
+                if best is None or gain > best[0]:
+                    best = (gain, j, float(t), gl / (hl + 1), gr / (hr + 1))
+        _, j, t, low, high = best
+        stumps.append((j, t, rate * low, rate * high))
+        F += np.where(X[:, j] <= t, rate * low, rate * high)
+    return stumps
+
+
+def train(n: int) -> int:
+    X, Y, frame_id = training_rows(n)
+    stumps = fit_stumps(X, Y)
+    score = np.zeros(len(Y))
+    for j, t, low, high in stumps:
+        score += np.where(X[:, j] <= t, low, high)
+    worst = {}
+    for s, f in zip(score, frame_id):
+        if f >= 0:
+            worst[f] = max(worst.get(f, -1e9), s)
+    print(f"{len(Y)} candidates, {int(Y.sum())} on text; text-free frames with candidates: {len(worst)}")
+    vals = np.sort(list(worst.values()))
+    for share in (0.02, 0.05, 0.08):
+        k = int(share * 2 * n)
+        thr = vals[-k - 1] if k < len(vals) else -1e9
+        print(f"threshold {thr:.2f}: text-free frames over it {100 * share:.0f}% (training), "
+              f"text candidates over it {100 * (score[Y == 1] > thr).mean():.1f}%")
+    fmt = lambda xs, f: ", ".join(f.format(x) for x in xs)
+    print(f"STUMP_FEATURE = np.array([{fmt([s[0] for s in stumps], '{}')}])")
+    print(f"STUMP_SPLIT = np.array([{fmt([s[1] for s in stumps], '{:.6g}')}])")
+    print(f"STUMP_LOW = np.array([{fmt([s[2] for s in stumps], '{:.4f}')}])")
+    print(f"STUMP_HIGH = np.array([{fmt([s[3] for s in stumps], '{:.4f}')}])")
+    return 0
+
+
 # ---- measurement ------------------------------------------------------------------------------
 
 def covered(boxes: list[pixel_detect.Box], ink: np.ndarray) -> float:
@@ -341,7 +432,11 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=300, help="images of each kind (default 300)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--show-misses", type=Path, help="write PNGs of misses and false positives here")
+    ap.add_argument("--train", action="store_true",
+                    help="refit the line classifier on seeds 2 and 3 and print its arrays")
     args = ap.parse_args()
+    if args.train:
+        return train(args.n)
     rng = np.random.default_rng(args.seed)
     font_list = fonts()
     print(f"fonts: {', '.join(n for n, _ in font_list)}")

@@ -9,12 +9,15 @@ Layout of what one run writes:
 """
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
 import re
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -31,6 +34,12 @@ SUMMARY_NAME = "deid_summary.txt"
 HOSPITAL_SUFFIX = "_HOSPITAL_ONLY"
 PARTIAL_DIR = ".deid_partial"
 STATE_NAME = "progress.jsonl"
+# Files whose pixels are checked, or whose transfer syntax (deflated, big endian) cannot be streamed,
+# are read whole; above this much pixel data they are held instead, so memory stays bounded.
+WHOLE_READ_LIMIT = int(os.environ.get("DEIDKIT_WHOLE_READ_LIMIT_MB", "256")) * 1024 * 1024
+# Test hook (tests/test_resume.py): "N" kills the whole run (process group) with SIGKILL once the
+# N-th result of this run is journaled; "N:placed" once it is in place but not yet journaled.
+KILL_HOOK = "DEIDKIT_TEST_KILL_AFTER"
 SOURCE_NOTE = "source_path.txt"
 # Files with these endings are treated as not meant to be DICOM (viewer, report, preview files).
 NON_DICOM_SUFFIXES = {".pdf", ".htm", ".html", ".txt", ".xml", ".inf", ".exe", ".dll", ".ini", ".jpg",
@@ -95,20 +104,38 @@ class RunSummary:
 # ---- planning ----------------------------------------------------------------------------------
 
 def plan(source: Path, exclude: list[Path]) -> list[Path]:
-    """Every regular file below source, sorted, not following links, skipping our own folders."""
-    excluded = {os.path.normcase(str(p.resolve())) for p in exclude}
+    """Every file below source, sorted, skipping our own folders.
+
+    Links are not followed (a link loop cannot trap the walk) but are listed, as are folders that
+    cannot be read: each then gets its own line in the results instead of vanishing silently."""
+    excluded = {os.path.normcase(os.path.abspath(p)) for p in exclude}
+    excluded |= {os.path.normcase(str(p.resolve())) for p in exclude}
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
+
+    def unreadable(error: OSError) -> None:
+        if error.filename:
+            found.append(Path(error.filename))
+
+    for dirpath, dirnames, filenames in os.walk(source, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames
-                             if os.path.normcase(str((here / d).resolve())) not in excluded
-                             and not (here / d).is_symlink())
+        keep = []
+        for d in sorted(dirnames):
+            path = here / d
+            if os.path.normcase(str(path)) in excluded or os.path.normcase(str(path.resolve())) in excluded:
+                continue
+            if path.is_symlink():
+                found.append(path)
+            else:
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             path = here / name
-            if path.is_symlink() or os.path.normcase(str(path.resolve())) in excluded:
-                continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(source).as_posix())
+            if path.is_symlink():
+                found.append(path)
+            elif os.path.normcase(str(path.resolve())) not in excluded:
+                found.append(path)
+    unique = {p.relative_to(source).as_posix(): p for p in found if p != source}
+    return [unique[k] for k in sorted(unique)]
 
 
 # ---- per-file work (runs in worker processes) -------------------------------------------------
@@ -117,6 +144,15 @@ _WORKER: dict = {}
 
 
 def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
+    """Set up a worker. Never raises: a Pool whose initializer fails respawns workers forever."""
+    try:
+        _setup_worker(guidelines, key, dest, hospital, override_dir)
+    except Exception as e:  # every file of this worker then fails with this neutral reason
+        _WORKER.clear()
+        _WORKER["setup_error"] = f"worker setup failed ({type(e).__name__})"
+
+
+def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
     register_new_attributes(guidelines)
     s = guidelines.settings
     pixels = _pixel_module()
@@ -143,8 +179,17 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
     ref, src_str, rel = job
     src = Path(src_str)
     result = FileResult(ref=ref, src=rel, status=FAILED)
+    if "setup_error" in _WORKER:
+        result.reason = _WORKER["setup_error"]
+        return result
     try:
-        return _process(src, result)
+        root = Path(src_str[: len(src_str) - len(rel)])
+        if src.is_symlink():
+            return _link_result(src, root, result)
+        if src.is_dir():
+            result.reason = "folder cannot be read: " + _os_error_text(_scandir_error(src))
+            return result
+        return _process(src, result, root)
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
@@ -157,17 +202,55 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
     return result
 
 
-def _os_error_text(e: OSError) -> str:
-    if getattr(e, "errno", None) == 28:
-        return "output disk full"
+# Errors of the output disk, not of the file: such results are not journaled, so a later run
+# (after space is freed) does those files again.
+DISK_FULL = "output disk full: not done (free space, then run again: it resumes)"
+TOO_LARGE_FOR_DISK = "output disk refused the file as too large (FAT32 disks hold at most 4 GB per file)"
+_OUTPUT_ERRNOS = {errno.ENOSPC: DISK_FULL, getattr(errno, "EDQUOT", -1): DISK_FULL, errno.EFBIG: TOO_LARGE_FOR_DISK}
+REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK}
+
+
+def _os_error_text(e: OSError | None) -> str:
+    if e is None:
+        return "file system error"
+    if e.errno in _OUTPUT_ERRNOS:
+        return _OUTPUT_ERRNOS[e.errno]
+    if isinstance(e, PermissionError):
+        return "permission denied"
     return f"file system error ({e.strerror or type(e).__name__})"
 
 
-def _process(src: Path, result: FileResult) -> FileResult:
+def _scandir_error(folder: Path) -> OSError | None:
+    try:
+        with os.scandir(folder):
+            return None
+    except OSError as e:
+        return e
+
+
+def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
+    """Links are never followed: one inside the export is done at its target; others are listed."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken link or link loop (RuntimeError before Python 3.13)
+        result.status, result.reason = HELD, "link that leads nowhere or to itself (not followed)"
+        return result
+    inside = source.resolve()
+    if target == inside or inside in target.parents:
+        result.status, result.reason = SKIPPED, "link to another place in the export (done there)"
+    else:
+        result.status, result.reason = HELD, "link to something outside the export (not followed, not copied)"
+    return result
+
+
+def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
-        result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
+        if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
+            result.status, result.reason = HELD, "DICOMDIR names files outside the export (left out, not followed)"
+        else:
+            result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
         return result
     ds = header.dataset
     pixels = _WORKER["pixels"]
@@ -180,6 +263,11 @@ def _process(src: Path, result: FileResult) -> FileResult:
         result.status, result.reason = HELD, f"burned-in text risk ({at_risk}); pixels not checked"
         return result
     full = None
+    if (at_risk or not header.streamable) and dicomio.pixel_bytes(header, src) > WHOLE_READ_LIMIT:
+        # checking pixels (or re-encoding) reads the whole file into memory: bounded, fail closed
+        what = f"burned-in text risk ({at_risk})" if at_risk else "transfer syntax needs a whole-file read"
+        result.status, result.reason = HELD, f"{what}; file too large to check in memory"
+        return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
         ds = full
@@ -206,15 +294,21 @@ def _process(src: Path, result: FileResult) -> FileResult:
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         if full is None:
-            header_size = dicomio.write_streamed(ds, src, header.pixel_span, partial)
+            # the header is checked in memory before anything is written
+            encoded = dicomio.encode_header(ds)
+            if _identifier_in_header(encoded, identifiers, ds):
+                result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
+                return result
+            result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial)
         else:
             header_size = dicomio.write_whole(ds, partial)
-        leak = _identifier_in_header(partial, header_size, identifiers, ds)
-        if leak:
-            partial.unlink()
-            result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
-            return result
-        result.size, result.sha256 = _size_and_hash(partial)
+            with partial.open("rb") as fp:
+                leak = _identifier_in_header(fp.read(header_size), identifiers, ds)
+            if leak:
+                partial.unlink()
+                result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
+                return result
+            result.size, result.sha256 = _size_and_hash(partial)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -283,10 +377,8 @@ def _small_number(value, limit: int) -> int:
     return n if 0 <= n <= limit else 0
 
 
-def _identifier_in_header(path: Path, header_size: int, identifiers: Identifiers, ds: Dataset) -> bool:
-    """Last net: search the written header bytes for the patient's own identifiers."""
-    with path.open("rb") as fp:
-        data = fp.read(header_size)
+def _identifier_in_header(data: bytes, identifiers: Identifiers, ds: Dataset) -> bool:
+    """Last net: search the encoded header bytes for the patient's own identifiers."""
     encodings = ["ascii", "latin-1", "utf-8"]
     charset = ds.get("SpecificCharacterSet")
     if charset:
@@ -297,13 +389,20 @@ def _identifier_in_header(path: Path, header_size: int, identifiers: Identifiers
             encodings += [e for e in convert_encodings(list(values)) if e not in encodings]
         except Exception:
             pass
-    for needle in identifiers.encoded_needles(encodings):
-        if needle.isascii():
-            if re.search(rb"(?<![A-Za-z0-9])" + re.escape(needle) + rb"(?![A-Za-z0-9])", data, re.I):
-                return True
-        elif needle in data:
-            return True
-    return False
+    ascii_pattern, others = _needle_search(tuple(identifiers.encoded_needles(encodings)))
+    if ascii_pattern is not None and ascii_pattern.search(data):
+        return True
+    return any(needle in data for needle in others)
+
+
+@functools.lru_cache(maxsize=256)
+def _needle_search(needles: tuple[bytes, ...]) -> tuple[re.Pattern | None, tuple[bytes, ...]]:
+    """One compiled pass for all ASCII needles (whole words, any case); the files of one patient
+    share their needles, so the pattern is compiled once per patient, not per file."""
+    ascii_needles = sorted((n for n in needles if n.isascii()), key=len, reverse=True)
+    pattern = (re.compile(rb"(?<![A-Za-z0-9])(?:" + b"|".join(re.escape(n) for n in ascii_needles)
+                          + rb")(?![A-Za-z0-9])", re.I) if ascii_needles else None)
+    return pattern, tuple(n for n in needles if not n.isascii())
 
 
 def _size_and_hash(path: Path) -> tuple[int, str]:
@@ -333,15 +432,32 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     results: dict[str, FileResult] = dict(done)
     if progress:
         progress(len(jobs) - len(todo), len(jobs))
+    kill_after, kill_when = _kill_hook()
+    finished = 0
     with _StateWriter(state_path, config.fingerprint(), fresh=not done) as state:
         for result in _execute(todo, config):
-            _place(result, placed, results, config.dest, state)
+            try:
+                _place(result, placed, results, config.dest, state)
+            except OSError as e:
+                partial_path(config.dest, result.src).unlink(missing_ok=True)
+                result.status, result.reason, result.out = FAILED, _os_error_text(e), ""
+            finished += 1
+            if finished == kill_after and kill_when == "placed":
+                _kill_run()
             results[result.src] = result
-            state.append(result)
+            if result.reason not in REDO_REASONS:
+                state.append(result)
+            if finished == kill_after:
+                _kill_run()
             if on_problem and result.status in (HELD, FAILED):
                 on_problem(result)
             if progress:
                 progress(len(results), len(jobs))
+            if result.reason == DISK_FULL:
+                break  # every further file would fail the same way; stopping keeps the rest intact
+    for j in jobs:  # only after a full disk: what was not reached is listed and done next time
+        if j[2] not in results:
+            results[j[2]] = FileResult(ref=j[0], src=j[2], status=FAILED, reason=DISK_FULL)
     partial_dir = config.dest / PARTIAL_DIR
     if partial_dir.exists():
         for leftover in partial_dir.iterdir():
@@ -349,6 +465,23 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
         partial_dir.rmdir()
     ordered = [results[j[2]] for j in jobs if j[2] in results]
     return RunSummary(ordered, resumed=len(done))
+
+
+def _kill_hook() -> tuple[int, str]:
+    value = os.environ.get(KILL_HOOK, "")
+    if not value:
+        return -1, ""
+    count, _, when = value.partition(":")
+    return int(count), when
+
+
+def _kill_run() -> None:
+    """Simulate the power button: every process of the run dies at once, nothing is cleaned up."""
+    import signal
+
+    if hasattr(os, "killpg") and os.getpgrp() == os.getpid():
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[FileResult]:
@@ -388,10 +521,19 @@ def _place(result: FileResult, placed: dict[str, FileResult], results: dict[str,
 
 
 class _StateWriter:
-    """Append-only resume journal (hospital side): one JSON line per finished file, fsynced."""
+    """Append-only resume journal (hospital side): one JSON line per finished file.
+
+    Each line is handed to the OS at once (a killed process loses nothing); it is forced to disk
+    at most every FSYNC_INTERVAL seconds, because an fsync per file costs more than the file's
+    work on an ordinary disk. After a power cut the lines not yet on disk are simply redone, and
+    _load_state redoes any output whose size does not match its line.
+    """
+
+    FSYNC_INTERVAL = 2.0
 
     def __init__(self, path: Path, fingerprint: str, fresh: bool) -> None:
         self.path, self.fingerprint, self.fresh = path, fingerprint, fresh
+        self.last_sync = time.monotonic()
 
     def __enter__(self) -> "_StateWriter":
         if self.fresh:
@@ -404,9 +546,13 @@ class _StateWriter:
     def append(self, result: FileResult) -> None:
         self.fp.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
         self.fp.flush()
-        os.fsync(self.fp.fileno())
+        if time.monotonic() - self.last_sync >= self.FSYNC_INTERVAL:
+            os.fsync(self.fp.fileno())
+            self.last_sync = time.monotonic()
 
     def __exit__(self, *exc) -> None:
+        self.fp.flush()
+        os.fsync(self.fp.fileno())
         self.fp.close()
 
 
@@ -429,9 +575,16 @@ def _load_state(path: Path, fingerprint: str, dest: Path) -> dict[str, FileResul
                 break  # a line cut by the kill: everything after it is redone
             results[r.src] = r
     for src, r in list(results.items()):
-        if r.status == WRITTEN and not (dest / r.out).is_file():
+        if r.status == WRITTEN and not _in_place(dest / r.out, r.size):
             del results[src]
     return results
+
+
+def _in_place(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def output_is_ours(dest: Path) -> bool:

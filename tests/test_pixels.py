@@ -374,3 +374,24 @@ def test_review_page_shows_every_held_back_and_redacted_image(tmp_path):
     for png in (hold.before_png, red.before_png, red.after_png):
         im = Image.open(io.BytesIO(png))
         assert max(im.size) <= 256
+
+
+# ---- detector details ---------------------------------------------------------------------------
+
+def test_small_full_scale_text_on_a_dark_16_bit_frame_is_not_windowed_away():
+    # Text covering well under 0.05% of the frame used to fall above a percentile window and
+    # vanish into amplified noise; the window now keeps the brightest few hundred pixels apart.
+    rng = np.random.default_rng(7)
+    frame = rng.normal(20, 3, (512, 512)).clip(0, 4095).astype(np.uint16)
+    layer = Image.new("L", (512, 512), 0)
+    ImageDraw.Draw(layer).text((200, 490), "DOE^JANE", fill=255, font=ImageFont.load_default_imagefont())
+    mask = np.asarray(layer) > 127  # ~100 pixels: a small bitmap font
+    frame[mask] = 4095
+    grey = pixel_detect.to_grey8(frame)
+    assert grey[mask].min() == 255 and np.median(grey[~mask]) < 16
+    boxes = pixel_detect.find_text_in_frame(frame)
+    covered = np.zeros(mask.shape, bool)
+    for b in boxes:
+        g = b.grown(pixel_detect.REDACTION_MARGIN, *mask.shape)
+        covered[g.top:g.bottom, g.left:g.right] = True
+    assert covered[mask].all()
