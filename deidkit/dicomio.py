@@ -6,6 +6,7 @@ from the source in chunks, so memory stays bounded whatever the file size.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from dataclasses import dataclass
@@ -68,7 +69,10 @@ def read_header(path: Path) -> Header:
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
             _touch_all_values(ds)
+            _check_structure(ds)
             ts = _transfer_syntax(ds)
+            if not _known_transfer_syntax(ts):
+                raise Unreadable("unknown transfer syntax (private or damaged)")
             if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
                 return Header(ds, ts, None, streamable=False)
             span = _pixel_span(fp, stop, size, ts)
@@ -89,6 +93,8 @@ def read_header(path: Path) -> Header:
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
             return Header(ds, ts, span, streamable=True)
+        if has_preamble:  # it says it is DICOM: broken rather than something else
+            raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
     return Header(ds, ts, span, streamable=True)
 
@@ -96,6 +102,33 @@ def read_header(path: Path) -> Header:
 def is_dicomdir(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     return str(getattr(meta, "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
+
+
+def pixel_bytes(header: Header, path: Path) -> int:
+    """How much pixel data a whole-file read would load (the file size if it was not located)."""
+    if header.pixel_span is not None:
+        return header.pixel_span.end - header.pixel_span.start
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def dicomdir_points_outside(ds: Dataset, folder: Path, root: Path) -> bool:
+    """True if a DICOMDIR record names a file outside the export (absolute, '..', drive letters)."""
+    root = root.resolve()
+    for record in ds.get("DirectoryRecordSequence", []) or []:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        joined = "/".join(str(p) for p in parts).replace("\\", "/")
+        if joined.startswith("/") or ":" in joined or ".." in joined.split("/"):
+            return True
+        target = (folder / joined).resolve()
+        if target != root and root not in target.parents:
+            return True
+    return False
 
 
 def read_full(path: Path) -> Dataset:
@@ -132,6 +165,33 @@ def _touch_all_values(ds: Dataset) -> None:
     """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing."""
     for elem in ds.iterall():
         _ = elem.value
+
+
+def _known_transfer_syntax(ts: str) -> bool:
+    from pydicom.uid import UID, UID_dictionary
+
+    return ts in UID_dictionary and UID(ts).is_transfer_syntax
+
+
+def _check_structure(ds: Dataset) -> None:
+    """Fail closed on a damaged element stream that pydicom reads without complaint.
+
+    A tag changed by damage can turn a patient's name or ID into an element the tables do not
+    know; in a real file that shows as tags out of ascending order (pydicom silently sorts them)
+    or as groups that have no place in a stored object (command, file meta, odd below 0008; group
+    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed)."""
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        tags = list(current.keys())  # in the order read from the file
+        if any(a >= b for a, b in zip(tags, tags[1:])):
+            raise Unreadable("corrupt: elements out of order (damaged tags)")
+        for tag in tags:
+            if tag.group < 0x0008 and tag.group != 0x0004 or tag.group == 0xFFFF:
+                raise Unreadable("corrupt: element of a group that has no place in a stored object")
+            elem = current[tag]
+            if elem.VR == "SQ":
+                stack.extend(elem.value or [])
 
 
 def _transfer_syntax(ds: Dataset) -> str:
@@ -194,11 +254,21 @@ def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
             raise Unreadable("truncated: pixel data shorter than declared")
 
 
-def write_streamed(ds: Dataset, src: Path, span: PixelSpan | None, dst: Path) -> int:
-    """Write the de-identified header, then copy the pixel element bytes from src. Returns header size."""
+def encode_header(ds: Dataset) -> bytes:
+    """The de-identified dataset (pixel data left out) as file bytes: preamble, meta, elements."""
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) -> tuple[int, str]:
+    """Write the encoded header, then copy the pixel element bytes from src in chunks.
+
+    Returns (size, sha256) of what was written, hashed on the way (no second read)."""
+    digest = hashlib.sha256(header)
+    size = len(header)
     with dst.open("wb") as out:
-        dcmwrite(out, ds, enforce_file_format=True)
-        header_size = out.tell()
+        out.write(header)
         if span is not None:
             with src.open("rb") as fp:
                 fp.seek(span.start)
@@ -208,8 +278,10 @@ def write_streamed(ds: Dataset, src: Path, span: PixelSpan | None, dst: Path) ->
                     if not chunk:
                         raise Unreadable("truncated: pixel data shorter than declared")
                     out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
                     remaining -= len(chunk)
-    return header_size
+    return size, digest.hexdigest()
 
 
 def write_whole(ds: Dataset, dst: Path) -> int:

@@ -1,0 +1,245 @@
+"""Throughput and memory of deid_tool on a large synthetic export, against a plain copy.
+
+    python benchmarks/bench_export.py [--slices 1500] [--multiframe 2] [--frames 200] [--workers 2]
+    python benchmarks/bench_export.py --big-file [--big-gb 2.0] [--workers 2]
+    python benchmarks/bench_export.py --keep DIR          (generate into DIR and keep it)
+
+Default mode: generates an export of 512x512 16-bit CT slices (fake PHI in every header, a few
+series per patient) plus a few big multi-frame files, then measures in the same run
+  - a plain shutil.copytree of the export (the baseline; run before and after ours, faster kept),
+  - `python deid_tool.py SRC --out DEST --yes --key K --workers N` in a subprocess,
+and prints files/s, MB/s, the ratio of our wall time to the copy's (target: <= 3x on 2 cores)
+and the peak resident memory of the tool (largest of its processes, from wait4/RUSAGE_CHILDREN).
+
+--big-file: one multi-frame file of about --big-gb GB (frames streamed to disk while generating,
+so the generator itself stays small) goes through the tool; prints its peak resident memory
+(target: well under 1 GB for a 2 GB file) and the same ratio to a copy of the file.
+
+Everything lives in a temporary folder that is removed at the end (unless --keep). The page
+cache is warm for both the copy and our run (the export was just written), so the ratio compares
+CPU-side work, the part we control. Figures only: nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import ExplicitVRLittleEndian
+
+ROOT = Path(__file__).resolve().parents[1]
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+SITE_ROOT = "1.2.826.0.1.3680043.9.7777."
+NAMES = ["DOE^JOHN", "ROE^JANE", "MUSTERMANN^MAX", "ROSSI^MARIO", "DUPONT^JEAN", "NOWAK^ANNA"]
+
+
+def uid(*parts: object) -> str:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
+
+
+def header(patient: int, sop_class: str, study: int, series: int, instance: int, rows: int, cols: int) -> Dataset:
+    """A CT-like header with the usual identifying attributes filled with fake values."""
+    sop = uid("sop", patient, study, series, instance)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = SITE_ROOT + "1"
+    meta.SourceApplicationEntityTitle = "HOSP_PACS"
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240115"
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
+    ds.AccessionNumber = f"ACC{patient:04d}{study:02d}"
+    ds.Modality = "CT"
+    ds.Manufacturer, ds.ManufacturerModelName = "SIEMENS", "SOMATOM Force"
+    ds.InstitutionName = "St. Example General Hospital"
+    ds.ReferringPhysicianName = "HOUSE^GREGORY"
+    ds.StationName = "CT01HOSPNORTH"
+    ds.StudyDescription = "CT CHEST"
+    ds.SeriesDescription = "AX LUNG 1.0 B70f"
+    ds.PatientName = NAMES[patient % len(NAMES)] + f"^P{patient}"
+    ds.PatientID = f"MRN{patient:07d}"
+    ds.PatientBirthDate = "19610203"
+    ds.PatientSex, ds.PatientAge = "M", "061Y"
+    ds.BodyPartExamined = "CHEST"
+    ds.SliceThickness, ds.KVP = "1.0", "120"
+    ds.StudyInstanceUID = uid("study", patient, study)
+    ds.SeriesInstanceUID = uid("series", patient, study, series)
+    ds.FrameOfReferenceUID = uid("for", patient, study)
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", series + 1, instance + 1
+    ds.ImagePositionPatient = [-250.0, -250.0, float(-instance)]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.7, 0.7]
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = "-1024", "1"
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    ds.ImageComments = f"Patient {ds.PatientName} MRN {ds.PatientID}"
+    return ds
+
+
+def slice_pixels(size: int, variants: int = 8) -> list[bytes]:
+    """A few anatomy-like noisy slices; files cycle through them (generation speed, not realism)."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:size, 0:size]
+    body = ((yy - size / 2) / (size * 0.42)) ** 2 + ((xx - size / 2) / (size * 0.36)) ** 2 < 1
+    out = []
+    for _ in range(variants):
+        img = np.where(body, 1000, 0) + rng.normal(0, 40, size=(size, size))
+        out.append(np.clip(img, 0, 4095).astype("<u2").tobytes())
+    return out
+
+
+def write_multiframe(path: Path, ds: Dataset, frames: int, frame_bytes: list[bytes]) -> None:
+    """Header by pydicom, then the pixel data element written by hand, frame by frame."""
+    ds.NumberOfFrames = frames
+    path.parent.mkdir(parents=True, exist_ok=True)
+    length = frames * len(frame_bytes[0])
+    with path.open("wb") as fp:
+        dcmwrite(fp, ds, enforce_file_format=True)
+        fp.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length))
+        for i in range(frames):
+            fp.write(frame_bytes[i % len(frame_bytes)])
+
+
+def generate(root: Path, slices: int, multiframe: int, frames: int, size: int = 512) -> tuple[int, int]:
+    """Write the export; returns (files, bytes). Series of 250 slices, two series per study."""
+    pixels = slice_pixels(size)
+    per_series = 250
+    n = 0
+    for i in range(slices):
+        series_index, instance = divmod(i, per_series)
+        patient, series = divmod(series_index, 2)
+        ds = header(patient, CT_IMAGE, 0, series, instance, size, size)
+        ds.PixelData = pixels[i % len(pixels)]
+        folder = root / f"{NAMES[patient % len(NAMES)].replace('^', ' ')} {patient}" / f"SE{series + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        dcmwrite(folder / f"IM{instance + 1:05d}.dcm", ds, enforce_file_format=True)
+        n += 1
+    for m in range(multiframe):
+        ds = header(1000 + m, ENHANCED_CT, 0, 0, 0, size, size)
+        write_multiframe(root / f"MULTIFRAME {m}" / "IM00001.dcm", ds, frames, pixels)
+        n += 1
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    return n, total
+
+
+def timed_copy(src: Path, dst: Path) -> float:
+    if dst.exists():
+        shutil.rmtree(dst)
+    t0 = time.perf_counter()
+    shutil.copytree(src, dst)
+    elapsed = time.perf_counter() - t0
+    shutil.rmtree(dst)
+    return elapsed
+
+
+def timed_tool(src: Path, dest: Path, key: Path, workers: int) -> tuple[float, int, int]:
+    """(wall seconds, exit status, peak RSS bytes of the tool's largest process)."""
+    cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(src), "--out", str(dest), "--yes", "--key", str(key),
+           "--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # wait4 gives the rusage of this child and every descendant it waited for (the pool workers)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"deid_tool exited {proc.returncode}: {err[-800:]}")
+    return elapsed, proc.returncode, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def bench_export(work: Path, args: argparse.Namespace) -> None:
+    src = work / "PACS EXPORT"
+    print(f"Generating {args.slices} CT slices 512x512 16-bit + {args.multiframe} multi-frame files of "
+          f"{args.frames} frames in {work} ...", flush=True)
+    t0 = time.perf_counter()
+    files, total = generate(src, args.slices, args.multiframe, args.frames)
+    print(f"  {files} files, {mb(total)} in {time.perf_counter() - t0:.1f} s")
+    copy_before = timed_copy(src, work / "COPY")
+    ours, code, peak = timed_tool(src, work / "OUT", work / "site.key", args.workers)
+    copy_after = timed_copy(src, work / "COPY")
+    copy = min(copy_before, copy_after)
+    written = len(list((work / "OUT").rglob("*.dcm")))
+    print(f"\nworkers {args.workers} (cores {os.cpu_count()}), Python {sys.version.split()[0]}, {sys.platform}")
+    print(f"plain copy (shutil.copytree): {copy:.2f} s  (runs: {copy_before:.2f} s, {copy_after:.2f} s)"
+          f"  {total / 1e6 / copy:,.0f} MB/s")
+    print(f"deid_tool:                    {ours:.2f} s  exit {code}, {written} of {files} files written")
+    print(f"  throughput: {files / ours:,.1f} files/s, {total / 1e6 / ours:,.0f} MB/s")
+    print(f"  peak memory (largest process): {mb(peak)}")
+    print(f"  ratio to copy: {ours / copy:.2f}x  (target <= 3x on 2 cores)")
+
+
+def bench_big_file(work: Path, args: argparse.Namespace) -> None:
+    src = work / "BIG EXPORT"
+    size = 512
+    frame = size * size * 2
+    frames = max(1, int(args.big_gb * 1e9 // frame))
+    print(f"Generating one multi-frame file: {frames} frames 512x512 16-bit ({mb(frames * frame)}) ...", flush=True)
+    ds = header(1, ENHANCED_CT, 0, 0, 0, size, size)
+    path = src / "PATIENT" / "IM00001.dcm"
+    write_multiframe(path, ds, frames, slice_pixels(size, variants=4))
+    total = path.stat().st_size
+    copy_before = timed_copy(src, work / "COPY")
+    ours, code, peak = timed_tool(src, work / "OUT", work / "site.key", args.workers)
+    copy_after = timed_copy(src, work / "COPY")
+    copy = min(copy_before, copy_after)
+    outs = list((work / "OUT").rglob("*.dcm"))
+    same_tail = bool(outs) and _tail(outs[0]) == _tail(path)
+    print(f"\nfile size {mb(total)}; workers {args.workers}; Python {sys.version.split()[0]}, {sys.platform}")
+    print(f"plain copy: {copy:.2f} s   deid_tool: {ours:.2f} s (exit {code})   ratio {ours / copy:.2f}x")
+    print(f"  throughput: {total / 1e6 / ours:,.0f} MB/s")
+    print(f"  peak memory (largest process): {mb(peak)}  (target: well under 1 GB)")
+    print(f"  written: {len(outs)} file; last 1 MB of pixel data identical to the source: {same_tail}")
+
+
+def _tail(path: Path, n: int = 1 << 20) -> bytes:
+    with path.open("rb") as fp:
+        fp.seek(-n, os.SEEK_END)
+        return fp.read()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--slices", type=int, default=1500, help="512x512 16-bit CT slices (default 1500, ~0.8 GB)")
+    p.add_argument("--multiframe", type=int, default=2, help="big multi-frame files (default 2)")
+    p.add_argument("--frames", type=int, default=200, help="frames per multi-frame file (default 200, ~105 MB)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--big-file", action="store_true", help="push one ~2 GB multi-frame file through instead")
+    p.add_argument("--big-gb", type=float, default=2.0)
+    p.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = p.parse_args(argv)
+    work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="deidkit_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        (bench_big_file if args.big_file else bench_export)(work, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
