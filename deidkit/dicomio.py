@@ -68,6 +68,7 @@ def read_header(path: Path) -> Header:
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
+            _check_lengths(ds, size)
             _touch_all_values(ds)
             _check_structure(ds)
             ts = _transfer_syntax(ds)
@@ -171,6 +172,27 @@ def _known_transfer_syntax(ts: str) -> bool:
     from pydicom.uid import UID, UID_dictionary
 
     return ts in UID_dictionary and UID(ts).is_transfer_syntax
+
+
+def _check_lengths(ds: Dataset, size: int) -> None:
+    """A value whose declared length runs past the end of the file means a bogus length: pydicom
+    then reads to the end silently, and the rest of the file (names included) would become that
+    one value. Checked on the raw elements, before they are converted."""
+    from pydicom.dataelem import RawDataElement
+
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        for tag in list(current.keys()):
+            raw = current.get_item(tag)
+            if isinstance(raw, RawDataElement):
+                if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
+                    raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+                if isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
+                    raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+            value = getattr(raw, "value", None)
+            if isinstance(value, list):  # a sequence: its items are datasets of raw elements
+                stack.extend(item for item in value if isinstance(item, Dataset))
 
 
 def _check_structure(ds: Dataset) -> None:

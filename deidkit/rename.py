@@ -594,6 +594,7 @@ def run(argv: list[str]) -> int:
                       "give the export folder, or put the program inside it and start it there.")
         return 2
     root = root.resolve()
+    console.say(f"rename_folders: gives neutral names to every folder and file below {root}")
     journal = Journal(root)
     key_path = Path(args.key).resolve() if args.key else None
     if key_path and _inside(key_path, root):
