@@ -151,8 +151,8 @@ def timed_copy(src: Path, dst: Path) -> float:
     return elapsed
 
 
-def timed_tool(src: Path, dest: Path, key: Path, workers: int) -> tuple[float, int, int]:
-    """(wall seconds, exit status, peak RSS bytes of the tool's largest process)."""
+def timed_tool(src: Path, dest: Path, key: Path, workers: int) -> tuple[float, int, int, float]:
+    """(wall seconds, exit status, peak RSS bytes of the tool's largest process, CPU seconds of all)."""
     cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(src), "--out", str(dest), "--yes", "--key", str(key),
            "--workers", str(workers)]
     t0 = time.perf_counter()
@@ -164,7 +164,8 @@ def timed_tool(src: Path, dest: Path, key: Path, workers: int) -> tuple[float, i
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode not in (0, 1):
         raise SystemExit(f"deid_tool exited {proc.returncode}: {err[-800:]}")
-    return elapsed, proc.returncode, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return elapsed, proc.returncode, rss, usage.ru_utime + usage.ru_stime
 
 
 def mb(n: float) -> str:
@@ -179,7 +180,8 @@ def bench_export(work: Path, args: argparse.Namespace) -> None:
     files, total = generate(src, args.slices, args.multiframe, args.frames)
     print(f"  {files} files, {mb(total)} in {time.perf_counter() - t0:.1f} s")
     copy_before = timed_copy(src, work / "COPY")
-    ours, code, peak = timed_tool(src, work / "OUT", work / "site.key", args.workers)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    ours, code, peak, cpu = timed_tool(src, work / "OUT", work / "site.key", args.workers)
     copy_after = timed_copy(src, work / "COPY")
     copy = min(copy_before, copy_after)
     written = len(list((work / "OUT").rglob("*.dcm")))
@@ -188,6 +190,8 @@ def bench_export(work: Path, args: argparse.Namespace) -> None:
           f"  {total / 1e6 / copy:,.0f} MB/s")
     print(f"deid_tool:                    {ours:.2f} s  exit {code}, {written} of {files} files written")
     print(f"  throughput: {files / ours:,.1f} files/s, {total / 1e6 / ours:,.0f} MB/s")
+    print(f"  CPU: {cpu:.1f} s in all processes = {1000 * cpu / files:.1f} ms per file"
+          f" (load average before the run: {load:.1f}; other work on the machine slows the wall time)")
     print(f"  peak memory (largest process): {mb(peak)}")
     print(f"  ratio to copy: {ours / copy:.2f}x  (target <= 3x on 2 cores)")
 
@@ -203,7 +207,7 @@ def bench_big_file(work: Path, args: argparse.Namespace) -> None:
     write_multiframe(path, ds, frames, slice_pixels(size, variants=4))
     total = path.stat().st_size
     copy_before = timed_copy(src, work / "COPY")
-    ours, code, peak = timed_tool(src, work / "OUT", work / "site.key", args.workers)
+    ours, code, peak, cpu = timed_tool(src, work / "OUT", work / "site.key", args.workers)
     copy_after = timed_copy(src, work / "COPY")
     copy = min(copy_before, copy_after)
     outs = list((work / "OUT").rglob("*.dcm"))
