@@ -31,9 +31,10 @@ def executable(dist: Path, name: str) -> Path | None:
 
 
 def bare_env() -> dict[str, str]:
-    """As empty as the platform allows (Windows needs SYSTEMROOT to start anything)."""
+    """As empty as the platform allows (on Windows, what every logged-on user has)."""
     if os.name == "nt":
-        return {k: os.environ[k] for k in ("SYSTEMROOT", "TEMP", "TMP") if k in os.environ}
+        keep = ("SYSTEMROOT", "TEMP", "TMP", "USERPROFILE", "APPDATA", "LOCALAPPDATA")
+        return {k: os.environ[k] for k in keep if k in os.environ}
     return {}
 
 

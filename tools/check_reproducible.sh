@@ -13,7 +13,8 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/deidkit-repro.XXXXXX")"
-trap 'rm -rf "$scratch"' EXIT
+keep=0
+trap '[ "$keep" = 1 ] && echo "kept for inspection: $scratch" || rm -rf "$scratch"' EXIT
 
 # The second source copy: tracked files plus new ones not ignored (what a commit would hold).
 mkdir -p "$scratch/src"
@@ -29,7 +30,7 @@ echo "== build 2: $scratch/src"
 (cd "$scratch/src" && PYTHON="$PYTHON" bash tools/build_executables.sh \
     --distpath "$scratch/dist2" --workpath "$scratch/work2" | tail -n 6)
 
-"$PYTHON" - "$scratch/dist1" "$scratch/dist2" <<'PY'
+"$PYTHON" - "$scratch/dist1" "$scratch/dist2" <<'PY' || { keep=1; exit 1; }
 import hashlib, sys
 from pathlib import Path
 
