@@ -119,7 +119,7 @@ def _run(argv: list[str]) -> int:
     except (KeyError_, OSError) as e:
         console.error(f"cannot use the site key: {e}", "check the --key path, or restore the key from backup")
         return EXIT_USAGE
-    program_files = (Path(sys.executable).resolve(),) if console.is_frozen() else ()
+    program_files = tuple(console.kit_files_beside_program())
     config = RunConfig(source=source, dest=dest, hospital_dir=hospital, guidelines=guidelines, key=key,
                        workers=args.workers, program_files=(*program_files, key_path), override_dir=override)
     if dest.exists() and any(dest.iterdir()) and not state_matches(config):
@@ -170,16 +170,17 @@ def _execute(config: RunConfig) -> int:
     except OSError as e:
         if bar:
             bar[0].close()
-        what = "the output disk is full" if getattr(e, "errno", None) == 28 else f"cannot write ({e.strerror})"
-        console.error(what, "free space or choose another --out, then run again: it resumes")
-        return EXIT_REVIEW
+        return _write_failed(e)
     if bar:
         bar[0].close()
-    reports.write_outward(config.dest, summary, config.guidelines)
     notes = [f"Resumed: {summary.resumed} files were already done"] if summary.resumed else []
-    held_csv = reports.write_hospital_side(config.hospital_dir, summary, config.guidelines,
-                                           config.source, config.dest, notes)
-    page = _write_review_page(config, summary)
+    try:
+        reports.write_outward(config.dest, summary, config.guidelines)
+        held_csv = reports.write_hospital_side(config.hospital_dir, summary, config.guidelines,
+                                               config.source, config.dest, notes)
+        page = _write_review_page(config, summary)
+    except OSError as e:
+        return _write_failed(e)
     review = summary.needs_review
     lines = [
         f"De-identified: {summary.count('written')} files  ->  {config.dest}",
@@ -197,6 +198,12 @@ def _execute(config: RunConfig) -> int:
                   "then upload the output folder. Never send the _HOSPITAL_ONLY folder or the key."]
     console.verdict("Finished with files to review" if review else "Finished", lines, ok=not review)
     return EXIT_REVIEW if review else EXIT_OK
+
+
+def _write_failed(e: OSError) -> int:
+    what = "the output disk is full" if getattr(e, "errno", None) == 28 else f"cannot write ({e.strerror})"
+    console.error(what, "free space or choose another --out, then run again: it resumes")
+    return EXIT_REVIEW
 
 
 def _write_review_page(config: RunConfig, summary) -> Path | None:

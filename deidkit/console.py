@@ -22,6 +22,25 @@ def program_dir() -> Path:
     return Path(sys.argv[0]).resolve().parent
 
 
+PROGRAM_NAMES = ("deid_tool", "rename_folders")
+
+
+def kit_files_beside_program() -> set[Path]:
+    """The kit's own files in the program's folder: both programs (scripts or executables), a
+    one-folder build's _internal/, guideline/settings overrides and a site key placed there.
+    Neither tool treats them as part of the export it works on."""
+    from .guidelines import GUIDELINE_FILES
+    from .mapping import KEY_FILE_NAME
+
+    folder = program_dir()
+    names = {f"{n}{ext}" for n in PROGRAM_NAMES for ext in ("", ".exe", ".py")}
+    names |= {"_internal", "deidkit", KEY_FILE_NAME, *GUIDELINE_FILES}
+    found = {folder / n for n in names if (folder / n).exists()}
+    if is_frozen():
+        found.add(Path(sys.executable).resolve())
+    return found
+
+
 def is_interactive() -> bool:
     """True when a person is at a terminal; False under scripts, CI, pipes."""
     try:

@@ -489,6 +489,7 @@ def _own_files(root: Path) -> set[Path]:
     package = Path(__file__).resolve().parent
     if _inside(package, root):
         candidates.append(package)  # running from source inside the export
+    candidates += console.kit_files_beside_program()
     for c in candidates:
         if c.exists() and _inside(c, root) and c != root.resolve():
             own.add(root / c.resolve().relative_to(root.resolve()))

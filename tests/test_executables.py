@@ -337,8 +337,6 @@ def test_no_arguments_without_terminal_never_waits(name: str, request: pytest.Fi
     assert (site / exe.name).is_file(), "the program removed or renamed itself"
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 6 report): rename_folders started with no "
-                   "arguments renames the program files beside it; remove this mark once rename.py skips them")
 def test_rename_folders_leaves_the_programs_beside_it_alone(deid_exe: Path, rename_exe: Path,
                                                              tmp_path: Path) -> None:
     """Partners drop both programs (and maybe a settings.ini) into the export and double-click

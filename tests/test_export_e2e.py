@@ -161,3 +161,17 @@ def test_hospital_side_records_stay_outside_the_output(run):
     assert (hospital / "held_back.csv").is_file()
     assert not any(p.name in ("held_back.csv", "progress.jsonl", "run_log.txt") for p in out.rglob("*"))
     assert {p.name for p in out.iterdir() if p.is_file()} == {"deid_manifest.csv", "deid_summary.txt"}
+
+
+def test_full_disk_while_writing_reports_gives_a_clear_line(synth_export, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from deidkit import reports
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(reports, "write_outward", full)
+    code = cli_deid.main([str(synth_export.root), "--out", str(tmp_path / "F"), "--yes", "--key", str(tmp_path / "k")])
+    err = capsys.readouterr().err
+    assert code == 1 and "output disk is full" in err and "Traceback" not in err
