@@ -106,12 +106,17 @@ def render_review_page(entries: list[ReviewEntry]) -> str:
         "into the delivery or send it.</p>",
         f"<p>{len(held)} image(s) held back (not copied to the output); "
         f"{len(redacted)} image(s) redacted (red boxes: what was blanked).</p>",
+        "<p>The label (F000123) is the reference in held_back.csv, which names the original file.</p>",
         "<h2>Held back</h2>",
     ]
     for e in held:
         parts.append(f"<div class='entry'><b>{html.escape(e.label)}</b><div class='cap'>{html.escape(e.reason)}</div>"
                      f"{_img(e.before_png, 'held-back image')}</div>")
+    if not held:
+        parts.append("<p>None.</p>")
     parts.append("<h2>Redacted: before and after</h2>")
+    if not redacted:
+        parts.append("<p>None.</p>")
     for e in redacted:
         parts.append(f"<div class='entry'><b>{html.escape(e.label)}</b><div class='cap'>{html.escape(e.reason)}</div>"
                      f"<div class='pair'><div><div class='cap'>before</div>{_img(e.before_png, 'before')}</div>"
