@@ -471,11 +471,7 @@ def is_our_index(path: Path) -> bool:
 # ---- command line -----------------------------------------------------------------------
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def _own_files(root: Path) -> set[Path]:

@@ -989,11 +989,7 @@ def summary_lines(v: Verdict) -> list[str]:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def build_parser() -> argparse.ArgumentParser:
