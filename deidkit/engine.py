@@ -70,7 +70,15 @@ class EngineResult:
 
 
 def tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    text = _TAG_TEXT.get(tag)
+    if text is None:
+        text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        if len(_TAG_TEXT) < 65536:
+            _TAG_TEXT[int(tag)] = text
+    return text
+
+
+_TAG_TEXT: dict[int, str] = {}
 
 
 def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
@@ -111,7 +119,8 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
 # ---- the walk ----------------------------------------------------------------------------------
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> None:
-    private_creators = _private_creators(ds)
+    has_private = _has_private(ds)
+    private_creators = _private_creators(ds) if has_private else {}
     for elem in list(ds):
         tag = elem.tag
         location = prefix + tag_text(tag)
@@ -128,7 +137,8 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> 
             _process_unlisted(ds, elem, ctx, location, cleaning)
         else:
             _apply(ds, elem, code, ctx, location, cleaning)
-    _drop_empty_private_creators(ds)
+    if has_private:
+        _drop_empty_private_creators(ds)
 
 
 def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: str, cleaning: bool) -> None:
@@ -327,6 +337,10 @@ def _str_values(elem: DataElement) -> list[str]:
 
 # ---- private data ------------------------------------------------------------------------------
 
+def _has_private(ds: Dataset) -> bool:
+    return any(tag >> 16 & 1 for tag in ds.keys())
+
+
 def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
     out = {}
     for elem in ds:
@@ -399,13 +413,16 @@ def _drop_empty_private_creators(ds: Dataset) -> None:
 
 def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
     """An overlay whose data was removed is dropped whole (rows/columns without data are invalid)."""
+    by_group: dict[int, list[int]] = {}
+    for tag in sorted(ds.keys()):  # one pass over the tags, not one per overlay group
+        if 0x6000 <= tag >> 16 < 0x6020:
+            by_group.setdefault(tag >> 16, []).append(tag)
     for group in OVERLAY_GROUPS:
-        if (group << 16 | 0x3000) not in ds:
-            tags = [e.tag for e in ds if e.tag.group == group]
+        tags = by_group.get(group)
+        if tags and (group << 16 | 0x3000) not in ds:
             for t in tags:
                 del ds[t]
-            if tags:
-                ctx.findings.append(Finding(f"({group:04X},xxxx)", "X", "overlay removed"))
+            ctx.findings.append(Finding(f"({group:04X},xxxx)", "X", "overlay removed"))
 
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
@@ -413,28 +430,29 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
 def _sweep(ds: Dataset, ctx: Context, prefix: str) -> None:
     for elem in list(ds):
         tag = elem.tag
-        location = prefix + tag_text(tag)
-        if tag in PIXEL_TAGS or tag.group == 0x0002:
+        if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        if elem.VR == "SQ":
+        vr = elem.VR
+        if vr == "SQ":
+            location = prefix + tag_text(tag)
             for i, item in enumerate(elem.value or []):
                 _sweep(item, ctx, f"{location}[{i}]>")
             continue
-        if elem.VR in ("UI",) or _is_empty(elem):
+        if vr == "UI" or _is_empty(elem):
             continue
-        if elem.VR in BINARY_VRS:
+        if vr in BINARY_VRS:
             if isinstance(elem.value, bytes) and len(elem.value) < 1 << 20:
                 text = elem.value.decode("latin-1")
                 if ctx.identifiers.find(text):
                     del ds[tag]
-                    ctx.findings.append(Finding(location, "SWEEP", "own identifier in binary value removed"))
+                    ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier in binary value removed"))
             continue
         text = "\\".join(_str_values(elem))
         if ctx.pseudonym and text == ctx.pseudonym:
             continue
         if ctx.identifiers.find(text):
             del ds[tag]
-            ctx.findings.append(Finding(location, "SWEEP", "own identifier removed"))
+            ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
 
 
 # ---- de-identification attributes and file meta ------------------------------------------------
@@ -448,10 +466,10 @@ def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
     items = []
     for key in applied:
         code, meaning = OPTION_CODES[key]
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
+        item = Dataset()  # elements made directly: keyword lookups cost more than the rest here
+        item[0x00080100] = DataElement(0x00080100, "SH", code)        # Code Value
+        item[0x00080102] = DataElement(0x00080102, "SH", "DCM")       # Coding Scheme Designator
+        item[0x00080104] = DataElement(0x00080104, "LO", meaning)     # Code Meaning
         items.append(item)
     ds.DeidentificationMethodCodeSequence = Sequence(items)
     if ctx.dates_shifted:

@@ -119,6 +119,9 @@ class Guidelines:
     vocabulary: frozenset[str]
     sha256: str
     overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
+    # (tag, sop class) -> resolved code, filled as the engine asks; never copied by
+    # dataclasses.replace (init=False), so a Guidelines with other settings starts empty
+    _action_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- the questions the engine and verify ask -------------------------------------------
     def rule_for(self, tag: int) -> Rule | None:
@@ -133,6 +136,16 @@ class Guidelines:
 
     def action_for(self, tag: int, sop_class_uid: str = "") -> str | None:
         """One resolved code (X, Z, D, K, C or U) for a public tag, or None if not in the table."""
+        key = (int(tag), sop_class_uid)
+        try:
+            return self._action_cache[key]
+        except KeyError:
+            code = self._resolve_action(tag, sop_class_uid)
+            if len(self._action_cache) < 100_000:  # bounded whatever the input holds
+                self._action_cache[key] = code
+            return code
+
+    def _resolve_action(self, tag: int, sop_class_uid: str) -> str | None:
         rule = self.rule_for(tag)
         if rule is None:
             return None

@@ -73,6 +73,7 @@ class Mapper:
         self.prefix = pseudonym_prefix
         self.min_shift = min_shift_days
         self.max_shift = max_shift_days
+        self._uids: dict[str, str] = {}  # original -> new UID, a cache of the pure mapping
 
     def _mac(self, domain: str, value: str) -> bytes:
         return hmac.new(self._key, domain.encode() + b"\0" + value.encode("utf-8", "surrogatepass"), sha256).digest()
@@ -80,7 +81,13 @@ class Mapper:
     def uid(self, original: str) -> str:
         """A new UID under 2.25 (PS3.5 B.2) derived from the original; at most 44 characters."""
         original = original.strip().rstrip("\0")
-        return "2.25." + str(int.from_bytes(self._mac("uid", original)[:16], "big"))
+        new = self._uids.get(original)
+        if new is None:  # study, series and frame-of-reference UIDs repeat in every file
+            new = "2.25." + str(int.from_bytes(self._mac("uid", original)[:16], "big"))
+            if len(self._uids) >= 4096:  # pure mapping: dropping entries changes nothing but speed
+                self._uids.clear()
+            self._uids[original] = new
+        return new
 
     def patient_pseudonym(self, patient_key: str) -> str:
         """PREFIX_ + 10 base32 characters; used for both Patient's Name and Patient ID."""

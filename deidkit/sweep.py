@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ _MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", 
 
 def fold(text: str) -> str:
     """Lower case without accents, for matching names however they were typed."""
+    if text.isascii():  # nothing to decompose; casefold of ASCII is lower
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
@@ -66,6 +69,8 @@ class Identifiers:
 
     name_tokens: set[str] = field(default_factory=set)   # folded name parts
     exact: set[str] = field(default_factory=set)         # folded IDs, dates, phones, address parts
+    # patterns compiled from the two sets above; rebuilt whenever the sets no longer match them
+    _compiled: "_Matcher | None" = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
@@ -132,42 +137,80 @@ class Identifiers:
         """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
         if not text:
             return []
+        matcher = self._matcher()
         folded = fold(text)
         hits = []
-        words = set(re.findall(r"\w+", folded))
-        if self._name_hit(folded, words):
+        if matcher.name_re is not None and matcher.name_re.search(folded):
             hits.append("name")
-        digits = re.sub(r"\D", "", folded)
-        for value in self.exact:
-            if value in folded or (value.isdigit() and len(value) >= 6 and value in digits):
-                hits.append("identifier")
-                break
+        if (matcher.exact_re is not None and matcher.exact_re.search(folded)) or (
+                matcher.digits_re is not None and matcher.digits_re.search(re.sub(r"\D", "", folded))):
+            hits.append("identifier")
         return hits
 
-    def _name_hit(self, folded: str, words: set[str]) -> bool:
-        for token in self.name_tokens:
-            if _is_cjk(token):
-                if token in folded:
-                    return True
-            elif token in words:
-                return True
-            elif len(token) >= 4 and token in folded and re.search(rf"(?<![a-z]){re.escape(token)}", folded):
-                return True
-        return False
+    def _matcher(self) -> "_Matcher":
+        """The compiled patterns for the current sets (the sets are public and may change)."""
+        m = self._compiled
+        if m is None or m.name_tokens != self.name_tokens or m.exact != self.exact:
+            m = _compile_matcher(frozenset(self.name_tokens), frozenset(self.exact))
+            self._compiled = m
+        return m
 
     def encoded_needles(self, encodings: list[str]) -> list[bytes]:
         """Byte strings to look for in a written file: names and IDs in the file's encodings."""
-        needles = set()
-        for value in self.exact | {t for t in self.name_tokens if len(t) >= 3 or _is_cjk(t)}:
-            for enc in encodings:
-                for variant in {value, value.upper(), value.title()}:
-                    try:
-                        b = variant.encode(enc)
-                    except (UnicodeEncodeError, LookupError):
-                        continue
-                    if len(b) >= 3:
-                        needles.add(b)
-        return sorted(needles)
+        m = self._matcher()
+        return list(_encoded_needles(m.name_tokens, m.exact, tuple(encodings)))
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """Identifiers.find as three compiled searches (one pass each instead of a loop per value).
+
+    name_re matches where the loop over name tokens would: a CJK token anywhere; another token
+    as a whole word (what `token in set(re.findall(word_pattern, text))` means), or, from four
+    letters, not preceded by a letter. exact_re matches any exact value as a substring; digits_re any
+    all-digit value of six or more digits inside the text's digits."""
+
+    name_tokens: frozenset[str]
+    exact: frozenset[str]
+    name_re: re.Pattern | None
+    exact_re: re.Pattern | None
+    digits_re: re.Pattern | None
+
+
+@functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
+def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Matcher:
+    name_alts = []
+    for token in sorted(name_tokens):
+        escaped = re.escape(token)
+        if _is_cjk(token):
+            name_alts.append(escaped)
+            continue
+        if re.fullmatch(r"\w+", token):
+            name_alts.append(rf"(?<!\w){escaped}(?!\w)")
+        if len(token) >= 4:
+            name_alts.append(rf"(?<![a-z]){escaped}")
+    digit_values = sorted(v for v in exact if v.isdigit() and len(v) >= 6)
+
+    def either(alternatives: list[str]) -> re.Pattern | None:
+        return re.compile("|".join(alternatives)) if alternatives else None
+
+    return _Matcher(name_tokens, exact, either(name_alts), either([re.escape(v) for v in sorted(exact)]),
+                    either([re.escape(v) for v in digit_values]))
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_needles(name_tokens: frozenset[str], exact: frozenset[str], encodings: tuple[str, ...]) -> tuple[bytes, ...]:
+    needles = set()
+    for value in exact | {t for t in name_tokens if len(t) >= 3 or _is_cjk(t)}:
+        for enc in encodings:
+            for variant in {value, value.upper(), value.title()}:
+                try:
+                    b = variant.encode(enc)
+                except (UnicodeEncodeError, LookupError):
+                    continue
+                if len(b) >= 3:
+                    needles.add(b)
+    return tuple(sorted(needles))
 
 
 # ---- generic PHI shapes in free text ---------------------------------------------------------
