@@ -25,12 +25,18 @@ class KeyError_(ValueError):
 
 def default_key_path() -> Path:
     """Hospital-side place for the site key: the user's application-data folder, never the output."""
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME/USERPROFILE (stripped environments): the program's folder
+        from .console import program_dir
+
+        return program_dir() / KEY_FILE_NAME
     if sys.platform.startswith("win"):
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
         return base / "DeidKit" / KEY_FILE_NAME
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "DeidKit" / KEY_FILE_NAME
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        return home / "Library" / "Application Support" / "DeidKit" / KEY_FILE_NAME
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
     return base / "deidkit" / KEY_FILE_NAME
 
 

@@ -223,7 +223,7 @@ _GENERIC = [
     ("date", re.compile(r"\b(" + "|".join(_MONTH_NAMES + _MONTHS) + r")[a-z]*\.?\s+\d{1,2},?\s+(19|20)\d{2}\b", re.I)),
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
     ("url", re.compile(r"\b(https?://|www\.)\S+", re.I)),
-    ("phone", re.compile(r"(?<![\w.])(\+\d{1,3}[\s-]?)?(\(?\d{2,5}\)?[\s-]){1,3}\d{3,5}(?![\w.])")),
+    ("phone", re.compile(r"(?<![\w.])(\+\d{1,3}[\s-]?)?(\(?\d{2,5}\)?[\s-]){1,3}\d{3,8}(?![\w.])")),
     ("address", re.compile(r"\b\d{1,5}\s+\w+(\s\w+)?\s+(street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|"
                            r"boulevard|way|court|ct|place|pl|square|sq)\b\.?", re.I)),
     ("address", re.compile(r"\b\w+(strasse|straße|str\.|weg|allee|platz|gasse|laan|straat|vej|gatan|"
@@ -247,6 +247,8 @@ def find_generic_phi(text: str) -> list[TextFinding]:
     found = []
     for kind, pattern in _GENERIC:
         for m in pattern.finditer(text):
+            if kind == "phone" and sum(c.isdigit() for c in m.group()) < 7:
+                continue  # "512 512" is a matrix, not a phone number
             found.append(TextFinding(kind, m.start(), m.end()))
     return sorted(found, key=lambda f: (f.start, f.kind))
 

@@ -93,3 +93,19 @@ def test_override_file_next_to_program_wins(tmp_path):
     assert g.overridden == (gl.SETTINGS_FILE,)
     assert "retain_uids" in g.settings.options
     assert g.sha256 != gl.load().sha256
+
+
+def test_phone_numbers_in_local_spellings_are_found_but_matrix_sizes_are_not():
+    for text in ("call 0211 5550199", "+49 211 5550199", "(03) 5550 1234"):
+        assert any(f.kind == "phone" for f in find_generic_phi(text)), text
+    assert not any(f.kind == "phone" for f in find_generic_phi("Matrix 512 512"))
+
+
+def test_key_path_without_a_home_folder_falls_back_to_the_program_folder(monkeypatch):
+    from deidkit import mapping
+
+    def no_home():
+        raise RuntimeError("no home")
+
+    monkeypatch.setattr(mapping.Path, "home", staticmethod(no_home))
+    assert mapping.default_key_path().name == mapping.KEY_FILE_NAME
