@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidelines", type=Path, metavar="DIR",
                    help="use guideline/settings files from DIR instead of the bundled ones "
                         "(default: files placed next to this program, if any)")
-    p.add_argument("--workers", type=int, default=0, help="parallel processes (default: one per core)")
+    p.add_argument("--workers", type=int, default=0, help="parallel processes (default: one per core, plus one)")
     p.add_argument("--demo", action="store_true",
                    help="make a small synthetic export with fake patient data and de-identify it")
     p.add_argument("--verify", type=Path, metavar="DIR",

@@ -487,7 +487,7 @@ def _kill_run() -> None:
 def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[FileResult]:
     args = (config.guidelines, config.key, str(config.dest), str(config.hospital_dir),
             str(config.override_dir or ""))
-    workers = config.workers or min(os.cpu_count() or 1, 8)
+    workers = config.workers or min((os.cpu_count() or 1) + 1, 9)  # one extra process overlaps disk waits
     if workers <= 1 or len(jobs) < 16:
         _init_worker(*args)
         for job in jobs:
