@@ -527,18 +527,13 @@ def _finish_lines(plan: dict, outcome, complete: bool) -> tuple[list[str], bool]
                      " (DICOMDIR lists patient names and old file names).")
     if plan["review_other"]:
         ok = False
-        lines.append(f"{len(plan['review_other'])} file(s) are not DICOM (reports, viewer files, broken files):"
-                     " check them before sharing, or delete them:")
-        lines += [f"  {p}" for p in plan["review_other"][:30]]
-        if len(plan["review_other"]) > 30:
-            lines.append(f"  ... and {len(plan['review_other']) - 30} more (column other_files in index.csv)")
+        lines += _listed(f"{len(plan['review_other'])} file(s) are not DICOM (reports, viewer files, broken files):"
+                         " check them before sharing, or delete them:", plan["review_other"], "other_files")
     if plan["review_identified"]:
         ok = False
-        lines.append(f"Headers still look identified in {len(plan['review_identified'])} folder(s) (patient name/ID,"
-                     " Patient Identity Removed not set): renaming does not de-identify; run deid_tool first:")
-        lines += [f"  {p}" for p in plan["review_identified"][:30]]
-        if len(plan["review_identified"]) > 30:
-            lines.append(f"  ... and {len(plan['review_identified']) - 30} more (column identity_warnings in index.csv)")
+        lines += _listed(f"Headers still look identified in {len(plan['review_identified'])} folder(s) (patient "
+                         "name/ID, Patient Identity Removed not set): renaming does not de-identify; run deid_tool "
+                         "first:", plan["review_identified"], "identity_warnings")
     if ok:
         lines.append("Nothing looks identifying in names or headers.")
     lines.append("The top folder itself keeps its name: rename it yourself if it names the patient.")
@@ -702,3 +697,11 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code if isinstance(exc.code, int) else 2
     console.pause_before_exit(double_click)
     return code
+
+
+def _listed(title: str, items: list[str], index_column: str, most: int = 30) -> list[str]:
+    """A heading and at most `most` items, pointing to index.csv for the rest."""
+    lines = [title, *(f"  {p}" for p in items[:most])]
+    if len(items) > most:
+        lines.append(f"  ... and {len(items) - most} more (column {index_column} in index.csv)")
+    return lines
