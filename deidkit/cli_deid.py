@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="deid_tool", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="deid_tool", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Exit status: 0 everything de-identified; 1 something was held back or failed (listed in "
+                       "the _HOSPITAL_ONLY folder); 2 wrong command or nothing could run.")
     p.add_argument("source", nargs="?", type=Path,
                    help="the export folder to de-identify (default: the folder this program is in)")
     p.add_argument("--out", type=Path, metavar="DEST",
