@@ -22,7 +22,6 @@ CPU-side work, the part we control. Figures only: nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import struct
@@ -33,56 +32,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from deidkit.synth import FakePatient, base_dataset, synth_uid  # noqa: E402
+
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
-SITE_ROOT = "1.2.826.0.1.3680043.9.7777."
 NAMES = ["DOE^JOHN", "ROE^JANE", "MUSTERMANN^MAX", "ROSSI^MARIO", "DUPONT^JEAN", "NOWAK^ANNA"]
 
 
-def uid(*parts: object) -> str:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
-
-
 def header(patient: int, sop_class: str, study: int, series: int, instance: int, rows: int, cols: int) -> Dataset:
-    """A CT-like header with the usual identifying attributes filled with fake values."""
-    sop = uid("sop", patient, study, series, instance)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = SITE_ROOT + "1"
-    meta.SourceApplicationEntityTitle = "HOSP_PACS"
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
+    """A CT header from deidkit.synth with fake identifying values, plus CT geometry."""
+    fake = FakePatient(NAMES[patient % len(NAMES)] + f"^P{patient}", f"MRN{patient:07d}", "19610203", "ISO_IR 100",
+                       "12 Elm Street", "555 0100 2345", f"ACC{patient:04d}{study:02d}", "20240115", "")
+    ds = base_dataset(fake, sop_class, synth_uid("study", patient, study), synth_uid("series", patient, study, series),
+                      synth_uid("sop", patient, study, series, instance), "CT", series + 1, instance + 1)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240115"
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "101500"
-    ds.AccessionNumber = f"ACC{patient:04d}{study:02d}"
-    ds.Modality = "CT"
-    ds.Manufacturer, ds.ManufacturerModelName = "SIEMENS", "SOMATOM Force"
-    ds.InstitutionName = "St. Example General Hospital"
-    ds.ReferringPhysicianName = "HOUSE^GREGORY"
-    ds.StationName = "CT01HOSPNORTH"
-    ds.StudyDescription = "CT CHEST"
-    ds.SeriesDescription = "AX LUNG 1.0 B70f"
-    ds.PatientName = NAMES[patient % len(NAMES)] + f"^P{patient}"
-    ds.PatientID = f"MRN{patient:07d}"
-    ds.PatientBirthDate = "19610203"
-    ds.PatientSex, ds.PatientAge = "M", "061Y"
-    ds.BodyPartExamined = "CHEST"
     ds.SliceThickness, ds.KVP = "1.0", "120"
-    ds.StudyInstanceUID = uid("study", patient, study)
-    ds.SeriesInstanceUID = uid("series", patient, study, series)
-    ds.FrameOfReferenceUID = uid("for", patient, study)
-    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", series + 1, instance + 1
     ds.ImagePositionPatient = [-250.0, -250.0, float(-instance)]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [0.7, 0.7]
@@ -91,7 +60,6 @@ def header(patient: int, sop_class: str, study: int, series: int, instance: int,
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.RescaleIntercept, ds.RescaleSlope = "-1024", "1"
     ds.WindowCenter, ds.WindowWidth = "40", "400"
-    ds.ImageComments = f"Patient {ds.PatientName} MRN {ds.PatientID}"
     return ds
 
 

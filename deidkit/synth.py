@@ -89,7 +89,7 @@ class SynthExport:
         return {s for s in out if len(s) >= 4}
 
 
-def _uid(*parts: object) -> str:
+def synth_uid(*parts: object) -> str:
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
 
@@ -170,7 +170,7 @@ def _value_for(vr: str, marker: str, patient: FakePatient, uids: set[str], seq_d
     if vr == "TM":
         return "101112"
     if vr == "UI":
-        uid = _uid("planted", marker)
+        uid = synth_uid("planted", marker)
         uids.add(uid)
         return uid
     if vr == "UR":
@@ -222,7 +222,7 @@ def plant_table_attributes(ds: Dataset, patient: FakePatient, marker_prefix: str
             inner.CodeMeaning = f"{marker} {patient.name_parts()[0]}"
             inner.PersonName = f"{patient.name.split('=')[0]}"
             inner.TextValue = f"{marker}T seen by {patient.name_parts()[0]}"
-            inner.ReferencedSOPInstanceUID = _uid("nested", marker)
+            inner.ReferencedSOPInstanceUID = synth_uid("nested", marker)
             uids.add(inner.ReferencedSOPInstanceUID)
             inner.ReferencedSOPClassUID = CT_IMAGE
             deeper = Dataset()
@@ -253,8 +253,9 @@ def _private_blocks(ds: Dataset, patient: FakePatient, planted: set[str]) -> Non
 
 # ---- datasets ------------------------------------------------------------------------------
 
-def _base(patient: FakePatient, sop_class: str, study_uid: str, series_uid: str, sop_uid: str,
-          modality: str, series_number: int, instance: int) -> Dataset:
+def base_dataset(patient: FakePatient, sop_class: str, study_uid: str, series_uid: str, sop_uid: str,
+                 modality: str, series_number: int, instance: int) -> Dataset:
+    """A header with the usual identifying attributes filled with this fake patient's values."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -269,7 +270,7 @@ def _base(patient: FakePatient, sop_class: str, study_uid: str, series_uid: str,
     ds.SOPInstanceUID = sop_uid
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = _uid("for", study_uid)
+    ds.FrameOfReferenceUID = synth_uid("for", study_uid)
     ds.PatientName = patient.name
     ds.PatientID = patient.patient_id
     ds.PatientBirthDate = patient.birth_date
@@ -348,17 +349,17 @@ def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
     patients = patients or PATIENTS
     out = SynthExport(root=root, patients=patients)
     for p_index, patient in enumerate(patients):
-        study_uid = _uid("study", patient.patient_id)
+        study_uid = synth_uid("study", patient.patient_id)
         out.planted_uids.add(study_uid)
         pdir = root / patient.folder / f"CT CHEST {patient.study_date[:4]}-{patient.study_date[4:6]}-{patient.study_date[6:]}"
         image_uids = []
         for s_index, (modality, sop_class) in enumerate([("CT", CT_IMAGE), ("CT", CT_IMAGE)]):
-            series_uid = _uid("series", patient.patient_id, s_index)
+            series_uid = synth_uid("series", patient.patient_id, s_index)
             out.planted_uids.add(series_uid)
             for i in range(instances_per_series):
-                sop_uid = _uid("sop", patient.patient_id, s_index, i)
+                sop_uid = synth_uid("sop", patient.patient_id, s_index, i)
                 out.planted_uids.add(sop_uid)
-                ds = _base(patient, sop_class, study_uid, series_uid, sop_uid, modality, s_index + 1, i + 1)
+                ds = base_dataset(patient, sop_class, study_uid, series_uid, sop_uid, modality, s_index + 1, i + 1)
                 ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
                 _add_pixels(ds, _phantom(image_size, image_size, seed=p_index * 100 + i))
                 if s_index == 1 and image_uids:
@@ -381,14 +382,14 @@ def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
                 _write(ds, path, implicit=(p_index == 1 and s_index == 1))
                 out.dicom_files.append(path)
         # a presentation state referencing the first series (references must stay valid)
-        ps_uid = _uid("gsps", patient.patient_id)
+        ps_uid = synth_uid("gsps", patient.patient_id)
         out.planted_uids.add(ps_uid)
-        ps = _base(patient, GSPS, study_uid, _uid("psser", patient.patient_id), ps_uid, "PR", 90, 1)
+        ps = base_dataset(patient, GSPS, study_uid, synth_uid("psser", patient.patient_id), ps_uid, "PR", 90, 1)
         del ps.BodyPartExamined
         ps.ContentLabel = "ANNOT"
         ps.ContentCreatorName = patient.name.split("=")[0]
         series_ref = Dataset()
-        series_ref.SeriesInstanceUID = _uid("series", patient.patient_id, 0)
+        series_ref.SeriesInstanceUID = synth_uid("series", patient.patient_id, 0)
         series_ref.ReferencedImageSequence = Sequence()
         for uid in image_uids:
             item = Dataset()
@@ -409,7 +410,7 @@ def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
 
 def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: int, out: SynthExport) -> None:
     """Objects that must not go out unreviewed: SR with free text, a PDF, a US screen with text."""
-    sr = _base(patient, BASIC_TEXT_SR, study_uid, _uid("srser", patient.patient_id), _uid("sr", patient.patient_id),
+    sr = base_dataset(patient, BASIC_TEXT_SR, study_uid, synth_uid("srser", patient.patient_id), synth_uid("sr", patient.patient_id),
                "SR", 80, 1)
     sr.ValueType = "CONTAINER"
     item = Dataset()
@@ -419,12 +420,12 @@ def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: i
     sr.ContentSequence = Sequence([item])
     out.planted_text.add("SRTEXTPHI")
     _write(sr, pdir / "REPORT" / "SR0001.dcm")
-    pdf = _base(patient, ENCAPSULATED_PDF, study_uid, _uid("docser", patient.patient_id),
-                _uid("doc", patient.patient_id), "DOC", 81, 1)
+    pdf = base_dataset(patient, ENCAPSULATED_PDF, study_uid, synth_uid("docser", patient.patient_id),
+                synth_uid("doc", patient.patient_id), "DOC", 81, 1)
     pdf.MIMETypeOfEncapsulatedDocument = "application/pdf"
     pdf.EncapsulatedDocument = b"%PDF-1.4\n% " + patient.patient_id.encode() + b"\n%%EOF\n"
     _write(pdf, pdir / "REPORT" / "DOC0001")
-    us = _base(patient, US_IMAGE, study_uid, _uid("usser", patient.patient_id), _uid("us", patient.patient_id),
+    us = base_dataset(patient, US_IMAGE, study_uid, synth_uid("usser", patient.patient_id), synth_uid("us", patient.patient_id),
                "US", 70, 1)
     img = (_phantom(size * 2, size * 2, seed=7, bits=8) // 2).astype(np.uint8)
     burn_text(img, patient.name_parts()[0][:8], 4, 4, 255)
@@ -442,12 +443,12 @@ def _media_subtree(cd_root: Path, patient: FakePatient, out: SynthExport, size: 
     from pydicom.fileset import FileSet
 
     fs = FileSet()
-    study_uid = _uid("cdstudy", patient.patient_id)
-    series_uid = _uid("cdseries", patient.patient_id)
+    study_uid = synth_uid("cdstudy", patient.patient_id)
+    series_uid = synth_uid("cdseries", patient.patient_id)
     staged = []
     for i in range(2):
-        sop = _uid("cdsop", patient.patient_id, i)
-        ds = _base(patient, MR_IMAGE, study_uid, series_uid, sop, "MR", 5, i + 1)
+        sop = synth_uid("cdsop", patient.patient_id, i)
+        ds = base_dataset(patient, MR_IMAGE, study_uid, series_uid, sop, "MR", 5, i + 1)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
         ds.ManufacturerModelName = "Skyra"
         ds.SeriesDescription = "T2 TSE AX"
@@ -482,8 +483,8 @@ def _problem_files(root: Path, patient: FakePatient, out: SynthExport) -> None:
     (broken / "IM_TRUNC.dcm").write_bytes(good[: len(good) // 3])
     out.bad_files += [broken / "IM_EMPTY", broken / "IM_TRUNC.dcm"]
     # a dataset without preamble or file meta (old exports): valid, must be handled
-    ds = _base(patient, CT_IMAGE, _uid("study", patient.patient_id), _uid("series", patient.patient_id, 0),
-               _uid("nopreamble", patient.patient_id), "CT", 1, 99)
+    ds = base_dataset(patient, CT_IMAGE, synth_uid("study", patient.patient_id), synth_uid("series", patient.patient_id, 0),
+               synth_uid("nopreamble", patient.patient_id), "CT", 1, 99)
     _add_pixels(ds, _phantom(32, 32, seed=3))
     del ds.file_meta
     nopre = broken / "NOPREAMBLE"
