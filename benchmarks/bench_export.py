@@ -3,6 +3,7 @@
     python benchmarks/bench_export.py [--slices 1500] [--multiframe 2] [--frames 200] [--workers 2]
     python benchmarks/bench_export.py --big-file [--big-gb 2.0] [--workers 2]
     python benchmarks/bench_export.py --keep DIR          (generate into DIR and keep it)
+    python benchmarks/bench_export.py --stages [--keep DIR] [--repeat 3]
 
 Default mode: generates an export of 512x512 16-bit CT slices (fake PHI in every header, a few
 series per patient) plus a few big multi-frame files, then measures in the same run
@@ -14,6 +15,12 @@ and the peak resident memory of the tool (largest of its processes, from wait4/R
 --big-file: one multi-frame file of about --big-gb GB (frames streamed to disk while generating,
 so the generator itself stays small) goes through the tool; prints its peak resident memory
 (target: well under 1 GB for a 2 GB file) and the same ratio to a copy of the file.
+
+--stages: CPU time per file by stage (read header, engine, encode, header search, pixel copy +
+sha256, placing, journal, the rest), measured in this one process (the export with one worker, no
+pool), best of --repeat runs, against a single-process plain copy of the same files. CPU time of
+one process hardly depends on other work on the machine, unlike wall time: compare changes with
+this. With --keep DIR an export already generated there is reused.
 
 Everything lives in a temporary folder that is removed at the end (unless --keep). The page
 cache is warm for both the copy and our run (the export was just written), so the ratio compares
@@ -199,6 +206,69 @@ def bench_big_file(work: Path, args: argparse.Namespace) -> None:
     print(f"  written: {len(outs)} file; last 1 MB of pixel data identical to the source: {same_tail}")
 
 
+STAGES = [("read header", "dicomio", "read_header"), ("engine", "engine", "deidentify"),
+          ("encode header", "dicomio", "encode_header"), ("header search", "export", "_identifier_in_header"),
+          ("pixel copy + sha256", "dicomio", "write_streamed"), ("place output", "export", "_place"),
+          ("journal line", "export._StateWriter", "append")]
+
+
+def bench_stages(work: Path, args: argparse.Namespace) -> None:
+    """CPU ms per file by stage, one process; the timers wrap the stage functions."""
+    import importlib
+    import time as _time
+    from deidkit import export
+    from deidkit import guidelines as gl
+
+    src = work / "PACS EXPORT"
+    if not src.exists():
+        print(f"Generating {args.slices} CT slices + {args.multiframe} multi-frame files in {work} ...", flush=True)
+        generate(src, args.slices, args.multiframe, args.frames)
+    files = [p for p in src.rglob("*") if p.is_file()]
+    spent: dict[str, float] = {}
+
+    def timed(label, fn):
+        def wrapper(*a, **k):
+            t0 = _time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + _time.process_time() - t0
+        return wrapper
+
+    for label, module, name in STAGES:
+        owner = importlib.import_module("deidkit." + module) if "." not in module else \
+            getattr(importlib.import_module("deidkit." + module.split(".")[0]), module.split(".")[1])
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    g = gl.load()
+    best: dict[str, float] = {}
+    copy_best = float("inf")
+    for _ in range(args.repeat):
+        dest = work / "STAGES_OUT"
+        for d in (dest, dest.with_name(dest.name + "_HOSPITAL_ONLY"), work / "COPY"):
+            shutil.rmtree(d, ignore_errors=True)
+        t0 = _time.process_time()
+        shutil.copytree(src, work / "COPY")
+        copy_best = min(copy_best, _time.process_time() - t0)
+        shutil.rmtree(work / "COPY")
+        spent.clear()
+        config = export.RunConfig(source=src, dest=dest, hospital_dir=dest.with_name(dest.name + "_HOSPITAL_ONLY"),
+                                  guidelines=g, key=b"\x5a" * 32, workers=1)
+        t0 = _time.process_time()
+        export.run_export(config)
+        spent["all (run_export)"] = _time.process_time() - t0
+        for label, value in spent.items():
+            best[label] = min(best.get(label, float("inf")), value)
+    n = len(files)
+    staged = sum(v for k, v in best.items() if k != "all (run_export)")
+    print(f"\n{n} files, one process, CPU ms per file (best of {args.repeat} runs); Python {sys.version.split()[0]}")
+    for label, _, _ in STAGES:
+        print(f"  {label:22s} {1000 * best.get(label, 0.0) / n:6.3f}")
+    print(f"  {'the rest':22s} {1000 * (best['all (run_export)'] - staged) / n:6.3f}")
+    print(f"  {'all (run_export)':22s} {1000 * best['all (run_export)'] / n:6.3f}")
+    print(f"plain copy (shutil.copytree), same process: {1000 * copy_best / n:.3f} ms per file; "
+          f"ratio {best['all (run_export)'] / copy_best:.2f}x")
+
+
 def _tail(path: Path, n: int = 1 << 20) -> bytes:
     with path.open("rb") as fp:
         fp.seek(-n, os.SEEK_END)
@@ -217,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big-file", action="store_true", help="push one ~2 GB multi-frame file through instead")
     p.add_argument("--big-gb", type=float, default=2.0)
     p.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    p.add_argument("--stages", action="store_true", help="CPU ms per file by stage, in one process (see above)")
+    p.add_argument("--repeat", type=int, default=3, help="runs for --stages (the best is shown)")
     args = p.parse_args(argv)
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="deidkit_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        (bench_big_file if args.big_file else bench_export)(work, args)
+        (bench_stages if args.stages else bench_big_file if args.big_file else bench_export)(work, args)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

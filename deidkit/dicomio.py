@@ -15,14 +15,14 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element, write_dataset, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.tag import tag_in_exception
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, IS, DSfloat
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, IS, DSfloat
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
                          ImplicitVRLittleEndian)
 
@@ -171,8 +171,34 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
 
 def _touch_all_values(ds: Dataset) -> None:
     """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing."""
+    _convert_plain_elements(ds)
     for elem in ds.iterall():
         _ = elem.value
+
+
+# Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
+# representation handed down), ambiguous VRs (corrected), UN (may be given its dictionary VR,
+# possibly one of those), implicit VR (looked up), private tags (creator attached), the character
+# set itself (read in the default encoding) and pixel data.
+_NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
+
+
+def _convert_plain_elements(ds: Dataset) -> None:
+    """Convert the top level's plain raw elements as Dataset.__getitem__ does (pydicom's own
+    convert_raw_data_element, the same character set), without its bookkeeping: __getitem__ then
+    looks the new element up three more times and __setitem__ checks it again, a third of the
+    conversion time of a typical header. Everything else is left to ds[tag] (iterall)."""
+    store = getattr(ds, "_dict", None)
+    if not isinstance(store, dict):
+        return
+    encoding = None
+    for tag, raw in list(store.items()):
+        if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
+                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+            continue
+        if encoding is None:  # as __getitem__ computes it for every element
+            encoding = ds.original_character_set or ds._character_set
+        store[tag] = convert_raw_data_element(raw, encoding=encoding, ds=ds)
 
 
 def _known_transfer_syntax(ts: str) -> bool:
@@ -213,12 +239,16 @@ def _check_structure(ds: Dataset) -> None:
     while stack:
         current = stack.pop()
         tags = list(current.keys())  # in the order read from the file
-        if any(a >= b for a, b in zip(tags, tags[1:])):
+        numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
+        if any(a >= b for a, b in zip(numbers, numbers[1:])):
             raise Unreadable("corrupt: elements out of order (damaged tags)")
-        for tag in tags:
-            if tag.group < 0x0008 and tag.group != 0x0004 or tag.group == 0xFFFF:
+        for tag, number in zip(tags, numbers):
+            group = number >> 16
+            if group < 0x0008 and group != 0x0004 or group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            elem = current[tag]
+            elem = current.get_item(tag)
+            if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
+                elem = current[tag]
             if elem.VR == "SQ":
                 stack.extend(elem.value or [])
 
@@ -301,18 +331,49 @@ def encode_header(ds: Dataset) -> bytes:
         buf = io.BytesIO()
         dcmwrite(buf, ds, enforce_file_format=True)
         return buf.getvalue()
-    own_meta = FileMetaDataset()
-    for tag in meta.keys():  # shallow copies: writing adds group length and version to the copy only
-        own_meta[tag] = copy.copy(meta[tag])
     if "PixelData" in ds:  # as dcmwrite does (never the case for a header read without pixels)
         ds["PixelData"].is_undefined_length = ts.is_compressed
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = ts.is_implicit_VR, ts.is_little_endian
     fp.write(preamble)
     fp.write(b"DICM")
-    write_file_meta_info(fp, own_meta, enforce_standard=True)
+    meta_bytes = _own_file_meta_bytes(meta)
+    if meta_bytes is not None:
+        fp.write(meta_bytes)
+    else:
+        own_meta = FileMetaDataset()
+        for tag in meta.keys():  # shallow copies: writing adds group length and version to the copy only
+            own_meta[tag] = copy.copy(meta[tag])
+        write_file_meta_info(fp, own_meta, enforce_standard=True)
     _write_dataset(fp, ds)
     return fp.getvalue()
+
+
+# The file meta engine.new_file_meta makes, with the VR pydicom gives each element.
+_OWN_META = {0x00020002: "UI", 0x00020003: "UI", 0x00020010: "UI", 0x00020012: "UI", 0x00020013: "SH"}
+_META_VERSION = struct.pack("<HH2sHL", 0x0002, 0x0001, b"OB", 0, 2) + b"\0\1"
+
+
+def _own_file_meta_bytes(meta: Dataset) -> bytes | None:
+    """write_file_meta_info(enforce_standard=True)'s bytes for file meta as engine.new_file_meta
+    makes it (exactly its five elements, none empty, plain ASCII), or None for anything else.
+
+    pydicom then adds the File Meta Information Version (00 01) and the group length before them
+    and changes nothing else; here they are written directly instead of through a second
+    FileMetaDataset and pydicom's validation (a tenth of a millisecond per file)."""
+    if sorted(meta.keys()) != list(_OWN_META):
+        return None
+    body = [_META_VERSION]
+    for tag, vr in _OWN_META.items():
+        elem = meta.get_item(tag)
+        if not isinstance(elem, DataElement) or elem.VR != vr or not elem.value:
+            return None
+        value = _fast_value(elem, ascii_text=True)  # group 2 is written in the default encoding
+        if value is None:
+            return None
+        body.append(struct.pack("<HH2sH", 0x0002, tag & 0xFFFF, vr.encode(), len(value)) + value)
+    data = b"".join(body)
+    return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(data)) + data
 
 
 # ---- pydicom's write_dataset with the common elements encoded inline ---------------------------
@@ -339,6 +400,12 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset) -> None:
     except Exception:
         write_dataset(fp, ds)
         return
+    _write_elements(fp, ds, dataset_encoding, encodings)
+
+
+def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding, encodings: list[str]) -> None:
+    """The elements of ds in tag order, as pydicom's write_dataset loop writes them."""
+    implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
@@ -346,6 +413,8 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset) -> None:
         elem = ds.get_item(tag)
         value = _fast_value(elem, ascii_text) if isinstance(elem, DataElement) else None
         if value is None:
+            if isinstance(elem, DataElement) and elem.VR == "SQ" and _write_sequence(fp, elem, encodings):
+                continue
             with tag_in_exception(tag):
                 write_data_element(fp, elem, dataset_encoding)
             continue
@@ -356,6 +425,59 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset) -> None:
             fp.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value)
         else:
             fp.write(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value)
+
+
+def _plain_tree(ds: Dataset) -> bool:
+    """Only converted elements, no ambiguous VR, at any depth: pydicom's correction step is a no-op."""
+    for tag in ds.keys():
+        elem = ds.get_item(tag)
+        if not isinstance(elem, DataElement) or elem.VR in AMBIGUOUS_VR:
+            return False
+        if elem.VR == "SQ" and not all(isinstance(i, Dataset) and _plain_tree(i) for i in elem.value or ()):
+            return False
+    return True
+
+
+_ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+_ITEM_END = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+_SEQUENCE_END = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+
+
+def _write_sequence(fp: DicomBytesIO, elem: DataElement, encodings: list[str]) -> bool:
+    """Write a sequence element as pydicom's write_data_element / write_sequence_item would, its
+    items through _write_elements; False (nothing written) to leave it to pydicom.
+
+    pydicom writes an item with write_dataset, which first corrects ambiguous VRs and converts raw
+    elements when the item's encoding differs from the file's (always so for items made in
+    memory); for items holding neither, at any depth, that step changes nothing, so only those
+    are inlined."""
+    try:
+        if not all(isinstance(item, Dataset) and _plain_tree(item) for item in elem.value):
+            return False
+        items = []
+        for item in elem.value:
+            item_encoding = item.get("SpecificCharacterSet", encodings)  # as write_dataset does
+            body = DicomBytesIO()
+            body.is_implicit_VR, body.is_little_endian = fp.is_implicit_VR, True
+            _write_elements(body, item, item_encoding, convert_encodings(item_encoding or [default_encoding]))
+            data = body.getvalue()
+            if getattr(item, "is_undefined_length_sequence_item", False):
+                items.append(_ITEM + b"\xff\xff\xff\xff" + data + _ITEM_END)
+            else:
+                items.append(_ITEM + struct.pack("<L", len(data)) + data)
+    except Exception:  # an error pydicom will raise (and word) itself
+        return False
+    value = b"".join(items)
+    length = 0xFFFFFFFF if elem.is_undefined_length else len(value)
+    tag = elem.tag
+    if fp.is_implicit_VR:
+        fp.write(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, length))
+    else:
+        fp.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, b"SQ", 0, length))
+    fp.write(value)
+    if elem.is_undefined_length:
+        fp.write(_SEQUENCE_END)
+    return True
 
 
 def _fast_value(elem: DataElement, ascii_text: bool) -> bytes | None:

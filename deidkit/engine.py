@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
+from pydicom.valuerep import PersonName
 
 from . import __version__
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
@@ -58,6 +59,8 @@ class Context:
     pseudonym: str = ""
     findings: list[Finding] = field(default_factory=list)
     dates_shifted: bool = False
+    # answers already worked out for these identifiers (set by deidentify; see _TextMemo)
+    text_memo: "_TextMemo | None" = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -109,6 +112,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
     ctx.date_offset = ctx.mapper.date_offset_days(patient_key)
     ctx.identifiers.merge(Identifiers.from_dataset(ds))
+    ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
     _drop_orphan_overlays(ds, ctx)
     _sweep(ds, ctx, "")
@@ -118,10 +122,19 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
 
 # ---- the walk ----------------------------------------------------------------------------------
 
+def _elements(ds: Dataset) -> list[DataElement]:
+    """list(ds) (every element in tag order, converted) without its per-element __getitem__ when
+    every element is converted already (always so for a header read by deidkit.dicomio)."""
+    elems = [ds.get_item(tag) for tag in sorted(ds.keys())]
+    if all(isinstance(e, DataElement) for e in elems):
+        return elems
+    return list(ds)
+
+
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> None:
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
-    for elem in list(ds):
+    for elem in _elements(ds):
         tag = elem.tag
         location = prefix + tag_text(tag)
         if tag.group == 0x0002 or tag in PIXEL_TAGS:
@@ -237,7 +250,8 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
     values = _str_values(elem)
     if not values:
         return
-    cleaned = [clean_descriptor(v, ctx.guidelines.vocabulary, ctx.identifiers) for v in values]
+    memo = ctx.text_memo or _text_memo(ctx.identifiers)
+    cleaned = [memo.clean(v, ctx.guidelines.vocabulary, ctx.identifiers) for v in values]
     if all(c == "" for c in cleaned):
         _apply(ds, elem, fallback if fallback in ("X", "Z", "D") else "X", ctx, location, True)
         return
@@ -322,14 +336,16 @@ def _set(ds: Dataset, tag: BaseTag, vr: str, value: str) -> None:
 
 
 def _is_empty(elem: DataElement) -> bool:
-    return elem.value is None or elem.value == "" or elem.value == b"" or (
-        isinstance(elem.value, (list, Sequence)) and len(elem.value) == 0)
+    value = elem.value
+    return value is None or value == "" or value == b"" or (isinstance(value, (list, Sequence)) and len(value) == 0)
 
 
 def _str_values(elem: DataElement) -> list[str]:
     value = elem.value
     if value is None or value == "":
         return []
+    if isinstance(value, (str, bytes, PersonName, int, float)):  # one value (VM 1: no VM lookup needed)
+        return [str(value)]
     if isinstance(value, (list, tuple)) or (elem.VM > 1 and not isinstance(value, (str, bytes))):
         return [str(v) for v in value]
     return [str(value)]
@@ -427,8 +443,10 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
 
-def _sweep(ds: Dataset, ctx: Context, prefix: str) -> None:
-    for elem in list(ds):
+def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None = None) -> None:
+    if seen is None:
+        seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
+    for elem in _elements(ds):
         tag = elem.tag
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
@@ -436,48 +454,108 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str) -> None:
         if vr == "SQ":
             location = prefix + tag_text(tag)
             for i, item in enumerate(elem.value or []):
-                _sweep(item, ctx, f"{location}[{i}]>")
+                _sweep(item, ctx, f"{location}[{i}]>", seen)
             continue
         if vr == "UI" or _is_empty(elem):
             continue
         if vr in BINARY_VRS:
             if isinstance(elem.value, bytes) and len(elem.value) < 1 << 20:
                 text = elem.value.decode("latin-1")
-                if ctx.identifiers.find(text):
+                if _holds_identifier(text, ctx.identifiers, seen):
                     del ds[tag]
                     ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier in binary value removed"))
             continue
         text = "\\".join(_str_values(elem))
         if ctx.pseudonym and text == ctx.pseudonym:
             continue
-        if ctx.identifiers.find(text):
+        if _holds_identifier(text, ctx.identifiers, seen):
             del ds[tag]
             ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
+
+
+class _TextMemo:
+    """Answers of Identifiers.find and clean_descriptor for one set of identifiers.
+
+    Both are pure functions of the identifier sets, the text (and the vocabulary), and the files
+    of one series repeat most of their values: each distinct value is worked out once per patient
+    instead of once per file. Worker memory only (never written), bounded."""
+
+    TEXT_LIMIT = 256      # longer values are worked out every time (memory stays small)
+    ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self.found: dict[str, bool] = {}
+        self.cleaned: dict[tuple[frozenset[str], str], str] = {}
+
+    def clean(self, text: str, vocabulary: frozenset[str], identifiers: Identifiers) -> str:
+        key = (vocabulary, text)
+        result = self.cleaned.get(key)
+        if result is None:
+            result = clean_descriptor(text, vocabulary, identifiers)
+            if len(text) <= self.TEXT_LIMIT and len(self.cleaned) < self.ENTRIES:
+                self.cleaned[key] = result
+        return result
+
+
+_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str]], _TextMemo] = {}
+
+
+def _text_memo(identifiers: Identifiers) -> _TextMemo:
+    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact))
+    memo = _TEXT_MEMOS.get(key)
+    if memo is None:
+        if len(_TEXT_MEMOS) >= 16:
+            _TEXT_MEMOS.clear()
+        memo = _TEXT_MEMOS[key] = _TextMemo()
+    return memo
+
+
+def _holds_identifier(text: str, identifiers: Identifiers, seen: dict[str, bool]) -> bool:
+    hit = seen.get(text)
+    if hit is None:
+        hit = bool(identifiers.find(text))
+        if len(text) <= _TextMemo.TEXT_LIMIT and len(seen) < _TextMemo.ENTRIES:
+            seen[text] = hit
+    return hit
 
 
 # ---- de-identification attributes and file meta ------------------------------------------------
 
 def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
     g = ctx.guidelines
-    ds.PatientIdentityRemoved = "YES"
+    _set_keyword(ds, 0x00120062, "CS", "YES")  # Patient Identity Removed
     applied = ["basic"] + [o for o in OPTIONS if o in g.settings.options]
-    ds.DeidentificationMethod = [f"deidkit {__version__}", f"PS3.15 {g.edition} Table E.1-1",
-                                 *applied, f"table sha256 {g.sha256[:16]}"]
+    _set_keyword(ds, 0x00120063, "LO", [f"deidkit {__version__}", f"PS3.15 {g.edition} Table E.1-1",  # Method
+                                         *applied, f"table sha256 {g.sha256[:16]}"])
     items = []
     for key in applied:
         code, meaning = OPTION_CODES[key]
-        item = Dataset()  # elements made directly: keyword lookups cost more than the rest here
-        item[0x00080100] = DataElement(0x00080100, "SH", code)        # Code Value
-        item[0x00080102] = DataElement(0x00080102, "SH", "DCM")       # Coding Scheme Designator
-        item[0x00080104] = DataElement(0x00080104, "LO", meaning)     # Code Meaning
-        items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
+        # a Dataset made from its elements directly: setting them one by one costs more than the rest
+        items.append(Dataset({_CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
+                              _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
+                              _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning)}))
+    _set_keyword(ds, 0x00120064, "SQ", Sequence(items))  # De-identification Method Code Sequence
     if ctx.dates_shifted:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        _set_keyword(ds, _LONGITUDINAL, "CS", "MODIFIED")
     elif "retain_long_full_dates" in g.settings.options:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-    elif "LongitudinalTemporalInformationModified" in ds:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        _set_keyword(ds, _LONGITUDINAL, "CS", "UNMODIFIED")
+    elif _LONGITUDINAL in ds:
+        _set_keyword(ds, _LONGITUDINAL, "CS", "REMOVED")
+
+
+_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+_LONGITUDINAL = BaseTag(0x00280303)  # Longitudinal Temporal Information Modified
+
+
+def _set_keyword(ds: Dataset, tag: int, vr: str, value) -> None:
+    """What `ds.Keyword = value` does (vr is the keyword's dictionary VR), without the keyword lookup."""
+    tag = BaseTag(tag)
+    if tag not in ds:
+        elem = DataElement(tag, vr, value)
+    else:
+        elem = ds[tag]
+        elem.value = value
+    ds[tag] = elem
 
 
 def add_clean_pixel_code(ds: Dataset) -> None:
@@ -495,10 +573,9 @@ def add_clean_pixel_code(ds: Dataset) -> None:
 def new_file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
     """File meta rebuilt from scratch: no source AE title, consistent Media Storage UIDs."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    for tag, vr, value in ((0x00020002, "UI", ds.SOPClassUID), (0x00020003, "UI", ds.SOPInstanceUID),
+                           (0x00020010, "UI", transfer_syntax), (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
+                           (0x00020013, "SH", IMPLEMENTATION_VERSION)):
+        _set_keyword(meta, tag, vr, value)  # Media Storage SOP Class/Instance UID, Transfer Syntax, ...
     return meta
 

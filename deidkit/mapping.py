@@ -80,6 +80,7 @@ class Mapper:
         self.min_shift = min_shift_days
         self.max_shift = max_shift_days
         self._uids: dict[str, str] = {}  # original -> new UID, a cache of the pure mapping
+        self._macs: dict[tuple[str, str], bytes] = {}  # (domain, value) -> MAC: pseudonyms, shifts, folder codes
 
     def _mac(self, domain: str, value: str) -> bytes:
         return hmac.new(self._key, domain.encode() + b"\0" + value.encode("utf-8", "surrogatepass"), sha256).digest()
@@ -95,19 +96,31 @@ class Mapper:
             self._uids[original] = new
         return new
 
+    def _cached_mac(self, domain: str, value: str) -> bytes:
+        """_mac, remembered: every file of a series asks for the same patient's pseudonym and date
+        shift and the same study and series codes (a cache of a pure function, bounded)."""
+        key = (domain, value)
+        mac = self._macs.get(key)
+        if mac is None:
+            mac = self._mac(domain, value)
+            if len(self._macs) >= 4096:
+                self._macs.clear()
+            self._macs[key] = mac
+        return mac
+
     def patient_pseudonym(self, patient_key: str) -> str:
         """PREFIX_ + 10 base32 characters; used for both Patient's Name and Patient ID."""
-        code = base64.b32encode(self._mac("patient", patient_key)[:10]).decode()[:10]
+        code = base64.b32encode(self._cached_mac("patient", patient_key)[:10]).decode()[:10]
         return f"{self.prefix}_{code}"
 
     def date_offset_days(self, patient_key: str) -> int:
         """Days every date of this patient moves back (same patient, same shift, every run)."""
         span = self.max_shift - self.min_shift + 1
-        return -(self.min_shift + int.from_bytes(self._mac("dateshift", patient_key)[:8], "big") % span)
+        return -(self.min_shift + int.from_bytes(self._cached_mac("dateshift", patient_key)[:8], "big") % span)
 
     def short_code(self, value: str, length: int = 8) -> str:
         """A neutral hex code for output folder/file names."""
-        return self._mac("name", value).hex()[:length].upper()
+        return self._cached_mac("name", value).hex()[:length].upper()
 
 
 def patient_key_of(patient_id: str, name: str, birth_date: str, study_uid: str) -> str:
