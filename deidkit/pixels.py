@@ -270,10 +270,13 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
             blank = _blank_value(frame, out_photometric, palette)
             for b in layout:
                 work[b.top:b.bottom, b.left:b.right] = blank
-            found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette) if layout else display)
+            covered = np.zeros((rows, cols), bool)
+            for b in layout:
+                covered[b.top:b.bottom, b.left:b.right] = True
+            found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette) if layout else display,
+                                                    blanked=covered)
             # Blank, look again, blank what appears (text hidden by a neighbour's line); a frame
             # still showing text after REDETECT_PASSES is held.
-            covered = np.zeros((rows, cols), bool)
             grown: list[Box] = []
             for _ in range(REDETECT_PASSES):
                 if not found:
@@ -284,13 +287,17 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
                 for b in new:
                     covered[b.top:b.bottom, b.left:b.right] = True
                 grown += new
-                if covered.mean() > MAX_TEXT_FRACTION:
+                if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
                     return _hold(f"text covers {100 * covered.mean():.0f}% of frame {index + 1}",
                                  _thumb(display, grown))
                 if work is frame:
                     work = frame.copy()
                 for b in new:
                     work[b.top:b.bottom, b.left:b.right] = blank
+                found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette), blanked=covered)
+            if (grown or layout) and not found:
+                # The last look is at the whole blanked frame, as --verify will look at it: what
+                # goes out must pass the receiving side's check too.
                 found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette))
             if found:
                 return _hold(f"text still detected after blanking on frame {index + 1}",

@@ -245,7 +245,8 @@ def test_palette_colour_keeps_its_palette_and_blanks_to_the_darkest_entry():
     frames = grey_frames()
     ds = make_ds(frames, "PALETTE COLOR")
     ramp = np.arange(256, dtype=np.uint16) * 257
-    for colour, lut in (("Red", ramp), ("Green", ramp[::-1].copy()), ("Blue", ramp)):
+    # Yellow text on blue: the darkest entry (by R+G+B) is entry 0, pure blue, not black.
+    for colour, lut in (("Red", ramp), ("Green", ramp), ("Blue", ramp[::-1].copy())):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
         setattr(ds, f"{colour}PaletteColorLookupTableData", lut.tobytes())
     outcome = pixels.clean_pixels(ds, [])
@@ -254,7 +255,8 @@ def test_palette_colour_keeps_its_palette_and_blanks_to_the_darkest_entry():
     back = roundtrip(ds)
     assert len(np.unique(back.pixel_array[text_mask(*frames.shape[1:])])) == 1
     from pydicom.pixels import apply_color_lut
-    assert pixel_detect.find_text_in_frame(apply_color_lut(back.pixel_array, back)) == []
+    shown = (apply_color_lut(back.pixel_array, back) >> 8).astype(np.uint8)  # 8 bits, as a viewer shows it
+    assert pixel_detect.find_text_in_frame(shown) == []
 
 
 def test_every_frame_is_checked():
@@ -306,6 +308,39 @@ def test_compressed_text_free_image_stays_compressed_and_byte_identical():
     before = bytes(ds.PixelData)
     assert pixels.clean_pixels(ds, []).status == "clean"
     assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID == RLELossless
+
+
+def _pydicom_test_file(name: str) -> Path:
+    """A file pydicom ships in its package (read from disk: never downloaded)."""
+    import pydicom.data
+    path = Path(pydicom.data.__file__).parent / "test_files" / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not in this pydicom installation")
+    return path
+
+
+def test_jpeg_extended_12_bit_secondary_capture_is_decoded_and_passes_untouched():
+    # pydicom's JPGExtended.dcm: a 12-bit JPEG Extended bone scan stored as Secondary Capture
+    # (at risk by SOP class), with no text in it.
+    ds = pydicom.dcmread(_pydicom_test_file("JPGExtended.dcm"))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51" and ds.BitsStored == 12
+    assert pixels.burned_in_risk(ds) is not None
+    before = bytes(ds.PixelData)
+    outcome = pixels.clean_pixels(ds, [])
+    assert outcome.status == "clean", outcome.reason
+    assert ds.PixelData == before and ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
+
+
+def test_multi_frame_jpeg_ultrasound_with_screen_text_is_not_passed_as_clean():
+    # pydicom's examples_ybr_color.dcm: 30 JPEG baseline YBR_FULL_422 ultrasound frames with the
+    # scanner's small screen text in the corners: it is blanked on every frame or held back.
+    ds = pydicom.dcmread(_pydicom_test_file("examples_ybr_color.dcm"))
+    assert int(ds.NumberOfFrames) == 30
+    outcome = pixels.clean_pixels(ds, [])
+    assert outcome.status in ("redacted", "hold"), outcome.reason
+    if outcome.status == "redacted":
+        assert len(outcome.boxes) == 30 and all(outcome.boxes)
+        assert text_left(roundtrip(ds)) == []
 
 
 # ---- held back ---------------------------------------------------------------------------------
@@ -395,3 +430,60 @@ def test_small_full_scale_text_on_a_dark_16_bit_frame_is_not_windowed_away():
         g = b.grown(pixel_detect.REDACTION_MARGIN, *mask.shape)
         covered[g.top:g.bottom, g.left:g.right] = True
     assert covered[mask].all()
+
+
+def _covered(boxes, mask: np.ndarray) -> np.ndarray:
+    covered = np.zeros(mask.shape, bool)
+    for b in boxes:
+        g = b.grown(pixel_detect.REDACTION_MARGIN, *mask.shape)
+        covered[g.top:g.bottom, g.left:g.right] = True
+    return covered
+
+
+def test_bundled_network_matches_its_declared_layers():
+    net = pixel_detect.load_network()
+    channels = 2 * 4  # two planes after 2x2 space-to-depth
+    convs = [(c, d) for kind, c, d in pixel_detect.NETWORK_LAYERS if kind != "pool"]
+    assert len(net.weights) == len(convs) == len(net.biases)
+    for (cout, dilation), w, b in zip(convs, net.weights, net.biases):
+        taps = 1 if dilation == 0 else 9
+        assert w.shape == (taps * channels, cout) and b.shape == (cout,)
+        assert w.dtype == np.float32 and np.isfinite(w).all()
+        channels = cout
+    assert 0 < net.grow_threshold <= net.seed_threshold < 1
+
+
+def test_big_frames_are_tiled_with_the_same_answer_as_one_pass(monkeypatch):
+    # Tiles carry a halo wider than the network's reach, so tiling changes nothing but float
+    # rounding (matrix products of other sizes add in another order).
+    rng = np.random.default_rng(3)
+    frame = (anatomy(700, 1100, seed=3) * 200).astype(np.uint8)
+    mask = text_mask(700, 1100, ["DOE^JANE 1961-03-12", "MRN 00412345"], top=600)
+    frame[mask] = 250
+    frame = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+    tiled, tiled_boxes = pixel_detect.text_probability(frame), pixel_detect.find_text_in_frame(frame)
+    monkeypatch.setattr(pixel_detect, "TILE", 4096)
+    whole, whole_boxes = pixel_detect.text_probability(frame), pixel_detect.find_text_in_frame(frame)
+    assert tiled.shape == (175, 275)
+    assert np.abs(tiled - whole).max() < 1e-5
+    assert tiled_boxes == whole_boxes
+    assert _covered(tiled_boxes, mask)[mask].all()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_5x7_bitmap_text_on_a_small_still_is_found(scale):
+    # Bitmap fonts as on ultrasound screens, on a 128x128 still: the smallest case that matters.
+    from deidkit.synth import burn_text
+    frame = (anatomy(128, 128, seed=scale) * 180).astype(np.uint8)
+    mask = np.zeros(frame.shape, bool)
+    text = "DOE JANE" if scale < 3 else "DOE"
+    burn_text(frame, text, 4, 4, 250, scale)
+    burn_text(mask.view(np.uint8), text, 4, 4, 1, scale)
+    assert mask.any()
+    assert _covered(pixel_detect.find_text_in_frame(frame), mask)[mask].all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_text_free_anatomy_has_no_detection(seed):
+    frame = (anatomy(512, 512, seed=seed) * 4095).astype(np.uint16)
+    assert pixel_detect.find_text_in_frame(frame) == []
