@@ -14,7 +14,9 @@ bars, CR-like 16-bit). Prints:
               whole frame (--verify's view of a delivery) and outside the blanked boxes
               (deid_tool's look after blanking); both should be near 0;
   time        ms per 512x512 frame on one core, and as a ratio to a trivial numpy pass over the
-              same frame measured in this run (so figures compare across machines).
+              same frame measured in this run (so figures compare across machines);
+  real images pydicom's own test files (in its package): screens with text found, and anatomy
+              images without text flagged (a small set, labelled by eye; not in the targets).
 Targets (issue 5): recall >= 99%, FP <= 5%, < 50 ms per frame.
 Pillow renders the text here; the detector itself needs only numpy. The detector's network is
 trained by tools/train_text_detector.py on other seeds, so no frame measured here was trained on.
@@ -58,6 +60,40 @@ def baseline_ms(frame: np.ndarray, reps: int = 20) -> float:
 
 def detect(frame: np.ndarray, net: pixel_detect.Network) -> list[pixel_detect.Box]:
     return pixel_detect.find_text_in_frame(frame, net)
+
+
+# Real images shipped inside pydicom's package (read from disk, never downloaded), labelled by
+# looking at them: screens with text, and anatomy without any. Never used in training.
+PYDICOM_WITH_TEXT = ["GDCMJ2K_TextGBR.dcm", "examples_jpeg2k.dcm", "examples_palette.dcm",
+                     "examples_rgb_color.dcm", "examples_ybr_color.dcm"]
+PYDICOM_ANATOMY = ["693_J2KI.dcm", "CT_small.dcm", "J2K_pixelrep_mismatch.dcm", "JPEG2000.dcm",
+                   "JPGExtended.dcm", "MR_small.dcm", "examples_overlay.dcm", "liver_1frame.dcm"]
+
+
+def pydicom_frame(name: str) -> np.ndarray | None:
+    """First frame of one of pydicom's own test files, as the tool displays it (None: absent)."""
+    import pydicom
+    import pydicom.data
+    from pydicom.pixels import apply_color_lut
+    path = Path(pydicom.data.__file__).parent / "test_files" / name
+    if not path.is_file():
+        return None
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    frame = arr[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        frame = (apply_color_lut(frame, ds) >> 8).astype(np.uint8)
+    if frame.dtype.kind == "i":
+        frame = (frame.astype(np.int64) - frame.min()).astype(np.uint32)
+    return frame
+
+
+def real_images(net: pixel_detect.Network) -> str:
+    found = [bool(detect(f, net)) for f in map(pydicom_frame, PYDICOM_WITH_TEXT) if f is not None]
+    flagged = [n for n in PYDICOM_ANATOMY if (f := pydicom_frame(n)) is not None and detect(f, net)]
+    return (f"real images (pydicom's test files): text found in {sum(found)} of {len(found)} screens "
+            f"with text; anatomy without text flagged in {len(flagged)} of "
+            f"{sum(pydicom_frame(n) is not None for n in PYDICOM_ANATOMY)} ({', '.join(flagged) or 'none'})")
 
 
 def main() -> int:
@@ -117,6 +153,7 @@ def main() -> int:
           f"{100 * redacted_flagged / max(1, redacted_seen):.1f}% as a whole (what --verify sees), "
           f"{100 * redacted_flagged_outside / max(1, redacted_seen):.1f}% outside the blanked boxes "
           f"(what deid_tool's second look sees)")
+    print(real_images(net))
     print(f"time per 512x512 frame: median {ms:.1f} ms, p95 {p95:.1f} ms "
           f"({ms / base:.0f}x a trivial numpy pass of {base:.2f} ms)")
     for m in misses[:15]:

@@ -99,7 +99,9 @@ def _line_alpha(rng: np.random.Generator, fonts, occupied: list[tuple[int, int, 
 def text_scene(rng: np.random.Generator, fonts) -> tuple[np.ndarray, np.ndarray]:
     """(frame, line-box mask): one to six lines of text over a background or a text-free scene."""
     pick = rng.random()
-    if pick < 0.15:  # screen captures: perfectly flat, often pure black, no noise at all
+    if pick < 0.1:
+        img = ct_like(rng)
+    elif pick < 0.2:  # screen captures: perfectly flat, often pure black, no noise at all
         img = np.full((SIZE, SIZE), float(rng.choice([0.0, 0.0, rng.uniform(0, 255)])), np.float32)
     elif pick < 0.55:
         img = ts.BACKGROUNDS[rng.integers(len(ts.BACKGROUNDS))](rng)
@@ -135,6 +137,46 @@ def text_scene(rng: np.random.Generator, fonts) -> tuple[np.ndarray, np.ndarray]
     if kind == "palette":
         return palette_colours(rng, img), boxes
     return ts.as_kind(rng, img, kind, alpha_all), boxes
+
+
+def ct_like(rng: np.random.Generator) -> np.ndarray:
+    """CT/MR/NM-like anatomy with what real images have and smooth blobs lack: thin bright bone
+    shells (skull, vertebrae, ribs), trabecular texture, air pockets, the table, hot spots."""
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float32)
+    cy, cx = SIZE / 2 + rng.normal(0, 20), SIZE / 2 + rng.normal(0, 20)
+    ry, rx = rng.uniform(120, 240), rng.uniform(120, 240)
+    r = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+    img = np.where(r < 1, rng.uniform(70, 130), rng.uniform(0, 10)).astype(np.float32)
+    img += (r < 1) * 40 * (ts.smooth_field(rng, int(rng.integers(4, 12))) - 0.5)
+    texture = ts.smooth_field(rng, int(rng.integers(40, 120)))
+    if rng.random() < 0.5:  # a skull: a thick bright shell, trabecular inside
+        t = rng.uniform(0.03, 0.1)
+        shell = (r < 1) & (r > 1 - t)
+        img[shell] = rng.uniform(180, 255) * (0.7 + 0.3 * texture[shell])
+    for _ in range(int(rng.integers(2, 9))):  # bones, air, organs: small shapes with hard edges
+        oy, ox = rng.uniform(60, SIZE - 60), rng.uniform(60, SIZE - 60)
+        a, b = rng.uniform(6, 60), rng.uniform(6, 60)
+        q = np.sqrt(((yy - oy) / a) ** 2 + ((xx - ox) / b) ** 2)
+        kind = rng.integers(3)
+        if kind == 0:  # bone: bright rim, trabecular core
+            img[(q < 1) & (q > 0.7)] = rng.uniform(200, 255)
+            core = q <= 0.7
+            img[core] = 120 + 100 * (texture[core] > rng.uniform(0.4, 0.6))
+        elif kind == 1:  # air
+            img[q < 1] = rng.uniform(0, 20)
+        else:
+            img[q < 1] = rng.uniform(40, 220)
+    if rng.random() < 0.4:  # the table: a bright arc under the body
+        ty = int(min(SIZE - 8, cy + ry + rng.uniform(5, 30)))
+        img[ty:ty + int(rng.integers(2, 6)), :] = rng.uniform(120, 220)
+    if rng.random() < 0.3:  # NM-like: dim body, a few hot spots, heavy blur
+        img = img * 0.3
+        for _ in range(int(rng.integers(1, 5))):
+            oy, ox = rng.uniform(40, SIZE - 40), rng.uniform(40, SIZE - 40)
+            img += 255 * np.exp(-((yy - oy) ** 2 + (xx - ox) ** 2) / (2 * rng.uniform(3, 12) ** 2))
+    img = np.asarray(Image.fromarray(img.clip(0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5)))), np.float32)
+    return img + rng.normal(0, rng.uniform(1, 10), img.shape).astype(np.float32)
 
 
 def blank_rectangles(rng: np.random.Generator, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -182,7 +224,10 @@ def make_item(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if rng.integers(100) < text_share_pct:
         frame, boxes = text_scene(rng, _FONTS)
     else:
-        frame, _ = ts.without_text(rng)
+        if rng.random() < 0.35:
+            frame = ts.as_kind(rng, ct_like(rng), str(rng.choice(["grey8", "grey16", "grey16"])))
+        else:
+            frame, _ = ts.without_text(rng)
         boxes = np.zeros((SIZE, SIZE), bool)
         if frame.dtype == np.uint8 and frame.ndim == 2:
             frame = blank_rectangles(rng, frame.astype(np.float32), boxes)
@@ -333,13 +378,14 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=0, help="index of the first generated frame")
     ap.add_argument("--init", type=Path, help="train further from these weights (an .npz of this script)")
     ap.add_argument("--max-lr", type=float, default=3e-3)
+    ap.add_argument("--text-share", type=int, default=65, help="percent of frames with text")
     args = ap.parse_args()
     t = time.time()
     if args.cache and args.cache.is_file():
         data = np.load(args.cache)
         x, y = data["x"], data["y"]
     else:
-        x, y = generate(args.images, args.first)
+        x, y = generate(args.images, args.first, args.text_share)
         if args.cache:
             np.savez(args.cache, x=x, y=y)
     print(f"{len(x)} training images ({time.time() - t:.0f} s)", flush=True)
