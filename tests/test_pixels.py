@@ -245,8 +245,9 @@ def test_palette_colour_keeps_its_palette_and_blanks_to_the_darkest_entry():
     frames = grey_frames()
     ds = make_ds(frames, "PALETTE COLOR")
     ramp = np.arange(256, dtype=np.uint16) * 257
-    # Yellow text on blue: the darkest entry (by R+G+B) is entry 0, pure blue, not black.
-    for colour, lut in (("Red", ramp), ("Green", ramp), ("Blue", ramp[::-1].copy())):
+    # Magenta text on green (hue on hue: the brightest channel is nearly flat); the darkest
+    # entry by R+G+B is not black.
+    for colour, lut in (("Red", ramp), ("Green", ramp[::-1].copy()), ("Blue", ramp)):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
         setattr(ds, f"{colour}PaletteColorLookupTableData", lut.tobytes())
     outcome = pixels.clean_pixels(ds, [])
