@@ -264,12 +264,7 @@ def boxes_from_probability(p: np.ndarray, shape: tuple[int, int], net: Network |
     if blanked is not None and blanked.any():
         inside = _cells_touched(blanked, p.shape)
         grow &= ~inside
-        ring = inside.copy()
-        ring[1:] |= inside[:-1]
-        ring[:-1] |= inside[1:]
-        ring[:, 1:] |= ring[:, :-1].copy()
-        ring[:, :-1] |= ring[:, 1:].copy()
-        seeds &= ~ring
+        seeds &= ~_dilated(inside, 1, 1)
     # Growing reaches only so far from a seed (a line's height up and down, a few glyphs along):
     # weak cells touching each other across a busy frame cannot chain into one huge box.
     grow &= _dilated(seeds, GROW_REACH_CELLS[0], GROW_REACH_CELLS[1])
@@ -281,11 +276,19 @@ def boxes_from_probability(p: np.ndarray, shape: tuple[int, int], net: Network |
 
 
 def _dilated(mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """mask grown by up to rows cells up and down and cols cells left and right."""
-    out = np.zeros_like(mask)
-    for r, c in zip(*np.nonzero(mask)):
-        out[max(0, r - rows):r + rows + 1, max(0, c - cols):c + cols + 1] = True
-    return out
+    """mask grown by up to rows cells up and down and cols cells left and right (a rectangle
+    around every True cell), in time independent of how many cells are True."""
+    return _spread(_spread(mask, cols, axis=1), rows, axis=0)
+
+
+def _spread(mask: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """True wherever a True lies within k cells along axis (window sums of a running total)."""
+    n = mask.shape[axis]
+    run = np.cumsum(mask, axis=axis, dtype=np.int32)
+    run = np.concatenate([np.zeros_like(run.take([0], axis=axis)), run], axis=axis)
+    hi = np.minimum(np.arange(n) + k + 1, n)
+    lo = np.maximum(np.arange(n) - k, 0)
+    return (run.take(hi, axis=axis) - run.take(lo, axis=axis)) > 0
 
 
 def _cells_touched(mask: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
