@@ -68,6 +68,7 @@ class FileResult:
     sop_class: str = ""
     sop_instance: str = ""
     thumbnails: list[str] = field(default_factory=list)  # review images, hospital side
+    person: str = ""         # hashed family name | sex | birth date of the original (person_of); hospital side
 
 
 @dataclass
@@ -271,6 +272,7 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
         ds = full
+    result.person = person_of(ds)
     identifiers = Identifiers()
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
     outcome = engine.deidentify(ds, ctx)
@@ -320,6 +322,50 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     result.sop_class = str(ds.get("SOPClassUID", ""))
     result.sop_instance = str(ds.get("SOPInstanceUID", ""))
     return result
+
+
+def person_of(ds: Dataset) -> str:
+    """Who the original file says the patient is, as three short hashes "family|sex|birth date"
+    (an empty part where the header has none). Files of one Patient ID whose persons differ
+    (person_clash) are two people the export mixed up."""
+    def part(value: str) -> str:
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12] if value else ""
+
+    name = str(ds.get("PatientName", "") or "")
+    family = re.sub(r"[^A-Z]", "", name.split("^")[0].upper()) if name.isascii() else name.split("^")[0].strip().upper()
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    birth = re.sub(r"\D", "", str(ds.get("PatientBirthDate", "") or ""))
+    return "|".join((part(family), sex if sex in ("M", "F") else "", part(birth)))
+
+
+def person_clash(a: str, b: str) -> bool:
+    """True if two person_of values cannot be one person: two of family name, sex and birth date
+    given in both and different. One alone is how one person's records differ in real exports
+    (a married name, a corrected birth date, a typing slip): not a second person."""
+    return sum(1 for x, y in zip(a.split("|"), b.split("|")) if x and y and x != y) >= 2
+
+
+PERSON_CLASH = ("two different patients share one Patient ID (different name, sex or birth date): "
+                "held so they are not merged; correct the IDs in the export, then run again")
+
+
+def _hold_mixed_patients(results: dict[str, FileResult], dest: Path, state: "_StateWriter") -> None:
+    """Hold every written file of a pseudonym whose files name more than one person (order-free)."""
+    persons: dict[str, list[str]] = {}
+    for r in results.values():
+        if r.patient and r.person and (r.status == WRITTEN or r.reason == PERSON_CLASH):
+            persons.setdefault(r.patient, []).append(r.person)
+    mixed = set()
+    for patient, found in persons.items():
+        distinct = sorted(set(found))
+        if any(person_clash(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1:]):
+            mixed.add(patient)
+    for src in sorted(results):
+        r = results[src]
+        if r.status == WRITTEN and r.patient in mixed:
+            (dest / r.out).unlink(missing_ok=True)  # first: a kill before the journal line redoes it
+            r.status, r.reason, r.out = HELD, PERSON_CLASH, ""
+            state.append(r)
 
 
 def _metadata_risk(ds: Dataset) -> str | None:
@@ -427,7 +473,12 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
 
 def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = None,
                on_problem: Callable[[FileResult], None] | None = None) -> RunSummary:
-    """Process every file of config.source into config.dest; resumable; returns all results."""
+    """Process every file of config.source into config.dest; resumable; returns all results.
+
+    Raises ValueError if the output or hospital-side folder lies in the export (by any path)."""
+    for folder in (config.dest, config.hospital_dir):
+        if folder_within(folder, config.source) or folder_within(config.source, folder):
+            raise ValueError(f"{folder.name} would be inside the export folder (or the export inside it)")
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
     (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")
@@ -437,6 +488,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     done = _load_state(state_path, config.fingerprint(), config.dest)
     todo = [j for j in jobs if j[2] not in done]
     placed: dict[str, FileResult] = {r.out: r for r in done.values() if r.status == WRITTEN}
+    by_sop = {r.sop_instance: r for r in placed.values() if r.sop_instance}
     results: dict[str, FileResult] = dict(done)
     if progress:
         progress(len(jobs) - len(todo), len(jobs))
@@ -445,7 +497,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     with _StateWriter(state_path, config.fingerprint(), fresh=not done) as state:
         for result in _execute(todo, config):
             try:
-                _place(result, placed, results, config.dest, state)
+                _place(result, placed, results, config.dest, state, by_sop)
             except OSError as e:
                 partial_path(config.dest, result.src).unlink(missing_ok=True)
                 result.status, result.reason, result.out = FAILED, _os_error_text(e), ""
@@ -463,6 +515,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
                 progress(len(results), len(jobs))
             if result.reason == DISK_FULL:
                 break  # every further file would fail the same way; stopping keeps the rest intact
+        _hold_mixed_patients(results, config.dest, state)
     for j in jobs:  # only after a full disk: what was not reached is listed and done next time
         if j[2] not in results:
             results[j[2]] = FileResult(ref=j[0], src=j[2], status=FAILED, reason=DISK_FULL)
@@ -511,25 +564,74 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
 
 
 def _place(result: FileResult, placed: dict[str, FileResult], results: dict[str, FileResult],
-           dest: Path, state: "_StateWriter") -> None:
-    """Move a finished file from the partial folder to its place; settle duplicates by source order."""
+           dest: Path, state: "_StateWriter", by_sop: dict[str, FileResult]) -> None:
+    """Move a finished file from the partial folder to its place; settle duplicates and name clashes.
+
+    Whatever order the workers finish in, the outcome is the same:
+    - the same SOP Instance UID with the same bytes: a duplicate, dropped quietly;
+    - the same SOP Instance UID with other content: the first by source path goes out, the other
+      is held for a person (the export holds two versions of one image);
+    - two different instances whose names share the 8-digit code (about 1 in 4 billion a pair):
+      the smaller SOP Instance UID keeps the name, the other gets a second code from its own UID."""
     if result.status != WRITTEN:
         return
     partial = partial_path(dest, result.src)
-    final = dest / result.out
-    holder = placed.get(result.out)
-    if holder is not None:
-        if holder.sha256 == result.sha256 or holder.src < result.src:
+    twin = by_sop.get(result.sop_instance) if result.sop_instance else None
+    if twin is not None:
+        if twin.sha256 == result.sha256:
             partial.unlink(missing_ok=True)
-            result.status = DUPLICATE
-            result.reason = f"same instance as {holder.ref}" + ("" if holder.sha256 == result.sha256 else " (different bytes)")
+            result.status, result.reason, result.out = DUPLICATE, f"same instance as {twin.ref}", ""
             return
-        holder.status, holder.reason = DUPLICATE, f"same instance as {result.ref} (different bytes)"
-        results[holder.src] = holder
-        state.append(holder)
+        keeper, other = (twin, result) if twin.src < result.src else (result, twin)
+        other.status, other.reason = HELD, (f"two different files with the same SOP Instance UID ({keeper.ref} and "
+                                            f"{other.ref}): {keeper.ref} was sent, this one held for a person to choose")
+        if other is result:
+            partial.unlink(missing_ok=True)
+            result.out = ""
+            return
+        old_out = twin.out
+        (dest / old_out).unlink(missing_ok=True)  # removed first: a kill before the journal line redoes it
+        twin.out = ""
+        results[twin.src] = twin
+        state.append(twin)
+        del placed[old_out]
+        by_sop.pop(twin.sop_instance, None)
+    holder = placed.get(result.out)
+    if holder is not None:  # a different instance under the same name: a clash of the short code
+        if holder.sop_instance < result.sop_instance:
+            result.out = _second_name(result)
+        else:
+            moved = _second_name(holder)
+            if moved in placed:
+                raise _NameClash()
+            old_out, holder.out = holder.out, moved
+            results[holder.src] = holder
+            state.append(holder)  # journaled first: a kill before the move redoes the holder
+            (dest / moved).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest / old_out, dest / moved)
+            del placed[old_out]
+            placed[moved] = holder
+            by_sop[holder.sop_instance] = holder
+        if result.out in placed:
+            raise _NameClash()
+    final = dest / result.out
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)
     placed[result.out] = result
+    by_sop[result.sop_instance] = result
+
+
+class _NameClash(OSError):
+    """Two instances clash even in their second code (never seen: 64 bits of two hashes)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EEXIST, "two images would get the same output name")
+
+
+def _second_name(r: FileResult) -> str:
+    """The output name with a second code, from the (de-identified) SOP Instance UID."""
+    code = hashlib.sha256(b"deidkit-second-name\0" + r.sop_instance.encode()).hexdigest()[:8].upper()
+    return r.out[: -len(".dcm")] + f"_{code}.dcm"
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(FileResult))
@@ -601,6 +703,80 @@ def _in_place(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except OSError:
         return False
+
+
+def folder_within(inner: Path, outer: Path) -> bool:
+    """True if folder `inner` is `outer` or lies below it, by any path: links resolved, case folded
+    where the system folds it, and the same folder reached by another name (a bind mount, a
+    differently spelled share) recognised by its file-system identity. `inner` need not exist."""
+    try:
+        a, b = inner.resolve(), outer.resolve()
+    except (OSError, RuntimeError):
+        a, b = Path(os.path.abspath(inner)), Path(os.path.abspath(outer))
+    if os.path.normcase(str(a)) == os.path.normcase(str(b)):
+        return True
+    if any(os.path.normcase(str(p)) == os.path.normcase(str(b)) for p in a.parents):
+        return True
+    try:
+        target = b.stat()
+    except OSError:
+        return False
+    for p in (a, *a.parents):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino) and st.st_ino:
+            return True
+    return False
+
+
+# What a run writes into DEST, by name: output images (output_path), the two reports, the partial
+# folder. Only such files are removed when an earlier run is replaced.
+_OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_]+/STUDY_[0-9A-F]+/SERIES_\d{4}_[A-Z0-9]+_[0-9A-F]+/IMG_\d{5}_[0-9A-F]+(_[0-9A-F]+)?\.dcm$")
+
+
+def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
+    """Remove what an earlier run wrote into dest: the files its manifest or its journal lists (and
+    only if named as this kit names them), its reports and partial folder, then the folders left
+    empty. Returns the files left (relative, sorted): files the kit did not write are never
+    removed. The journal of the earlier run is removed too (the new run starts fresh).
+
+    Raises OSError if a file the kit wrote cannot be removed."""
+    import csv
+
+    ours: set[str] = set()
+    manifest = dest / MANIFEST_NAME
+    if manifest.is_file():
+        with manifest.open(encoding="utf-8", errors="replace", newline="") as fp:
+            ours |= {row.get("file", "") for row in csv.DictReader(fp)}
+    state = hospital_dir / STATE_NAME
+    if state.is_file():
+        with state.open(encoding="utf-8", errors="replace") as fp:
+            for line in fp:
+                try:
+                    ours.add(str(json.loads(line).get("out", "")))
+                except (ValueError, AttributeError):
+                    continue
+    for rel in sorted(ours):
+        if _OUTPUT_NAME.match(rel) and ".." not in rel.split("/"):
+            path = dest / rel
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+    for name in (MANIFEST_NAME, SUMMARY_NAME, MANIFEST_NAME + ".tmp", SUMMARY_NAME + ".tmp"):
+        if (dest / name).is_file():
+            (dest / name).unlink()
+    partial = dest / PARTIAL_DIR
+    if partial.is_dir() and not partial.is_symlink():
+        for leftover in partial.iterdir():
+            if leftover.name.endswith(".part") and leftover.is_file():
+                leftover.unlink()
+    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+        if Path(dirpath) != dest and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    if state.is_file():
+        state.unlink()
+    return sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir() or p.is_symlink())
 
 
 def output_is_ours(dest: Path) -> bool:
