@@ -41,6 +41,14 @@ class NotDicom(Unreadable):
     pass
 
 
+class SourceChanged(Unreadable):
+    """The file changed between being judged and being copied (a PACS still writing it)."""
+
+    def __init__(self) -> None:
+        super().__init__("the file changed while it was read (still being written?): not copied; "
+                         "run again when the export is complete")
+
+
 @dataclass
 class PixelSpan:
     """Where the pixel data element (tag to end of value) sits in the source file."""
@@ -56,6 +64,7 @@ class Header:
     transfer_syntax: str
     pixel_span: PixelSpan | None
     streamable: bool  # False for deflated/big-endian: these are read and written whole
+    header_digest: bytes = b""  # sha256 of the source bytes before the pixel data, as judged
 
 
 def read_header(path: Path) -> Header:
@@ -88,6 +97,7 @@ def read_header(path: Path) -> Header:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
             if span is None and _is_image_storage(ds):
                 raise Unreadable("truncated: image without pixel data")
+            digest = _span_digest(fp, 0, stop)
     except Unreadable:
         raise
     except InvalidDicomError:
@@ -104,7 +114,27 @@ def read_header(path: Path) -> Header:
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=True)
+    return Header(ds, ts, span, streamable=True, header_digest=digest)
+
+
+def _span_digest(fp, start: int, end: int) -> bytes:
+    """sha256 of bytes [start, end) of an open file."""
+    fp.seek(start)
+    h = hashlib.sha256()
+    remaining = end - start
+    while remaining > 0:
+        chunk = fp.read(min(COPY_CHUNK, remaining))
+        if not chunk:
+            break
+        h.update(chunk)
+        remaining -= len(chunk)
+    return h.digest()
+
+
+def source_state(path: Path) -> tuple[int, int, int]:
+    """(size, modification time in ns, inode) of a file: what changes when it is rewritten."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def is_dicomdir(ds: Dataset) -> bool:
@@ -524,9 +554,13 @@ def _plain_text(value) -> str | None:
     return None
 
 
-def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) -> tuple[int, str]:
+def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path,
+                   judged: bytes = b"") -> tuple[int, str]:
     """Write the encoded header, then copy the pixel element bytes from src in chunks.
 
+    judged: Header.header_digest; the source's bytes before the pixel data are hashed again
+    through the same open file the pixels are copied from, and SourceChanged is raised if they
+    are not the bytes that were judged (the file was rewritten in between).
     Returns (size, sha256) of what was written, hashed on the way (no second read)."""
     digest = hashlib.sha256(header)
     size = len(header)
@@ -534,6 +568,8 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) 
         out.write(header)
         if span is not None:
             with src.open("rb") as fp:
+                if judged and _span_digest(fp, 0, span.start) != judged:
+                    raise SourceChanged()
                 fp.seek(span.start)
                 remaining = span.end - span.start
                 while remaining > 0:

@@ -117,23 +117,35 @@ def plan(source: Path, exclude: list[Path]) -> list[Path]:
         if error.filename:
             found.append(Path(error.filename))
 
+    def is_link(path: Path) -> bool | None:  # None: cannot even be looked at (a path too long)
+        try:
+            return path.is_symlink()
+        except OSError:
+            return None
+
+    def resolved(path: Path) -> str:
+        try:
+            return os.path.normcase(str(path.resolve()))
+        except (OSError, RuntimeError):
+            return os.path.normcase(str(path))
+
     for dirpath, dirnames, filenames in os.walk(source, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         keep = []
         for d in sorted(dirnames):
             path = here / d
-            if os.path.normcase(str(path)) in excluded or os.path.normcase(str(path.resolve())) in excluded:
+            if os.path.normcase(str(path)) in excluded or resolved(path) in excluded:
                 continue
-            if path.is_symlink():
-                found.append(path)
+            if is_link(path) is not False:
+                found.append(path)  # a link, or a folder that cannot be looked at: listed with its reason
             else:
                 keep.append(d)
         dirnames[:] = keep
         for name in sorted(filenames):
             path = here / name
-            if path.is_symlink():
+            if is_link(path) is not False:
                 found.append(path)
-            elif os.path.normcase(str(path.resolve())) not in excluded:
+            elif resolved(path) not in excluded:
                 found.append(path)
     unique = {p.relative_to(source).as_posix(): p for p in found if p != source}
     return [unique[k] for k in sorted(unique)]
@@ -146,11 +158,27 @@ _WORKER: dict = {}
 
 def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
     """Set up a worker. Never raises: a Pool whose initializer fails respawns workers forever."""
+    quiet_library_messages()
     try:
         _setup_worker(guidelines, key, dest, hospital, override_dir)
     except Exception as e:  # every file of this worker then fails with this neutral reason
         _WORKER.clear()
         _WORKER["setup_error"] = f"worker setup failed ({type(e).__name__})"
+
+
+def quiet_library_messages() -> None:
+    """pydicom's warnings and log lines about odd input are not for the clerk's screen: a worker
+    started with "spawn" (Windows, macOS, the frozen program) inherits no filters from the main
+    process, so each worker sets them here. Bad input is reported through results instead."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logger = logging.getLogger("pydicom")
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
@@ -178,6 +206,14 @@ def _pixel_module():
 def process_file(job: tuple[str, str, str]) -> FileResult:
     """De-identify one file into the partial folder. Never raises: failures become results."""
     ref, src_str, rel = job
+    _worker_kill_hook(ref, "start")
+    result = _process_file(job)
+    _worker_kill_hook(ref, "written")
+    return result
+
+
+def _process_file(job: tuple[str, str, str]) -> FileResult:
+    ref, src_str, rel = job
     src = Path(src_str)
     result = FileResult(ref=ref, src=rel, status=FAILED)
     if "setup_error" in _WORKER:
@@ -194,6 +230,8 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
+    except dicomio.SourceChanged as e:
+        result.status, result.reason = HELD, str(e)
     except dicomio.Unreadable as e:
         result.reason = str(e)
     except OSError as e:
@@ -208,7 +246,9 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
 DISK_FULL = "output disk full: not done (free space, then run again: it resumes)"
 TOO_LARGE_FOR_DISK = "output disk refused the file as too large (FAT32 disks hold at most 4 GB per file)"
 _OUTPUT_ERRNOS = {errno.ENOSPC: DISK_FULL, getattr(errno, "EDQUOT", -1): DISK_FULL, errno.EFBIG: TOO_LARGE_FOR_DISK}
-REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK}
+WORKER_DIED = ("the process working on this file stopped without a word (out of memory, or a crash in an "
+               "image decoder): not copied; run again to retry it")
+REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK, WORKER_DIED}
 
 
 def _os_error_text(e: OSError | None) -> str:
@@ -218,6 +258,9 @@ def _os_error_text(e: OSError | None) -> str:
         return _OUTPUT_ERRNOS[e.errno]
     if isinstance(e, PermissionError):
         return "permission denied"
+    if e.errno == errno.ENAMETOOLONG:
+        return ("path longer than the system allows: not read (shorten the folder names above it, "
+                "then run again)")
     return f"file system error ({e.strerror or type(e).__name__})"
 
 
@@ -246,6 +289,7 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
 
 def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
+    before = dicomio.source_state(src)
     header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
@@ -301,7 +345,8 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             if _identifier_in_header(encoded, identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
-            result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial)
+            result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial,
+                                                                judged=header.header_digest)
         else:
             header_size = dicomio.write_whole(ds, partial)
             with partial.open("rb") as fp:
@@ -311,6 +356,8 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
             result.size, result.sha256 = _size_and_hash(partial)
+        if dicomio.source_state(src) != before:  # rewritten while judged and copied: what was judged is gone
+            raise dicomio.SourceChanged()
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -545,7 +592,17 @@ def _kill_run() -> None:
     os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
+# Test hook (tests/test_hostile.py): "DIR:F000012,F000040/written,F000077/always" makes the worker
+# SIGKILL itself when it starts (or, with "/written", finishes writing) that file, once per file (a
+# marker in DIR remembers it), as the OOM killer would; "/always" every time, as an aborting codec.
+WORKER_KILL_HOOK = "DEIDKIT_TEST_KILL_WORKER"
+
+
 def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[FileResult]:
+    """Results of every job, in the order they finish. A worker that dies (SIGKILL, the OOM
+    killer, a codec that aborts) breaks the pool: its files and every other file then in flight
+    are done again in a new pool; a file that also kills a worker working on it alone gets the
+    result WORKER_DIED (not journaled: the next run tries it again). Never waits for ever."""
     args = (config.guidelines, config.key, str(config.dest), str(config.hospital_dir),
             str(config.override_dir or ""))
     workers = config.workers or min((os.cpu_count() or 1) + 1, 9)  # one extra process overlaps disk waits
@@ -558,9 +615,97 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
     # file) about as much as placing a file; 16 per chunk cut its CPU by two thirds against 4,
     # while every worker still gets several chunks (even load, steady progress) on smaller runs.
     chunksize = max(4, min(16, len(jobs) // (workers * 4)))
+    chunks = [jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)]
+    lost: list[tuple[str, str, str]] = []
+    yield from _run_pool(chunks, workers, args, lost)
+    # After a broken pool: the files in flight again, one at a time in a one-worker pool, so the
+    # file a dying worker was on is known for certain. One death can be chance (the OOM killer
+    # picks a process, not a file): a file is given up only after its worker died twice.
+    deaths: dict[str, int] = {}
+    while lost:
+        retry, lost = lost, []
+        suspects: list[tuple[str, str, str]] = []
+        yield from _run_pool([[job] for job in retry], 1, args, suspects)
+        if suspects:
+            job = suspects[0]  # the one the lone worker was on when it died
+            deaths[job[0]] = deaths.get(job[0], 0) + 1
+            if deaths[job[0]] >= 2:
+                yield FileResult(ref=job[0], src=job[2], status=FAILED, reason=WORKER_DIED)
+                suspects = suspects[1:]
+        lost = suspects
+
+
+def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tuple,
+              lost: list[tuple[str, str, str]]) -> Iterator[FileResult]:
+    """Run chunks in a process pool, yielding results as chunks finish; at most a few chunks per
+    worker are in flight. If the pool breaks, the jobs not finished are added to `lost` (the
+    in-flight ones first, in submission order) and the generator ends."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     ctx = multiprocessing.get_context("spawn" if sys.platform == "win32" else None)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
-        yield from pool.imap_unordered(process_file, jobs, chunksize=chunksize)
+    pending = list(reversed(chunks))
+    in_flight: dict = {}
+    limit = workers * 3 if workers > 1 else 1
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=args)
+    try:
+        while pending or in_flight:
+            broken = False
+            while pending and len(in_flight) < limit:
+                chunk = pending.pop()
+                try:
+                    in_flight[pool.submit(_process_chunk, chunk)] = chunk
+                except BrokenProcessPool:
+                    pending.append(chunk)
+                    broken = True
+                    break
+            if not broken:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                broken = any(f.exception() is not None for f in done)
+            order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
+            for future in order:
+                if not future.done() or (broken and future.exception() is not None):
+                    continue
+                chunk = in_flight.pop(future)
+                error = future.exception()
+                if error is not None:  # not a broken pool: a bug in the chunk loop itself
+                    raise error
+                yield from future.result()
+            if broken:
+                for future in order:
+                    if future in in_flight:
+                        lost.extend(in_flight.pop(future))
+                for chunk in reversed(pending):
+                    lost.extend(chunk)
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_chunk(chunk: list[tuple[str, str, str]]) -> list[FileResult]:
+    return [process_file(job) for job in chunk]
+
+
+def _worker_kill_hook(ref: str, when: str) -> None:
+    """The test hook WORKER_KILL_HOOK (see there); does nothing unless it names this file."""
+    value = os.environ.get(WORKER_KILL_HOOK, "")
+    if not value:
+        return
+    folder, _, names = value.rpartition(":")
+    for name in names.split(","):
+        target, _, point = name.partition("/")
+        if target == ref and point == "always" and when == "start":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if target == ref and (point or "start") == when:
+            try:
+                os.close(os.open(os.path.join(folder, f"killed_{ref}_{when}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _place(result: FileResult, placed: dict[str, FileResult], results: dict[str, FileResult],
