@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -56,6 +58,7 @@ class PixelSpan:
     start: int
     end: int
     trailing_bytes: int
+    judged: bytes = b""  # sha256 of the source bytes before start, as read when the header was judged
 
 
 @dataclass
@@ -64,7 +67,6 @@ class Header:
     transfer_syntax: str
     pixel_span: PixelSpan | None
     streamable: bool  # False for deflated/big-endian: these are read and written whole
-    header_digest: bytes = b""  # sha256 of the source bytes before the pixel data, as judged
 
 
 def read_header(path: Path) -> Header:
@@ -97,7 +99,8 @@ def read_header(path: Path) -> Header:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
             if span is None and _is_image_storage(ds):
                 raise Unreadable("truncated: image without pixel data")
-            digest = _span_digest(fp, 0, stop)
+            if span is not None:
+                span.judged = _span_digest(fp, 0, span.start)
     except Unreadable:
         raise
     except InvalidDicomError:
@@ -107,14 +110,14 @@ def read_header(path: Path) -> Header:
     except OSError as e:
         raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
     except Exception as e:  # pydicom raises many kinds on corrupt input
-        raise Unreadable(f"corrupt or truncated header ({type(e).__name__})") from None
+        raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
             return Header(ds, ts, span, streamable=True)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=True, header_digest=digest)
+    return Header(ds, ts, span, streamable=True)
 
 
 def _span_digest(fp, start: int, end: int) -> bytes:
@@ -179,7 +182,7 @@ def read_full(path: Path) -> Dataset:
             _touch_all_values(ds)
             return ds
     except Exception as e:
-        raise Unreadable(f"corrupt or truncated file ({type(e).__name__})") from None
+        raise Unreadable("corrupt or truncated file (its image data cannot be read)") from None
 
 
 def _is_image_storage(ds: Dataset) -> bool:
@@ -243,6 +246,7 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     one value. Checked on the raw elements, before they are converted."""
     from pydicom.dataelem import RawDataElement
 
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -253,9 +257,77 @@ def _check_lengths(ds: Dataset, size: int) -> None:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+                if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
+                    vr = raw.VR or _dictionary_vr(raw.tag)
+                    problem = value_problem(vr, raw.value, implicit)
+                    if problem:
+                        raise Unreadable(problem)
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
                 stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+# PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in
+# characters (bytes for the binary ones). PN: 64 per component group, three groups.
+_MAX_VALUE_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+                     "PN": 3 * 64 + 2, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+_MULTI_VALUED = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"}
+_TEXT_VRS_ALL = set(_MAX_VALUE_LENGTH) | {"UC", "UR", "UT"}
+# Bytes no text value holds (ESC, TAB, LF, FF, CR are legal in text; NUL only as padding): an
+# element header swallowed by a damaged length field always brings some (its tag's zero bytes).
+_BINARY_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+# An explicit-VR element header of a standard (even) group inside a value: tag, then its VR.
+_ELEMENT_HEADER = re.compile(rb"(?s)(?=([\x08\x10\x18\x20\x28\x32\x38\x40\x88]\x00..)"
+                             rb"(AE|AS|AT|CS|DA|DS|DT|FD|FL|IS|LO|LT|OB|OW|PN|SH|SL|SQ|SS|ST|TM|UI|UL|UN|US|UT))")
+_PATIENT_TAGS_IMPLICIT = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x10\x00\x30\x00")
+
+
+def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
+    """Why a raw value cannot be kept as it is, or None. A damaged length field makes a value
+    swallow the elements after it (Patient's Name and ID among them) or run longer than its VR
+    allows (PS3.5 6.2); then nothing after it can be judged. Checks: text VRs hold no binary
+    bytes and no value longer than twice what the VR allows (per value; devices overrun by a
+    few characters; values in a multi-byte character set get 4 bytes per character); no value of any VR
+    holds what parses as a standard element header (its tag followed by its dictionary VR, or in
+    an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits)."""
+    if vr in _TEXT_VRS_ALL:
+        body = value.rstrip(b"\0 ") if vr == "UI" else value.rstrip(b"\0")
+        if _BINARY_IN_TEXT.search(body):
+            return "corrupt: a text value holds binary data (a damaged length field?)"
+        limit = _MAX_VALUE_LENGTH.get(vr)
+        if limit is not None:
+            parts = body.split(b"\\") if vr in _MULTI_VALUED else [body]
+            for part in parts:
+                # twice the limit (4 bytes a character for multi-byte sets): devices overrun by a
+                # few characters (DS of 17+ digits, long LO), which says nothing about the file
+                allowed = 2 * limit if part.isascii() and b"\x1b" not in part else 4 * limit + 16
+                if len(part.strip(b" ")) > allowed:
+                    return "corrupt: a value longer than its type allows (a damaged length field?)"
+        return None
+    if len(value) < 8 or vr == "SQ" or value[:4] == b"\xfe\xff\x00\xe0" or (
+            vr in ("OB", "OW", "OF", "OD", "OL", "OV") and len(value) > 1 << 20):
+        return None  # sequences (also private ones read as UN) hold elements by right
+    for match in _ELEMENT_HEADER.finditer(value):
+        tag = int.from_bytes(match.group(1)[:2], "little") << 16 | int.from_bytes(match.group(1)[2:], "little")
+        if tag & 0xFFFF and dictionary_has_tag(tag) and match.group(2).decode() in dictionary_VR(tag).split(" or "):
+            return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+    if implicit:
+        for needle in _PATIENT_TAGS_IMPLICIT:
+            start = value.find(needle)
+            while start != -1:
+                if start + 8 <= len(value):
+                    length = int.from_bytes(value[start + 4:start + 8], "little")
+                    if 0 < length <= len(value) - start - 8 and length < 256:
+                        return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+                start = value.find(needle, start + 1)
+    return None
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag) if dictionary_has_tag(tag) else "UN"
+    except KeyError:
+        return "UN"
 
 
 def _check_structure(ds: Dataset) -> None:
@@ -554,11 +626,10 @@ def _plain_text(value) -> str | None:
     return None
 
 
-def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path,
-                   judged: bytes = b"") -> tuple[int, str]:
+def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) -> tuple[int, str]:
     """Write the encoded header, then copy the pixel element bytes from src in chunks.
 
-    judged: Header.header_digest; the source's bytes before the pixel data are hashed again
+    span.judged: the source's bytes before the pixel data are hashed again
     through the same open file the pixels are copied from, and SourceChanged is raised if they
     are not the bytes that were judged (the file was rewritten in between).
     Returns (size, sha256) of what was written, hashed on the way (no second read)."""
@@ -568,7 +639,7 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path,
         out.write(header)
         if span is not None:
             with src.open("rb") as fp:
-                if judged and _span_digest(fp, 0, span.start) != judged:
+                if span.judged and _span_digest(fp, 0, span.start) != span.judged:
                     raise SourceChanged()
                 fp.seek(span.start)
                 remaining = span.end - span.start

@@ -163,7 +163,7 @@ def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, o
         _setup_worker(guidelines, key, dest, hospital, override_dir)
     except Exception as e:  # every file of this worker then fails with this neutral reason
         _WORKER.clear()
-        _WORKER["setup_error"] = f"worker setup failed ({type(e).__name__})"
+        _WORKER["setup_error"] = "the program could not start its work (a damaged installation or guideline file?)"
 
 
 def quiet_library_messages() -> None:
@@ -237,8 +237,12 @@ def _process_file(job: tuple[str, str, str]) -> FileResult:
     except OSError as e:
         result.reason = _os_error_text(e)
     except Exception as e:  # a bug or an input we did not foresee: held, never passed through
-        result.reason = f"unexpected error ({type(e).__name__}); held for review"
+        result.reason = UNEXPECTED
     return result
+
+
+UNEXPECTED = ("the program met something in this file it does not handle; held for review "
+              "(please report it with the reference)")
 
 
 # Errors of the output disk, not of the file: such results are not journaled, so a later run
@@ -261,7 +265,7 @@ def _os_error_text(e: OSError | None) -> str:
     if e.errno == errno.ENAMETOOLONG:
         return ("path longer than the system allows: not read (shorten the folder names above it, "
                 "then run again)")
-    return f"file system error ({e.strerror or type(e).__name__})"
+    return f"file system error ({e.strerror or 'the system gave no reason'})"
 
 
 def _scandir_error(folder: Path) -> OSError | None:
@@ -345,8 +349,7 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             if _identifier_in_header(encoded, identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
-            result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial,
-                                                                judged=header.header_digest)
+            result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial)
         else:
             header_size = dicomio.write_whole(ds, partial)
             with partial.open("rb") as fp:
