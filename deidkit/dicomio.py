@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -43,7 +44,11 @@ class NotDicom(Unreadable):
     pass
 
 
-class SourceChanged(Unreadable):
+class HeldBack(Unreadable):
+    """A readable file that must not go out as it is (held for a person, not failed)."""
+
+
+class SourceChanged(HeldBack):
     """The file changed between being judged and being copied (a PACS still writing it)."""
 
     def __init__(self) -> None:
@@ -83,6 +88,15 @@ def read_header(path: Path) -> Header:
             has_preamble = len(head) == 132 and head[128:132] == b"DICM"
             if not has_preamble and not _looks_like_raw_dataset(head):
                 raise NotDicom("not a DICOM file")
+            if has_preamble and b"1.2.840.10008.1.2.1.99" in fp.read(4096):  # deflated: bounded first
+                from pydicom.filereader import _read_file_meta_info
+
+                fp.seek(132)
+                meta = _read_file_meta_info(fp)
+                if str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian:
+                    problem = deflated_size_problem(fp, fp.tell(), DECODE_TOTAL_LIMIT)
+                    if problem:
+                        raise HeldBack(problem)
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
@@ -140,6 +154,122 @@ def source_state(path: Path) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
+# Decoding is bounded before it starts (issue 20, item 8: decompression bombs): one frame, and all
+# frames together, may unpack to at most this much.
+DECODE_FRAME_LIMIT = int(os.environ.get("DEIDKIT_DECODE_FRAME_LIMIT_MB", "128")) * 1024 * 1024
+DECODE_TOTAL_LIMIT = int(os.environ.get("DEIDKIT_DECODE_TOTAL_LIMIT_MB", "1024")) * 1024 * 1024
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}  # F7: JPEG-LS
+
+
+def _int_of(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        value = ds.get(keyword, default)
+        return int(default if value is None or value == "" else value)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
+def decode_size_problem(ds: Dataset, frame_limit: int | None = None, total_limit: int | None = None) -> str | None:
+    """Why decoding this image's pixels must not be tried, or None: the size its header declares
+    (Rows x Columns x Samples per Pixel x bytes per sample per frame, times Number of Frames,
+    PS3.3 C.7.6.3) or the size each compressed frame's own header declares (JPEG and JPEG-LS SOF,
+    JPEG 2000 SIZ) is above the limits, or a frame declares more pixels than the DICOM header
+    says. Reads only headers; decodes nothing. Works on a header read without pixels too."""
+    frame_limit = DECODE_FRAME_LIMIT if frame_limit is None else frame_limit
+    total_limit = DECODE_TOTAL_LIMIT if total_limit is None else total_limit
+    if "Rows" not in ds and "PixelData" not in ds:
+        return None
+    rows, cols = _int_of(ds, "Rows", 0), _int_of(ds, "Columns", 0)
+    frames, samples = _int_of(ds, "NumberOfFrames", 1), _int_of(ds, "SamplesPerPixel", 1)
+    bits = _int_of(ds, "BitsAllocated", 8)
+    if min(rows, cols, frames, samples, bits) < 0:
+        return "image size in the header cannot be read: held, not decoded"
+    frame_bytes = rows * cols * max(samples, 1) * max(-(-bits // 8), 1)
+    if frame_bytes > frame_limit or frame_bytes * max(frames, 1) > total_limit:
+        return (f"image too large to check: its header declares {rows} x {cols} pixels x {max(frames, 1)} frames "
+                f"({frame_bytes * max(frames, 1) // (1 << 20)} MB); held, not decoded")
+    pixel = ds.get_item(0x7FE00010) if "PixelData" in ds else None
+    value = getattr(pixel, "value", None)
+    if not isinstance(value, (bytes, bytearray)) or not value.startswith(b"\xfe\xff\x00\xe0"):
+        return None
+    try:
+        from pydicom.encaps import generate_fragments
+
+        for index, fragment in enumerate(generate_fragments(value)):
+            if index == 0:
+                continue  # the Basic Offset Table
+            dims = _codec_dimensions(fragment[:65536])
+            if dims is None:
+                continue
+            c_rows, c_cols, c_samples, c_bytes = dims
+            if c_rows * c_cols * c_samples * c_bytes > frame_limit:
+                return (f"image too large to check: its compressed data declares {c_rows} x {c_cols} pixels "
+                        f"({c_rows * c_cols * c_samples * c_bytes // (1 << 20)} MB a frame); held, not decoded")
+            if c_rows * c_cols > max(rows, 1) * max(cols, 1):
+                return ("image data does not match its header (the compressed frame declares more pixels than "
+                        "Rows x Columns): held, not decoded")
+    except (ValueError, TypeError, struct.error):
+        return None  # the decoder will fail on it: held by the pixel check with its own reason
+    return None
+
+
+def _codec_dimensions(head: bytes) -> tuple[int, int, int, int] | None:
+    """(rows, columns, components, bytes per sample) from a JPEG/JPEG-LS SOF or JPEG 2000 SIZ
+    marker near the start of a compressed frame, or None if none is found."""
+    if head[:2] == b"\xff\xd8":  # JPEG family: walk the markers up to the frame header
+        pos = 2
+        while pos + 4 <= len(head):
+            if head[pos] != 0xFF:
+                return None
+            marker = head[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            length = struct.unpack(">H", head[pos + 2:pos + 4])[0]
+            if marker in _JPEG_SOF and pos + 10 <= len(head):
+                precision, y, x, comps = struct.unpack(">BHHB", head[pos + 4:pos + 10])
+                return y, x, comps, max(-(-precision // 8), 1)
+            if marker == 0xDA:
+                return None
+            pos += 2 + length
+        return None
+    siz = head.find(b"\xff\x4f\xff\x51")  # J2K codestream start + SIZ (also inside a JP2 box)
+    if siz != -1 and siz + 42 <= len(head):
+        xsiz, ysiz, xo, yo = struct.unpack(">IIII", head[siz + 8:siz + 24])
+        comps = struct.unpack(">H", head[siz + 40:siz + 42])[0]
+        depth = (head[siz + 42] & 0x7F) + 1 if siz + 43 <= len(head) else 16
+        return max(ysiz - yo, 0), max(xsiz - xo, 0), comps, max(-(-depth // 8), 1)
+    return None
+
+
+def deflated_size_problem(fp, start: int, limit: int) -> str | None:
+    """For a deflated transfer syntax: None if the data from `start` inflates to at most `limit`
+    bytes, else why not (a zip bomb is stopped after `limit` bytes, never held in memory)."""
+    import zlib
+
+    fp.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    while True:
+        chunk = fp.read(1 << 20)
+        if not chunk:
+            return None
+        try:
+            data = inflater.decompress(chunk, limit + 1 - total)
+            total += len(data)
+            while inflater.unconsumed_tail and total <= limit:
+                data = inflater.decompress(inflater.unconsumed_tail, limit + 1 - total)
+                if not data:
+                    break
+                total += len(data)
+        except zlib.error:
+            return None  # not valid deflate: pydicom's read says so
+        if total > limit:
+            return f"compressed header unpacks to more than {limit // (1 << 20)} MB: held, not unpacked"
+        if inflater.eof:
+            return None
+
+
 def is_dicomdir(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
     return str(getattr(meta, "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
@@ -180,7 +310,10 @@ def read_full(path: Path) -> Dataset:
             fp.seek(0)
             ds = dcmread(fp, force=not (len(head) == 132 and head[128:132] == b"DICM"))
             _touch_all_values(ds)
+            _check_structure(ds)  # as read_header did: stray command/meta elements dropped
             return ds
+    except Unreadable:
+        raise
     except Exception as e:
         raise Unreadable("corrupt or truncated file (its image data cannot be read)") from None
 
@@ -336,7 +469,10 @@ def _check_structure(ds: Dataset) -> None:
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
     know; in a real file that shows as tags out of ascending order (pydicom silently sorts them)
     or as groups that have no place in a stored object (command, file meta, odd below 0008; group
-    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed)."""
+    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Such
+    elements in their proper place (before group 0008: a stray command or file meta element a
+    device left in the dataset) are dropped instead, as no stored object needs them; out of
+    place they are damage and hold the file."""
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -346,8 +482,11 @@ def _check_structure(ds: Dataset) -> None:
             raise Unreadable("corrupt: elements out of order (damaged tags)")
         for tag, number in zip(tags, numbers):
             group = number >> 16
-            if group < 0x0008 and group != 0x0004 or group == 0xFFFF:
+            if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
+            if group < 0x0008 and group != 0x0004:
+                del current[tag]  # a stray command/file meta element (in order): dropped, never written
+                continue
             elem = current.get_item(tag)
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]

@@ -230,7 +230,7 @@ def _process_file(job: tuple[str, str, str]) -> FileResult:
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
-    except dicomio.SourceChanged as e:
+    except dicomio.HeldBack as e:  # the file changed while read, a decompression bomb
         result.status, result.reason = HELD, str(e)
     except dicomio.Unreadable as e:
         result.reason = str(e)
@@ -317,9 +317,18 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
         what = f"burned-in text risk ({at_risk})" if at_risk else "transfer syntax needs a whole-file read"
         result.status, result.reason = HELD, f"{what}; file too large to check in memory"
         return result
+    if at_risk:  # its pixels will be decoded: bounded before anything is unpacked
+        too_large = dicomio.decode_size_problem(ds)
+        if too_large:
+            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {too_large}"
+            return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
         ds = full
+        too_large = dicomio.decode_size_problem(ds) if at_risk else None  # now the codec's own headers
+        if too_large:
+            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {too_large}"
+            return result
     result.person = person_of(ds)
     identifiers = Identifiers()
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
@@ -337,7 +346,7 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             return result
         engine.add_clean_pixel_code(ds)
         result.reason = why
-    ts = str(ds.file_meta.TransferSyntaxUID) if full is not None else header.transfer_syntax
+    ts = str(ds.file_meta.get("TransferSyntaxUID") or header.transfer_syntax) if full is not None else header.transfer_syntax
     ds.file_meta = engine.new_file_meta(ds, ts)
     out_rel = output_path(ds, outcome.pseudonym, _WORKER["mapper"])
     partial = partial_path(_WORKER["dest"], result.src)
