@@ -469,13 +469,21 @@ def _check_structure(ds: Dataset) -> None:
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
     know; in a real file that shows as tags out of ascending order (pydicom silently sorts them)
     or as groups that have no place in a stored object (command, file meta, odd below 0008; group
-    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Such
-    elements in their proper place (before group 0008: a stray command or file meta element a
-    device left in the dataset) are dropped instead, as no stored object needs them; out of
-    place they are damage and hold the file."""
+    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
+    command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
+    instead, as no stored object needs them; group FFFF is damage and holds the file."""
     stack = [ds]
     while stack:
         current = stack.pop()
+        for tag in [t for t in current.keys() if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+            # a stray command/file meta element: dropped, never written (pydicom reads the command
+            # group apart, so its place in the file cannot be told); unless it holds a person
+            # name's caret, which says damage moved Patient's Name there: then held
+            raw = current.get_item(tag)
+            value = getattr(raw, "value", b"")
+            if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+                raise Unreadable("corrupt: element of a group that has no place in a stored object")
+            del current[tag]
         tags = list(current.keys())  # in the order read from the file
         numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
         if any(a >= b for a, b in zip(numbers, numbers[1:])):
@@ -484,9 +492,6 @@ def _check_structure(ds: Dataset) -> None:
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            if group < 0x0008 and group != 0x0004:
-                del current[tag]  # a stray command/file meta element (in order): dropped, never written
-                continue
             elem = current.get_item(tag)
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]

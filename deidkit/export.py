@@ -416,8 +416,21 @@ def _hold_mixed_patients(results: dict[str, FileResult], dest: Path, state: "_St
             persons.setdefault(r.patient, []).append(r.person)
     mixed = set()
     for patient, found in persons.items():
-        distinct = sorted(set(found))
-        if any(person_clash(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1:]):
+        # one person if every version is linked to the others by a chain of versions that differ
+        # in at most one detail (a married name here, a corrected birth date there)
+        distinct = sorted(set(found))[:256]
+        group = list(range(len(distinct)))
+
+        def root(i: int) -> int:
+            while group[i] != i:
+                i = group[i]
+            return i
+
+        for i, a in enumerate(distinct):
+            for j in range(i + 1, len(distinct)):
+                if not person_clash(a, distinct[j]):
+                    group[root(j)] = root(i)
+        if len({root(i) for i in range(len(distinct))}) > 1:
             mixed.add(patient)
     for src in sorted(results):
         r = results[src]
@@ -655,7 +668,8 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("spawn" if sys.platform == "win32" else None)
+    # DEIDKIT_START_METHOD (tests, troubleshooting): "spawn" as on Windows, macOS and the frozen program
+    ctx = multiprocessing.get_context(os.environ.get("DEIDKIT_START_METHOD") or ("spawn" if sys.platform == "win32" else None))
     pending = list(reversed(chunks))
     in_flight: dict = {}
     limit = workers * 3 if workers > 1 else 1
