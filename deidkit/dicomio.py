@@ -7,6 +7,7 @@ from the source in chunks, so memory stays bounded whatever the file size.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import io
 import os
@@ -102,16 +103,18 @@ def read_header(path: Path) -> Header:
             stop = fp.tell()
             _check_lengths(ds, size)
             _touch_all_values(ds)
+            if getattr(ds, "file_meta", None) is not None:
+                for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
+                    _ = elem.value
             _check_structure(ds)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
                 raise Unreadable("unknown transfer syntax (private or damaged)")
-            if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
-                return Header(ds, ts, None, streamable=False)
-            span = _pixel_span(fp, stop, size, ts)
-            if span is None and stop < size:
+            streamable = not (ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian)
+            span = _pixel_span(fp, stop, size, ts) if streamable else None
+            if streamable and span is None and stop < size:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
-            if span is None and _is_image_storage(ds):
+            if streamable and span is None and _is_image_storage(ds):
                 raise Unreadable("truncated: image without pixel data")
             if span is not None:
                 span.judged = _span_digest(fp, 0, span.start)
@@ -127,11 +130,11 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=True)
+            return Header(ds, ts, span, streamable=streamable)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=True)
+    return Header(ds, ts, span, streamable=streamable)
 
 
 def _span_digest(fp, start: int, end: int) -> bytes:
@@ -456,6 +459,57 @@ def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
     return None
 
 
+_STRING_KIND = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+def _vr_kind(vr: str | None) -> str:
+    """"text", "SQ", "UN" (fits anything) or "binary", for comparing a file's VR with the standard's."""
+    if not vr or vr == "UN":
+        return "UN"
+    if vr == "SQ":
+        return "SQ"
+    return "text" if vr in _STRING_KIND else "binary"
+
+
+def _converted_value_problem(elem: DataElement, implicit: bool) -> str | None:
+    """value_problem for a converted element: text values as the bytes they came from (near
+    enough: UTF-8 for non-ASCII), binary values as they are; pixel data and sequences skipped."""
+    if elem.tag >> 16 == 0x7FE0 or elem.VR == "SQ":
+        return None
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        return value_problem(elem.VR, bytes(value), implicit) if elem.VR not in _TEXT_VRS_ALL else None
+    if elem.VR not in _TEXT_VRS_ALL or value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return value_problem(elem.VR, text.encode("utf-8", "surrogateescape"), implicit)
+
+
+def _kinds_clash(vr: str | None, tag: int) -> bool:
+    """True if an element's VR is text where the standard says binary, or the other way round
+    (a damaged VR; IS for DS, LO for SH and the like are devices' slips and pass)."""
+    kind = _vr_kind(vr)
+    if kind == "UN":
+        return False
+    standard = _dictionary_kind(tag)
+    return standard != "UN" and standard != kind
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_kind(tag: int) -> str:
+    """_vr_kind of the standard's VR for a public tag; "UN" when unknown or ambiguous (US or SS ...)."""
+    try:
+        if not dictionary_has_tag(tag):
+            return "UN"
+        kinds = {_vr_kind(v.strip()) for v in dictionary_VR(tag).split(" or ")}
+    except KeyError:
+        return "UN"
+    return kinds.pop() if len(kinds) == 1 else "UN"
+
+
 def _dictionary_vr(tag: int) -> str:
     try:
         return dictionary_VR(tag) if dictionary_has_tag(tag) else "UN"
@@ -471,7 +525,9 @@ def _check_structure(ds: Dataset) -> None:
     or as groups that have no place in a stored object (command, file meta, odd below 0008; group
     0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
     command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
-    instead, as no stored object needs them; group FFFF is damage and holds the file."""
+    instead, as no stored object needs them; group FFFF is damage and holds the file. Every
+    value is checked as value_problem says (pydicom converts some elements while reading)."""
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -495,6 +551,12 @@ def _check_structure(ds: Dataset) -> None:
             elem = current.get_item(tag)
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]
+            if not group & 1 and _kinds_clash(elem.VR, number):
+                raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                 "(damaged?)")
+            problem = _converted_value_problem(elem, implicit)
+            if problem:
+                raise Unreadable(problem)
             if elem.VR == "SQ":
                 stack.extend(elem.value or [])
 

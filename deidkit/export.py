@@ -209,7 +209,11 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
     _worker_kill_hook(ref, "start")
     result = _process_file(job)
     _worker_kill_hook(ref, "written")
+    result.reason = _EXCEPTION_NOTE.sub("", result.reason)  # a clerk reads it: no "(ValueError)"
     return result
+
+
+_EXCEPTION_NOTE = re.compile(r" ?\((?:[A-Za-z_.]*(?:Error|Exception|Warning)|[A-Z][A-Za-z]*Error: [^)]*)\)")
 
 
 def _process_file(job: tuple[str, str, str]) -> FileResult:
@@ -324,6 +328,9 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
+        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in ds.keys() if t < 0x7FE00000]:
+            result.reason = "corrupt: the file reads differently as a whole than its header alone (damaged?)"
+            return result
         ds = full
         too_large = dicomio.decode_size_problem(ds) if at_risk else None  # now the codec's own headers
         if too_large:
