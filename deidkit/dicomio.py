@@ -463,11 +463,14 @@ _STRING_KIND = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH"
 
 
 def _vr_kind(vr: str | None) -> str:
-    """"text", "SQ", "UN" (fits anything) or "binary", for comparing a file's VR with the standard's."""
+    """"text", "number text" (DS, IS), "SQ", "UN" (fits anything) or "binary", for comparing a
+    file's VR with the standard's."""
     if not vr or vr == "UN":
         return "UN"
     if vr == "SQ":
         return "SQ"
+    if vr in ("DS", "IS"):
+        return "number text"
     return "text" if vr in _STRING_KIND else "binary"
 
 
@@ -489,8 +492,9 @@ def _converted_value_problem(elem: DataElement, implicit: bool) -> str | None:
 
 
 def _kinds_clash(vr: str | None, tag: int) -> bool:
-    """True if an element's VR is text where the standard says binary, or the other way round
-    (a damaged VR; IS for DS, LO for SH and the like are devices' slips and pass)."""
+    """True if an element's VR is of another kind than the standard's: text where it says binary
+    or a number, and the other way round (a damaged VR; IS for DS, LO for SH and the like are
+    devices' slips and pass)."""
     kind = _vr_kind(vr)
     if kind == "UN":
         return False

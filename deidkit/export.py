@@ -242,6 +242,10 @@ def _process_file(job: tuple[str, str, str]) -> FileResult:
         result.reason = _os_error_text(e)
     except Exception as e:  # a bug or an input we did not foresee: held, never passed through
         result.reason = UNEXPECTED
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":  # pyo3's, from a codec written in Rust: not an Exception
+            raise
+        result.reason = "corrupt image data: the image decoder failed on it"
     return result
 
 
