@@ -43,11 +43,20 @@ class NotDicom(Unreadable):
 
 @dataclass
 class PixelSpan:
-    """Where the pixel data element (tag to end of value) sits in the source file."""
+    """Where the pixel data element (tag to end of value) sits in the source file.
+
+    `segments` is what is written for it, in order: (offset, length) runs copied from the source
+    and bytes written as they are (a new element header, a zero pad byte); None copies
+    [start, end) unchanged. Set by read_header (plan_pixel_output), so that only bytes accounted
+    for by the image go out (issue 12: no leftover header text after the frames)."""
 
     start: int
     end: int
     trailing_bytes: int
+    value_start: int = 0
+    vr: bytes = b""          # explicit VR of the element (b"" when implicit)
+    undefined_length: bool = False
+    segments: list[tuple[int, int] | bytes] | None = None
 
 
 @dataclass
@@ -75,6 +84,7 @@ def read_header(path: Path) -> Header:
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
+            drop_trailing_padding(ds)
             _check_lengths(ds, size)
             _touch_all_values(ds)
             _check_structure(ds)
@@ -84,6 +94,8 @@ def read_header(path: Path) -> Header:
             if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
                 return Header(ds, ts, None, streamable=False)
             span = _pixel_span(fp, stop, size, ts)
+            if span is not None:
+                span.segments = plan_pixel_output(fp, ds, ts, span)
             if span is None and stop < size:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
             if span is None and _is_image_storage(ds):
@@ -147,9 +159,11 @@ def read_full(path: Path) -> Dataset:
             fp.seek(0)
             ds = dcmread(fp, force=not (len(head) == 132 and head[128:132] == b"DICM"))
             _touch_all_values(ds)
-            return ds
+            drop_trailing_padding(ds)
     except Exception as e:
         raise Unreadable(f"corrupt or truncated file ({type(e).__name__})") from None
+    fit_pixel_data(ds)  # Unreadable (neutral reason) when the pixel data cannot be accounted for
+    return ds
 
 
 def _is_image_storage(ds: Dataset) -> bool:
@@ -293,7 +307,184 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
         end = value_start + length
     if end > size:
         raise Unreadable("truncated: pixel data shorter than declared")
-    return PixelSpan(stop, end, size - end)
+    return PixelSpan(stop, end, size - end, value_start, b"" if implicit else bytes(head[4:6]),
+                     length == 0xFFFFFFFF)
+
+
+# ---- bytes outside the data elements (issue 12, kind 4) ----------------------------------------
+
+_ENCAPSULATED_JPEG_FAMILY = None  # filled on first use: JPEG, JPEG-LS, JPEG 2000, HTJ2K UIDs
+_FRAME_STARTS = (b"\xff\xd8", b"\xff\x4f")  # JPEG/JPEG-LS SOI, JPEG 2000 SOC
+_FRAME_END = b"\xff\xd9"                        # JPEG/JPEG-LS EOI, JPEG 2000 EOC
+
+
+def drop_trailing_padding(ds: Dataset) -> None:
+    """Remove Data Set Trailing Padding (FFFC,FFFC) at every level: bytes no one accounts for."""
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        if 0xFFFCFFFC in current:
+            del current[0xFFFCFFFC]
+        for tag in list(current.keys()):
+            elem = current.get_item(tag)
+            if getattr(elem, "VR", None) == "SQ":
+                stack.extend(i for i in current[tag].value or [] if isinstance(i, Dataset))
+
+
+def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:
+    """Bytes the frames of native pixel data need, without the odd-length pad byte:
+    Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated / 8 (rounded up for
+    Bits Allocated 1; YBR_FULL_422 as PS3.5 8.2.1), by pydicom.pixels.utils.get_expected_length.
+    Raises Unreadable when the attributes needed are missing or invalid."""
+    from pydicom.pixels.utils import get_expected_length
+
+    shim = Dataset()
+    try:
+        shim.Rows, shim.Columns = int(ds.Rows), int(ds.Columns)
+        shim.BitsAllocated = int(ds.BitsAllocated) if tag == 0x7FE00010 else (32 if tag == 0x7FE00008 else 64)
+        shim.SamplesPerPixel = int(ds.get("SamplesPerPixel", 1) or 1)
+        shim.PhotometricInterpretation = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2")
+        frames = ds.get("NumberOfFrames", 1)
+        shim.NumberOfFrames = int(frames) if frames not in (None, "") else 1
+        if min(shim.Rows, shim.Columns, shim.BitsAllocated, shim.SamplesPerPixel, shim.NumberOfFrames) < 1:
+            raise ValueError
+        return int(get_expected_length(shim, unit="bytes"))
+    except Exception:
+        raise Unreadable("pixel data whose size cannot be worked out (Rows, Columns, Bits Allocated, frames)") from None
+
+
+def _pixel_tag(ds: Dataset) -> int | None:
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag in ds:
+            return tag
+    return None
+
+
+def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSpan) -> list[tuple[int, int] | bytes]:
+    """What to write for the pixel data element located by span: every byte accounted for.
+
+    Native: a new element header and exactly the frames' bytes (expected_pixel_length), plus a
+    zero pad byte when that is odd; anything the source had beyond (leftover header text, a name)
+    is not copied. Encapsulated: copied as it is once its items are checked (check_fragments);
+    a non-zero pad byte after an end-of-image marker is written as zero.
+    Raises Unreadable when the pixel data cannot be accounted for."""
+    tag = 0x7FE00000 | _tag_element(fp, span.start)
+    if not span.undefined_length:
+        length = span.end - span.value_start
+        expected = expected_pixel_length(ds, tag)
+        keep = min(length, expected)
+        pad = b"\0" if keep % 2 else b""
+        new_length = keep + len(pad)
+        if span.vr:
+            head = struct.pack("<HH2sHL", 0x7FE0, tag & 0xFFFF, span.vr, 0, new_length) if span.vr in _LONG_LENGTH_VRS \
+                else struct.pack("<HH2sH", 0x7FE0, tag & 0xFFFF, span.vr, new_length)
+        else:
+            head = struct.pack("<HHL", 0x7FE0, tag & 0xFFFF, new_length)
+        return [head, (span.value_start, keep)] + ([pad] if pad else [])
+
+    def read(offset: int, n: int) -> bytes:
+        fp.seek(span.value_start + offset)
+        return fp.read(n)
+
+    patches = check_fragments(read, span.end - span.value_start, ts)
+    segments: list[tuple[int, int] | bytes] = []
+    pos = span.start
+    for offset in patches:  # each a one-byte pad to write as zero
+        at = span.value_start + offset
+        segments += [(pos, at - pos), b"\0"]
+        pos = at + 1
+    segments.append((pos, span.end - pos))
+    return segments
+
+
+def _tag_element(fp: io.BufferedReader, at: int) -> int:
+    fp.seek(at + 2)
+    return struct.unpack("<H", fp.read(2))[0]
+
+
+def check_fragments(read, total: int, ts: str) -> list[int]:
+    """Check the items of encapsulated pixel data (PS3.5 A.4) whose value is `total` bytes read
+    through read(offset, n) (offsets from the start of the value, the delimiter included).
+
+    The Basic Offset Table must hold only ascending offsets (a multiple of 4 bytes). For the JPEG
+    family (JPEG, JPEG-LS, JPEG 2000, HTJ2K), fragments are grouped into frames (a frame starts with
+    an SOI/SOC marker) and every frame must end with its EOI/EOC marker plus at most one pad byte:
+    bytes after it are leftovers no decoder reads. Returns the offsets of non-zero pad bytes (to
+    be written as zero); raises Unreadable for anything else not accounted for."""
+    global _ENCAPSULATED_JPEG_FAMILY
+    if _ENCAPSULATED_JPEG_FAMILY is None:
+        import pydicom.uid as uid_module
+
+        family = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
+            | set(uid_module.JPEG2000TransferSyntaxes)
+        family |= {str(v) for k, v in vars(uid_module).items() if k.startswith("HTJ2K") and isinstance(v, str)}
+        _ENCAPSULATED_JPEG_FAMILY = frozenset(str(u) for u in family)
+    items: list[tuple[int, int]] = []  # (value offset, length) of each item
+    pos = 0
+    while pos + 8 <= total:
+        group, elem, length = struct.unpack("<HHI", read(pos, 8))
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            break
+        items.append((pos + 8, length))
+        pos += 8 + length
+    if not items:
+        raise Unreadable("encapsulated pixel data without items")
+    bot_at, bot_length = items[0]
+    if bot_length % 4:
+        raise Unreadable("encapsulated pixel data: offset table of a length that is not a multiple of 4")
+    if bot_length:
+        offsets = struct.unpack(f"<{bot_length // 4}I", read(bot_at, bot_length))
+        span = sum(8 + n for _, n in items[1:])
+        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] >= max(span, 1):
+            raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
+    fragments = items[1:]
+    if str(ts) not in _ENCAPSULATED_JPEG_FAMILY or not fragments:
+        return []
+    patches = []
+    for i, (at, length) in enumerate(fragments):
+        if i == 0 and (length < 2 or read(at, 2) not in _FRAME_STARTS):
+            raise Unreadable("encapsulated pixel data: first fragment does not start a JPEG frame")
+        last_of_frame = i + 1 == len(fragments) or read(fragments[i + 1][0], 2) in _FRAME_STARTS
+        if not last_of_frame:
+            continue
+        tail = read(at + max(0, length - 3), min(3, length))
+        if tail[-2:] == _FRAME_END:
+            continue
+        if len(tail) == 3 and tail[:2] == _FRAME_END:
+            if tail[2:] != b"\0":
+                patches.append(at + length - 1)
+            continue
+        raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
+                         "they are not part of the image)")
+    return patches
+
+
+def fit_pixel_data(ds: Dataset) -> None:
+    """plan_pixel_output for a dataset read whole: native pixel data cut to its frames (zero pad
+    byte when odd), encapsulated items checked and non-zero pad bytes zeroed. In place."""
+    tag = _pixel_tag(ds)
+    if tag is None:
+        return
+    elem = ds[tag]
+    value = elem.value
+    if not isinstance(value, (bytes, bytearray)):
+        return
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not elem.is_undefined_length:
+        expected = expected_pixel_length(ds, tag)
+        if len(value) > expected or (len(value) % 2 and len(value) == expected):
+            new = bytes(value[:expected])
+            elem.value = new + (b"\0" if len(new) % 2 else b"")
+        elif len(value) == expected + 1 and value[-1:] != b"\0":
+            elem.value = bytes(value[:expected]) + b"\0"
+        return
+    data = bytes(value)
+    patches = check_fragments(lambda o, n: data[o:o + n], len(data), ts)
+    if patches:
+        buf = bytearray(data)
+        for offset in patches:
+            buf[offset] = 0
+        elem.value = bytes(buf)
 
 
 def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
@@ -322,7 +513,7 @@ def encode_header(ds: Dataset) -> bytes:
     written with pydicom's own writers; anything else goes through dcmwrite itself."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else UID("")
-    preamble = getattr(ds, "preamble", None) or b"\0" * 128
+    preamble = ds.preamble = b"\0" * 128  # never the source's: it may carry AE titles, IDs, an "MZ" header
     if (meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
             or len(preamble) != 128 or any(tag >> 16 in (0, 2) for tag in ds.keys())
             or meta.get("MediaStorageSOPClassUID") is None or meta.get("MediaStorageSOPInstanceUID") is None
@@ -525,7 +716,8 @@ def _plain_text(value) -> str | None:
 
 
 def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) -> tuple[int, str]:
-    """Write the encoded header, then copy the pixel element bytes from src in chunks.
+    """Write the encoded header, then the pixel data element as span.segments says: runs copied
+    from src in chunks (never the whole value in memory) and the bytes the plan makes itself.
 
     Returns (size, sha256) of what was written, hashed on the way (no second read)."""
     digest = hashlib.sha256(header)
@@ -533,33 +725,51 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) 
     with dst.open("wb") as out:
         out.write(header)
         if span is not None:
+            segments = span.segments if span.segments is not None else [(span.start, span.end - span.start)]
             with src.open("rb") as fp:
-                fp.seek(span.start)
-                remaining = span.end - span.start
-                while remaining > 0:
-                    chunk = fp.read(min(COPY_CHUNK, remaining))
-                    if not chunk:
-                        raise Unreadable("truncated: pixel data shorter than declared")
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    remaining -= len(chunk)
+                for segment in segments:
+                    if isinstance(segment, bytes):
+                        out.write(segment)
+                        digest.update(segment)
+                        size += len(segment)
+                        continue
+                    start, remaining = segment
+                    fp.seek(start)
+                    while remaining > 0:
+                        chunk = fp.read(min(COPY_CHUNK, remaining))
+                        if not chunk:
+                            raise Unreadable("truncated: pixel data shorter than declared")
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        remaining -= len(chunk)
     return size, digest.hexdigest()
 
 
-def write_whole(ds: Dataset, dst: Path) -> int:
-    """Write a fully read dataset (pixels included). Returns the size before pixel data."""
+def write_whole(ds: Dataset, dst: Path) -> None:
+    """Write a fully read dataset (pixels included): zero preamble, pixel data fitted to its
+    frames (fit_pixel_data). The caller searches header_search_bytes(ds) before writing."""
+    fit_pixel_data(ds)
+    ds.preamble = b"\0" * 128
     with dst.open("wb") as out:
         dcmwrite(out, ds, enforce_file_format=True)
-    return _header_size_estimate(dst)
 
 
-def _header_size_estimate(path: Path) -> int:
-    """Offset of the pixel data element in a written file (or its size), for the header check."""
-    data = path.read_bytes() if path.stat().st_size < 64 * 1024 * 1024 else path.open("rb").read(64 * 1024 * 1024)
-    for needle in (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"):
-        pos = data.find(needle, 132)
-        if pos != -1:
-            return pos
-    return len(data)
-
+def header_search_bytes(ds: Dataset, leave_out: frozenset[int] = frozenset()) -> bytes:
+    """Every element of ds (file meta included, at every depth) as uncompressed explicit VR little
+    endian bytes, except the pixel data values and the top-level tags in leave_out: what the last
+    net searches for a file read whole (its written form may be deflated, and a byte pattern such
+    as e0 7f 10 00 inside a lookup table is not where its pixel data starts)."""
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = False, True
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and not leave_out:
+        for tag in sorted(meta.keys()):
+            write_data_element(fp, meta[tag])
+    view = Dataset()
+    for tag in ds.keys():
+        if tag not in leave_out and int(tag) not in (0x7FE00008, 0x7FE00009, 0x7FE00010):
+            view[tag] = ds[tag]
+    view.set_original_encoding(False, True, ds.get("SpecificCharacterSet"))
+    write_dataset(fp, view)
+    return fp.getvalue()
