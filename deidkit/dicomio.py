@@ -55,6 +55,7 @@ class PixelSpan:
     trailing_bytes: int
     value_start: int = 0
     vr: bytes = b""          # explicit VR of the element (b"" when implicit)
+    tag: int = 0x7FE00010
     undefined_length: bool = False
     segments: list[tuple[int, int] | bytes] | None = None
 
@@ -307,8 +308,8 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
         end = value_start + length
     if end > size:
         raise Unreadable("truncated: pixel data shorter than declared")
-    return PixelSpan(stop, end, size - end, value_start, b"" if implicit else bytes(head[4:6]),
-                     length == 0xFFFFFFFF)
+    return PixelSpan(stop, end, size - end, value_start=value_start, vr=b"" if implicit else bytes(head[4:6]),
+                     tag=group << 16 | elem, undefined_length=length == 0xFFFFFFFF)
 
 
 # ---- bytes outside the data elements (issue 12, kind 4) ----------------------------------------
@@ -334,23 +335,26 @@ def drop_trailing_padding(ds: Dataset) -> None:
 def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:
     """Bytes the frames of native pixel data need, without the odd-length pad byte:
     Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated / 8 (rounded up for
-    Bits Allocated 1; YBR_FULL_422 as PS3.5 8.2.1), by pydicom.pixels.utils.get_expected_length.
+    Bits Allocated 1; YBR_FULL_422 two thirds), as pydicom.pixels.utils.get_expected_length counts.
     Raises Unreadable when the attributes needed are missing or invalid."""
-    from pydicom.pixels.utils import get_expected_length
-
-    shim = Dataset()
     try:
-        shim.Rows, shim.Columns = int(ds.Rows), int(ds.Columns)
-        shim.BitsAllocated = int(ds.BitsAllocated) if tag == 0x7FE00010 else (32 if tag == 0x7FE00008 else 64)
-        shim.SamplesPerPixel = int(ds.get("SamplesPerPixel", 1) or 1)
-        shim.PhotometricInterpretation = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2")
-        frames = ds.get("NumberOfFrames", 1)
-        shim.NumberOfFrames = int(frames) if frames not in (None, "") else 1
-        if min(shim.Rows, shim.Columns, shim.BitsAllocated, shim.SamplesPerPixel, shim.NumberOfFrames) < 1:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated) if tag == 0x7FE00010 else (32 if tag == 0x7FE00008 else 64)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames_value = ds.get("NumberOfFrames", 1)
+        frames = int(frames_value) if frames_value not in (None, "") else 1
+        if min(rows, columns, bits, samples, frames) < 1:
             raise ValueError
-        return int(get_expected_length(shim, unit="bytes"))
     except Exception:
         raise Unreadable("pixel data whose size cannot be worked out (Rows, Columns, Bits Allocated, frames)") from None
+    pixels = rows * columns * frames
+    if bits == 1:  # packed bits, frames one after another (as pydicom's get_expected_length)
+        length = (pixels * samples + 7) // 8
+    else:
+        length = pixels * samples * (bits // 8)
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        length = length // 3 * 2  # two luminance values share one pair of chroma values (PS3.3 C.7.6.3.1.2)
+    return length
 
 
 def _pixel_tag(ds: Dataset) -> int | None:
@@ -368,7 +372,7 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
     is not copied. Encapsulated: copied as it is once its items are checked (check_fragments);
     a non-zero pad byte after an end-of-image marker is written as zero.
     Raises Unreadable when the pixel data cannot be accounted for."""
-    tag = 0x7FE00000 | _tag_element(fp, span.start)
+    tag = span.tag
     if not span.undefined_length:
         length = span.end - span.value_start
         expected = expected_pixel_length(ds, tag)
@@ -395,11 +399,6 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
         pos = at + 1
     segments.append((pos, span.end - pos))
     return segments
-
-
-def _tag_element(fp: io.BufferedReader, at: int) -> int:
-    fp.seek(at + 2)
-    return struct.unpack("<H", fp.read(2))[0]
 
 
 def check_fragments(read, total: int, ts: str) -> list[int]:
