@@ -315,7 +315,6 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
 # ---- bytes outside the data elements (issue 12, kind 4) ----------------------------------------
 
 _ENCAPSULATED_JPEG_FAMILY = None  # filled on first use: JPEG, JPEG-LS, JPEG 2000, HTJ2K UIDs
-_FRAME_STARTS = (b"\xff\xd8", b"\xff\x4f")  # JPEG/JPEG-LS SOI, JPEG 2000 SOC
 _FRAME_END = b"\xff\xd9"                        # JPEG/JPEG-LS EOI, JPEG 2000 EOC
 
 
@@ -348,10 +347,8 @@ def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:
     except Exception:
         raise Unreadable("pixel data whose size cannot be worked out (Rows, Columns, Bits Allocated, frames)") from None
     pixels = rows * columns * frames
-    if bits == 1:  # packed bits, frames one after another (as pydicom's get_expected_length)
-        length = (pixels * samples + 7) // 8
-    else:
-        length = pixels * samples * (bits // 8)
+    # whole bytes per value; packed bits (Bits Allocated 1, or an old packed 12) rounded up once
+    length = pixels * samples * (bits // 8) if bits % 8 == 0 else (pixels * samples * bits + 7) // 8
     if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
         length = length // 3 * 2  # two luminance values share one pair of chroma values (PS3.3 C.7.6.3.1.2)
     return length
@@ -401,6 +398,11 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
     return segments
 
 
+def _starts_frame(head: bytes) -> bool:
+    """A JPEG/JPEG-LS SOI, a JPEG 2000 codestream SOC, or a JP2 file's signature box."""
+    return head[:2] in (b"\xff\xd8", b"\xff\x4f") or head == b"\x00\x00\x00\x0cjP  "
+
+
 def check_fragments(read, total: int, ts: str) -> list[int]:
     """Check the items of encapsulated pixel data (PS3.5 A.4) whose value is `total` bytes read
     through read(offset, n) (offsets from the start of the value, the delimiter included).
@@ -441,9 +443,9 @@ def check_fragments(read, total: int, ts: str) -> list[int]:
         return []
     patches = []
     for i, (at, length) in enumerate(fragments):
-        if i == 0 and (length < 2 or read(at, 2) not in _FRAME_STARTS):
+        if i == 0 and (length < 2 or not _starts_frame(read(at, 8))):
             raise Unreadable("encapsulated pixel data: first fragment does not start a JPEG frame")
-        last_of_frame = i + 1 == len(fragments) or read(fragments[i + 1][0], 2) in _FRAME_STARTS
+        last_of_frame = i + 1 == len(fragments) or _starts_frame(read(fragments[i + 1][0], 8))
         if not last_of_frame:
             continue
         tail = read(at + max(0, length - 3), min(3, length))

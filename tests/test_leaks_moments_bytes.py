@@ -441,3 +441,58 @@ def test_header_search_ignores_the_tools_own_words_but_not_the_patients(guidelin
     assert not export._header_leaks(encoded, ids, ds)          # the last net does not hold the file
     ds.ImageComments = "Long"                                  # the patient's name in a value is found
     assert export._header_leaks(dicomio.encode_header(ds), ids, ds)
+
+
+# ---- kind 4: the encapsulated item checks on their own ---------------------------------------------
+
+def _items(*fragments: bytes, bot: bytes = b"") -> bytes:
+    out = struct.pack("<HHI", 0xFFFE, 0xE000, len(bot)) + bot
+    for f in fragments:
+        out += struct.pack("<HHI", 0xFFFE, 0xE000, len(f)) + f
+    return out + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+
+def _check(data: bytes, ts: str = JPEGBaseline8Bit) -> list[int]:
+    return dicomio.check_fragments(lambda o, n: data[o:o + n], len(data), ts)
+
+
+def test_fragment_checks_accept_frames_split_over_fragments():
+    jpeg, _ = _jpeg_of_odd_length()
+    a, b = jpeg + b"\0", jpeg[:40]
+    rest = jpeg[40:] + b"\0"
+    assert _check(_items(a, b, rest, a)) == []                                     # 3 frames, one split in two
+    assert _check(_items(a, a, bot=struct.pack("<2I", 0, 8 + len(a)))) == []       # with an offset table
+    data = _items(a[:-1] + b"\x07", a)
+    assert _check(data) == [16 + len(a) - 1]                                       # the non-zero pad byte
+
+
+@pytest.mark.parametrize("fragments, bot, why", [
+    ((b"\xff\xd8" + b"\1" * 10 + b"\xff\xd9" + b"DOE^JOHN", ), b"", "end-of-image"),          # text after EOI
+    ((b"\xff\xd8\1\1\xff\xd9" + b"XX" * 5, b"\xff\xd8\1\1\xff\xd9"), b"", "end-of-image"),   # in a middle frame
+    ((b"DOE^JOHN\xff\xd8\1\1\xff\xd9", ), b"", "does not start"),                            # text before SOI
+    ((b"\xff\xd8\1\1\xff\xd9", ), b"\0\0\0\0\1\1", "multiple of 4"),                         # offset table
+    ((b"\xff\xd8\1\1\xff\xd9", ), b"DOE^", "does not point"),                                # table of text
+])
+def test_fragment_checks_refuse_bytes_not_accounted_for(fragments, bot, why):
+    with pytest.raises(dicomio.Unreadable, match=why):
+        _check(_items(*fragments, bot=bot))
+
+
+def test_fragment_checks_leave_other_codecs_alone():
+    from pydicom.uid import RLELossless
+
+    assert _check(_items(b"anything at all!"), RLELossless) == []
+
+
+@pytest.mark.parametrize("rows, columns, bits, samples, frames, photometric, expected", [
+    (512, 512, 16, 1, 1, "MONOCHROME2", 524288), (5, 5, 1, 1, 3, "MONOCHROME2", 10), (3, 3, 8, 1, 1, "MONOCHROME2", 9),
+    (4, 4, 8, 3, 2, "RGB", 96), (4, 4, 8, 3, 1, "YBR_FULL_422", 32), (4, 4, 12, 1, 1, "MONOCHROME2", 24),
+])
+def test_expected_pixel_length(rows, columns, bits, samples, frames, photometric, expected):
+    ds = Dataset()
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.SamplesPerPixel = rows, columns, bits, samples
+    ds.NumberOfFrames, ds.PhotometricInterpretation = frames, photometric
+    assert dicomio.expected_pixel_length(ds) == expected
+    del ds.Rows
+    with pytest.raises(dicomio.Unreadable):
+        dicomio.expected_pixel_length(ds)
