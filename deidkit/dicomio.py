@@ -442,22 +442,116 @@ def check_fragments(read, total: int, ts: str) -> list[int]:
     if str(ts) not in _ENCAPSULATED_JPEG_FAMILY or not fragments:
         return []
     patches = []
+    frame: list[tuple[int, int]] = []
     for i, (at, length) in enumerate(fragments):
         if i == 0 and (length < 2 or not _starts_frame(read(at, 8))):
             raise Unreadable("encapsulated pixel data: first fragment does not start a JPEG frame")
-        last_of_frame = i + 1 == len(fragments) or _starts_frame(read(fragments[i + 1][0], 8))
-        if not last_of_frame:
-            continue
-        tail = read(at + max(0, length - 3), min(3, length))
-        if tail[-2:] == _FRAME_END:
-            continue
-        if len(tail) == 3 and tail[:2] == _FRAME_END:
-            if tail[2:] != b"\0":
-                patches.append(at + length - 1)
-            continue
-        raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
-                         "they are not part of the image)")
+        frame.append((at, length))
+        if i + 1 < len(fragments) and not _starts_frame(read(fragments[i + 1][0], 8)):
+            continue  # the frame goes on in the next fragment
+        patches += _check_frame(read, frame)
+        frame = []
     return patches
+
+
+def _check_frame(read, fragments: list[tuple[int, int]]) -> list[int]:
+    """One frame (its fragments, in order): the bytes after the end of its codestream (parsed, so
+    leftovers that happen to end in FF D9 are found too) must be zeros or one pad byte. Where the
+    codestream cannot be parsed, the frame must end with its EOI/EOC marker plus at most one pad
+    byte. Returns the offset of a non-zero pad byte to write as zero, if any; raises Unreadable."""
+    data = b"".join(read(at, length) for at, length in fragments)
+    end = _codestream_end(data)
+    if end is None:  # not parsed: the frame's last bytes decide (EOI/EOC, or EOI/EOC + one byte)
+        end = len(data) if data.endswith(_FRAME_END) else len(data) - 1 if data[-3:-1] == _FRAME_END else -1
+    tail = data[end:] if end >= 0 else data
+    if end >= 0 and (not tail.strip(b"\0") or len(tail) == 1):
+        last_at, last_length = fragments[-1]
+        return [last_at + last_length - 1] if len(tail) == 1 and tail != b"\0" else []
+    raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
+                     "they are not part of the image)")
+
+
+def _codestream_end(data: bytes) -> int | None:
+    """Where a JPEG / JPEG-LS (ISO 10918-1 B.1, 14495-1) or JPEG 2000 (15444-1 A, also inside a
+    JP2 'jp2c' box) codestream ends, its EOI/EOC included; None if it cannot be followed."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_end(data)
+        if data[:2] == b"\xff\x4f":
+            return _j2k_end(data, 0)
+        if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
+            pos = 0
+            while pos + 8 <= len(data):
+                size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+                header = 8
+                if size == 1:
+                    size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+                if kind == b"jp2c":
+                    end = _j2k_end(data, pos + header)
+                    return end if end is not None and (size == 0 or end == pos + size) else None
+                if size < header:
+                    return None
+                pos += size
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    pos, ls = 2, False
+    n = len(data)
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return pos + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in (0xF7, 0xF8):  # JPEG-LS frame / parameters: its own bit stuffing
+            ls = True
+        if marker != 0xDA:
+            continue
+        while True:  # entropy-coded data up to the next marker
+            i = data.find(b"\xff", pos)
+            if i < 0 or i + 1 >= n:
+                return None
+            following = data[i + 1]
+            if (following < 0x80) if ls else (following == 0x00 or 0xD0 <= following <= 0xD7):
+                pos = i + 2
+                continue
+            if following == 0xFF and not ls:
+                pos = i + 1
+                continue
+            pos = i
+            break
+    return None
+
+
+def _j2k_end(data: bytes, pos: int) -> int | None:
+    pos += 2  # SOC
+    n = len(data)
+    while pos + 2 <= n:
+        marker = data[pos:pos + 2]
+        if marker == b"\xff\xd9":
+            return pos + 2
+        if marker[0] != 0xFF or pos + 4 > n:
+            return None
+        if marker == b"\xff\x90":  # SOT: Psot is the tile-part's whole length (0: up to EOC)
+            psot = int.from_bytes(data[pos + 6:pos + 10], "big")
+            if psot == 0:
+                return n - 2 if data.endswith(b"\xff\xd9") else None
+            pos += psot
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
 
 
 def fit_pixel_data(ds: Dataset) -> None:
@@ -473,11 +567,21 @@ def fit_pixel_data(ds: Dataset) -> None:
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     if not elem.is_undefined_length:
         expected = expected_pixel_length(ds, tag)
-        if len(value) > expected or (len(value) % 2 and len(value) == expected):
-            new = bytes(value[:expected])
-            elem.value = new + (b"\0" if len(new) % 2 else b"")
-        elif len(value) == expected + 1 and value[-1:] != b"\0":
-            elem.value = bytes(value[:expected]) + b"\0"
+        if len(value) < expected:
+            return  # nothing beyond the frames (a short value is the decoder's problem, not a leak)
+        new = bytearray(value[:expected + expected % 2])
+        if expected % 2:
+            # the pad byte: the last byte, except in big endian OW, where the last 16-bit word is
+            # stored swapped and the pad comes before the last sample
+            pad_at = expected - 1 if ts == ExplicitVRBigEndian and elem.VR == "OW" and len(new) > expected else expected
+            if pad_at == expected - 1:
+                new[expected - 1] = 0
+            elif len(new) > expected:
+                new[expected] = 0
+            else:
+                new.append(0)
+        if bytes(new) != bytes(value):
+            elem.value = bytes(new)
         return
     data = bytes(value)
     patches = check_fragments(lambda o, n: data[o:o + n], len(data), ts)
