@@ -3,6 +3,11 @@
 A file whose pixels are not touched is never decoded: its header is read with
 `stop_before_pixels`, de-identified, written, and the pixel data element is copied byte for byte
 from the source in chunks, so memory stays bounded whatever the file size.
+
+Only bytes the image accounts for go out (issue 12): the preamble is always zeros, native pixel
+data is cut to Rows x Columns x Samples x Frames x Bits Allocated (plan_pixel_output), the items
+of encapsulated pixel data are checked (check_fragments), and nothing after the pixel data
+element or Data Set Trailing Padding is written.
 """
 from __future__ import annotations
 
