@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine
+from . import dicomio, engine, pixels, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from .sweep import Identifiers
@@ -155,23 +155,12 @@ def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, o
 def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
     register_new_attributes(guidelines)
     s = guidelines.settings
-    pixels = _pixel_module()
     _WORKER.update(
         guidelines=guidelines,
         mapper=Mapper(key, s.pseudonym_prefix, s.min_shift_days, s.max_shift_days),
-        dest=Path(dest), hospital=Path(hospital), pixels=pixels,
-        rules=pixels.load_redaction_rules(pixels.redaction_rules_path(Path(override_dir) if override_dir else None))
-        if pixels is not None else [],
+        dest=Path(dest), hospital=Path(hospital),
+        rules=pixels.load_redaction_rules(pixels.redaction_rules_path(Path(override_dir) if override_dir else None)),
     )
-
-
-def _pixel_module():
-    try:
-        from . import pixels
-    except ImportError:
-        return None
-    needed = ("burned_in_risk", "clean_pixels")
-    return pixels if all(hasattr(pixels, n) for n in needed) else None
 
 
 def process_file(job: tuple[str, str, str]) -> FileResult:
@@ -253,13 +242,13 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
         return result
     ds = header.dataset
-    pixels = _WORKER["pixels"]
-    at_risk = pixels.burned_in_risk(ds, _WORKER["rules"]) if pixels is not None else _metadata_risk(ds)
+    assessment = risk.assess(ds, g, layout_matched=bool(pixels.matching_rules(ds, _WORKER["rules"])))
+    at_risk = assessment.reason if assessment.at_risk else None
     hold = engine.hold_reason_for(ds, g)
     if hold:
         result.status, result.reason = HELD, hold
         return result
-    if at_risk and (pixels is None or not g.settings.clean_pixel_data):
+    if at_risk and (assessment.action == risk.HOLD or not g.settings.clean_pixel_data):
         result.status, result.reason = HELD, f"burned-in text risk ({at_risk}); pixels not checked"
         return result
     full = None
@@ -320,23 +309,6 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     result.sop_class = str(ds.get("SOPClassUID", ""))
     result.sop_instance = str(ds.get("SOPInstanceUID", ""))
     return result
-
-
-def _metadata_risk(ds: Dataset) -> str | None:
-    """Used only if the pixel module is missing: the plain metadata rules, fail closed."""
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        return "Burned In Annotation YES"
-    if "Rows" not in ds:
-        return None
-    modality = str(ds.get("Modality", "")).upper()
-    if modality in {"US", "SC", "OT", "XA", "ES", "DOC", "SM", "XC", "GM"}:
-        return f"modality {modality}"
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    if any(v in ("SECONDARY", "SCREEN SAVE") for v in image_type):
-        return "image type SECONDARY"
-    if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.7"):
-        return "secondary capture"
-    return None
 
 
 def _save_thumbnails(ref: str, outcome) -> list[str]:

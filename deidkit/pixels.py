@@ -3,6 +3,7 @@
 Three steps, each a pure function over a pydicom Dataset (nothing here reads or writes files
 except load_redaction_rules):
   burned_in_risk(ds)        metadata says the image may carry text -> a short neutral reason
+                            (deidkit.risk.assess over guidelines/burned_in_risk.csv)
   load_redaction_rules(p)   guidelines/pixel_redaction_rules.csv: known screen layouts
   clean_pixels(ds, rules)   decode every frame, blank layout rectangles and detected text, check
                             again, and say "clean" (pixels untouched), "redacted" (PixelData
@@ -25,7 +26,8 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import pixel_detect
-from .guidelines import PIXEL_RULES_FILE, GuidelineError, bundled_dir
+from . import risk
+from .guidelines import PIXEL_RULES_FILE, GuidelineError, Guidelines, bundled_dir
 from .pixel_detect import REDACTION_MARGIN, Box
 from .review_page import thumbnail_png
 
@@ -34,68 +36,25 @@ MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, 
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
 
-# SOP Classes whose images are screens, photos or captures (PS3.4 B.5).
-_RISK_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
-    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit SC",
-    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte SC",
-    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word SC",
-    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color SC",
-    "1.2.840.10008.5.1.4.1.1.12.1": "X-Ray Angiographic",
-    "1.2.840.10008.5.1.4.1.1.12.1.1": "Enhanced XA",
-    "1.2.840.10008.5.1.4.1.1.12.2": "X-Ray Radiofluoroscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic",
-    "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic",
-    "1.2.840.10008.5.1.4.1.1.77.1.5.1": "Ophthalmic Photography 8 Bit",
-    "1.2.840.10008.5.1.4.1.1.77.1.5.2": "Ophthalmic Photography 16 Bit",
-}
-_RISK_MODALITIES = {"US", "IVUS", "SC", "OT", "XA", "RF", "ES", "XC", "GM", "OP", "DOC", "SM"}
-_RISK_IMAGE_TYPES = ("SECONDARY", "SCREEN SAVE", "DERIVED")
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-# ---- risk from metadata -------------------------------------------------------------------
-
-def _is_image(ds: pydicom.Dataset) -> bool:
-    return "Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)
-
+# ---- risk from metadata (the one table: guidelines/burned_in_risk.csv, deidkit.risk) ---------
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
     return str(value).strip().upper() if value is not None else ""
 
 
-def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None) -> str | None:
-    """A short neutral reason if the metadata says the image may show burned-in text, else None.
+def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None,
+                   guidelines: Guidelines | None = None) -> str | None:
+    """A short neutral reason if the header says the image may show burned-in text, else None.
 
-    Works on headers read with stop_before_pixels. The flag Burned In Annotation NO does not
-    clear a risky modality or SOP Class (public samples ship text with the flag absent or wrong).
+    The reason of deidkit.risk.assess (burned_in_risk.csv; the bundled table when guidelines is
+    None); a matching known screen layout (rules) is a risk too. Works on headers read with
+    stop_before_pixels.
     """
-    if not _is_image(ds):
-        return None
-    if _text(ds, "BurnedInAnnotation") == "YES":
-        return "BurnedInAnnotation YES"
-    if _text(ds, "RecognizableVisualFeatures") == "YES":
-        return "RecognizableVisualFeatures YES"
-    sop = str(ds.get("SOPClassUID", "")).strip()
-    if sop in _RISK_SOP_CLASSES:
-        return f"SOP class {_RISK_SOP_CLASSES[sop]}"
-    modality = _text(ds, "Modality")
-    if modality in _RISK_MODALITIES:
-        return f"modality {modality}"
-    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
-    for wanted in _RISK_IMAGE_TYPES:
-        if wanted in image_type:
-            return f"ImageType {wanted}"
-    if rules and matching_rules(ds, rules):
-        return "known screen layout"
-    return None
+    found = risk.assess(ds, guidelines, layout_matched=bool(rules and matching_rules(ds, rules)))
+    return found.reason if found.at_risk else None
 
 
 # ---- layout rules (guidelines/pixel_redaction_rules.csv) -------------------------------------
