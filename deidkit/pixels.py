@@ -439,3 +439,27 @@ def encode_like(ds: pydicom.Dataset, original_ts: str) -> str:
     except Exception:  # noqa: BLE001 - no encoder or an unsupported layout: uncompressed is correct too
         return str(ds.file_meta.TransferSyntaxUID)
     return original_ts
+
+
+def display_frames(ds: pydicom.Dataset, limit: int | None = None) -> list[np.ndarray]:
+    """Every frame (or the first `limit`) as a viewer shows it: uint8 grey (rows x cols) or RGB
+    (rows x cols x 3), MONOCHROME1 inverted, palettes applied, more than 8 bits and float data
+    windowed. For the review window (hospital side: the pixels may show PHI). Raises PixelError
+    when the pixel data cannot be decoded."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None or _pixel_keyword(ds) is None:
+        raise PixelError("no pixel data or transfer syntax unknown")
+    from pydicom.pixels import get_decoder
+
+    try:
+        palette = _palette(ds)
+        photometric = _text(ds, "PhotometricInterpretation")
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        out = []
+        for index, (frame, meta) in enumerate(get_decoder(ts).iter_array(ds, as_rgb=True)):
+            out.append(_display(frame, str(meta.get("photometric_interpretation", photometric)), palette))
+            if index + 1 >= n_frames or (limit is not None and len(out) >= limit):
+                break
+    except Exception as e:  # noqa: BLE001
+        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
+    return out
