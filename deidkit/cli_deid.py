@@ -198,6 +198,8 @@ def _default_out(source: Path) -> Path:
     parent = source.parent if source.parent != source else source
     for i in range(1, 100):
         candidate = parent / (DEFAULT_OUT_NAME if i == 1 else f"{DEFAULT_OUT_NAME}_{i}")
+        if folder_within(source, candidate.with_name(candidate.name + HOSPITAL_SUFFIX)):
+            continue  # the export is named like this output's hospital folder: the next name
         if not candidate.exists() or not any(candidate.iterdir()):
             return candidate
         if source_of(candidate.with_name(candidate.name + HOSPITAL_SUFFIX)) == source:

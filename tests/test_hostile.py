@@ -208,6 +208,14 @@ def test_export_named_like_the_hospital_folder_is_refused(tmp_path):
     assert tree(source) == before and not (tmp_path / "OUT").exists()
 
 
+def test_default_output_beside_an_export_named_like_its_hospital_folder_takes_the_next_name(tmp_path):
+    source = export_of(tmp_path / "DEID_OUTPUT_HOSPITAL_ONLY", {"IM1.dcm": encode(ct(1))})
+    before = tree(source)
+    assert cli_deid.main([str(source), "--yes", "--key", str(tmp_path / "k"), "--workers", "1"]) == 0
+    assert tree(source) == before
+    assert len(outputs(tmp_path / "DEID_OUTPUT_2")) == 1 and (tmp_path / "DEID_OUTPUT_2_HOSPITAL_ONLY").is_dir()
+
+
 def test_hospital_folder_reaching_into_the_export_by_a_link_is_refused(tmp_path):
     source = export_of(tmp_path / "EXPORT", {"IM1.dcm": encode(ct(1))})
     (source / "inner").mkdir()
