@@ -253,7 +253,7 @@ UNEXPECTED = ("the program met something in this file it does not handle; held f
 DISK_FULL = "output disk full: not done (free space, then run again: it resumes)"
 TOO_LARGE_FOR_DISK = "output disk refused the file as too large (FAT32 disks hold at most 4 GB per file)"
 _OUTPUT_ERRNOS = {errno.ENOSPC: DISK_FULL, getattr(errno, "EDQUOT", -1): DISK_FULL, errno.EFBIG: TOO_LARGE_FOR_DISK}
-WORKER_DIED = ("the process working on this file stopped without a word (out of memory, or a crash in an "
+WORKER_DIED = ("the process working on this file stopped or got stuck (out of memory, or a fault in an "
                "image decoder): not copied; run again to retry it")
 REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK, WORKER_DIED}
 
@@ -698,9 +698,13 @@ def _kill_run() -> None:
     os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
+# A pool in which no file at all has finished for this long is taken as stuck (a decoder in an
+# endless loop): its workers are ended and their files redone one by one, as after a dead worker.
+WORKER_SILENCE_LIMIT = float(os.environ.get("DEIDKIT_WORKER_SILENCE_LIMIT_S", "1800"))
 # Test hook (tests/test_hostile.py): "DIR:F000012,F000040/written,F000077/always" makes the worker
 # SIGKILL itself when it starts (or, with "/written", finishes writing) that file, once per file (a
-# marker in DIR remembers it), as the OOM killer would; "/always" every time, as an aborting codec.
+# marker in DIR remembers it), as the OOM killer would; "/always" every time, as an aborting codec;
+# "/hang" makes it wait for ever on that file, every time.
 WORKER_KILL_HOOK = "DEIDKIT_TEST_KILL_WORKER"
 
 
@@ -767,8 +771,12 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
                     broken = True
                     break
             if not broken:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                broken = any(f.exception() is not None for f in done)
+                done, _ = wait(in_flight, timeout=WORKER_SILENCE_LIMIT, return_when=FIRST_COMPLETED)
+                if not done:  # no file finished for that long: a worker is stuck; ended like a dead one
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        process.kill()
+                    wait(in_flight, return_when=FIRST_COMPLETED)
+                broken = any(f.exception() is not None for f in done) or not done
             order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
             for future in order:
                 if not future.done() or (broken and future.exception() is not None):
@@ -805,6 +813,9 @@ def _worker_kill_hook(ref: str, when: str) -> None:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+        if target == ref and point == "hang" and when == "start":
+            while True:  # as a decoder in an endless loop
+                time.sleep(1)
         if target == ref and (point or "start") == when:
             try:
                 os.close(os.open(os.path.join(folder, f"killed_{ref}_{when}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))

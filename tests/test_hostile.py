@@ -434,10 +434,21 @@ def test_a_file_that_kills_every_worker_is_listed_and_retried_next_time(tmp_path
                  {export.WORKER_KILL_HOOK: f"{tmp_path / 'marks'}:F000005/always"})
     assert proc.returncode == 1
     row = held(tmp_path / "OUT")["IM05.dcm"]
-    assert row["status"] == "failed" and "stopped without a word" in row["reason"]
+    assert row["status"] == "failed" and "stopped or got stuck" in row["reason"]
     assert len(outputs(tmp_path / "OUT")) == 23
     assert _tool(source, tmp_path / "OUT", tmp_path / "k").returncode == 0  # not journaled: done this time
     assert len(outputs(tmp_path / "OUT")) == 24
+
+
+def test_a_worker_stuck_on_a_file_is_ended_and_the_run_finishes(tmp_path):
+    source = export_of(tmp_path / "EXPORT", {f"IM{i:02d}.dcm": encode(ct(i)) for i in range(1, 25)})
+    (tmp_path / "marks").mkdir()
+    proc = _tool(source, tmp_path / "OUT", tmp_path / "k",
+                 {export.WORKER_KILL_HOOK: f"{tmp_path / 'marks'}:F000007/hang", "DEIDKIT_WORKER_SILENCE_LIMIT_S": "2"})
+    assert proc.returncode == 1
+    row = held(tmp_path / "OUT")["IM07.dcm"]
+    assert row["status"] == "failed" and "stopped or got stuck" in row["reason"]
+    assert len(outputs(tmp_path / "OUT")) == 23
 
 
 # ---- 11. a path longer than the system allows -------------------------------------------------------
