@@ -344,6 +344,9 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
         return result
     if at_risk and not _pixels_may_go(ds, result, assessment, approved):
         return result
+    if not str(ds.get("SOPInstanceUID", "") or "").strip() or not str(ds.get("SOPClassUID", "") or "").strip():
+        result.reason = "corrupt: no usable SOP Instance UID or SOP Class UID (damaged?)"
+        return result
     ts = str(ds.file_meta.get("TransferSyntaxUID") or header.transfer_syntax) if full is not None else header.transfer_syntax
     ds.file_meta = engine.new_file_meta(ds, ts)
     out_rel = output_path(ds, outcome.pseudonym, _WORKER["mapper"])
@@ -352,7 +355,11 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     try:
         if full is None:
             # the header is checked in memory before anything is written
-            encoded = dicomio.encode_header(ds)
+            try:
+                encoded = dicomio.encode_header(ds)
+            except Exception:  # a value pydicom cannot write back (text outside the character set, ...)
+                result.reason = "corrupt: a value cannot be written back as it was read (damaged?)"
+                return result
             if _header_leaks(encoded, identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result

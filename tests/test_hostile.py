@@ -596,3 +596,17 @@ def test_site_key_is_private_from_its_first_byte(tmp_path, monkeypatch):
         assert mapping.load_or_create_key(path) == (key, False)
     finally:
         os.umask(old)
+
+
+def test_value_that_cannot_be_written_back_fails_with_a_neutral_line(tmp_path):
+    ds = ct(1)
+    ds.SpecificCharacterSet = ["ISO 2022 IR 13", "ISO 2022 IR 87"]
+    ds.SliceThickness = "1.0"
+    data = encode(ds)
+    pos = data.find(b"\x18\x00\x50\x00DS")
+    data = data[:pos + 8] + b"1\xff" + data[pos + 10:]  # a damaged byte in a number, same length
+    out = tmp_path / "OUT"
+    assert run(export_of(tmp_path / "EXPORT", {"IM1.dcm": data, "IM2.dcm": encode(ct(2))}), out, tmp_path / "k") == 1
+    row = held(out)["IM1.dcm"]
+    assert row["status"] == "failed" and "program met something" not in row["reason"]
+    assert not EXCEPTION_NAME.search(row["reason"]) and len(outputs(out)) == 1
