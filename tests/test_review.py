@@ -384,3 +384,8 @@ def test_decisions_file_keeps_a_persons_rows_when_merged():
     by_ref = {d.ref: d for d in rows}
     assert by_ref["F000001"].decision == "approve" and by_ref["F000001"].boxes == "0:1,1,5,5"
     assert by_ref["F000002"].decision == ""
+
+
+def test_review_option_says_when_there_is_nothing_to_review(tmp_path, capsys):
+    assert cli_deid.main(["--review", str(tmp_path / "OUT")]) == 2
+    assert "Nothing to review" in capsys.readouterr().out
