@@ -291,7 +291,8 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
             if index == 0:
                 first_thumb = _thumb(_display(frame, out_photometric, palette), [])
             done = _clean_frame(frame, index, out_photometric, palette, layout)
-            boxes_here = done.boxes + done.left
+            # text still seen after blanking is proposed with the same margin as the rest
+            boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
             all_boxes.append([b.as_list() for b in boxes_here])
             hold_reason = hold_reason or done.hold
             area = sum(b.area for b in boxes_here)
