@@ -211,6 +211,11 @@ def test_a_box_on_every_frame_is_proposed_once_for_all_frames():
     same = [1, 2, 11, 22]
     regions = review_decisions.regions_from_frames([[same, [5, 5, 9, 9]], [same], [same]])
     assert set(regions) == {Region(None, 2, 1, 22, 11), Region(0, 5, 5, 9, 9)}
+    # a few pixels apart from frame to frame: one box covering all of them
+    jitter = review_decisions.regions_from_frames([[[0, 0, 20, 100]], [[2, 1, 22, 104]], [[0, 60, 10, 90]]])
+    assert set(jitter) == {Region(0, 0, 0, 100, 20), Region(1, 1, 2, 104, 22), Region(2, 60, 0, 90, 10)}
+    merged = review_decisions.regions_from_frames([[[0, 0, 20, 100]], [[2, 1, 22, 104]]])
+    assert merged == [Region(None, 0, 0, 104, 22)]
 
 
 def test_changes_count_added_and_removed_boxes():
@@ -235,7 +240,7 @@ def test_first_run_lists_every_image_waiting_with_its_proposal(first_run):
     assert rows["us_clean"]["boxes"] == ""
     assert rows["us_multi"]["frames"] == "3"
     frames = {r.frame for r in review_decisions.parse_boxes(rows["us_multi"]["boxes"])}
-    assert frames in ({None}, {0, 1, 2}), frames  # text on every frame is proposed on every frame
+    assert frames == {None}, frames  # the same text on every frame: one box for all frames
     # what a person need not see went out: clean CR/DX/derived CT cleared by the detector, CT untouched
     for name in ("cr_clean", "dx_clean_no_flag", "ct_derived_clean", "ct_original"):
         assert name not in rows
