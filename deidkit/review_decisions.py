@@ -141,7 +141,10 @@ def read_decisions(path: Path) -> dict[str, Decision]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return {}
-    reader = csv.DictReader(io.StringIO(text))
+    first = text.split("\n", 1)[0]
+    # A spreadsheet in a comma-decimal locale saves with semicolons: read that too.
+    delimiter = ";" if first.startswith("ref;") or first.startswith('"ref";') else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     if reader.fieldnames is None or not {"ref", "decision", "boxes"} <= {f.strip() for f in reader.fieldnames}:
         raise DecisionError(f"{Path(path).name}: the first line must be ref,decision,boxes")
     out: dict[str, Decision] = {}
@@ -151,6 +154,7 @@ def read_decisions(path: Path) -> dict[str, Decision]:
         if not ref:
             continue
         word = row.get("decision", "").lower()
+        word = {"approved": APPROVE, "rejected": REJECT}.get(word, word)
         if word not in (APPROVE, REJECT, UNDECIDED):
             raise DecisionError(f"{ref}: decision '{row['decision']}' is not approve, reject or empty")
         frames = row.get("frames", "1")

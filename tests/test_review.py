@@ -394,3 +394,27 @@ def test_decisions_file_keeps_a_persons_rows_when_merged():
 def test_review_option_says_when_there_is_nothing_to_review(tmp_path, capsys):
     assert cli_deid.main(["--review", str(tmp_path / "OUT")]) == 2
     assert "Nothing to review" in capsys.readouterr().out
+
+
+def test_a_spreadsheet_saved_file_is_read_and_a_wrong_word_stops_with_one_line(tmp_path, capsys):
+    path = tmp_path / review_decisions.DECISIONS_NAME
+    path.write_text('\ufeffref;decision;boxes;reason\nF000001;Approved;"0:1,2,30,40;*:0,0,9,9";x\n'
+                    "F000002;;;y\n", encoding="utf-8")
+    got = review_decisions.read_decisions(path)
+    assert got["F000001"].decision == "approve" and len(got["F000001"].regions) == 2
+    assert got["F000002"].decision == ""
+    path.write_text("ref,decision,boxes\nF000001,maybe,\n", encoding="utf-8")
+    with pytest.raises(DecisionError, match="F000001"):
+        review_decisions.read_decisions(path)
+    source, out = tmp_path / "EXPORT", tmp_path / "OUT"
+    source.mkdir()
+    image("one", sop=US, modality="US", text=True).save_as(source / "one.dcm", enforce_file_format=True)
+    assert run(source, out) == 1
+    hospital = tmp_path / "OUT_HOSPITAL_ONLY"
+    text = (hospital / review_decisions.DECISIONS_NAME).read_text(encoding="utf-8")
+    (hospital / review_decisions.DECISIONS_NAME).write_text(text.replace("\nF000001,,", "\nF000001,sure,"),
+                                                           encoding="utf-8")
+    capsys.readouterr()
+    assert run(source, out) == 2
+    assert "F000001" in capsys.readouterr().err
+    assert "sure" in (hospital / review_decisions.DECISIONS_NAME).read_text(encoding="utf-8")  # not overwritten
