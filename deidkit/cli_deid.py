@@ -88,8 +88,12 @@ _WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a
 
 def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
     """The review window (deidkit.review_window) for an output folder."""
-    from . import review_window
-
+    try:
+        from . import review_window
+    except ImportError:  # a Python without Tk: the file can still be edited by hand
+        console.error("the review window needs Tk, which this Python lacks",
+                      "edit review_decisions.csv in the _HOSPITAL_ONLY folder instead (approve or reject)")
+        return EXIT_USAGE
     return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 

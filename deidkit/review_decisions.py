@@ -189,8 +189,10 @@ def merge(previous: dict[str, Decision], waiting: list[Decision]) -> list[Decisi
     rows = dict(previous)
     for d in waiting:
         old = rows.get(d.ref)
-        rows[d.ref] = d if old is None else replace(old, reason=d.reason or old.reason,
-                                                   original_file=d.original_file or old.original_file)
+        if old is None or (old.original_file and d.original_file and old.original_file != d.original_file):
+            rows[d.ref] = d  # a decision about another file is never carried over to this one
+        else:
+            rows[d.ref] = replace(old, reason=d.reason or old.reason, original_file=d.original_file or old.original_file)
     return list(rows.values())
 
 

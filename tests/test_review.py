@@ -389,6 +389,8 @@ def test_decisions_file_keeps_a_persons_rows_when_merged():
     by_ref = {d.ref: d for d in rows}
     assert by_ref["F000001"].decision == "approve" and by_ref["F000001"].boxes == "0:1,1,5,5"
     assert by_ref["F000002"].decision == ""
+    moved = review_decisions.merge(old, [Decision("F000001", "", "", "other", "c.dcm")])
+    assert moved[0].decision == "" and moved[0].original_file == "c.dcm"
 
 
 def test_review_option_says_when_there_is_nothing_to_review(tmp_path, capsys):
