@@ -7,6 +7,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   settings.ini                 which options the site runs with, pseudonym and date settings
   descriptor_vocabulary.txt    words Clean Descriptors may keep
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
+  unlisted_text_attributes.csv public text attributes Table E.1-1 does not list, each decided
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
 from __future__ import annotations
@@ -26,7 +27,10 @@ TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
-GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE)
+UNLISTED_TEXT_FILE = "unlisted_text_attributes.csv"
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
+                   UNLISTED_TEXT_FILE)
+UNLISTED_ACTIONS = {"K", "C", "X", "Z"}
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -95,6 +99,20 @@ class SafePrivate:
 
 
 @dataclass(frozen=True)
+class UnlistedText:
+    """One row of unlisted_text_attributes.csv: a public text attribute Table E.1-1 does not list."""
+
+    keyword: str
+    vr: str
+    action: str   # K keep, C clean (deidkit.text_clean), X remove, Z empty
+    kept_by: str  # option under which an X row is kept ("" none)
+    reason: str
+
+    def code_under(self, enabled: frozenset[str]) -> str:
+        return "K" if self.kept_by and self.kept_by in enabled else self.action
+
+
+@dataclass(frozen=True)
 class Settings:
     options: frozenset[str]
     clean_pixel_data: bool = True
@@ -118,7 +136,8 @@ class Guidelines:
     settings: Settings
     vocabulary: frozenset[str]
     sha256: str
-    overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
+    overridden: tuple[str, ...] = field(default=())
+    unlisted_text: dict[int, UnlistedText] = field(default_factory=dict)  # files taken from outside the bundle
     # (tag, sop class) -> resolved code, filled as the engine asks; never copied by
     # dataclasses.replace (init=False), so a Guidelines with other settings starts empty
     _action_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -156,6 +175,12 @@ class Guidelines:
         tag = parse_tag(rule.tag)
         module_type = self.module_type(tag[1], sop_class_uid) if tag else None
         return resolve_combined(rule.basic, module_type)
+
+    def unlisted_text_action(self, tag: int) -> str | None:
+        """K, C, X or Z for a public text attribute the table does not list (None: not decided
+        in unlisted_text_attributes.csv, e.g. newer than the dictionary it was made from)."""
+        row = self.unlisted_text.get(int(tag))
+        return row.code_under(self.settings.options) if row is not None else None
 
     def settings_pseudonym_tags(self) -> tuple[int, ...]:
         return self.settings.pseudonym_tags
@@ -336,6 +361,20 @@ def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, UnlistedText]:
+    _, rows = _csv_rows(text, name)
+    out = {}
+    for line, row in rows:
+        parsed = parse_tag(row.get("tag", ""))
+        action, kept_by = row.get("action", ""), row.get("kept_by", "")
+        if parsed is None or parsed[0] != 0xFFFFFFFF or parsed[1] >> 16 & 1:
+            raise GuidelineError(f"{name} line {line}: needs a public tag like (3002,0020)")
+        if action not in UNLISTED_ACTIONS or (kept_by and kept_by not in OPTIONS):
+            raise GuidelineError(f"{name} line {line}: action must be K, C, X or Z; kept_by an option name or empty")
+        out[parsed[1]] = UnlistedText(row.get("keyword", ""), row.get("vr", ""), action, kept_by, row.get("reason", ""))
+    return out
+
+
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
@@ -417,6 +456,7 @@ def load(override_dir: Path | None = None) -> Guidelines:
         types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
         vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,
+        unlisted_text=parse_unlisted_text(texts[UNLISTED_TEXT_FILE]),
     )
 
 

@@ -149,22 +149,7 @@ class Identifiers:
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Where the text holds this patient's identifiers: (start, end, 'name'|'identifier') in
         the text as given (the matching itself is on the folded text, CamelCase split)."""
-        if not text:
-            return []
-        matcher = self._matcher()
-        folded, index = _folded_map(text)
-        out = []
-        for kind, pattern in (("name", matcher.name_re), ("identifier", matcher.exact_re)):
-            if pattern is not None:
-                for m in pattern.finditer(folded):
-                    if m.end() > m.start():
-                        out.append((index[m.start()], index[m.end() - 1] + 1, kind))
-        if matcher.digits_re is not None:
-            digit_pos = [i for i, c in enumerate(folded) if c.isdigit()]
-            digits = "".join(folded[i] for i in digit_pos)
-            for m in matcher.digits_re.finditer(digits):
-                out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
-        return sorted(out)
+        return matcher_spans(self._matcher(), text) if text else []
 
     def find(self, text: str) -> list[str]:
         """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
@@ -276,6 +261,23 @@ def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocab
     if tag in DEVICE_MODEL_TAGS and len(hit) < len(words) and len(text) <= 64:
         return True
     return False
+
+
+def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
+    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it)."""
+    folded, index = _folded_map(text)
+    out = []
+    for kind, pattern in (("name", matcher.name_re), ("identifier", matcher.exact_re)):
+        if pattern is not None:
+            for m in pattern.finditer(folded):
+                if m.end() > m.start():
+                    out.append((index[m.start()], index[m.end() - 1] + 1, kind))
+    if matcher.digits_re is not None:
+        digit_pos = [i for i, c in enumerate(folded) if c.isdigit()]
+        digits = "".join(folded[i] for i in digit_pos)
+        for m in matcher.digits_re.finditer(digits):
+            out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
+    return sorted(out)
 
 
 @dataclass(frozen=True)
