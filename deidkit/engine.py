@@ -21,10 +21,10 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
-from . import __version__
+from . import __version__, content
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .mapping import Mapper, patient_key_of, shift_da, shift_dt
-from .sweep import Identifiers, clean_descriptor, find_generic_phi
+from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
 
 IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
 IMPLEMENTATION_VERSION = "DEIDKIT_" + __version__.replace(".", "_")
@@ -91,7 +91,9 @@ def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
     if sop_class.startswith(DOCUMENT_PREFIX) and settings.hold_encapsulated_documents:
         return "encapsulated document (PDF/CDA): free text cannot be checked"
     if sop_class.startswith(SR_PREFIX) and settings.hold_structured_reports:
-        if "clean_structured_content" not in settings.options or _has_free_text_items(ds):
+        # with Clean Structured Content every content item is cleaned (deidkit.content); a
+        # document whose text still looks risky is held for review after cleaning
+        if "clean_structured_content" not in settings.options and _has_free_text_items(ds):
             return "structured report with free text"
     return None
 
@@ -117,6 +119,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     _drop_orphan_overlays(ds, ctx)
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
+    hold = hold or content.review_hold(ctx.findings)
     return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
 
 
@@ -214,8 +217,15 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr == "UN" and not _is_empty(elem):
         del ds[elem.tag]  # a public element we cannot interpret
         ctx.findings.append(Finding(location, "X", "unknown public element"))
-    elif cleaning and vr in FREE_TEXT_VRS:
-        _clean_text(ds, elem, ctx, location, fallback="X")
+    elif vr in FREE_TEXT_VRS:
+        # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
+        action = ctx.guidelines.unlisted_text_action(elem.tag)
+        if action == "C":
+            content.clean_text_element(ds, elem, ctx, location, Finding)
+        elif action in ("X", "Z"):
+            _apply(ds, elem, action, ctx, location, cleaning)
+        elif action is None and cleaning:
+            _clean_text(ds, elem, ctx, location, fallback="X")
 
 
 def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> None:
@@ -249,6 +259,9 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
 def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fallback: str) -> None:
     values = _str_values(elem)
     if not values:
+        return
+    if content.uses_free_text_cleaner(elem.tag):  # labels and narrative: words kept, identity removed
+        content.clean_text_element(ds, elem, ctx, location, Finding)
         return
     memo = ctx.text_memo or _text_memo(ctx.identifiers)
     cleaned = [memo.clean(v, ctx.guidelines.vocabulary, ctx.identifiers) for v in values]
@@ -469,6 +482,10 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
         if ctx.pseudonym and text == ctx.pseudonym:
             continue
         if _holds_identifier(text, ctx.identifiers, seen):
+            terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+            if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+                ctx.identifiers.term_tokens |= terms
+                continue
             del ds[tag]
             ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
 

@@ -234,14 +234,16 @@ def _names_a_person(elem) -> bool:
 # ---- a removal must not itself point at the patient --------------------------------------------
 
 # attributes that hold a device's product name: a name part inside a longer product name is the
-# product ("MAGNETOM Sola"), not the patient
-# (Manufacturer, Manufacturer's Model Name, Software Versions, Transducer Data, Secondary Capture
-# Device Manufacturer / Model Name / Software Versions)
-DEVICE_MODEL_TAGS = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00185010, 0x00181016, 0x00181018, 0x00181019})
+# product ("MAGNETOM Sola"), not the patient (Manufacturer, Manufacturer's Model Name, Secondary
+# Capture Device Manufacturer / Manufacturer's Model Name)
+DEVICE_MODEL_TAGS = frozenset({0x00080070, 0x00081090, 0x00181016, 0x00181018})
+# words that make a value a phrase, not a product name ("VA40 for Mueller")
+_PHRASE_WORDS = frozenset("for by of and the to at from with per mit fur für von bei de du la le pour par et och og".split())
 
 
-def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocabulary: frozenset[str]) -> bool:
-    """True when a name hit in this value is a device model or a defined term, not the patient.
+def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocabulary: frozenset[str]) -> set[str]:
+    """The name parts (folded) a value may keep because there they are a device model or a
+    defined term, not the patient; empty when the value must go.
 
     Only name hits are forgiven (an ID, birth date, phone ... always goes). A defined term (VR CS)
     is kept when each word the name hit is an imaging word of the vocabulary (Body Part Examined
@@ -250,17 +252,18 @@ def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocab
     such a value only for this patient would itself point at the patient."""
     spans = identifiers.spans(text)
     if not spans or any(kind != "name" for _, _, kind in spans):
-        return False
+        return set()
     words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"[^\W_]+", text)]
     hit = [w for w in words if any(s < w[1] and w[0] < e for s, e, _ in spans)]
     if not hit:
-        return False
-    if all(w[2].lower() in vocabulary for w in hit):
-        if vr == "CS" or tag in DEVICE_MODEL_TAGS:
-            return True
-    if tag in DEVICE_MODEL_TAGS and len(hit) < len(words) and len(text) <= 64:
-        return True
-    return False
+        return set()
+    folded = {fold(w[2]) for w in hit}
+    if all(w[2].lower() in vocabulary for w in hit) and (vr == "CS" or tag in DEVICE_MODEL_TAGS):
+        return folded
+    if (tag in DEVICE_MODEL_TAGS and len(hit) == 1 and 1 < len(words) <= 4 and len(text) <= 64
+            and not any(w[2].lower() in _PHRASE_WORDS for w in words)):
+        return folded
+    return set()
 
 
 def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
