@@ -55,6 +55,13 @@ _RISK_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.77.1.5.1": "Ophthalmic Photography 8 Bit",
     "1.2.840.10008.5.1.4.1.1.77.1.5.2": "Ophthalmic Photography 16 Bit",
 }
+# Labels and computed maps: their frames are segment masks, parameter values or dose grids made
+# by software from other images, not captures of a screen; "DERIVED" does not put them at risk
+# (issue 15). Segmentation, Label Map Segmentation, Heightmap Segmentation, Parametric Map, RT Dose.
+LABEL_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7", "1.2.840.10008.5.1.4.1.1.66.8",
+    "1.2.840.10008.5.1.4.1.1.30", "1.2.840.10008.5.1.4.1.1.481.2",
+})
 _RISK_MODALITIES = {"US", "IVUS", "SC", "OT", "XA", "RF", "ES", "XC", "GM", "OP", "DOC", "SM"}
 _RISK_IMAGE_TYPES = ("SECONDARY", "SCREEN SAVE", "DERIVED")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -81,6 +88,8 @@ def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None)
         return None
     if _text(ds, "BurnedInAnnotation") == "YES":
         return "BurnedInAnnotation YES"
+    if str(ds.get("SOPClassUID", "")).strip() in LABEL_SOP_CLASSES:
+        return None  # masks, maps and doses computed from images: no screen to burn text into
     if _text(ds, "RecognizableVisualFeatures") == "YES":
         return "RecognizableVisualFeatures YES"
     sop = str(ds.get("SOPClassUID", "")).strip()

@@ -197,11 +197,15 @@ def _review_spans(text: str, vocabulary: frozenset[str]) -> tuple[tuple[int, int
         if not word[0].isupper() or len(word) < 3:
             continue
         low = word.lower().strip("'’-")
-        if low in vocabulary or low in _COMMON or word.isupper():
-            continue
+        if word.isupper() or any(w in vocabulary or w in _COMMON for w in (low, low[:-1], low[:-2])):
+            continue  # codes and acronyms; imaging and common words, also in the plural
         before = text[:m.start()]
         if not before.strip() or _SENTENCE_END.search(before):
             continue  # first word of a sentence
+        previous = _WORD.findall(before)[-1:] or [""]
+        if previous[0][:1].isupper() and not re.search(r"\b(?i:" + _TITLES + r")\.?\s*$", before):
+            continue  # inside a Title Case heading ("Planar ROI Measurements"); a name after a
+            # lower-case word ("seen by Karen") or a title is what stands out
         spans.append((m.start(), m.end()))
     return tuple(spans)
 
