@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from .text_clean import LABEL_TAGS, NARRATIVE_TAGS, REVIEW_REASON, clean_free_text
 
 REVIEW_ACTION = "REVIEW"
+DUMMY = "ANONYMIZED"
 SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 TEXT_VRS = {"LO", "SH", "LT", "ST", "UT", "UC"}
 
@@ -37,9 +38,21 @@ def date_offset_for_text(ctx: Any) -> int | None:
     return None
 
 
-def uses_free_text_cleaner(tag: int) -> bool:
-    """Labels and narrative text are cleaned by text_clean (words kept), not Clean Descriptors."""
-    return tag in LABEL_TAGS or tag in NARRATIVE_TAGS
+# Sequences that hold content items (PS3.3 C.17.3, C.4.10 Acquisition Context, Protocol Context of
+# Performed Protocol Code Sequence) and the concept codes inside them.
+CONTENT_SEQUENCES = ("(0040,A730)", "(0040,0555)", "(0040,0440)", "(0040,A043)", "(0040,A168)")
+
+
+def in_content_tree(location: str) -> bool:
+    """Whether an element (engine location path) sits in a content tree, where free text is
+    cleaned word by word; elsewhere inside a sequence being cleaned the stricter Clean
+    Descriptors applies."""
+    return any(seq in location for seq in CONTENT_SEQUENCES)
+
+
+def uses_free_text_cleaner(tag: int, location: str = "") -> bool:
+    """Labels, and narrative text in content trees, are cleaned by text_clean (words kept)."""
+    return tag in LABEL_TAGS or (tag in NARRATIVE_TAGS and in_content_tree(location))
 
 
 def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, finding: type) -> None:
@@ -54,6 +67,11 @@ def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, 
         ctx.findings.append(finding(location, "X", "undecodable free text removed"))
         return
     narrative = elem.tag in NARRATIVE_TAGS
+    option = _observer_option(ds) if narrative else None
+    if option is not None and option not in ctx.guidelines.settings.options:
+        elem.value = DUMMY  # Text Value is Type 1 in its item: a dummy keeps the tree valid
+        ctx.findings.append(finding(location, "D", "observer context: organisation, location or device identity"))
+        return
     in_document = ctx.sop_class.startswith(SR_PREFIX)
     offset = date_offset_for_text(ctx)
     new = []
@@ -68,8 +86,12 @@ def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, 
                 text = _drop_spans(text, result.review)
         new.append(text)
     if all(not t.strip() for t in new):
-        del ds[elem.tag]
-        ctx.findings.append(finding(location, "X", "free text: nothing left after cleaning"))
+        if uses_free_text_cleaner(elem.tag):  # labels and Text Value are Type 1 or 2: keep them valid
+            elem.value = DUMMY
+            ctx.findings.append(finding(location, "D", "free text: nothing left after cleaning"))
+        else:
+            del ds[elem.tag]
+            ctx.findings.append(finding(location, "X", "free text: nothing left after cleaning"))
         return
     new = [t for t in new if t.strip()] if len(new) > 1 else new
     if new != [str(v) for v in values]:
@@ -77,6 +99,24 @@ def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, 
         elem.value = new if len(new) > 1 else new[0]
     if review:
         ctx.findings.append(finding(location, REVIEW_ACTION, "text may still name someone"))
+
+
+# Observer context (PS3.16 TID 1003 / 1004) TEXT items, by concept (DCM code): removed unless the
+# option that keeps that identity is on; manufacturer and model stay (research value).
+OBSERVER_TEXT = {
+    "121009": "retain_institution_identity",  # Person Observer's Organization Name
+    "121017": "retain_institution_identity",  # Device Observer Physical Location During Observation
+    "121013": "retain_device_identity",       # Device Observer Name
+    "121016": "retain_device_identity",       # Device Observer Serial Number
+}
+
+
+def _observer_option(item: Dataset) -> str | None:
+    """The option keeping this TEXT item when it is observer context, else None."""
+    for code in item.get("ConceptNameCodeSequence") or []:
+        if str(code.get("CodingSchemeDesignator", "")).strip() == "DCM":
+            return OBSERVER_TEXT.get(str(code.get("CodeValue", "")).strip())
+    return None
 
 
 def review_hold(findings: list) -> str | None:

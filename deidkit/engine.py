@@ -220,8 +220,10 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr in FREE_TEXT_VRS:
         # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
         action = ctx.guidelines.unlisted_text_action(elem.tag)
-        if action == "C":
+        if action == "C" and (not cleaning or content.in_content_tree(location)):
             content.clean_text_element(ds, elem, ctx, location, Finding)
+        elif action == "C":  # inside a sequence the table cleans: the stricter Clean Descriptors
+            _clean_text(ds, elem, ctx, location, fallback="X")
         elif action in ("X", "Z"):
             _apply(ds, elem, action, ctx, location, cleaning)
         elif action is None and cleaning:
@@ -260,7 +262,7 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
     values = _str_values(elem)
     if not values:
         return
-    if content.uses_free_text_cleaner(elem.tag):  # labels and narrative: words kept, identity removed
+    if content.uses_free_text_cleaner(elem.tag, location):  # labels and narrative: words kept, identity removed
         content.clean_text_element(ds, elem, ctx, location, Finding)
         return
     memo = ctx.text_memo or _text_memo(ctx.identifiers)

@@ -11,7 +11,8 @@ only known imaging words) it keeps the words and removes what identifies:
   - institution names ("Odense University Hospital", "Rigshospitalet");
   - dates written in text: ISO and YYYYMMDD forms are shifted by the patient's offset
     (`shift_text_date`, the one place that calls the date shift), other spellings removed;
-  - phone numbers, e-mail and web addresses, postal addresses, ID-like numbers (accession numbers).
+  - phone numbers, e-mail and web addresses, postal addresses, ID-like numbers (accession numbers)
+    and code-like strings that switch between letters and digits three times or more.
 `clean_free_text` is pure and memoised; `CleanedText.review` lists what still looks like a name in
 narrative text (capitalised words mid-sentence that are not imaging words), which the engine
 turns into the held-back reason REVIEW_REASON.
@@ -58,6 +59,9 @@ _INSTITUTION = re.compile(
     r"((?:\b(?i:st\.?|saint|the)\s+)?(?:\b[A-ZÀ-ÖØ-Þ][\w'’.-]*\s+){0,3}\b(?i:" + _INSTITUTION_WORDS + r")\b"
     r"(?:\s+(?i:of|for|de|di|der)\s+[A-ZÀ-ÖØ-Þ][\w'’-]*)?(?:\s+[A-ZÀ-ÖØ-Þ][\w'’-]*){0,2})")
 _INSTITUTION_SUFFIX = re.compile(r"\b\w{3,}(?:hospitalet|sygehus|sjukhuset|klinikum|krankenhaus|kliniken|ziekenhuis)\b", re.I)
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s-]?)?(?:\(?\d{2,5}\)?[\s./-]){1,4}\d{2,8}(?!\w)")
+_CODE_LIKE = re.compile(r"(?<![\w-])[A-Za-z0-9]{6,}(?![\w-])")
+_TRANSITION = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
 # Common words that are capitalised mid-sentence without being names (the vocabulary has the
@@ -133,6 +137,12 @@ def _clean_cached(text: str, matcher, date_offset: int | None, vocabulary: froze
             replacements.append((m.start(1), m.end(1), ""))
     for m in _INSTITUTION_SUFFIX.finditer(text):
         replacements.append((m.start(), m.end(), ""))
+    for m in _PHONE.finditer(text):  # also at the end of a sentence ("... tel. +45 3545 1234.")
+        if sum(c.isdigit() for c in m.group()) >= 7:
+            replacements.append((m.start(), m.end(), ""))
+    for m in _CODE_LIKE.finditer(text):
+        if len(_TRANSITION.findall(m.group())) >= 3:  # "PHI2X0040A730T", "AB12CD34": an identifier
+            replacements.append((m.start(), m.end(), ""))
     if not replacements:
         cleaned, removed = text, 0
     else:
