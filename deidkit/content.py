@@ -68,7 +68,9 @@ def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, 
         return
     narrative = elem.tag in NARRATIVE_TAGS
     option = _observer_option(ds) if narrative else None
-    if option is not None and option not in ctx.guidelines.settings.options:
+    if option is not None:
+        if option in ctx.guidelines.settings.options:
+            return  # kept by the option, like the header's institution / device attributes (swept)
         elem.value = DUMMY  # Text Value is Type 1 in its item: a dummy keeps the tree valid
         ctx.findings.append(finding(location, "D", "observer context: organisation, location or device identity"))
         return
@@ -86,7 +88,7 @@ def clean_text_element(ds: Dataset, elem: DataElement, ctx: Any, location: str, 
                 text = _drop_spans(text, result.review)
         new.append(text)
     if all(not t.strip() for t in new):
-        if uses_free_text_cleaner(elem.tag):  # labels and Text Value are Type 1 or 2: keep them valid
+        if elem.tag in LABEL_TAGS or elem.tag in NARRATIVE_TAGS:  # Type 1 or 2 mostly: keep them valid
             elem.value = DUMMY
             ctx.findings.append(finding(location, "D", "free text: nothing left after cleaning"))
         else:

@@ -59,7 +59,7 @@ _INSTITUTION = re.compile(
     r"((?:\b(?i:st\.?|saint|the)\s+)?(?:\b[A-ZÀ-ÖØ-Þ][\w'’.-]*\s+){0,3}\b(?i:" + _INSTITUTION_WORDS + r")\b"
     r"(?:\s+(?i:of|for|de|di|der)\s+[A-ZÀ-ÖØ-Þ][\w'’-]*)?(?:\s+[A-ZÀ-ÖØ-Þ][\w'’-]*){0,2})")
 _INSTITUTION_SUFFIX = re.compile(r"\b\w{3,}(?:hospitalet|sygehus|sjukhuset|klinikum|krankenhaus|kliniken|ziekenhuis)\b", re.I)
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s-]?)?(?:\(?\d{2,5}\)?[\s./-]){1,4}\d{2,8}(?!\w)")
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s-]?)?(?:\(?\d{2,5}\)?[\s-]){1,4}\d{2,8}(?!\w)")
 _CODE_LIKE = re.compile(r"(?<![\w-])[A-Za-z0-9]{6,}(?![\w-])")
 _TRANSITION = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
