@@ -27,9 +27,17 @@ SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 TEXT_VRS = {"LO", "SH", "LT", "ST", "UT", "UC"}
 
 
+# Dates written in text are removed: a shifted date in prose cannot be told from a missed one by
+# --verify (it reports every date in text for review). Set True to shift the unambiguous spellings
+# by the patient's offset instead (text_clean.shift_text_date, the one place that shifts them).
+SHIFT_DATES_IN_TEXT = False
+
+
 def date_offset_for_text(ctx: Any) -> int | None:
-    """Days to shift dates written in text: the patient's offset under Modified Dates, 0 under Full
-    Dates, None (remove them) otherwise."""
+    """Days to shift dates written in text: None (remove them) unless SHIFT_DATES_IN_TEXT; then
+    the patient's offset under Modified Dates, 0 under Full Dates."""
+    if not SHIFT_DATES_IN_TEXT:
+        return None
     options = ctx.guidelines.settings.options
     if "retain_long_full_dates" in options:
         return 0

@@ -185,8 +185,17 @@ def test_text_items_naming_patient_nurse_and_hospital_are_cleaned_and_delivered(
         assert secret.lower() not in text.lower(), secret
     assert "Small nodule in the left lower lobe, 6 mm." in text
     assert "was seen by nurse" in text
+    assert "Hospital on;" in text or "on;" in text  # the date in text went (verify flags any date in text)
+
+
+def test_dates_in_text_can_be_shifted_in_one_place(guidelines, monkeypatch):
+    from deidkit import content
+    monkeypatch.setattr(content, "SHIFT_DATES_IN_TEXT", True)
+    sr = _base(BASIC_TEXT_SR, "1.2.826.0.1.3680043.2.1125.77.5.3", "SR")
+    sr.ContentSequence = Sequence([_item("TEXT", ("121071", "DCM", "Finding"), TextValue="Seen on 2024-01-15.")])
+    engine.deidentify(sr, _ctx(guidelines))
     shifted = sr.StudyDate
-    assert f"{shifted[:4]}-{shifted[4:6]}-{shifted[6:]}" in text  # the date in text moved like the header
+    assert str(sr.ContentSequence[0].TextValue) == f"Seen on {shifted[:4]}-{shifted[4:6]}-{shifted[6:]}."
 
 
 def test_narrative_still_naming_someone_is_held_for_review(guidelines):
