@@ -141,3 +141,45 @@ def _drop_spans(text: str, spans: tuple[tuple[int, int], ...]) -> str:
         pos = end
     out.append(text[pos:])
     return " ".join("".join(out).split())
+
+
+# ---- references across a delivery ---------------------------------------------------------------
+
+# SOP Classes whose value is what they point at: SR family and KO, SEG, RT, presentation states,
+# parametric maps, real-world value maps, microscopy annotations.
+LABEL_CLASS_PREFIXES = ("1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.66.", "1.2.840.10008.5.1.4.1.1.481.",
+                        "1.2.840.10008.5.1.4.1.1.11.", "1.2.840.10008.5.1.4.1.1.30", "1.2.840.10008.5.1.4.1.1.67",
+                        "1.2.840.10008.5.1.4.1.1.91.")
+_REFERENCED_SOP_INSTANCE = 0x00081155
+
+
+def referenced_instances(ds: Dataset) -> list[str]:
+    """Referenced SOP Instance UIDs anywhere in a (de-identified) label object; [] for others."""
+    if not str(ds.get("SOPClassUID", "")).startswith(LABEL_CLASS_PREFIXES):
+        return []
+    found: set[str] = set()
+
+    def walk(item: Dataset) -> None:
+        for elem in item:
+            if elem.VR == "SQ":
+                for child in elem.value or []:
+                    walk(child)
+            elif elem.tag == _REFERENCED_SOP_INSTANCE and elem.value:
+                values = elem.value if isinstance(elem.value, (list, tuple)) else [elem.value]
+                found.update(str(v) for v in values)
+    walk(ds)
+    return sorted(found)
+
+
+def labels_missing_references(results: list) -> list[tuple[str, int]]:
+    """(output file, number of references to held-back or failed instances) for each delivered
+    label object pointing at an instance of the export that did not go out (issue 15)."""
+    not_delivered = {r.sop_instance for r in results if r.status in ("held", "failed") and r.sop_instance}
+    delivered = {r.sop_instance for r in results if r.status == "written"}
+    out = []
+    for r in results:
+        if r.status == "written" and r.references:
+            missing = [u for u in r.references if u in not_delivered and u not in delivered]
+            if missing:
+                out.append((r.out, len(missing)))
+    return sorted(out)

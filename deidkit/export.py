@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from . import dicomio, engine
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
+from . import content
 from .sweep import Identifiers
 
 MANIFEST_NAME = "deid_manifest.csv"
@@ -68,6 +69,7 @@ class FileResult:
     sop_class: str = ""
     sop_instance: str = ""
     thumbnails: list[str] = field(default_factory=list)  # review images, hospital side
+    references: list[str] = field(default_factory=list)  # instances a delivered label object points at
 
 
 @dataclass
@@ -253,6 +255,8 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
         return result
     ds = header.dataset
+    if ds.get("SOPInstanceUID"):  # the keyed UID, also for a file held: labels pointing at it are listed
+        result.sop_instance = _WORKER["mapper"].uid(str(ds.SOPInstanceUID))
     pixels = _WORKER["pixels"]
     at_risk = pixels.burned_in_risk(ds, _WORKER["rules"]) if pixels is not None else _metadata_risk(ds)
     hold = engine.hold_reason_for(ds, g)
@@ -319,6 +323,7 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     result.modality = str(ds.get("Modality", "") or "")
     result.sop_class = str(ds.get("SOPClassUID", ""))
     result.sop_instance = str(ds.get("SOPInstanceUID", ""))
+    result.references = content.referenced_instances(ds)
     return result
 
 

@@ -445,3 +445,33 @@ def test_delivery_of_labels_with_references_resolving(tmp_path):
     frame_of_reference = {str(ds.FrameOfReferenceUID) for ds in classes.values() if "FrameOfReferenceUID" in ds}
     assert len(frame_of_reference) == 1
     assert find_leaks(out, SECRETS | {"Tumor Quistgaard"}) == []
+
+
+def test_a_label_whose_image_was_held_is_listed_in_the_summary(tmp_path):
+    src = tmp_path / "EXPORT"
+    for i, uid in enumerate(CT_UIDS):
+        ct = _ct(uid)
+        ct.InstanceNumber = i + 1
+        ct.Rows = ct.Columns = 4
+        ct.BitsAllocated = ct.BitsStored = 16
+        ct.HighBit = 15
+        ct.PixelRepresentation = 0
+        ct.SamplesPerPixel = 1
+        ct.PhotometricInterpretation = "MONOCHROME2"
+        ct.PixelData = bytes(32)
+        if i == 0:
+            ct.BurnedInAnnotation = "YES"  # held: the detector is not trusted to clear it alone
+        _write(ct, src / f"CT{i}.dcm")
+    ko = _base(KO, "1.2.826.0.1.3680043.2.1125.77.6.2", "KO")
+    ko.ValueType = "CONTAINER"
+    ko.ConceptNameCodeSequence = Sequence([_code("113000", "DCM", "Of Interest")])
+    ko.ContentSequence = Sequence([_item("IMAGE", ("260753009", "SCT", "Source"),
+                                         ReferencedSOPSequence=Sequence([_image_ref(u)])) for u in CT_UIDS])
+    _write(ko, src / "KO.dcm")
+    out = tmp_path / "OUT"
+    code = cli_deid.main([str(src), "--out", str(out), "--yes", "--key", str(tmp_path / "k.txt"), "--workers", "1"])
+    assert code == 1
+    summary = (out / "deid_summary.txt").read_text(encoding="utf-8")
+    assert "Labels pointing at held-back instances: 1 file(s), 1 reference(s)" in summary
+    kos = [p for p in out.rglob("*.dcm") if str(pydicom.dcmread(p).SOPClassUID) == KO]
+    assert len(kos) == 1 and kos[0].relative_to(out).as_posix() in summary
