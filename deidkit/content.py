@@ -6,7 +6,8 @@ items anywhere) are walked by the engine like every sequence; per value type:
   CODE, NUM, SCOORD/SCOORD3D, TCOORD, IMAGE/COMPOSITE/WAVEFORM references, CONTAINER: kept, their
       UIDs remapped with the same keyed UIDs as every file (so references resolve);
   UIDREF: UID (0040,A124) remapped; DATE/TIME/DATETIME: shifted by the table's C action;
-  PNAME: Person Name (0040,A123) replaced by a dummy (D);
+  PNAME: Person Name (0040,A123): the patient's own name becomes the pseudonym, anyone else's a
+      dummy (D);
   TEXT: Text Value (0040,A160), and the free text of concept names (Code Meaning): cleaned here.
 A TEXT item of an SR document that still looks like it names someone after cleaning holds the
 file for review (text_clean.REVIEW_REASON, id "text-review"); elsewhere the suspicious words are
@@ -127,6 +128,20 @@ def _observer_option(item: Dataset) -> str | None:
         if str(code.get("CodingSchemeDesignator", "")).strip() == "DCM":
             return OBSERVER_TEXT.get(str(code.get("CodeValue", "")).strip())
     return None
+
+
+def names_the_patient(elem: DataElement, patient_name: str) -> bool:
+    """A PNAME content item's Person Name (0040,A123) that is the patient's own name (same family
+    name and a given name or the same whole name): it gets the pseudonym, anyone else a dummy."""
+    if elem.tag != 0x0040A123 or not patient_name or elem.value in (None, ""):
+        return False
+    from .sweep import fold
+
+    def parts(name: str) -> list[str]:
+        return [fold(p.strip()) for p in str(name).split("=")[0].split("^")]
+
+    mine, theirs = parts(patient_name), parts(elem.value)
+    return bool(mine[0]) and mine[0] == theirs[0] and (len(mine) < 2 or len(theirs) < 2 or mine[1] == theirs[1])
 
 
 def review_hold(findings: list) -> str | None:

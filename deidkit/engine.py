@@ -57,6 +57,7 @@ class Context:
     sop_class: str = ""
     date_offset: int = 0
     pseudonym: str = ""
+    patient_name: str = ""  # the original Patient's Name (PNAME content items naming the patient get the pseudonym)
     findings: list[Finding] = field(default_factory=list)
     dates_shifted: bool = False
     # answers already worked out for these identifiers (set by deidentify; see _TextMemo)
@@ -112,6 +113,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
+    ctx.patient_name = str(ds.get("PatientName", "") or "")
     ctx.date_offset = ctx.mapper.date_offset_days(patient_key)
     ctx.identifiers.merge(Identifiers.from_dataset(ds))
     ctx.text_memo = _text_memo(ctx.identifiers)
@@ -170,7 +172,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "emptied"))
     elif code == "D":
-        if tag in ctx.guidelines.settings_pseudonym_tags():
+        if tag in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
         elif vr == "SQ":
             _recurse(elem, ctx, location, cleaning=True)

@@ -164,6 +164,14 @@ def test_measurement_report_is_delivered_with_every_value_type_handled(guideline
     assert sr.ConceptNameCodeSequence[0].CodeMeaning == "Imaging Measurement Report"
 
 
+def test_pname_of_the_patient_becomes_the_pseudonym_others_a_dummy(guidelines):
+    sr = _tid1500_sr()
+    sr.ContentSequence.append(_item("PNAME", ("121025", "DCM", "Patient"), "HAS OBS CONTEXT", PersonName=PATIENT))
+    result = engine.deidentify(sr, _ctx(guidelines))
+    names = [str(i.PersonName) for i in _value(sr, "PNAME")]
+    assert names == ["ANONYMIZED", result.pseudonym]
+
+
 def test_observer_organisation_kept_under_institution_identity(guidelines):
     sr = _tid1500_sr()
     engine.deidentify(sr, _ctx(guidelines, retain_institution_identity=True))
