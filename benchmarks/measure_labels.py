@@ -96,7 +96,8 @@ def main() -> None:
     g = gl.load()
     mapper = Mapper(load_or_create_key(key)[0])
     held = {r["original_file"]: r["reason"] for r in csv.DictReader(
-        (out.parent / (out.name + "_HOSPITAL_ONLY") / "held_back.csv").open(encoding="utf-8"))}
+        (out.parent / (out.name + "_HOSPITAL_ONLY") / "held_back.csv").open(encoding="utf-8"))
+        if r["status"] in ("held", "failed")}
     sources = {}
     for path in sorted(args.corpus.rglob("*")):
         if path.is_file():
@@ -112,7 +113,7 @@ def main() -> None:
     per_class: Counter = Counter()
     for rel, ds in sources.items():
         cls = CLASSES.get(str(ds.get("SOPClassUID", "")), "image/other")
-        status = "held" if rel in held and not held[rel].startswith("same instance") else "delivered"
+        status = "held" if rel in held else "delivered"
         per_class[(cls, status)] += 1
         if status == "held" and cls != "image/other":
             print(f"  held {cls:8s} {rel}: {held[rel]}")
