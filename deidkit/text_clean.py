@@ -73,6 +73,13 @@ technique indication clinical report addendum note see also normal abnormal unre
 prior previous follow up recommend recommended recommendation mm cm ml mg kg hu suv dicom
 monday tuesday wednesday thursday friday saturday sunday january february march april may june
 july august september october november december
+emergency department dept radiology oncology cardiology neurology neurosurgery urology gynecology
+gynaecology obstetrics pediatrics paediatrics surgery orthopedics orthopaedics pathology hematology
+haematology nephrology gastroenterology pulmonology dermatology psychiatry anesthesia anaesthesia
+anesthesiology intensive care unit icu ward outpatient inpatient nuclear medicine internal general
+medical imaging diagnostic interventional service team board tumor tumour multidisciplinary mdt
+english danish german french spanish patient physician doctor nurse radiologist technologist
+please note attention warning caution urgent critical result results final preliminary amended
 """.split())
 
 
