@@ -213,3 +213,21 @@ def test_the_unlisted_table_is_validated_and_hashed(tmp_path):
                                                   encoding="utf-8")
     with pytest.raises(gl.GuidelineError, match="unlisted_text_attributes.csv line"):
         gl.load(tmp_path)
+
+
+def test_identifying_text_planted_in_every_unlisted_attribute_goes(guidelines):
+    ds = _ct("QUILLFEATHERSTONE^MAREN")
+    planted = {}
+    for tag, row in sorted(guidelines.unlisted_text.items()):
+        if row.vr == "PN" or tag in ds or tag >> 16 == 0x0002:
+            continue
+        marker = f"PHI7X{tag:08X}Q"
+        limit = {"SH": 16, "LO": 64}.get(row.vr, 200)
+        ds.add_new(tag, row.vr, f"{marker} QUILLFEATHERSTONE PT0099881"[:limit] if row.vr != "SH" else marker[:16])
+        planted[tag] = marker
+    engine.deidentify(ds, _ctx(guidelines))
+    written = _values(ds)
+    assert "quillfeat" not in written.lower() and "PT0099881" not in written
+    for tag, marker in planted.items():
+        if guidelines.unlisted_text[tag].action != "K":  # kept coded values are swept, not cleaned
+            assert marker[:16] not in written, guidelines.unlisted_text[tag].keyword
