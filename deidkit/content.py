@@ -144,6 +144,28 @@ def names_the_patient(elem: DataElement, patient_name: str) -> bool:
     return bool(mine[0]) and mine[0] == theirs[0] and (len(mine) < 2 or len(theirs) < 2 or mine[1] == theirs[1])
 
 
+def text_for_review(ds: Dataset, vocabulary: frozenset[str]) -> list[tuple[str, str]]:
+    """For the review of a held document (#11): (location, cleaned text with the suspicious
+    spans marked [[like this]]) for every TEXT item of a dataset the engine has de-identified.
+    Approving sends the cleaned text as it stands (the marks are not written)."""
+    from .text_clean import _review_spans, mark_spans
+
+    out: list[tuple[str, str]] = []
+
+    def walk(item: Dataset, prefix: str) -> None:
+        for elem in item:
+            location = f"{prefix}({elem.tag.group:04X},{elem.tag.element:04X})"
+            if elem.VR == "SQ":
+                for i, child in enumerate(elem.value or []):
+                    walk(child, f"{location}[{i}]>")
+            elif elem.tag in NARRATIVE_TAGS and isinstance(elem.value, str) and in_content_tree(location):
+                spans = _review_spans(elem.value, vocabulary)
+                if spans:
+                    out.append((location, mark_spans(elem.value, spans)))
+    walk(ds, "")
+    return out
+
+
 def review_hold(findings: list) -> str | None:
     """The held-back reason when a document's text needs a person's review, else None."""
     return REVIEW_REASON if any(f.action == REVIEW_ACTION for f in findings) else None

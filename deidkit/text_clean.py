@@ -208,10 +208,15 @@ def _apply(text: str, replacements: list[tuple[int, int, str]]) -> tuple[str, in
 
 def _review_spans(text: str, vocabulary: frozenset[str]) -> tuple[tuple[int, int], ...]:
     """Capitalised words mid-sentence that are neither imaging words nor common words."""
-    spans = []
+    spans: list[tuple[int, int]] = []
     for m in _WORD.finditer(text):
         word = m.group()
-        if not word[0].isupper() or len(word) < 3:
+        if not word[0].isupper() or len(word) < 2:
+            continue
+        if spans and re.fullmatch(r"\s+", text[spans[-1][1]:m.start()]):
+            spans.append((m.start(), m.end()))  # the rest of a flagged name ("Karina Blixenfeldt")
+            continue
+        if len(word) < 3:
             continue
         low = word.lower().strip("'’-")
         if word.isupper() or any(w in vocabulary or w in _COMMON for w in (low, low[:-1], low[:-2])):

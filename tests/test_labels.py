@@ -210,9 +210,13 @@ def test_narrative_still_naming_someone_is_held_for_review(guidelines):
     sr = _base(BASIC_TEXT_SR, "1.2.826.0.1.3680043.2.1125.77.5.2", "SR")
     sr.ContentSequence = Sequence([_item("TEXT", ("121071", "DCM", "Finding"),
                                          TextValue="Results discussed with Karina Blixenfeldt by phone.")])
-    result = engine.deidentify(sr, _ctx(guidelines))
+    ctx = _ctx(guidelines)
+    result = engine.deidentify(sr, ctx)
     assert result.hold_reason == REVIEW_REASON
     assert "[text-review]" in REVIEW_REASON
+    from deidkit.content import text_for_review
+    assert text_for_review(sr, guidelines.vocabulary) == [
+        ("(0040,A730)[0]>(0040,A160)", "Results discussed with [[Karina]] [[Blixenfeldt]] by phone.")]
 
 
 def test_clean_structured_content_off_holds_reports_as_before(guidelines):
