@@ -9,6 +9,8 @@ Where the table is silent the engine fails closed, as README.txt documents:
   person names (PN) are emptied; dates (DA/DT) are shifted like the table's own dates (or emptied);
   UIDs (UI) that are not registered DICOM UIDs are remapped; text inside a sequence that is being
   cleaned is cleaned too; everything else is kept and swept for the patient's own identifiers.
+Public text attributes the table does not list follow guidelines/unlisted_text_attributes.csv; free
+text in content items and labels goes through deidkit.content / deidkit.text_clean.
 """
 from __future__ import annotations
 
