@@ -163,7 +163,7 @@ def _run(argv: list[str]) -> int:
     console.say(f"  Hospital-only records:  {hospital}  (never send this folder)")
     console.say(f"  Site key:               {key_path}" + ("  (new key created: back it up)" if created else ""))
     if replace:
-        console.say(f"  The output folder holds an earlier run made differently (other export, key or settings).")
+        console.say("  The output folder holds an earlier run made differently (other export, key or settings).")
         if not args.replace and not _ask_replace(args.yes):
             console.error("the output folder holds an earlier run; nothing was changed",
                           "run again with --replace to replace it, or choose another --out")
