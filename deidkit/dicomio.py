@@ -601,6 +601,9 @@ def _transfer_syntax(ds: Dataset) -> str:
     return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
 
 
+_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
+
+
 def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSpan | None:
     """Parse the pixel data element header at `stop` and find where its value ends."""
     fp.seek(stop)
@@ -616,6 +619,8 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
         value_start = stop + 8
     else:
         vr = head[4:6]
+        if vr not in _PIXEL_VRS:  # a damaged VR: the element would go out unreadable
+            raise Unreadable("corrupt: the pixel data element is damaged")
         if vr in _LONG_LENGTH_VRS:
             if len(head) < 12:
                 raise Unreadable("truncated pixel data header")

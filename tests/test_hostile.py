@@ -610,3 +610,13 @@ def test_value_that_cannot_be_written_back_fails_with_a_neutral_line(tmp_path):
     row = held(out)["IM1.dcm"]
     assert row["status"] == "failed" and "program met something" not in row["reason"]
     assert not EXCEPTION_NAME.search(row["reason"]) and len(outputs(out)) == 1
+
+
+@pytest.mark.parametrize("vr", [b"ZZ", b"\x4f\xe4", b"LO"])
+def test_pixel_data_element_with_a_damaged_vr_is_not_written(tmp_path, vr):
+    data = bytearray(encode(ct(1)))
+    pos = data.rfind(b"\xe0\x7f\x10\x00OW")
+    data[pos + 4:pos + 6] = vr
+    out = tmp_path / "OUT"
+    assert run(export_of(tmp_path / "EXPORT", {"IM1.dcm": bytes(data)}), out, tmp_path / "k") == 1
+    assert held(out)["IM1.dcm"]["status"] == "failed" and not outputs(out)
