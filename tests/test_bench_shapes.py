@@ -66,7 +66,9 @@ def test_heavy_header_has_the_promised_shape(written, guidelines):
                    if rule.vr and tag >> 16 not in (0x0000, 0x0002) and tag != 0x00102160]
         assert len(planted) >= 600
         missing = [f"{t:08X}" for t in planted if t not in ds]
-        assert missing == []
+        # Digital Signatures Sequence and Data Set Trailing Padding come after the pixel data (tag
+        # order), where a header read stops; the rest must all be there
+        assert missing == [] or set(missing) <= {"FFFAFFFA", "FFFCFFFC"}, missing
         # a plain CT slice that goes out: no burned-in flag that would send it to the pixel check
         assert ds.BurnedInAnnotation == "NO" and ds.Modality == "CT"
         charsets.add(str(ds.SpecificCharacterSet))
