@@ -316,7 +316,10 @@ def shape_tree(shape: str, work: Path, args: argparse.Namespace) -> Path:
         return header_shapes.cached_heavy_export(args.cache, args.slices)
     if shape == "real":
         print(f"Real vendor headers from {args.dcm_qa}, {args.real_files} per vendor, in {args.cache} ...", flush=True)
-        return header_shapes.build_real_tree(args.dcm_qa, args.cache, args.real_files)
+        root = header_shapes.build_real_tree(args.dcm_qa, args.cache, args.real_files)
+        if args.vendor:
+            return root / args.vendor
+        return root
     src = work / "PACS EXPORT"
     if not src.exists():
         print(f"Generating {args.slices} CT slices + {args.multiframe} multi-frame files in {work} ...", flush=True)
@@ -493,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dcm-qa", type=Path, default=Path("/work/cache/dcm_qa"),
                    help="where the dcm_qa repositories are extracted (<DIR>/<name>/In)")
     p.add_argument("--real-files", type=int, default=1000, help="files per vendor for --shape real (default 1000)")
+    p.add_argument("--vendor", choices=tuple(__import__("header_shapes").REAL_SOURCES), default=None,
+                   help="--shape real: only this vendor's folder")
     p.add_argument("--runs", type=int, default=3, help="side-by-side runs of cp -r and deid_tool (median; default 3;"
                    " 0 for the light shape's original single run against shutil.copytree)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
