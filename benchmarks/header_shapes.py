@@ -204,9 +204,20 @@ def write_heavy_export(root: Path, slices: int, size: int = 512, guidelines: gl.
     return slices
 
 
+def _generator_digest() -> str:
+    """Names the cache folder after the code that makes the files (this module and deidkit.synth):
+    a changed generator never reuses files an older one wrote."""
+    import deidkit.synth
+
+    h = hashlib.sha256()
+    for source in (Path(__file__), Path(deidkit.synth.__file__)):
+        h.update(source.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def cached_heavy_export(cache: Path, slices: int, size: int = 512) -> Path:
     """The heavy export for `slices` in the cache (generated once; a marker file says it is whole)."""
-    root = cache / f"{HEAVY_VERSION}_{slices}x{size}"
+    root = cache / f"{HEAVY_VERSION}_{_generator_digest()}_{slices}x{size}"
     done = root / ".complete"
     if not done.exists():
         if root.exists():
