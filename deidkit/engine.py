@@ -23,6 +23,7 @@ from pydicom.valuerep import PersonName
 
 from . import __version__
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
+from .contract import DUMMY_DATE, DUMMY_DATETIME
 from .mapping import Mapper, patient_key_of, shift_da, shift_dt
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
 
@@ -304,7 +305,7 @@ def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
             _shift_or_drop_date(ds, elem, ctx, "", outside_table=False)
             if not _is_empty(elem):
                 return
-        elem.value = "19000101" if vr == "DA" else "19000101000000"
+        elem.value = DUMMY_DATE if vr == "DA" else DUMMY_DATETIME
         return
     dummies = {"TM": "000000", "AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
                "UR": "urn:deid", "PN": "ANONYMIZED"}
