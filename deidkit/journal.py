@@ -72,6 +72,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read, from the first byte (created 0600, never chmod'ed
+    afterwards), atomically. On Windows the file takes the rights of its folder: keep secrets
+    in a per-user folder (the default places are)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        os.unlink(tmp)  # a leftover of a killed run: it may have other rights
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 class Journal:
     """The two hidden files at the top of the tree that make a run resumable."""
 
@@ -90,7 +108,8 @@ class Journal:
     def write_plan(self, plan: dict) -> None:
         if self.progress_path.exists():  # left over from a finished run; holds no PHI
             self.progress_path.unlink()
-        write_atomic(self.plan_path, json.dumps({"format": FORMAT, **plan}, ensure_ascii=False).encode("utf-8"))
+        # old names are PHI: owner-only from the first byte
+        write_secret(self.plan_path, json.dumps({"format": FORMAT, **plan}, ensure_ascii=False).encode("utf-8"))
 
     def load_plan(self) -> dict:
         plan = json.loads(self.plan_path.read_text(encoding="utf-8"))

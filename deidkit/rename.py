@@ -6,7 +6,8 @@ Scheme (names come from what is inside, read from the DICOM headers; never heade
   SE001_CT         a folder holding one series (series ranked by series number within its study)
   F001             any other folder (several patients, nothing readable, below a series)
   IM00001.dcm      a DICOM file (ordered by patient, study, series, instance number)
-  OTHER0001        a file that is not DICOM (no extension kept: it could carry a name)
+  OTHER0001.pdf    a file that is not DICOM (a common extension is kept so it still opens;
+                   any other ending is dropped: it could carry a name)
 A folder is named at the first level below what its ancestors were named at, at which it holds
 one thing and its parent holds several; failing that, at the next level below its ancestors'
 if it holds one thing there; else F. Numbers are zero-padded so names sort naturally; a
@@ -26,7 +27,7 @@ import json
 import logging
 import os
 import re
-import secrets
+import stat
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -34,15 +35,18 @@ from pathlib import Path
 
 from pydicom import dcmread
 
-from . import __version__, console
+from . import __version__, console, contract
+from .contract import INDEX_COLUMNS, INDEX_NAME
 from .identity_check import identity_warnings
-from .journal import JOURNAL_NAME, Journal, Replay, count_steps, long_path, write_atomic
+from .journal import JOURNAL_NAME, Journal, Replay, count_steps, long_path, write_atomic, write_secret
 
-INDEX_NAME = "index.csv"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-INDEX_COLUMNS = ["folder", "level", "patient", "study", "series", "modality", "series_number",
-                 "dicom_files", "other_files", "subfolders", "files_looking_identified",
-                 "identity_warnings", "note"]
+# Endings a non-DICOM file keeps (lower case), so a person can still open it; any other ending
+# is dropped with the name (it could carry one).
+KEPT_EXTENSIONS = frozenset(
+    ".pdf .txt .htm .html .xml .csv .json .doc .docx .rtf .odt .xls .xlsx .ods .ppt .pptx .jpg .jpeg .png "
+    ".gif .bmp .tif .tiff .zip .7z .gz .tar .mp4 .avi .mov .mpg .mpeg .wav .mp3 .exe .dll .ini .inf .log "
+    ".js .css .ico .db .bat .sh .cfg .md .lnk .nii .mha .raw .stl .obj".split())
 LEVELS = ("folder", "patient", "study", "series")
 # Defined terms of Modality (0008,0060), PS3.3 C.7.3.1.1.1; anything else is written as OT.
 MODALITIES = frozenset(
@@ -159,6 +163,14 @@ def _is_link(entry: os.DirEntry) -> bool:
     return bool(is_junction and is_junction())
 
 
+def _is_regular(entry: os.DirEntry) -> bool:
+    """A regular file (not a FIFO, device or socket, which would block or never end if read)."""
+    try:
+        return stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode)
+    except OSError:
+        return True  # it vanished or cannot be stat'ed: reading it fails fast and says so
+
+
 def scan(root: Path, exclude: set[Path], progress: bool = True) -> Node:
     """Walk the tree without following links; read the headers of the files."""
     top = Node(name="", kind="dir")
@@ -182,6 +194,8 @@ def scan(root: Path, exclude: set[Path], progress: bool = True) -> Node:
                 child = Node(entry.name, "dir")
                 node.children.append(child)
                 stack.append((child, full))
+            elif not _is_regular(entry):
+                node.children.append(Node(entry.name, "special"))  # FIFO, device, socket: never opened
             else:
                 child = Node(entry.name, "other")
                 node.children.append(child)
@@ -242,7 +256,7 @@ def _unique(names: list[str], reserved: set[str]) -> list[str]:
     taken = {r.casefold() for r in reserved}
     out = []
     for name in names:
-        stem, ext = (name[:-4], ".dcm") if name.endswith(".dcm") else (name, "")
+        stem, ext = os.path.splitext(name)
         candidate, n = name, 1
         while candidate.casefold() in taken:
             n += 1
@@ -250,6 +264,17 @@ def _unique(names: list[str], reserved: set[str]) -> list[str]:
         taken.add(candidate.casefold())
         out.append(candidate)
     return out
+
+
+def _rank_within(ordered: list[str], parent_of) -> dict[str, int]:
+    """1-based rank of each item among those with the same parent, in the given order (linear)."""
+    seen: dict[str, int] = {}
+    rank: dict[str, int] = {}
+    for item in ordered:
+        parent = parent_of(item)
+        seen[parent] = seen.get(parent, 0) + 1
+        rank[item] = seen[parent]
+    return rank
 
 
 def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
@@ -270,14 +295,8 @@ def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
         study_orders[f.study] = min(study_orders.get(f.study, order), order)
         key = (f.study, f.series_number if f.series_number is not None else 10**9, f.series)
         series_orders[f.series] = min(series_orders.get(f.series, key), key)
-    snum: dict[str, int] = {}
-    for study in sorted(study_orders, key=lambda s: (study_orders[s], s)):
-        p = study_orders[study][0]
-        snum[study] = 1 + sum(1 for s in snum if study_orders[s][0] == p)
-    rnum: dict[str, int] = {}
-    for series in sorted(series_orders, key=lambda r: series_orders[r]):
-        st = series_orders[series][0]
-        rnum[series] = 1 + sum(1 for r in rnum if series_orders[r][0] == st)
+    snum = _rank_within(sorted(study_orders, key=lambda s: (study_orders[s], s)), lambda s: study_orders[s][0])
+    rnum = _rank_within(sorted(series_orders, key=lambda r: series_orders[r]), lambda r: series_orders[r][0])
     series_number_of = {f.series: f.series_number for f in all_dicom}
 
     def folder_name(agg: _Agg, level: int) -> str:
@@ -312,7 +331,7 @@ def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
                         key=lambda c: (pnum[c.facts.patient], snum[c.facts.study], rnum[c.facts.series],
                                        c.facts.instance_number if c.facts.instance_number is not None else 10**9,
                                        c.facts.instance_key, c.name))
-        others = [c for c in node.children if c.kind in ("other", "link")]
+        others = [c for c in node.children if c.kind in ("other", "link", "special")]
         dicomdirs = [c for c in node.children if c.kind == "dicomdir"]
 
         # proposed names
@@ -334,7 +353,7 @@ def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
         iwidth = max(5, len(str(len(dicoms))))
         proposed += [(c, f"IM{i + 1:0{iwidth}d}.dcm") for i, c in enumerate(dicoms)]
         owidth = max(4, len(str(len(others))))
-        proposed += [(c, f"OTHER{i + 1:0{owidth}d}") for i, c in enumerate(others)]
+        proposed += [(c, f"OTHER{i + 1:0{owidth}d}{_kept_extension(c)}") for i, c in enumerate(others)]
         reserved = reserved_top if not old_dir else set()
         finals = _unique([n for _, n in proposed], reserved)
         final_of = {id(c): f for (c, _), f in zip(proposed, finals)}
@@ -350,12 +369,14 @@ def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
         for c, _ in proposed:
             new = final_of[id(c)]
             out = None
-            if c.kind in ("other", "link"):
-                if move_other_out:
+            if c.kind in ("other", "link", "special"):
+                if move_other_out and c.kind != "special":
                     out = os.path.join(hospital_out, *new_dir, new)
                     moved_out.append("/".join([*new_dir, new]))
                 else:
-                    review_other.append("/".join([*new_dir, new]) + (" (a link, not followed)" if c.kind == "link" else ""))
+                    review_other.append("/".join([*new_dir, new]) + {"link": " (a link, not followed)",
+                                                                     "special": " (not a regular file; not opened)"}
+                                        .get(c.kind, ""))
             if out is None and new == c.name and c.kind != "dir":
                 continue  # already neutral (folders stay listed: their group must finish first)
             entries.append({"old": c.name, "final": None if out else new, "tmp": None, "out": out,
@@ -415,6 +436,14 @@ def make_plan(root_node: Node, reserved_top: set[str], hospital_out: str,
             "hospital_dir": hospital_out}
 
 
+def _kept_extension(node: Node) -> str:
+    """The ending a non-DICOM file keeps (".pdf"), or "" (links and special files keep none)."""
+    if node.kind != "other":
+        return ""
+    ext = os.path.splitext(node.name)[1].lower()
+    return ext if ext in KEPT_EXTENSIONS else ""
+
+
 def _walk_files(node: Node):
     for c in node.children:
         if c.kind == "dir":
@@ -457,12 +486,12 @@ def index_csv(plan: dict) -> bytes:
     writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(plan["index"])
-    return buf.getvalue().encode("utf-8")
+    return (contract.CSV_BOM + buf.getvalue()).encode("utf-8")  # the mark makes Excel read UTF-8
 
 
 def is_our_index(path: Path) -> bool:
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             return next(csv.reader(fh), None) == INDEX_COLUMNS
     except (OSError, UnicodeDecodeError):
         return False
@@ -501,11 +530,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--yes", action="store_true", help="do not ask before renaming")
     ap.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     ap.add_argument("--undo", action="store_true",
-                    help="roll back an unfinished run (or a finished one, with --key)")
+                    help="roll back an unfinished run, or the last finished one (its undo data is kept in "
+                         "ROOT_HOSPITAL_ONLY beside ROOT, or give it with --key)")
     ap.add_argument("--key", metavar="FILE",
-                    help="also write the old-name -> new-name key (PHI!) to FILE, outside the tree")
+                    help="write the undo data (old-name -> new-name key: PHI!) to FILE, outside the tree, "
+                         "instead of ROOT_HOSPITAL_ONLY/rename_folders_undo.json")
     ap.add_argument("--hospital-dir", metavar="DIR",
-                    help="where DICOMDIR files (and --move-other-out files) go; default ROOT_HOSPITAL_ONLY beside ROOT")
+                    help="where the undo data, DICOMDIR files (and --move-other-out files) go; "
+                         "default ROOT_HOSPITAL_ONLY beside ROOT")
     ap.add_argument("--move-other-out", action="store_true",
                     help="move non-DICOM files out to the hospital-side folder instead of renaming them")
     ap.add_argument("--version", action="version", version=f"rename_folders {__version__}")
@@ -566,6 +598,9 @@ def _replay(root: Path, journal: Journal, plan: dict, undo: bool) -> int:
         write_atomic(index_path, index_csv(plan))
         journal.remove()
     lines, ok = _finish_lines(plan, outcome, outcome.complete)
+    if outcome.complete:
+        lines += ["To undo this renaming: rename_folders --undo (the undo data is in the hospital-side folder)."]
+        lines += _kit_lines(root)
     console.verdict("Renaming done" if outcome.complete else "Renaming NOT finished", lines, ok)
     return 0 if ok else 1
 
@@ -578,6 +613,7 @@ def _quiet_pydicom() -> None:
 
 
 def run(argv: list[str]) -> int:
+    """rename_folders' whole run; returns the exit status (0 nothing to review, 1 review, 2 usage)."""
     args = parse_args(argv)
     _quiet_pydicom()
     root = Path(args.root) if args.root else console.program_dir()
@@ -593,96 +629,177 @@ def run(argv: list[str]) -> int:
         console.error("the key file must be outside the folder being renamed (it holds the old names).",
                       "give a --key path on the hospital side, outside this folder.")
         return 2
-
-    if journal.exists():
-        try:
-            plan = journal.load_plan()
-        except (ValueError, OSError):
-            console.error("the journal of an interrupted run cannot be read.",
-                          "keep the folder as it is and ask for help; do not delete the hidden journal.")
-            return 2
-        undo = args.undo or "UNDO" in journal.progress()
-        if args.dry_run:
-            console.say("An interrupted run was found; it would be "
-                        + ("rolled back." if undo else "finished.") + " Nothing changed (--dry-run).")
-            return 0
-        console.say("An interrupted run was found: " + ("rolling it back." if undo else "finishing it."))
-        return _replay(root, journal, plan, undo)
-
-    for leftover in (root / (JOURNAL_NAME + ".tmp"), journal.progress_path):
-        if leftover.exists():  # a kill while the plan was being written: nothing was renamed
-            leftover.unlink()
-
-    if args.undo:
-        if not key_path:
-            console.error("there is no unfinished run to roll back here.",
-                          "to undo a finished run, give the key file written by it: --undo --key FILE")
-            return 2
-        try:
-            plan = json.loads(key_path.read_text(encoding="utf-8"))["plan"]
-        except (OSError, ValueError, KeyError):
-            console.error("the key file cannot be read.", "give the key file written by the run to undo.")
-            return 2
-        if args.dry_run:
-            console.say("The finished run would be rolled back. Nothing changed (--dry-run).")
-            return 0
-        if not console.confirm("Roll back the renaming recorded in this key file?", args.yes):
-            return 2
-        journal.write_plan(plan)
-        for k, group in enumerate(plan["groups"]):
-            journal.mark(f"F {k}")
-        return _replay(root, journal, plan, undo=True)
-
-    hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else root.parent / (root.name + "_HOSPITAL_ONLY")
+    hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else \
+        root.parent / (root.name + contract.HOSPITAL_SUFFIX)
     if _inside(hospital, root):
         console.error("the hospital-side folder must be outside the folder being renamed.")
         return 2
+    if journal.exists():
+        return _resume(root, journal, args)
+    for leftover in (root / (JOURNAL_NAME + ".tmp"), journal.progress_path):
+        if leftover.exists():  # a kill while the plan was being written: nothing was renamed
+            leftover.unlink()
+    if args.undo:
+        return _undo_finished(root, journal, key_path or _latest_undo_file(hospital), args)
+    if contract.kit_file_kind(root / contract.MANIFEST_NAME, contract.MANIFEST_NAME) == "manifest":
+        console.verdict("Nothing to do", [
+            "This folder is a de-identified copy written by deid_tool: its names are already neutral.",
+            "Nothing was renamed. Upload it as it is (see deid_tool's last screen)."] + _kit_lines(root), ok=True)
+        return 0
+    return _rename(root, journal, hospital, key_path, args)
+
+
+def _resume(root: Path, journal: Journal, args: argparse.Namespace) -> int:
+    """Finish (or roll back) the run an interrupted journal records."""
+    try:
+        plan = journal.load_plan()
+    except (ValueError, OSError):
+        console.error("the journal of an interrupted run cannot be read.",
+                      "keep the folder as it is and ask for help; do not delete the hidden journal.")
+        return 2
+    undo = args.undo or "UNDO" in journal.progress()
+    if args.dry_run:
+        console.say("An interrupted run was found; it would be "
+                    + ("rolled back." if undo else "finished.") + " Nothing changed (--dry-run).")
+        return 0
+    console.say("An interrupted run was found: " + ("rolling it back." if undo else "finishing it."))
+    return _replay(root, journal, plan, undo)
+
+
+def _latest_undo_file(hospital: Path) -> Path | None:
+    """The undo data of the last finished run kept in the hospital-side folder, if any."""
+    found = sorted(hospital.glob("rename_folders_undo*.json"), key=lambda p: (len(p.name), p.name))
+    return found[-1] if found else None
+
+
+def _new_undo_file(hospital: Path) -> Path:
+    stem, ext = os.path.splitext(contract.RENAME_UNDO_NAME)
+    path, n = hospital / contract.RENAME_UNDO_NAME, 1
+    while path.exists():
+        n += 1
+        path = hospital / f"{stem}_{n}{ext}"
+    return path
+
+
+def _undo_finished(root: Path, journal: Journal, key_path: Path | None, args: argparse.Namespace) -> int:
+    """Roll back a finished run from its undo data (the --key file, or the hospital-side copy)."""
+    if not key_path:
+        console.error("there is no run to roll back here (no journal, no undo data in the hospital-side folder).",
+                      "give the file written by the run: --undo --key FILE")
+        return 2
+    try:
+        plan = json.loads(key_path.read_text(encoding="utf-8"))["plan"]
+    except (OSError, ValueError, KeyError):
+        console.error("the undo data cannot be read.", "give the key file written by the run to undo.")
+        return 2
+    console.say(f"Undo data: {key_path}")
+    if args.dry_run:
+        console.say("The finished run would be rolled back. Nothing changed (--dry-run).")
+        return 0
+    if not console.confirm("Roll back the renaming recorded in this file?", args.yes):
+        return 2
+    journal.write_plan(plan)
+    for k, _group in enumerate(plan["groups"]):
+        journal.mark(f"F {k}")
+    code = _replay(root, journal, plan, undo=True)
+    if code == 0 and not args.key and key_path.is_file():
+        key_path.unlink()  # done with; it holds old names
+    return code
+
+
+def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None, args: argparse.Namespace) -> int:
+    """Scan, plan, warn, ask, keep the undo data, journal, rename."""
     base = hospital / "moved_out"
     n = 1
     while base.exists():
         n += 1
         base = hospital / f"moved_out_{n}"
-
-    tree = scan(root, _own_files(root))
-    plan = make_plan(tree, {p.name for p in _own_files(root)}, os.fspath(base), args.move_other_out,
-                     secrets.token_hex(4))
+    own = _own_files(root)
+    tree = scan(root, own)
+    console.say("Planning the new names ...")
+    plan = make_plan(tree, {p.name for p in own}, os.fspath(base), args.move_other_out, _token(tree))
     for problem in plan_problems(plan, os.fspath(root)):
         console.say(f"Note: {problem}")
     n_steps = sum(len(g["entries"]) for g in plan["groups"])
-    folders = len(plan["index"]) - 1
-    console.say(f"Plan: {n_steps} item(s) to rename or move in {folders} folder(s) below the top folder.")
+    console.say(f"Plan: {n_steps} item(s) to rename or move in {len(plan['index']) - 1} folder(s) below the top folder.")
     if args.dry_run:
-        console.say("New folder names (nothing changed, --dry-run):")
-        for row in plan["index"]:
-            console.say(f"  {row['folder']}  [{row['level']}] {row['dicom_files']} DICOM, {row['other_files']} other"
-                        + (f"  ! {row['identity_warnings']}" if row["identity_warnings"] else ""))
-        lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
-        console.verdict("Dry run: this is what would happen", lines[1:], ok)
-        return 0 if ok else 1
-    if not console.confirm("Rename everything below this folder now?", args.yes):
+        return _show_dry_run(plan)
+    if plan["review_identified"]:
+        if not _ask_despite_identified(plan, args.yes):
+            return 1
+    elif not console.confirm("Rename everything below this folder now?", args.yes):
         console.say("Nothing changed.")
         return 2
-    if plan["moved_out"]:
-        try:
-            hospital.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            console.error("the hospital-side folder cannot be created.", "give a writable one with --hospital-dir.")
-            return 2
-    if key_path:
-        try:
-            key_path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(key_path, json.dumps({"about": "rename_folders key: old names are PHI, keep on the hospital side",
-                                               "mapping": key_mapping(plan), "plan": plan},
-                                              ensure_ascii=False, indent=1).encode("utf-8"))
-        except OSError:
-            console.error("the key file cannot be written.", "give a writable --key path outside the folder.")
-            return 2
+    undo_path = key_path or _new_undo_file(hospital)
+    try:
+        hospital.mkdir(parents=True, exist_ok=True)
+        undo_path.parent.mkdir(parents=True, exist_ok=True)
+        write_secret(undo_path, json.dumps({"about": "rename_folders undo data: old names are PHI, keep on the "
+                                                     "hospital side", "root": os.fspath(root),
+                                            "mapping": key_mapping(plan), "plan": plan},
+                                           ensure_ascii=False, indent=1).encode("utf-8"))
+    except OSError:
+        console.error(f"the undo data cannot be written to {undo_path}. Nothing was renamed.",
+                      "give a writable folder outside this one with --hospital-dir or --key FILE.")
+        return 2
+    console.say(f"Undo data (old names: keep it at the hospital): {undo_path}")
     try:
         journal.write_plan(plan)
     except OSError:
         console.error("the journal cannot be written at the top of the folder (read-only?). Nothing was renamed.")
         return 2
     return _replay(root, journal, plan, undo=False)
+
+
+def _token(tree: Node) -> str:
+    """Temporary-name token, derived from every name in the tree: the same tree gives the same
+    plan bytes, and a leftover temporary name changes the token, so it can never be reused."""
+    digest = hashlib.sha256()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for c in node.children:
+            digest.update(c.name.encode("utf-8", "surrogatepass") + b"\0")
+            stack.append(c)
+    return digest.hexdigest()[:8]
+
+
+def _show_dry_run(plan: dict) -> int:
+    console.say("New folder names (nothing changed, --dry-run):")
+    for row in plan["index"]:
+        console.say(f"  {row['folder']}  [{row['level']}] {row['dicom_files']} DICOM, {row['other_files']} other"
+                    + (f"  ! {row['identity_warnings']}" if row["identity_warnings"] else ""))
+    lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+    console.verdict("Dry run: this is what would happen", lines[1:], ok)
+    return 0 if ok else 1
+
+
+def _ask_despite_identified(plan: dict, assume_yes: bool) -> bool:
+    """Before anything changes: the headers still name patients. The default answer is no."""
+    lines = _listed(f"NOT DE-IDENTIFIED YET: headers in {len(plan['review_identified'])} folder(s) still look "
+                    "identified (patient name/ID, Patient Identity Removed not set):", plan["review_identified"],
+                    "identity_warnings", most=10)
+    lines += ["Renaming does not de-identify. Run deid_tool on this folder first: it writes a de-identified",
+              "copy with neutral names (rename_folders is then not needed)."]
+    for line in lines:
+        console.say(line)
+    if console.confirm("Rename anyway (only the names change; the headers stay identified)?", assume_yes,
+                       default=False):
+        return True
+    console.verdict("Nothing changed: not de-identified yet",
+                    ["Run deid_tool on this folder first; it gives neutral names as well.",
+                     "rename_folders is only for exports another anonymizer has already cleaned."], ok=False)
+    return False
+
+
+def _kit_lines(root: Path) -> list[str]:
+    """Where the kit's own programs go: never with the data."""
+    inside = sorted(p.name for p in console.kit_files_beside_program() if p.parent == root
+                    and p.name.startswith(contract.PROGRAM_NAMES))
+    if not inside:
+        return []
+    return [f"Before sending, take the program(s) out of this folder ({', '.join(inside)}):",
+            "they are not part of the delivery (deid_tool --verify ignores them)."]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from deidkit.synth import make_export
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "rename_folders.py"
 NEUTRAL = re.compile(r"^(P\d{4,}(_\d+)?|P\d{4,}_ST\d{2,}_[A-Z0-9-]+(_\d+)?|SE\d{3,}_[A-Z0-9-]+(_\d+)?|F\d{3,}(_\d+)?"
-                     r"|IM\d{5,}(_\d+)?\.dcm|OTHER\d{4,}(_\d+)?)$")
+                     r"|IM\d{5,}(_\d+)?\.dcm|OTHER\d{4,}(_\d+)?(\.[a-z0-9]{1,4})?)$")
 OWN = {"index.csv", jr.JOURNAL_NAME, jr.PROGRESS_NAME}
 
 
@@ -109,7 +109,7 @@ def test_naming_scheme_levels_and_order(tmp_path):
     # files ordered by instance number (Smith_2 is instance 1)
     assert mapping["SMITH^ANN 19700101/CT Chest/Series 1 scout/Smith_2"].endswith("/IM00001.dcm")
     assert mapping["SMITH^ANN 19700101/CT Chest/Series 1 scout/Smith_0"].endswith("/IM00003.dcm")
-    assert mapping["Jones Bob/Report Jones.pdf"].endswith("/OTHER0001")
+    assert mapping["Jones Bob/Report Jones.pdf"].endswith("/OTHER0001.pdf")  # still opens (issue 18.4)
     jones = mapping["Jones Bob"]
     assert {smith, jones} == {"P0001", "P0002"}
     rows = {r["folder"]: r for r in plan["index"]}
