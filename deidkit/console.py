@@ -25,6 +25,8 @@ def kit_files_beside_program() -> set[Path]:
     names = {f"{n}{ext}" for n in PROGRAM_NAMES for ext in ("", ".exe", ".py")}
     names |= {"_internal", "deidkit", KEY_FILE_NAME, *GUIDELINE_FILES}
     found = {folder / n for n in names if (folder / n).exists()}
+    if not is_frozen() and (folder / "guidelines" / GUIDELINE_FILES[0]).is_file():
+        found.add(folder / "guidelines")  # a script's own tables (a checkout copied in)
     if is_frozen():
         found.add(Path(sys.executable).resolve())
     return found

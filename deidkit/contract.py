@@ -255,6 +255,24 @@ def kit_file_kind(path: Path, rel: str | None = None) -> str | None:
     return None
 
 
+KIT_FOLDERS = {"_internal": "base_library.zip", "deidkit": "contract.py", "guidelines": "confidentiality_profile.csv"}
+
+
+def kit_folder_kind(path: Path, rel: str | None = None) -> str | None:
+    """"internal" (a one-folder build's _internal/), "package" (deidkit/ of a script copied in),
+    "guidelines" (the tables beside a script), each at the top only and recognised by a file
+    only ours holds; else None. Everything below such a folder is the kit's too."""
+    if rel is not None and "/" in rel.strip("/"):
+        return None
+    marker = KIT_FOLDERS.get(path.name)
+    try:
+        if marker is None or path.is_symlink() or not path.is_dir() or not (path / marker).is_file():
+            return None
+    except OSError:
+        return None
+    return {"_internal": "internal", "deidkit": "package", "guidelines": "guidelines"}[path.name]
+
+
 def _is_our_program(path: Path) -> bool:
     size = path.stat().st_size
     with open(path, "rb") as fh:

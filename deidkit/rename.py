@@ -254,13 +254,15 @@ def _mods(mods: set[str]) -> str:
 def _unique(names: list[str], reserved: set[str]) -> list[str]:
     """Make sibling names unique ignoring case (Windows/macOS): second P0001 becomes P0001_2."""
     taken = {r.casefold() for r in reserved}
+    last: dict[str, int] = {}  # name -> last suffix tried, so many duplicates stay linear
     out = []
     for name in names:
         stem, ext = os.path.splitext(name)
-        candidate, n = name, 1
+        candidate, n = name, last.get(name.casefold(), 1)
         while candidate.casefold() in taken:
             n += 1
             candidate = f"{stem}_{n}{ext}"
+        last[name.casefold()] = n
         taken.add(candidate.casefold())
         out.append(candidate)
     return out
