@@ -113,7 +113,7 @@ def test_naming_scheme_levels_and_order(tmp_path):
     assert mapping["Jones Bob/Report Jones.pdf"].endswith("/OTHER0001.pdf")  # still opens (issue 18.4)
     jones = mapping["Jones Bob"]
     assert {smith, jones} == {"P0001", "P0002"}
-    rows = {r["folder"]: r for r in plan["index"]}
+    rows = {r["folder"]: r for r in plan.index}
     series_row = rows[f"{smith}/{smith}_ST01_CT/SE002_CT"]
     assert (series_row["level"], series_row["series_number"], series_row["dicom_files"]) == ("series", "2", "3")
     assert rows[jones]["other_files"] == "1"
@@ -179,8 +179,8 @@ def test_case_only_rename_goes_through_temporary_names(tmp_path):
     dicom(root / "IM00002.dcm", "A^B", "X1", st, st + ".1", 1, 3)
     dicom(root / "zz", "A^B", "X1", st, st + ".1", 1, 2)  # becomes IM00002: collides with an old name
     plan = rn.make_plan(rn.scan(root, set(), progress=False), set(), str(tmp_path / "o"), False, "t")
-    top = plan["groups"][-1]
-    assert top["routed"] and all(e["tmp"] for e in top["entries"])
+    top = plan.groups[-1]
+    assert top.routed and all(e.tmp for e in top.entries)
     assert not rn.plan_problems(plan, str(root))
     before = collections.Counter(snapshot(root).values())
     assert run_tool(root, "--yes") == 1  # headers look identified
@@ -556,7 +556,7 @@ def test_plan_is_the_same_bytes_for_the_same_tree(tmp_path):
     small_export(a)
     small_export(b)
     plans = [json.dumps(rn.make_plan(rn.scan(r, set(), progress=False), set(), "H", False,
-                                     rn._token(rn.scan(r, set(), progress=False)))) for r in (a, b)]
+                                     rn.plan_token(rn.scan(r, set(), progress=False))).to_json()) for r in (a, b)]
     assert plans[0] == plans[1]
 
 
@@ -574,8 +574,8 @@ def test_plan_numbering_of_many_series_is_complete(tmp_path):
         folder.children.append(rn.Node("x.dcm", "dicom", facts))
         studies[i % 40].children.append(folder)
     plan = rn.make_plan(top, set(), "H", False, "t")
-    assert len([r for r in plan["index"] if r["level"] == "study"]) == 40
-    series_rows = [r for r in plan["index"] if r["level"] == "series"]
+    assert len([r for r in plan.index if r["level"] == "study"]) == 40
+    series_rows = [r for r in plan.index if r["level"] == "series"]
     per_study = collections.Counter(r["study"] for r in series_rows)
     assert sorted(per_study.values()) == [n // 40] * 40
     assert {r["series"] for r in series_rows} == {f"SE{k:03d}" for k in range(1, n // 40 + 1)}
