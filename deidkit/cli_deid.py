@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__, console, contract
 from .contract import DEFAULT_OUT_NAME
-from .export import (FAILED, HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
+from .export import (HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
                      state_matches)
 from .guidelines import GuidelineError, load, locate
 from .mapping import KeyError_, default_key_path, load_or_create_key
