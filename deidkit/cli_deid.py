@@ -212,8 +212,8 @@ def _execute(config: RunConfig) -> int:
         bar[0].advance(done - bar[0].done)
 
     def on_problem(result) -> None:
-        word = "held back" if result.status == HELD else "failed"
-        console.say(f"\n  {result.ref}: {word}: {result.reason}", sys.stderr)
+        # plain words on screen (contract.HELD_REASONS); the exact reason is in held_back.csv
+        console.say(f"\n  {result.ref}: kept back: {contract.classify_reason(result.reason).text}", sys.stderr)
 
     try:
         summary = run_export(config, progress=progress, on_problem=on_problem)

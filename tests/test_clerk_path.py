@@ -150,7 +150,7 @@ def test_five_steps_deid_tool_path(kind: str, tmp_path: Path) -> None:
     assert code == 1, screen[-3000:]  # the synthetic export holds files that must be kept back
     assert "ATTENTION" in screen and "safe to send as it is" in screen, screen[-3000:]
     assert "rename_folders is not" in screen and "--verify" in screen, "the next step is not the README's"
-    for jargon in ("PS3.15", "retain_safe_private", "Table E.1-1", "bogus length"):
+    for jargon in ("PS3.15", "retain_safe_private", "Table E.1-1", "bogus length", "SOP class"):
         assert jargon not in screen, f"standards jargon on the clerk's screen: {jargon}"
     assert (hospital / contract.CROSSWALK_NAME).is_file() and (hospital / "review.html").is_file()
     assert not any(p.name in (contract.CROSSWALK_NAME, contract.HELD_BACK_NAME) for p in dest.rglob("*"))
