@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookup", metavar="PSEUDONYM",
                    help="hospital side only: which patient (or study) is SUBJ_... / STUDY_...? Answers from "
                         "the crosswalk of the run into DEST, else from the site key and the export's headers")
+    p.add_argument("--review", type=Path, metavar="DEST",
+                   help="open the review window for the images of an earlier run waiting for a person "
+                        "(writes DEST_HOSPITAL_ONLY/review_decisions.csv; run again to apply it)")
     p.add_argument("--version", action="store_true", help="print the version and the guideline table edition")
     return p
 
@@ -69,13 +72,28 @@ def main(argv: list[str] | None = None) -> int:
         from . import verify
 
         return verify.main(argv)
+    if "--review" in argv:
+        return _review(build_parser().parse_args(argv).review)
     try:
         code = _run(argv)
+        if double_clicked and _WAITING and console.is_interactive() and console.confirm(
+                f"{_WAITING[0][1]} image(s) wait for a person. Open the review window now?", False):
+            _review(config_dest=_WAITING[0])
     except KeyboardInterrupt:
         console.error("stopped by the user", "run the same command again: it resumes where it stopped")
         code = EXIT_REVIEW
     console.pause_before_exit(double_clicked)
     return code
+
+
+_WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a person
+
+
+def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
+    """The review window (deidkit.review_window) for an output folder."""
+    from . import review_window
+
+    return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 
 def _override_dir(args: argparse.Namespace) -> Path | None:
@@ -233,12 +251,16 @@ def _execute(config: RunConfig) -> int:
     except OSError as e:
         return _write_failed(e)
     review = summary.needs_review
-    lines, title = verdict_lines(config, summary, held_csv, page)
+    waiting = sum(1 for r in summary.results if r.status == HELD and r.proposal is not None)
+    if waiting:
+        _WAITING[:] = [(config.dest, waiting)]
+    lines, title = verdict_lines(config, summary, held_csv, page, waiting)
     console.verdict(title, lines, ok=not review)
     return EXIT_REVIEW if review else EXIT_OK
 
 
-def verdict_lines(config: RunConfig, summary, held_csv: Path, page: Path | None) -> tuple[list[str], str]:
+def verdict_lines(config: RunConfig, summary, held_csv: Path, page: Path | None,
+                  waiting: int = 0) -> tuple[list[str], str]:
     """The framed verdict in plain words: can the copy be sent, what was kept back, what to do
     about each group of kept-back files (contract.HELD_REASONS), the one next step."""
     kept = summary.needs_review
@@ -252,7 +274,10 @@ def verdict_lines(config: RunConfig, summary, held_csv: Path, page: Path | None)
         for group in contract.Group:
             if group in groups:
                 lines.append(f"  {groups[group]:>5}  {contract.GROUP_ADVICE[group]}")
-                if group is contract.Group.REVIEW_IMAGES and page is not None:
+                if group is contract.Group.REVIEW_IMAGES and waiting:
+                    lines.append(f"         {waiting} wait for a person: deid_tool --review \"{config.dest}\" (or edit")
+                    lines.append("         review_decisions.csv), then run again to send the approved ones")
+                elif group is contract.Group.REVIEW_IMAGES and page is not None:
                     lines.append(f"         open {page} in a browser (it may show patient data)")
         lines.append(f"The list with the original file names and reasons: {held_csv}")
     other = summary.count("skipped") + summary.count("dicomdir") + summary.count("duplicate")
