@@ -1,4 +1,4 @@
-"""Command line of deid_tool (the script deid_tool.py only calls main())."""
+"""Command line of deid_tool (the script deid_tool.py only calls main()); formerly deidkit/cli_deid.py."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +9,12 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from . import __version__, console, contract
-from .contract import DEFAULT_OUT_NAME
-from .export import (HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
+from .. import __version__, console, contract
+from ..contract import DEFAULT_OUT_NAME
+from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
                      state_matches)
-from .guidelines import GuidelineError, load, locate
-from .mapping import KeyError_, default_key_path, load_or_create_key
+from ..guidelines import GuidelineError, load, locate
+from ..mapping import KeyError_, default_key_path, load_or_create_key
 
 EXIT_OK, EXIT_REVIEW, EXIT_USAGE = 0, 1, 2
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # pydicom's notes on odd input are not for the user's screen
     double_clicked = not argv
     if "--verify" in argv:
-        from . import verify
+        from .. import verify
 
         return verify.main(argv)
     if "--review" in argv:
@@ -91,7 +91,7 @@ _WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a
 
 def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
     """The review window (deidkit.review_window) for an output folder."""
-    from . import review_window
+    from .. import review_window
 
     return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
@@ -126,7 +126,7 @@ def _run(argv: list[str]) -> int:
                       "give the folder that holds the exported files")
         return EXIT_USAGE
     if args.lookup:
-        from .crosswalk import lookup_main
+        from ..crosswalk import lookup_main
 
         return lookup_main(args.lookup, source, (args.out or _default_out(source)).resolve(),
                            (args.key or default_key_path()).resolve(), guidelines)
@@ -188,8 +188,8 @@ def _holds_dicom(source: Path, exclude: list[Path]) -> bool:
     listed). Only regular files are opened (a FIFO or device would block)."""
     import stat
 
-    from .dicomio import _looks_like_raw_dataset
-    from .export import NON_DICOM_SUFFIXES, plan
+    from ..dicomio import _looks_like_raw_dataset
+    from ..export import NON_DICOM_SUFFIXES, plan
 
     for path in plan(source, exclude):
         try:
@@ -220,7 +220,7 @@ def _default_out(source: Path) -> Path:
 
 
 def _execute(config: RunConfig) -> int:
-    from . import reports
+    from .. import reports
 
     bar: list[console.Progress] = []
 
@@ -299,7 +299,7 @@ def _write_failed(e: OSError) -> int:
 
 def _write_review_page(config: RunConfig, summary) -> Path | None:
     """The hospital-side page showing held-back and blanked images (it may show PHI)."""
-    from .review_page import ReviewEntry, write_review_page
+    from ..review_page import ReviewEntry, write_review_page
 
     folder = config.hospital_dir / "review_images"
     entries = []
@@ -318,7 +318,7 @@ def _write_review_page(config: RunConfig, summary) -> Path | None:
 
 
 def _demo(args: argparse.Namespace, guidelines, override: Path | None) -> int:
-    from .synth import make_export
+    from ..synth import make_export
 
     base = Path(tempfile.mkdtemp(prefix="deidkit_demo_")) if args.out is None else args.out.resolve()
     source = base / "demo_export"
