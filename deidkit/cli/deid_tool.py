@@ -91,8 +91,13 @@ _WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a
 
 def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
     """The review window (deidkit.review_window) for an output folder."""
-    from .. import review_window
-
+    try:
+        from .. import review_window
+    except ImportError:  # a build or Python without Tk (the executables leave tkinter out)
+        console.error("the review window cannot open with this program (no Tk)",
+                      "open the review page (review.html) in a browser and write your decisions in "
+                      "review_decisions.csv in the _HOSPITAL_ONLY folder, then run again")
+        return EXIT_REVIEW
     return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 
