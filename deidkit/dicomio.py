@@ -3,6 +3,11 @@
 A file whose pixels are not touched is never decoded: its header is read with
 `stop_before_pixels`, de-identified, written, and the pixel data element is copied byte for byte
 from the source in chunks, so memory stays bounded whatever the file size.
+
+Only bytes the image accounts for go out (issue 12): the preamble is always zeros, native pixel
+data is cut to Rows x Columns x Samples x Frames x Bits Allocated (plan_pixel_output), the items
+of encapsulated pixel data are checked (check_fragments), and nothing after the pixel data
+element or Data Set Trailing Padding is written.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import tag_in_exception
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, IS, DSfloat
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
-                         ImplicitVRLittleEndian)
+                         ImplicitVRLittleEndian, RLELossless)
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_SIZE = 4 * 1024 * 1024  # large non-pixel values stay on disk until written
@@ -354,6 +359,14 @@ def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:
     return length
 
 
+def _frame_pixels(ds: Dataset) -> int:
+    """Rows x Columns (0 when not readable: the RLE check then cannot run)."""
+    try:
+        return max(0, int(ds.Rows) * int(ds.Columns))
+    except Exception:
+        return 0
+
+
 def _pixel_tag(ds: Dataset) -> int | None:
     for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
         if tag in ds:
@@ -387,7 +400,7 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
         fp.seek(span.value_start + offset)
         return fp.read(n)
 
-    patches = check_fragments(read, span.end - span.value_start, ts)
+    patches = check_fragments(read, span.end - span.value_start, ts, _frame_pixels(ds))
     segments: list[tuple[int, int] | bytes] = []
     pos = span.start
     for offset in patches:  # each a one-byte pad to write as zero
@@ -403,15 +416,17 @@ def _starts_frame(head: bytes) -> bool:
     return head[:2] in (b"\xff\xd8", b"\xff\x4f") or head == b"\x00\x00\x00\x0cjP  "
 
 
-def check_fragments(read, total: int, ts: str) -> list[int]:
+def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[int]:
     """Check the items of encapsulated pixel data (PS3.5 A.4) whose value is `total` bytes read
     through read(offset, n) (offsets from the start of the value, the delimiter included).
 
     The Basic Offset Table must hold only ascending offsets (a multiple of 4 bytes). For the JPEG
     family (JPEG, JPEG-LS, JPEG 2000, HTJ2K), fragments are grouped into frames (a frame starts with
     an SOI/SOC marker) and every frame must end with its EOI/EOC marker plus at most one pad byte:
-    bytes after it are leftovers no decoder reads. Returns the offsets of non-zero pad bytes (to
-    be written as zero); raises Unreadable for anything else not accounted for."""
+    bytes after it are leftovers no decoder reads. For RLE (PS3.5 G), given frame_pixels (Rows x
+    Columns), each segment must decode to exactly that many bytes, with at most a pad byte or
+    zeros after it. Returns the offsets of non-zero pad bytes (to be written as zero); raises
+    Unreadable for anything else not accounted for."""
     global _ENCAPSULATED_JPEG_FAMILY
     if _ENCAPSULATED_JPEG_FAMILY is None:
         import pydicom.uid as uid_module
@@ -439,6 +454,8 @@ def check_fragments(read, total: int, ts: str) -> list[int]:
         if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] >= max(span, 1):
             raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
     fragments = items[1:]
+    if str(ts) == RLELossless and frame_pixels:
+        return [p for at, length in fragments for p in _check_rle_fragment(read, at, length, frame_pixels)]
     if str(ts) not in _ENCAPSULATED_JPEG_FAMILY or not fragments:
         return []
     patches = []
@@ -469,6 +486,49 @@ def _check_frame(read, fragments: list[tuple[int, int]]) -> list[int]:
         return [last_at + last_length - 1] if len(tail) == 1 and tail != b"\0" else []
     raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
                      "they are not part of the image)")
+
+
+def _check_rle_fragment(read, at: int, length: int, frame_pixels: int) -> list[int]:
+    """One RLE frame: 64-byte header (segment count, offsets), then segments that each decode
+    (PackBits) to frame_pixels bytes; what follows a segment's data may only be zeros or a pad."""
+    data = read(at, length)
+    refuse = "encapsulated pixel data: RLE frame with bytes that are not part of the image"
+    if len(data) < 64:
+        raise Unreadable(refuse)
+    header = struct.unpack("<16I", data[:64])
+    count, offsets = header[0], list(header[1:])
+    if not 1 <= count <= 15 or offsets[0] != 64 or any(offsets[count:]):
+        raise Unreadable(refuse)
+    bounds = offsets[:count] + [len(data)]
+    patches = []
+    for start, end in zip(bounds, bounds[1:]):
+        if end <= start:
+            raise Unreadable(refuse)
+        used = _packbits_length(data, start, end, frame_pixels)
+        tail = data[used:end] if used is not None else b"x" * 2
+        if tail.strip(b"\0") and len(tail) > 1:
+            raise Unreadable(refuse)
+        if len(tail) == 1 and tail != b"\0":
+            patches.append(at + used)
+    return patches
+
+
+def _packbits_length(data: bytes, pos: int, end: int, needed: int) -> int | None:
+    """Where the PackBits runs from pos that make `needed` bytes end (None if data[pos:end] cannot)."""
+    made = 0
+    while made < needed:
+        if pos >= end:
+            return None
+        header = data[pos]
+        if header < 128:
+            pos += header + 2
+            made += header + 1
+        elif header > 128:
+            pos += 2
+            made += 257 - header
+        else:
+            pos += 1
+    return pos if pos <= end else None
 
 
 def _codestream_end(data: bytes) -> int | None:
@@ -584,7 +644,7 @@ def fit_pixel_data(ds: Dataset) -> None:
             elem.value = bytes(new)
         return
     data = bytes(value)
-    patches = check_fragments(lambda o, n: data[o:o + n], len(data), ts)
+    patches = check_fragments(lambda o, n: data[o:o + n], len(data), ts, _frame_pixels(ds))
     if patches:
         buf = bytearray(data)
         for offset in patches:
