@@ -413,3 +413,12 @@ def test_held_reason_catalogue_groups_what_the_engine_writes() -> None:
         assert contract.classify_reason(text).group is group, text
     ids = [r.id for r in contract.HELD_REASONS]
     assert len(ids) == len(set(ids)) and all(r.text and r.group in contract.GROUP_ADVICE for r in contract.HELD_REASONS)
+
+
+def test_readme_names_every_group_of_the_held_back_catalogue() -> None:
+    """The README tells a clerk the same groups the ATTENTION screen shows."""
+    readme = " ".join((ROOT / "README.txt").read_text(encoding="utf-8").split())
+    for group in contract.Group:
+        if group is not contract.Group.NOTHING:
+            assert group.value in readme, f"README.txt does not name the group {group.value!r}"
+    assert "HELD_REASONS" in readme
