@@ -579,3 +579,16 @@ def test_plan_numbering_of_many_series_is_complete(tmp_path):
     per_study = collections.Counter(r["study"] for r in series_rows)
     assert sorted(per_study.values()) == [n // 40] * 40
     assert {r["series"] for r in series_rows} == {f"SE{k:03d}" for k in range(1, n // 40 + 1)}
+
+
+def test_top_of_a_drive_keeps_its_undo_data_in_the_users_folder(tmp_path, monkeypatch):
+    """E:\\ has nothing beside it: the hospital side is a folder of the user's own (Windows keeps
+    it on the user's drive, so it is outside the one being renamed)."""
+    from deidkit.cli import rename_folders as cli
+
+    root = Path(tmp_path.anchor)  # the top of the drive: its parent is itself
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    where = cli._default_hospital_dir(root)
+    assert where.is_relative_to(tmp_path / "config") and where != cli._default_hospital_dir(tmp_path)
+    assert cli._default_hospital_dir(tmp_path / "export") == tmp_path / "export_HOSPITAL_ONLY"

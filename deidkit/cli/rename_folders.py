@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -148,8 +149,7 @@ def run(argv: list[str]) -> int:
         console.error("the key file must be outside the folder being renamed (it holds the old names).",
                       "give a --key path on the hospital side, outside this folder.")
         return 2
-    hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else \
-        root.parent / (root.name + contract.HOSPITAL_SUFFIX)
+    hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else _default_hospital_dir(root)
     if _inside(hospital, root):
         console.error("the hospital-side folder must be outside the folder being renamed.")
         return 2
@@ -166,6 +166,17 @@ def run(argv: list[str]) -> int:
             "Nothing was renamed. Upload it as it is (see deid_tool's last screen)."] + _kit_lines(root), ok=True)
         return 0
     return _rename(root, journal, hospital, key_path, args)
+
+
+def _default_hospital_dir(root: Path) -> Path:
+    """ROOT_HOSPITAL_ONLY beside ROOT; for the top of a drive (E:\\), which has
+    nothing beside it, a folder of the user's own (where the site key lives by default)."""
+    if root.parent != root:
+        return root.parent / (root.name + contract.HOSPITAL_SUFFIX)
+    from ..mapping import default_key_path
+
+    tag = hashlib.sha256(os.fspath(root).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return default_key_path().parent / f"rename_folders{contract.HOSPITAL_SUFFIX}" / tag
 
 
 def _resume(root: Path, journal: Journal, args: argparse.Namespace) -> int:
