@@ -281,7 +281,10 @@ def _is_our_program(path: Path) -> bool:
             return all(m in head for m in _SCRIPT_MARKS)
         fh.seek(max(0, size - _TAIL))
         tail = fh.read()
-    return _PYINSTALLER_COOKIE in tail and _BUNDLE_MARK in tail
+    if _PYINSTALLER_COOKIE not in tail:
+        return False
+    # one-file: the tables are inside; one-folder: they sit in _internal/ beside the program
+    return _BUNDLE_MARK in tail or (path.parent / "_internal" / _BUNDLE_MARK.decode()).is_file()
 
 
 def _first_row(path: Path) -> list[str] | None:

@@ -94,7 +94,7 @@ def _finish_lines(plan: RenamePlan, outcome, complete: bool) -> tuple[list[str],
 
 def _replay(root: Path, journal: Journal, plan: RenamePlan, undo: bool) -> int:
     progress = journal.progress()
-    total = sum(len(g.entries) * 2 for g in plan.groups) if undo else count_steps(plan, progress)
+    total = sum(len(g.entries) * (2 if g.routed else 1) for g in plan.groups) if undo else count_steps(plan, progress)
     bar = console.Progress(total, "Rolling back" if undo else "Renaming")
     replay = Replay(root, journal, plan, on_step=bar.advance)
     outcome = replay.undo() if undo else replay.forward()
