@@ -422,3 +422,18 @@ def test_readme_names_every_group_of_the_held_back_catalogue() -> None:
         if group is not contract.Group.NOTHING:
             assert group.value in readme, f"README.txt does not name the group {group.value!r}"
     assert "HELD_REASONS" in readme
+
+
+@pty_only
+def test_double_click_in_a_folder_without_dicom(kind: str, tmp_path: Path) -> None:
+    """Double-clicked where there is nothing to de-identify: a plain message, exit 2, no key,
+    no output folder, and the window waits so the message can be read."""
+    folder = tmp_path / "Downloads"
+    folder.mkdir()
+    (folder / "letter.pdf").write_bytes(b"%PDF-1.4\n")
+    env = home_env(tmp_path)
+    code, screen = in_terminal(install(kind, "deid_tool", folder), folder, env, {b"[Y/n]": b"y\n"})
+    assert code == 2, screen[-3000:]
+    assert "no DICOM files were found" in screen and str(folder) in screen and "Press Enter" in screen
+    assert "[Y/n]" not in screen, "it asked to start a run that has nothing to do"
+    assert not (tmp_path / "DEID_OUTPUT").exists() and not list((tmp_path / "home").rglob("*key*"))
