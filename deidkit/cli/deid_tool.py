@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import __version__, console, contract
 from ..contract import DEFAULT_OUT_NAME
-from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
+from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, RunSummary, output_is_ours, run_export, source_of,
                      state_matches)
 from ..guidelines import GuidelineError, load, locate
 from ..mapping import KeyError_, default_key_path, load_or_create_key
@@ -264,7 +264,7 @@ def _execute(config: RunConfig) -> int:
     return EXIT_REVIEW if review else EXIT_OK
 
 
-def verdict_lines(config: RunConfig, summary, held_csv: Path, page: Path | None,
+def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: Path | None,
                   waiting: int = 0) -> tuple[list[str], str]:
     """The framed verdict in plain words: can the copy be sent, what was kept back, what to do
     about each group of kept-back files (contract.HELD_REASONS), the one next step."""
