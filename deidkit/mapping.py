@@ -63,35 +63,10 @@ def load_or_create_key(path: Path) -> tuple[bytes, bool]:
             "# The same key gives the same pseudonyms, UIDs and date shifts in later exports,\n"
             "# so studies of one patient link up. Never send it with the data.\n"
             f"{key.hex()}\n")
-    tmp = path.with_name(path.name + ".tmp")
-    write_secret_file(tmp, text.encode("ascii"))
-    os.replace(tmp, path)
+    from .journal import write_secret  # one place for secret files: 0600 from the first byte, atomic
+
+    write_secret(path, text.encode("ascii"))
     return key, True
-
-
-def write_secret_file(path: Path, data: bytes) -> None:
-    """Write a new file that only its owner can read, from its first byte: created with mode 0600
-    (os.open with O_EXCL, so nothing else's file or link is reused), written and flushed to disk.
-    A leftover of a killed earlier attempt at the same path (never read: it may be incomplete) is
-    removed first. On Windows the mode is not enforced: secrets go to the per-user profile folder
-    (%APPDATA%), which only that user (and administrators) can read.
-
-    Raises OSError if the file cannot be made."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # the umask can only remove bits; this makes the mode exact
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Mapper:
