@@ -122,6 +122,9 @@ def read_header(path: Path) -> Header:
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
                     _ = elem.value
+                    if _kinds_clash(elem.VR, int(elem.tag)):
+                        raise Unreadable("corrupt: an element's type does not fit what the standard says it "
+                                         "holds (damaged?)")
             _check_structure(ds)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
@@ -601,7 +604,7 @@ def _transfer_syntax(ds: Dataset) -> str:
     return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
 
 
-_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
+_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
 
 
 def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSpan | None:
