@@ -143,8 +143,7 @@ def _check_dataset(ds: Dataset, path: Path, g: gl.Guidelines, result: FileResult
     removed = str(ds.get("PatientIdentityRemoved", "") or "").strip().upper()
     declared = None if is_dicomdir else declared_options(ds)
     # a file that does not say it was de-identified keeps nothing by a profile: Basic, no option
-    options = declared if (declared is not None and removed == "YES") else (
-        g.settings.options if is_dicomdir else frozenset())
+    options = declared if (declared is not None and removed == "YES") else frozenset()
     checker = Checker(result, view_for(g, options), sop_class, is_dicomdir, declared is not None and removed == "YES")
     result.kind = "dicomdir" if is_dicomdir else "dicom"
     result.profile = ", ".join(o for o in gl.OPTIONS if o in options) if declared is not None else ""

@@ -42,14 +42,14 @@ ELEMENT_CATEGORIES = ("names", "ids", "dates", "addresses", "uids", "devices", "
 
 _TABLE = [
     # -- what Table E.1-1 says about an attribute, per category --
-    *[(f"{c}:attribute-not-removed", FAIL, f"a {CATEGORY_WORDS[c]} attribute the table removes (X) still holds data")
+    *[(f"{c}:attribute-not-removed", FAIL, f"an attribute of kind '{CATEGORY_WORDS[c]}' the table removes (X) still holds data")
       for c in ELEMENT_CATEGORIES],
-    *[(f"{c}:attribute-not-emptied", FAIL, f"a {CATEGORY_WORDS[c]} attribute the table empties (Z) still holds data")
+    *[(f"{c}:attribute-not-emptied", FAIL, f"an attribute of kind '{CATEGORY_WORDS[c]}' the table empties (Z) still holds data")
       for c in ELEMENT_CATEGORIES],
-    *[(f"{c}:dummy-looks-real", FAIL, f"a {CATEGORY_WORDS[c]} attribute the table replaces by a dummy (D) holds "
+    *[(f"{c}:dummy-looks-real", FAIL, f"an attribute of kind '{CATEGORY_WORDS[c]}' the table replaces by a dummy (D) holds "
        "a value shaped like real data (a name, ID, date, phone, printable text in binary data)")
       for c in ELEMENT_CATEGORIES],
-    *[(f"{c}:dummy-not-recognised", REVIEW, f"a {CATEGORY_WORDS[c]} attribute the table replaces by a dummy (D) "
+    *[(f"{c}:dummy-not-recognised", REVIEW, f"an attribute of kind '{CATEGORY_WORDS[c]}' the table replaces by a dummy (D) "
        "holds a value that is not a known dummy: a person should check it is not the original")
       for c in ELEMENT_CATEGORIES],
     ("uids:uid-not-remapped", "FAIL/REVIEW", "a UID under a site or vendor root, not remapped (FAIL where the table "

@@ -119,7 +119,8 @@ def text_hits(text: str, vr: str = "LT", keyword: str = "",
             continue
         if f.kind == "id":
             digits = re.sub(r"\D", "", piece)
-            if not digits or int(digits) < 100000 or UNITS.match(text, f.end):
+            prefixed = re.match(r"[A-Za-z]{1,4}-0", piece) is not None  # 'RU-00077': a site's ID form
+            if not digits or (int(digits) < 100000 and not prefixed) or UNITS.match(text, f.end):
                 continue
         elif f.kind == "date" and not is_calendar_date(piece):
             continue
