@@ -139,6 +139,7 @@ class Checker:
         self.pseudonym_tags = set(g.settings.pseudonym_tags)
         self.options = g.settings.options
         self.result = result
+        self.skip: frozenset[int] = frozenset()  # top-level tags that are bytes after the dataset
 
     def add(self, location: str, rule: str, severity: str, detail: str) -> None:
         if self.in_dicomdir and rule.split(":")[0] in ("names", "ids", "dates", "addresses"):
@@ -158,8 +159,9 @@ class Checker:
 
     def walk(self, ds: Dataset, prefix: str = "") -> None:
         creators = _creators(ds)
+        selected = _selected_attribute(ds)
         for tag in list(ds.keys()):
-            if tag in PIXEL_TAGS or tag.group == 0x0002:
+            if tag in PIXEL_TAGS or tag.group == 0x0002 or (not prefix and tag in self.skip):
                 continue
             location = prefix + tag_text(tag)
             raw = ds.get_item(tag, keep_deferred=True)
@@ -182,7 +184,7 @@ class Checker:
             except Exception as e:  # noqa: BLE001 - a broken element is a finding, not a crash
                 self.add(location, "files:unreadable-element", REVIEW, f"element cannot be decoded ({type(e).__name__})")
                 continue
-            self.public(tag, elem, location)
+            self.public(tag, elem, location, selected if keyword_of(tag).startswith("Selector") else None)
 
     # -- private data --
     def private(self, ds: Dataset, tag: Any, raw: Any, deferred: bool, creator: str | None, location: str) -> None:
@@ -207,13 +209,20 @@ class Checker:
     def _removal_rule(self, tag: int, vr: str, code: str) -> str:
         if tag & 0xFF00FFFF == 0x60003000:
             return "sequences:overlay-data"
+        if tag == 0xFFFCFFFC:
+            return "bytes:trailing-bytes"
         return f"{category_of(tag, vr)}:attribute-not-{'removed' if code == 'X' else 'emptied'}"
 
-    def public(self, tag: int, elem: Any, location: str) -> None:
+    def public(self, tag: int, elem: Any, location: str, selected: int | None = None) -> None:
+        """Judge one public element; a Selector xx Value is judged also as the attribute it selects."""
         vr = elem.VR
         if tag in DECLARATION_TAGS:
             return
         code = self.g.action_for(tag, self.sop_class)
+        if selected is not None and keyword_of(tag).endswith("Value"):
+            other = self.g.action_for(selected, self.sop_class)
+            if other and gl.PROTECTION.get(other, 0) > gl.PROTECTION.get(code or "K", 0):
+                code = other
         values = [] if vr == "SQ" or vr in BINARY_VRS else values_of(elem.value)
         data = has_data(elem)
         if data and tag == 0x00101010:
@@ -364,6 +373,15 @@ def _text_severity(kind: str, cleaned: bool) -> str:
     if kind == "date":
         return FAIL if cleaned else REVIEW
     return REVIEW
+
+
+def _selected_attribute(ds: Dataset) -> int | None:
+    """The tag a Selector Attribute (0072,0026) in this item names, if any (PS3.3 C.23.2)."""
+    elem = ds.get(0x00720026)
+    try:
+        return int(elem.value) if elem is not None and elem.value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _creators(ds: Dataset) -> dict[tuple[int, int], str]:

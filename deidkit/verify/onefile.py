@@ -185,21 +185,41 @@ def _bytes_outside(checker: Checker, ds: Dataset, path: Path, size: int) -> None
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts == DeflatedExplicitVRLittleEndian:
         return  # positions are in the inflated stream: nothing to compare with the file size
-    keys = list(ds.keys())
-    if not keys:
-        return
-    last = ds.get_item(keys[-1], keep_deferred=True)
-    if isinstance(last, RawDataElement) and last.length not in (None, 0xFFFFFFFF):
+    after, start = trailing_elements(ds)
+    checker.skip = after
+    if after:  # bytes after the dataset that pydicom read as elements of no meaning
+        _extra_bytes(checker, path, start, size - start, "bytes", "bytes:trailing-bytes", "byte(s) after the dataset")
+    keys = [k for k in ds.keys() if k not in after]
+    last = ds.get_item(keys[-1], keep_deferred=True) if keys else None
+    if not after and isinstance(last, RawDataElement) and last.length not in (None, 0xFFFFFFFF):
         end = last.value_tell + last.length
         if end > size:
             checker.add("file", "files:unreadable", REVIEW,
                         f"DICOM file truncated: the last element {tag_text(keys[-1])} runs past the end of the file")
         elif end < size:
-            _extra_bytes(checker, path, end, size - end, "bytes", "bytes:trailing-bytes", "bytes after the dataset")
+            _extra_bytes(checker, path, end, size - end, "bytes", "bytes:trailing-bytes", "byte(s) after the dataset")
     if 0x00280010 in ds and not any(t in ds for t in PIXEL_TAGS):
         checker.add("file", "files:unreadable", REVIEW, "DICOM file truncated: an image without pixel data")
     if ts is not None and not ts.is_compressed:
         _pixel_padding(checker, ds, path)
+
+
+def trailing_elements(ds: Dataset) -> tuple[frozenset[int], int]:
+    """Top-level elements that are really bytes after the dataset, and where they start: in file
+    order, the first element whose tag is not above the one before it, or anything after Pixel
+    Data other than the signature and padding (PS3.5 7.1: elements come in ascending order)."""
+    placed = []
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement):
+            placed.append((raw.value_tell, int(tag)))
+    placed.sort()
+    previous, pixels_seen = -1, False
+    for i, (tell, tag) in enumerate(placed):
+        if tag <= previous or (pixels_seen and tag not in (0xFFFAFFFA, 0xFFFCFFFC)):
+            return frozenset(t for _, t in placed[i:]), max(0, tell - 12)
+        previous, pixels_seen = tag, pixels_seen or tag == 0x7FE00010
+    return frozenset(), 0
 
 
 def _extra_bytes(checker: Checker, path: Path, offset: int, length: int, location: str, rule: str, what: str) -> None:

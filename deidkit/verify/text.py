@@ -103,6 +103,15 @@ def name_syntax(piece: str, vocabulary: frozenset[str]) -> bool:
     return bool(words) and not all(w in vocabulary for w in words)
 
 
+def title_name(piece: str, vocabulary: frozenset[str]) -> bool:
+    """'Dr. Miller', 'Mrs Roe' are names; 'MR Imaging', 'MS lesion' (modality, disease) are not."""
+    m = re.match(r"(\w+)(\.?)\s+(\w+)", piece)
+    if not m:
+        return False
+    title, dot, word = m.groups()
+    return not (title.isupper() and not dot) and word.lower() not in vocabulary
+
+
 def text_hits(text: str, vr: str = "LT", keyword: str = "",
               vocabulary: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """(kind, matched text) of PHI shapes in a text value, judged by what the attribute is.
@@ -131,6 +140,8 @@ def text_hits(text: str, vr: str = "LT", keyword: str = "",
                 continue
             if "^" in piece and f.start > 0 and text[f.start - 1] in "/\\.,-":
                 continue  # 'measured,/MAR^CT': a path or a list, not a name
+            if "^" not in piece and not title_name(piece, vocabulary):
+                continue
         out.append((f.kind, piece))
     return out
 
