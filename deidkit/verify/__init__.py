@@ -17,7 +17,8 @@ Modules (one concern each):
   cli        the command line (--verify, --list-rules)
 """
 from .cli import build_parser, main
-from .delivery import Verdict, check_files, delivery_identifiers, list_tree, read_manifest, verify, verify_on_dask
+from .delivery import (Verdict, check_files, check_files_on_dask, delivery_identifiers, list_tree, read_manifest, verify,
+                       verify_on_dask)
 from .elements import FileResult, category_of, tag_text
 from .kitfiles import MANIFEST_NAME, SUMMARY_NAME, kit_file_kind
 from .onefile import check_file, declared_options, look_for_text
@@ -27,7 +28,7 @@ from .text import is_pseudonym, name_problems, text_hits, uid_problem
 
 __all__ = [
     "CATALOGUE", "CSV_HEADER", "FAIL", "MANIFEST_NAME", "REVIEW", "SUMMARY_NAME", "FileResult", "Finding", "Verdict",
-    "build_parser", "catalogue_lines", "category_of", "check_file", "check_files", "declared_options",
+    "build_parser", "catalogue_lines", "category_of", "check_file", "check_files", "check_files_on_dask", "declared_options",
     "delivery_identifiers", "is_pseudonym", "kit_file_kind", "list_tree", "look_for_text", "main", "name_problems",
     "read_manifest", "record_lines", "render_html", "summary_lines", "tag_text", "text_hits", "uid_problem",
     "verify", "verify_on_dask", "write_findings_csv", "write_html",

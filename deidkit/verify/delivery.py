@@ -26,6 +26,7 @@ from .onefile import check_file
 from .rules import FAIL, REVIEW, Finding, make
 from .text import is_pseudonym, name_problems
 
+NAME_SYNTAX = re.compile(r"[^\W\d_]{2,}\^[^\W\d_]{2,}(?:\^[^\W\d_]+)*")
 NON_DICOM_SCAN_BYTES = 1 << 20  # how much of a non-DICOM file is searched for identities
 Progress = Callable[[int, int], None]  # called with (files checked so far, files in all)
 
@@ -205,6 +206,9 @@ def _cross_checks(root: Path, results: list[FileResult], folders: list[Path], fi
                   g: gl.Guidelines, kit: set[str]) -> list[Finding]:
     """Values seen as identity in one file, found in another; names of files and folders."""
     ids = delivery_identifiers(results)
+    for path in folders + files:  # a LAST^FIRST in a name is a patient's identity too
+        for name in NAME_SYNTAX.findall(path.name):
+            ids.add_name(name)
     out: list[Finding] = []
     flagged = {(f.file, f.location) for r in results for f in r.findings}
     for r in results:
@@ -309,16 +313,26 @@ def _dedupe_profile(findings: list[Finding]) -> list[Finding]:
     return rest
 
 
-def verify_on_dask(root: Path, guidelines: gl.Guidelines, client: Any, batch: int = 256) -> Verdict:
-    """verify() with the per-file checks run on a Dask cluster (dask.distributed.Client).
+def check_files_on_dask(items: list[tuple[Path, str]], guidelines: gl.Guidelines, client: Any,
+                        want_hash: bool = False, batch: int = 256) -> list[FileResult]:
+    """check_file over (path, rel) pairs on a Dask cluster (a dask.distributed.Client), in order.
 
-    Every worker must see root at the same path (a shared file system). The cross-checks and the
-    verdict run here. Raises ImportError when dask is not installed."""
+    For a list of files from many deliveries: every worker must see the paths (a shared file
+    system). Raises ImportError when dask is not installed."""
     import dask.bag as db
 
+    if not items:
+        return []
+    args = [(p, rel, want_hash, guidelines) for p, rel in items]
+    bag = db.from_sequence(args, partition_size=batch).map(_check_one)
+    return list(client.compute(bag).result())
+
+
+def verify_on_dask(root: Path, guidelines: gl.Guidelines, client: Any, batch: int = 256) -> Verdict:
+    """verify() with the per-file checks run on a Dask cluster (dask.distributed.Client); the
+    cross-checks and the verdict run here. Same findings as verify(). Raises ImportError when
+    dask is not installed."""
     def run(items: list[tuple[Path, str]], want_hash: bool) -> list[FileResult]:
-        args = [(p, rel, want_hash, guidelines) for p, rel in items]
-        bag = db.from_sequence(args, partition_size=batch)
-        return list(client.compute(bag.map(_check_one)).result()) if args else []
+        return check_files_on_dask(items, guidelines, client, want_hash, batch)
 
     return verify(root, guidelines, checker=run)
