@@ -146,7 +146,8 @@ def _check_dataset(ds: Dataset, path: Path, g: gl.Guidelines, result: FileResult
     options = declared if (declared is not None and removed == "YES") else frozenset()
     checker = Checker(result, view_for(g, options), sop_class, is_dicomdir, declared is not None and removed == "YES")
     result.kind = "dicomdir" if is_dicomdir else "dicom"
-    result.profile = ", ".join(o for o in gl.OPTIONS if o in options) if declared is not None else ""
+    result.profile = ("Basic Profile" + "".join(f" + {o}" for o in gl.OPTIONS if o in options)
+                      if declared is not None and removed == "YES" else "")
     _bytes_outside(checker, ds, path, result.size)
     if not is_dicomdir:
         _declaration(checker, removed, options)

@@ -73,8 +73,8 @@ def record_lines(folder: str, v: Verdict, g: gl.Guidelines, when: dt.datetime | 
 
 
 def summary_lines(v: Verdict) -> list[str]:
-    """Counts per category and severity, FAIL first."""
-    lines = [f"{v.files_checked} file(s) checked, {v.dicom_files} DICOM."]
+    """Counts per category and severity (FAIL first), then the kit's own files and where they go."""
+    lines = [] if v.findings else ["No findings."]
     by_cat = Counter((f.category, f.severity) for f in v.findings)
     for (cat, sev), n in sorted(by_cat.items(), key=lambda kv: (kv[0][1] != FAIL, kv[0][0])):
         lines.append(f"{sev:6} {CATEGORY_WORDS.get(cat, cat)}: {n} finding(s)")
