@@ -94,12 +94,26 @@ def has_data(elem: Any) -> bool:
     return any(v.strip("\0 ") for v in values_of(value))
 
 
+def action_of(g: gl.Guidelines, tag: int, sop_class: str) -> str | None:
+    """The code the engine applies to a public attribute: Table E.1-1's, else the loader's table of
+    unlisted text attributes when it has one (unlisted_text_action), else None (kept by omission)."""
+    code = g.action_for(tag, sop_class)
+    if code is None:
+        ask = getattr(g, "unlisted_text_action", None)
+        if callable(ask):
+            code = ask(tag)
+    return code
+
+
 def is_free_text(g: gl.Guidelines, tag: int, vr: str) -> bool:
-    """Whether an attribute is judged like the table's free text: the guideline loader's table of
-    unlisted free-text attributes when it has one, else the VR and keyword."""
-    ask = getattr(g, "is_free_text", None)
-    if callable(ask):
-        return bool(ask(tag))
+    """Whether an attribute is judged like the table's free text: for an unlisted attribute the
+    loader's unlisted text table when it has one (C = cleaned like free text), else the VR and
+    keyword."""
+    ask = getattr(g, "unlisted_text_action", None)
+    if callable(ask) and g.rule_for(tag) is None:
+        code = ask(tag)
+        if code is not None:
+            return bool(code == "C")
     return vr in FREE_TEXT_VRS or bool(FREE_TEXT_KEYWORD.search(keyword_of(tag)))
 
 
@@ -201,7 +215,7 @@ class Checker:
 
     # -- public data --
     def public_binary(self, tag: int, vr: str, location: str) -> None:
-        code = self.g.action_for(tag, self.sop_class)
+        code = action_of(self.g, tag, self.sop_class)
         if code in ("X", "Z"):
             self.add(location, self._removal_rule(tag, vr, code), FAIL,
                      f"{describe(tag)}: table says {code}, holds {vr} data")
@@ -218,9 +232,9 @@ class Checker:
         vr = elem.VR
         if tag in DECLARATION_TAGS:
             return
-        code = self.g.action_for(tag, self.sop_class)
+        code = action_of(self.g, tag, self.sop_class)
         if selected is not None and keyword_of(tag).endswith("Value"):
-            other = self.g.action_for(selected, self.sop_class)
+            other = action_of(self.g, selected, self.sop_class)
             if other and gl.PROTECTION.get(other, 0) > gl.PROTECTION.get(code or "K", 0):
                 code = other
         values = [] if vr == "SQ" or vr in BINARY_VRS else values_of(elem.value)

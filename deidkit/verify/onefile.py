@@ -297,10 +297,10 @@ def risk_reason(ds: Dataset, g: gl.Guidelines) -> str | None:
     except ImportError:
         from ..pixels import burned_in_risk
         return burned_in_risk(ds)
-    verdict: Any = risk.assess(ds, g)
-    if not verdict:
+    assessment: Any = risk.assess(ds, g)
+    if not getattr(assessment, "at_risk", False):
         return None
-    return str(getattr(verdict, "reason", verdict))
+    return str(getattr(assessment, "reason", "") or "the risk table names it")
 
 
 def _burned_in(checker: Checker, ds: Dataset, path: Path, g: gl.Guidelines) -> None:
