@@ -72,18 +72,25 @@ def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tupl
     def onerror(e: OSError) -> None:
         problems.append((Path(e.filename or root), e.strerror or str(e)))
 
+    def is_link(p: Path) -> bool | None:
+        try:
+            return p.is_symlink()
+        except OSError as e:  # a path longer than the system allows: listed, not read
+            problems.append((p, e.strerror or str(e)))
+            return None
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=onerror):
         base = Path(dirpath)
         for d in list(dirnames):
             p = base / d
-            if p.is_symlink():
-                links.append(p)
+            link = is_link(p)
+            if link is not False:
                 dirnames.remove(d)
-            else:
-                folders.append(p)
+            (links if link else folders if link is False else []).append(p)
         for f in filenames:
             p = base / f
-            (links if p.is_symlink() else files).append(p)
+            link = is_link(p)
+            (links if link else files if link is False else []).append(p)
     return sorted(files), sorted(folders), sorted(links), problems
 
 
