@@ -426,3 +426,17 @@ def test_dask_local_cluster_gives_the_same_verdict(tmp_path, g, monkeypatch):
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         remote = verify.verify_on_dask(root, g, client, batch=2)
     assert remote.findings == local.findings and remote.status == local.status == "FAIL"
+
+
+def test_findings_csv_and_page_neutralise_injection(tmp_path):
+    root = tmp_path / "D"
+    write_clean_export(root, patients=1, per_patient=1, manifest=False)
+    (root / "=HYPERLINK(x)").write_bytes(b"not dicom")
+    (root / "<script>alert(1)<").write_bytes(b"not dicom")
+    (root / "@SUM(A1)\x1b[2J").write_bytes(b"not dicom")
+    _, rows, report = run_verify(root, tmp_path)
+    files = {r["file"] for r in rows}
+    assert "'=HYPERLINK(x)" in files and "=HYPERLINK(x)" not in files
+    assert not any("\x1b" in f for f in files) and any(f.startswith("'@SUM(A1)") for f in files)
+    html = report.read_text(encoding="utf-8")
+    assert "<script" not in html and "&lt;" in html
