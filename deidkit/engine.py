@@ -12,8 +12,11 @@ Where the table is silent the engine fails closed, as README.txt documents:
 """
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 
+from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -23,7 +26,7 @@ from pydicom.valuerep import PersonName
 
 from . import __version__
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
-from .mapping import Mapper, patient_key_of, shift_da, shift_dt
+from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
 
 IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
@@ -36,6 +39,26 @@ SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 DOCUMENT_PREFIX = "1.2.840.10008.5.1.4.1.1.104."
 OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
 PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+AGE_CAP_YEARS = 90  # HIPAA Safe Harbor: ages of 90 and over are one category, written 090Y
+
+
+def _date_time_pairs() -> dict[int, int]:
+    """Date tag -> its time tag, from pydicom's data dictionary: a DA keyword XDate whose
+    keyword with Date -> Time is a TM (Study Date + Study Time, Date of Last Calibration + Time
+    of Last Calibration, ...). Shifted together, a time past midnight carries its date."""
+    pairs = {}
+    for tag, entry in DicomDictionary.items():
+        vr, keyword = entry[0], entry[4]
+        if vr == "DA" and "Date" in keyword:
+            time_tag = keyword_dict.get(keyword.replace("Date", "Time"))
+            if time_tag is not None and DicomDictionary[time_tag][0] == "TM":
+                pairs[tag] = time_tag
+    return pairs
+
+
+DATE_TIME_PAIRS = _date_time_pairs()
+_BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
+_REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
 
 @dataclass(frozen=True)
@@ -56,11 +79,15 @@ class Context:
     identifiers: Identifiers = field(default_factory=Identifiers)
     sop_class: str = ""
     date_offset: int = 0
+    moment_offset: MomentOffset = MomentOffset(0, 0)  # days (= date_offset) + seconds, see mapping
     pseudonym: str = ""
     findings: list[Finding] = field(default_factory=list)
     dates_shifted: bool = False
     # answers already worked out for these identifiers (set by deidentify; see _TextMemo)
     text_memo: "_TextMemo | None" = field(default=None, repr=False, compare=False)
+    # per dataset (id) being walked: date tag -> original values of its paired time (see _pair_times)
+    pair_times: dict[int, dict[int, list[str]]] = field(default_factory=dict, repr=False, compare=False)
+    age_capped: bool = False
 
 
 @dataclass
@@ -110,11 +137,14 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
-    ctx.date_offset = ctx.mapper.date_offset_days(patient_key)
+    ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
+    ctx.date_offset = ctx.moment_offset.days
     ctx.identifiers.merge(Identifiers.from_dataset(ds))
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
+    ctx.pair_times.clear()
     _drop_orphan_overlays(ds, ctx)
+    _check_birth_date(ds, ctx)
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
     return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
@@ -134,6 +164,7 @@ def _elements(ds: Dataset) -> list[DataElement]:
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> None:
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
+    _pair_times(ds, ctx)
     for elem in _elements(ds):
         tag = elem.tag
         location = prefix + tag_text(tag)
@@ -150,6 +181,8 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> 
             _process_unlisted(ds, elem, ctx, location, cleaning)
         else:
             _apply(ds, elem, code, ctx, location, cleaning)
+        if elem.VR == "AS" and tag in ds:
+            _cap_age(ds, ds[tag], ctx, location)
     if has_private:
         _drop_empty_private_creators(ds)
 
@@ -206,7 +239,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
         if not _is_empty(elem):
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "person name outside the table"))
-    elif vr in ("DA", "DT"):
+    elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=True)
     elif vr == "UI":
         if "retain_uids" not in ctx.guidelines.settings.options:
@@ -262,9 +295,9 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
 
 
 def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: str, outside_table: bool) -> None:
+    """Move a DA, TM or DT element by the patient's moment offset (mapping.shift_value); a DA
+    moves with its paired time (see _pair_times). Unreadable values are emptied."""
     options = ctx.guidelines.settings.options
-    if elem.VR == "TM":
-        return  # times of day are kept; only dates move
     if "retain_long_full_dates" in options:
         return
     if "retain_long_modified_dates" not in options:
@@ -272,9 +305,11 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "date outside the table"))
         return
-    shift = shift_da if elem.VR == "DA" else shift_dt
     values = _str_values(elem)
-    shifted = [shift(v, ctx.date_offset) for v in values]
+    times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
+    if len(times) != len(values):
+        times = [""] * len(values)
+    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
         ctx.findings.append(Finding(location, "Z", "unparseable date emptied"))
@@ -282,7 +317,82 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     if values:
         elem.value = shifted if len(shifted) > 1 else shifted[0]
         ctx.dates_shifted = True
-        ctx.findings.append(Finding(location, "C", "date shifted"))
+        ctx.findings.append(Finding(location, "C", "date shifted" if elem.VR != "TM" else "time shifted"))
+
+
+def _pair_times(ds: Dataset, ctx: Context) -> None:
+    """Remember, before any element of ds changes, the time of each date that has one in the same
+    dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
+    found = {}
+    for tag in ds.keys():
+        time_tag = DATE_TIME_PAIRS.get(tag)
+        if time_tag is not None and time_tag in ds:
+            time_elem = ds[time_tag]
+            if time_elem.VR == "TM":
+                found[tag] = _str_values(time_elem)
+    if found:
+        ctx.pair_times[id(ds)] = found
+    else:
+        ctx.pair_times.pop(id(ds), None)
+
+
+def _age_years(value: str) -> float | None:
+    """Years an Age String (nnnD/W/M/Y, PS3.5 6.2) stands for; also longer numbers (1100M, 4800W)
+    and a bare number (years). None if it holds no number."""
+    m = re.match(r"^\s*(\d+)\s*([DWMY]?)", value.upper())
+    if not m:
+        return None
+    n, unit = int(m.group(1)), m.group(2) or "Y"
+    return {"D": n / 365.25, "W": n * 7 / 365.25, "M": n / 12, "Y": float(n)}[unit]
+
+
+def _cap_age(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
+    """Ages of 90 and over become 090Y (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C)); an age that
+    is no age is emptied (fail closed)."""
+    values = _str_values(elem)
+    if not values:
+        return
+    years = [_age_years(v) for v in values]
+    if any(y is None for y in years):
+        _empty(ds, elem)
+        ctx.findings.append(Finding(location, "Z", "unreadable age emptied"))
+        return
+    if any(y >= AGE_CAP_YEARS for y in years):  # type: ignore[operator]
+        new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years)]  # type: ignore[operator]
+        elem.value = new if len(new) > 1 else new[0]
+        ctx.age_capped = True
+        ctx.findings.append(Finding(location, "C", "age of 90 or over written 090Y"))
+
+
+def _check_birth_date(ds: Dataset, ctx: Context) -> None:
+    """A birth date that is still there (a site table keeping or shifting it) must not imply an
+    age of 90 or over at this file's dates, nor beside an age capped to 090Y: then it is emptied
+    with its time (Patient's Birth Date is Type 2)."""
+    birth = ds.get(_BIRTH_DATE)
+    if birth is None or _is_empty(birth):
+        return
+    born = _parse_da(str(birth.value))
+    dates = [_parse_da(str(ds[t].value)) for t in _REFERENCE_DATES if t in ds and not _is_empty(ds[t])]
+    latest = max((d for d in dates if d is not None), default=None)
+    too_old = ctx.age_capped or born is None
+    if born is not None and latest is not None:
+        years = latest.year - born.year - ((latest.month, latest.day) < (born.month, born.day))
+        too_old = too_old or years >= AGE_CAP_YEARS
+    if too_old:
+        _empty(ds, birth)
+        if _BIRTH_TIME in ds:
+            del ds[_BIRTH_TIME]
+        ctx.findings.append(Finding(tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied"))
+
+
+def _parse_da(value: str) -> "dt.date | None":
+    value = value.strip()
+    if not re.fullmatch(r"\d{8}", value):
+        return None
+    try:
+        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
 
 
 def _remap_uid(elem: DataElement, ctx: Context) -> None:
@@ -299,14 +409,14 @@ def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
         if _is_empty(elem):
             elem.value = ctx.mapper.uid("dummy")
         return
-    if vr in ("DA", "DT"):
+    if vr in ("DA", "DT", "TM"):
         if "retain_long_modified_dates" in ctx.guidelines.settings.options and not _is_empty(elem):
             _shift_or_drop_date(ds, elem, ctx, "", outside_table=False)
             if not _is_empty(elem):
                 return
-        elem.value = "19000101" if vr == "DA" else "19000101000000"
+        elem.value = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}[vr]
         return
-    dummies = {"TM": "000000", "AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
+    dummies = {"AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
                "UR": "urn:deid", "PN": "ANONYMIZED"}
     if vr in dummies:
         elem.value = dummies[vr]
@@ -381,14 +491,17 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
         del ds[tag]
         ctx.findings.append(Finding(location, "X", "private attribute"))
         return
+    elem = ds[tag]  # _private_value_usable may have read a UN value as its listed VR
     if elem.VR == "SQ":
         _recurse(elem, ctx, location, cleaning=True)
-    elif elem.VR in ("DA", "DT"):
+    elif elem.VR in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
     elif elem.VR == "UI":
         _remap_uid(elem, ctx)
     elif elem.VR == "PN":
         _empty(ds, elem)
+    elif elem.VR == "AS":
+        _cap_age(ds, elem, ctx, location)
 
 
 def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> bool:

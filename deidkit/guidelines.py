@@ -7,6 +7,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   settings.ini                 which options the site runs with, pseudonym and date settings
   descriptor_vocabulary.txt    words Clean Descriptors may keep
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
+  burned_in_risk.csv           which images may carry burned-in text (deidkit.risk.assess)
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
 from __future__ import annotations
@@ -26,7 +27,11 @@ TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
-GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE)
+RISK_FILE = "burned_in_risk.csv"
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
+                   RISK_FILE)
+RISK_MATCHES = ("flag", "sop_class", "modality", "image_type")
+RISK_ACTIONS = ("check", "hold")
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -95,6 +100,22 @@ class SafePrivate:
 
 
 @dataclass(frozen=True)
+class RiskRule:
+    """One row of burned_in_risk.csv: images matching it may carry burned-in text.
+
+    match is one of RISK_MATCHES; for "flag" the value is (keyword, VALUE), else the upper-cased
+    text to compare (SOP Class UID, Modality, one Image Type value)."""
+
+    match: str
+    value: str
+    keyword: str             # the attribute compared (pydicom keyword)
+    action: str              # "check" (detector looks, person sees proposals) or "hold"
+    person_must_see: bool    # listed for a person even when the detector finds no text
+    reason: str              # plain words shown to the person
+    line: int
+
+
+@dataclass(frozen=True)
 class Settings:
     options: frozenset[str]
     clean_pixel_data: bool = True
@@ -119,6 +140,7 @@ class Guidelines:
     vocabulary: frozenset[str]
     sha256: str
     overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
+    burned_in_risk: tuple[RiskRule, ...] = field(default=())  # burned_in_risk.csv, in file order
     # (tag, sop class) -> resolved code, filled as the engine asks; never copied by
     # dataclasses.replace (init=False), so a Guidelines with other settings starts empty
     _action_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -388,6 +410,51 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     )
 
 
+_RISK_KEYWORDS = {"sop_class": "SOPClassUID", "modality": "Modality", "image_type": "ImageType"}
+
+
+def parse_burned_in_risk(text: str, name: str = RISK_FILE) -> tuple[RiskRule, ...]:
+    """Rows of burned_in_risk.csv in file order; GuidelineError names file and line when wrong."""
+    from pydicom.datadict import tag_for_keyword
+
+    fields, rows = _csv_rows(text, name)
+    needed = {"match", "value", "action", "person_must_see", "reason"}
+    if not needed <= set(fields):
+        raise GuidelineError(f"{name}: needs columns {', '.join(sorted(needed))}")
+    out = []
+    seen = set()
+    for line, row in rows:
+        where = f"{name} line {line}"
+        match, value = row["match"].lower(), row["value"].strip()
+        if match not in RISK_MATCHES:
+            raise GuidelineError(f"{where}: match '{row['match']}' is not one of {', '.join(RISK_MATCHES)}")
+        action = row["action"].lower()
+        if action not in RISK_ACTIONS:
+            raise GuidelineError(f"{where}: action '{row['action']}' is not one of {', '.join(RISK_ACTIONS)}")
+        must_see = row["person_must_see"].lower()
+        if must_see not in ("yes", "no"):
+            raise GuidelineError(f"{where}: person_must_see must be yes or no")
+        if not value or not row["reason"]:
+            raise GuidelineError(f"{where}: value and reason must not be empty")
+        if match == "flag":
+            keyword, sep, wanted = value.partition("=")
+            if not sep or tag_for_keyword(keyword.strip()) is None or not wanted.strip():
+                raise GuidelineError(f"{where}: flag '{value}' is not like BurnedInAnnotation=YES")
+            keyword, value = keyword.strip(), wanted.strip().upper()
+        else:
+            keyword = _RISK_KEYWORDS[match]
+            value = value.upper()
+            if match == "sop_class" and not re.fullmatch(r"[0-9]+(\.[0-9]+)+", value):
+                raise GuidelineError(f"{where}: '{value}' is not a SOP Class UID")
+        if (keyword, value) in seen:
+            raise GuidelineError(f"{where}: {keyword} {value} is listed twice")
+        seen.add((keyword, value))
+        out.append(RiskRule(match, value, keyword, action, must_see == "yes", row["reason"], line))
+    if not out:
+        raise GuidelineError(f"{name}: no rules; is this the right file?")
+    return tuple(out)
+
+
 def parse_vocabulary(text: str) -> frozenset[str]:
     return frozenset(line.strip().lower() for line in text.splitlines()
                      if line.strip() and not line.startswith("#"))
@@ -417,6 +484,7 @@ def load(override_dir: Path | None = None) -> Guidelines:
         types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
         vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,
+        burned_in_risk=parse_burned_in_risk(texts[RISK_FILE]),
     )
 
 

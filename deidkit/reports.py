@@ -64,6 +64,7 @@ def summary_text(summary: RunSummary, guidelines: Guidelines) -> str:
     ]
     for reason, n in reason_counts(summary.results, (HELD, FAILED)):
         lines.append(f"  {n} x {reason}")
+    lines += summary.review_lines
     lines += ["", f"Every file is listed with its size and SHA-256 in {MANIFEST_NAME}."]
     return "\n".join(lines) + "\n"
 

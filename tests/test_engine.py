@@ -58,7 +58,7 @@ def test_codes_x_z_k_c_u_under_default_profile(guidelines):
     assert ds.PatientAge == "061Y" and ds.PatientSex == "M"              # K (patient characteristics)
     assert ds.StudyDescription == "CT CHEST W/O CONTRAST"                # C: the name went
     assert ds.StudyDate != "20240115" and len(ds.StudyDate) == 8         # C: date shifted
-    assert ds.StudyTime == "101500"                                      # times are kept
+    assert ds.StudyTime != "101500" and len(ds.StudyTime) == 6           # C: time shifted with its date
     assert ds.SOPInstanceUID.startswith("2.25.") and ds.StudyInstanceUID.startswith("2.25.")  # U
     assert "ImageComments" not in ds                                     # C -> nothing safe -> X
     assert ds.Modality == "CT" and ds.Manufacturer == "SIEMENS"          # not in the table: kept
