@@ -13,8 +13,6 @@ import hashlib
 import stat
 import warnings
 from pathlib import Path
-from typing import Any
-
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -22,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .. import guidelines as gl
+from .. import risk
 from ..sweep import mask
 from .elements import PIXEL_TAGS, PRINTABLE_RUN, Checker, FileResult, tag_text, values_of
 from .rules import FAIL, REVIEW, make
@@ -291,16 +290,10 @@ def _identity_warnings(checker: Checker, ds: Dataset) -> None:
 
 
 def risk_reason(ds: Dataset, g: gl.Guidelines) -> str | None:
-    """Why an image may carry burned-in text: the one risk table deid_tool applies."""
-    try:
-        from .. import risk  # type: ignore[attr-defined]  # guidelines/burned_in_risk.csv (issue 13)
-    except ImportError:
-        from ..pixels import burned_in_risk
-        return burned_in_risk(ds)
-    assessment: Any = risk.assess(ds, g)
-    if not getattr(assessment, "at_risk", False):
-        return None
-    return str(getattr(assessment, "reason", "") or "the risk table names it")
+    """Why an image may carry burned-in text: the one risk table deid_tool applies
+    (guidelines/burned_in_risk.csv through deidkit.risk), or None."""
+    assessment = risk.assess(ds, g)
+    return (assessment.reason or "the risk table names it") if assessment.at_risk else None
 
 
 def _burned_in(checker: Checker, ds: Dataset, path: Path, g: gl.Guidelines) -> None:
