@@ -165,7 +165,7 @@ def _check_dataset(ds: Dataset, path: Path, g: gl.Guidelines, result: FileResult
 
 def _declaration(checker: Checker, removed: str, options: frozenset[str]) -> None:
     if removed != "YES":
-        checker.add("(0012,0062)", "identity:patient-identity-removed-missing", FAIL,
+        checker.add("(0012,0062)", "identity:patient-identity-removed-missing", REVIEW,
                     "Patient Identity Removed is " + ("missing" if not removed else f"'{mask(removed)}'")
                     + ": the file does not say it was de-identified")
     for option in ("retain_uids", "retain_device_identity", "retain_institution_identity", "retain_long_full_dates"):

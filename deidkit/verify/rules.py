@@ -109,8 +109,8 @@ _TABLE = [
     ("ids:known-identity", FAIL, "text holds an ID or date seen as a patient's identity elsewhere in the delivery"),
     ("names:person-name-in-content", FAIL, "a non-DICOM file holds person name syntax (LAST^FIRST)"),
     ("names:manifest-patient", FAIL, "deid_manifest.csv names a patient that is not a pseudonym"),
-    ("identity:patient-identity-removed-missing", FAIL, "Patient Identity Removed is not YES: the file does not "
-     "say it was de-identified (it is judged by the Basic Profile with no option)"),
+    ("identity:patient-identity-removed-missing", REVIEW, "Patient Identity Removed is not YES: the file does not "
+     "say it was de-identified (it is judged by the Basic Profile with no option; what it still holds is FAIL)"),
     ("identity:profile-retains-identity", REVIEW, "the files declare an option that keeps UIDs, device, institution "
      "or full dates (one row per delivery, with a count)"),
     ("identity:identity-check", REVIEW, "Patient's Name/ID do not look like pseudonyms (second opinion)"),
