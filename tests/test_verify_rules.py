@@ -440,3 +440,16 @@ def test_findings_csv_and_page_neutralise_injection(tmp_path):
     assert not any("\x1b" in f for f in files) and any(f.startswith("'@SUM(A1)") for f in files)
     html = report.read_text(encoding="utf-8")
     assert "<script" not in html and "&lt;" in html
+
+
+def test_items_of_a_kept_private_sequence_are_judged(tmp_path, g, monkeypatch):
+    ds = clean_dataset(0, 0, 1)
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    inner = Dataset()
+    inner.PatientName = "QUISTGAARD^KAREN"
+    inner.add_new(0x0019100C, "IS", "1000")  # no creator in the item: the sequence's is read
+    block.add_new(0x20, "SQ", Sequence([inner]))
+    monkeypatch.setattr(verify.elements, "private_kept", lambda g, creator, group, element: creator == "SIEMENS MR HEADER")
+    findings = check(ds, tmp_path, g)
+    assert named(fails(findings), "(0019,1020)[0]>(0010,0010)")
+    assert not named(findings, "(0019,1020)[0]>(0019,100C)")

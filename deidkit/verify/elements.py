@@ -171,8 +171,10 @@ class Checker:
             elif keyword_of(tag) in ID_KEYWORDS:
                 self.result.leaked_ids.append(v)
 
-    def walk(self, ds: Dataset, prefix: str = "") -> None:
-        creators = _creators(ds)
+    def walk(self, ds: Dataset, prefix: str = "", inherited: dict[tuple[int, int], str] | None = None) -> None:
+        """Judge every element of ds; `inherited`: the private creators of the sequence ds sits in
+        (an item of a private sequence without its own creator reads its sequence's)."""
+        creators = {**(inherited or {}), **_creators(ds)}
         selected = _selected_attribute(ds)
         for tag in list(ds.keys()):
             if tag in PIXEL_TAGS or tag.group == 0x0002 or (not prefix and tag in self.skip):
@@ -182,7 +184,7 @@ class Checker:
             deferred = isinstance(raw, RawDataElement) and raw.value is None and (raw.length or 0) > 0
             if tag.is_private:
                 if not 0x0010 <= tag.element <= 0x00FF:
-                    self.private(ds, tag, raw, deferred, creators.get((tag.group, tag.element >> 8)), location)
+                    self.private(ds, tag, raw, deferred, creators, location)
                 continue
             if deferred:  # a large value we do not read: only its presence matters
                 self.public_binary(tag, raw.VR, location)
@@ -201,9 +203,14 @@ class Checker:
             self.public(tag, elem, location, selected if keyword_of(tag).startswith("Selector") else None)
 
     # -- private data --
-    def private(self, ds: Dataset, tag: Any, raw: Any, deferred: bool, creator: str | None, location: str) -> None:
-        if not (deferred or has_data(raw if isinstance(raw, RawDataElement) else ds[tag])):
+    def private(self, ds: Dataset, tag: Any, raw: Any, deferred: bool, creators: dict[tuple[int, int], str],
+                location: str) -> None:
+        """A private element: kept only under the option and on the kept list; a kept private
+        sequence's items are judged like any dataset."""
+        elem = raw if isinstance(raw, RawDataElement) else ds[tag]
+        if not (deferred or has_data(elem)):
             return
+        creator = creators.get((tag.group, tag.element >> 8))
         who = f"private creator '{creator}'" if creator else "no private creator"
         code = self.g.private_rule.code_under(self.options)
         if code not in ("C", "K") and self.declared:
@@ -212,6 +219,9 @@ class Checker:
         elif not (creator and private_kept(self.g, creator, tag.group, tag.element)):
             self.add(location, "private:not-safe-listed", FAIL,
                      f"private attribute ({who}) not on the kept list (PS3.15 Table E.3.10-1)")
+        elif not deferred and ds[tag].VR == "SQ":
+            for i, item in enumerate(ds[tag].value or []):
+                self.walk(item, f"{location}[{i}]>", creators)
 
     # -- public data --
     def public_binary(self, tag: int, vr: str, location: str) -> None:
