@@ -174,7 +174,7 @@ def dicognito_copy(src: Path, dest: Path) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--public", type=Path, nargs="*", default=[], help="deid_tool outputs of public data")
-    ap.add_argument("--cache", type=Path, default=Path("/work/cache/verify"), help="DIR/deid/* taken as --public")
+    ap.add_argument("--cache", type=Path, default=Path("/work/cache/verify"), help="DIR/deid_final/* taken as --public")
     ap.add_argument("--instances", type=int, default=3, help="instances per series of the synthetic export")
     args = ap.parse_args()
     import warnings
@@ -197,7 +197,7 @@ def main() -> None:
                         "--key", str(t / "key.txt"), "--yes"], capture_output=True, check=False)
         print("False alarms (deid_tool's outputs):")
         print(false_alarm_line("deid-synth", t / "DEID", g))
-        public = list(args.public) or sorted(p for p in (args.cache / "deid").glob("*")
+        public = list(args.public) or sorted(p for p in (args.cache / "deid_final").glob("*")
                                              if p.is_dir() and not p.name.endswith("_HOSPITAL_ONLY"))
         for root in public:
             print(false_alarm_line(root.name, root, g))
