@@ -453,3 +453,27 @@ def test_items_of_a_kept_private_sequence_are_judged(tmp_path, g, monkeypatch):
     findings = check(ds, tmp_path, g)
     assert named(fails(findings), "(0019,1020)[0]>(0010,0010)")
     assert not named(findings, "(0019,1020)[0]>(0019,100C)")
+
+
+def test_damaged_files_never_raise(tmp_path, g):
+    """Byte flips, truncations and bad length fields (fixed seed): one finding or none, no exception."""
+    import random
+
+    base = tmp_path / "base.dcm"
+    clean_dataset(0, 0, 1).save_as(base, enforce_file_format=True)
+    data = base.read_bytes()
+    rng = random.Random(17)
+    for i in range(150):
+        b = bytearray(data)
+        if i % 3 == 0:
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif i % 3 == 1:
+            b = b[:rng.randrange(len(b))]
+        else:
+            pos = rng.randrange(132, len(b) - 4)
+            b[pos:pos + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x01\x00", b"\xfe\xff\x00\xe0"])
+        path = tmp_path / f"f{i}.dcm"
+        path.write_bytes(bytes(b))
+        result = verify.check_file(path, path.name, True, g)
+        assert all(f.rule in verify.CATALOGUE for f in result.findings)
