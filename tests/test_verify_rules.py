@@ -477,3 +477,16 @@ def test_damaged_files_never_raise(tmp_path, g):
         path.write_bytes(bytes(b))
         result = verify.check_file(path, path.name, True, g)
         assert all(f.rule in verify.CATALOGUE for f in result.findings)
+
+
+def test_kit_folders_are_left_out(tmp_path):
+    root = tmp_path / "D"
+    write_clean_export(root, patients=1, per_patient=1)
+    (root / "_internal" / "pydicom").mkdir(parents=True)
+    (root / "_internal" / "base_library.zip").write_bytes(b"PK\x03\x04 deidkit")
+    (root / "_internal" / "pydicom" / "DOE^JOHN.py").write_text("x = 1\n", encoding="utf-8")
+    shutil.copytree(REPO / "guidelines", root / "guidelines")
+    code, rows, report = run_verify(root, tmp_path)
+    assert rows == [] and code == 0
+    html = report.read_text(encoding="utf-8")
+    assert html.count("program folder") == 2  # _internal and guidelines, not every file in them

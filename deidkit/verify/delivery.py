@@ -21,7 +21,7 @@ from typing import Any
 from .. import guidelines as gl
 from ..sweep import Identifiers, date_spellings, fold, mask
 from .elements import FileResult
-from .kitfiles import MANIFEST_NAME, kit_file_note
+from .kitfiles import MANIFEST_NAME, NOTES, kit_file_note, kit_folder
 from .onefile import check_file
 from .rules import FAIL, REVIEW, Finding, make
 from .text import is_pseudonym, name_problems
@@ -145,21 +145,36 @@ def verify(root: Path, guidelines: gl.Guidelines, jobs: int = 0, progress: Progr
     for p, why in problems:
         rule = "files:path-too-long" if "too long" in why.lower() else "files:unreadable"
         findings.append(make(rel_of(p, root), "file", rule, REVIEW, f"folder cannot be listed ({why})"))
-    kit = {rel: note for p in files if (note := kit_file_note(p, rel := rel_of(p, root)))}
+    kit, skip = kit_items(root, files, folders)
     manifest, manifest_line, manifest_findings = _manifest(root)
-    items = [(p, rel_of(p, root)) for p in files if rel_of(p, root) not in kit]
+    items = [(p, rel_of(p, root)) for p in files if rel_of(p, root) not in skip]
     if checker is not None:
         results = checker(items, bool(manifest))
     else:
         results = check_files(items, guidelines, bool(manifest), jobs, progress)
     for r in results:
         findings += r.findings
-    findings += manifest_findings + _cross_checks(root, results, folders, files, guidelines, set(kit))
+    findings += manifest_findings + _cross_checks(root, results, folders, files, guidelines, skip)
     if manifest:
-        completeness = _completeness(results, manifest, guidelines.settings.pseudonym_prefix, set(kit))
+        completeness = _completeness(results, manifest, guidelines.settings.pseudonym_prefix, skip)
         findings += completeness
         manifest_line = _manifest_result(len(manifest), completeness)
     return _verdict(findings, results, kit, manifest_line)
+
+
+def kit_items(root: Path, files: list[Path], folders: list[Path]) -> tuple[dict[str, str], set[str]]:
+    """(kit file or folder -> what it is and where it goes, every path of the kit's to leave out)."""
+    kit_dirs = {rel_of(d, root) for d in folders if "/" not in rel_of(d, root) and kit_folder(d)}
+    notes = {d: NOTES["folder"] for d in kit_dirs}
+    skip = set(kit_dirs)
+    for p in files + folders:
+        rel = rel_of(p, root)
+        if rel.split("/")[0] in kit_dirs:
+            skip.add(rel)
+        elif p in files and (note := kit_file_note(p, rel)):
+            notes[rel] = note
+            skip.add(rel)
+    return notes, skip
 
 
 def _verdict(findings: list[Finding], results: list[FileResult], kit: dict[str, str], manifest_line: str) -> Verdict:
@@ -172,7 +187,7 @@ def _verdict(findings: list[Finding], results: list[FileResult], kit: dict[str, 
         if r.kind == "dicom":
             key = r.profile or "none declared (judged by the Basic Profile, no option)"
             profiles[key] = profiles.get(key, 0) + 1
-    return Verdict(status, tuple(findings), len(results) + len(kit), dicom, tuple(sorted(kit.items())),
+    return Verdict(status, tuple(findings), len(results), dicom, tuple(sorted(kit.items())),
                    tuple(sorted(profiles.items())), manifest_line)
 
 

@@ -17,6 +17,8 @@ PROGRAM_MARKERS = (b"deidkit", b"confidentiality_profile.csv")
 EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
 MAX_PROGRAM_BYTES = 512 << 20
 
+KIT_FOLDERS = {"_internal": "base_library.zip", "deidkit": "guidelines.py", "guidelines": "confidentiality_profile.csv"}
+
 NOTES = {
     "manifest": "deid_tool's manifest of this delivery: it travels with the delivery (used for completeness)",
     "summary": "deid_tool's summary (counts, no names): it travels with the delivery",
@@ -24,6 +26,8 @@ NOTES = {
              "side or send it only if agreed",
     "program": "a DeidKit program: not part of the delivery; remove it before sending (it stays on the "
                "hospital side)",
+    "folder": "a DeidKit program folder (one-folder build, package or guideline tables): not part of the "
+              "delivery; remove it before sending",
 }
 
 
@@ -70,6 +74,15 @@ def kit_file_kind(path: Path, rel: str) -> str | None:
     except OSError:
         return None
     return None
+
+
+def kit_folder(path: Path) -> bool:
+    """True for a top-level folder of the kit's own (recognised by a file only the kit holds)."""
+    marker = KIT_FOLDERS.get(path.name)
+    try:
+        return marker is not None and not path.is_symlink() and (path / marker).is_file()
+    except OSError:
+        return False
 
 
 def kit_file_note(path: Path, rel: str) -> str | None:
