@@ -9,6 +9,8 @@ Where the table is silent the engine fails closed, as README.txt documents:
   person names (PN) are emptied; dates (DA/DT) are shifted like the table's own dates (or emptied);
   UIDs (UI) that are not registered DICOM UIDs are remapped; text inside a sequence that is being
   cleaned is cleaned too; everything else is kept and swept for the patient's own identifiers.
+Public text attributes the table does not list follow guidelines/unlisted_text_attributes.csv; free
+text in content items and labels goes through deidkit.content / deidkit.text_clean.
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
-from . import __version__
+from . import __version__, content
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
-from .sweep import Identifiers, clean_descriptor, find_generic_phi
+from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
 
 IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
 IMPLEMENTATION_VERSION = "DEIDKIT_" + __version__.replace(".", "_")
@@ -81,6 +83,7 @@ class Context:
     date_offset: int = 0
     moment_offset: MomentOffset = MomentOffset(0, 0)  # days (= date_offset) + seconds, see mapping
     pseudonym: str = ""
+    patient_name: str = ""  # the original Patient's Name (PNAME content items naming the patient get the pseudonym)
     findings: list[Finding] = field(default_factory=list)
     dates_shifted: bool = False
     # answers already worked out for these identifiers (set by deidentify; see _TextMemo)
@@ -118,7 +121,9 @@ def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
     if sop_class.startswith(DOCUMENT_PREFIX) and settings.hold_encapsulated_documents:
         return "encapsulated document (PDF/CDA): free text cannot be checked"
     if sop_class.startswith(SR_PREFIX) and settings.hold_structured_reports:
-        if "clean_structured_content" not in settings.options or _has_free_text_items(ds):
+        # with Clean Structured Content every content item is cleaned (deidkit.content); a
+        # document whose text still looks risky is held for review after cleaning
+        if "clean_structured_content" not in settings.options and _has_free_text_items(ds):
             return "structured report with free text"
     return None
 
@@ -137,6 +142,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
+    ctx.patient_name = str(ds.get("PatientName", "") or "")
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
     ctx.identifiers.merge(Identifiers.from_dataset(ds))
@@ -147,6 +153,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     _check_birth_date(ds, ctx)
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
+    hold = hold or content.review_hold(ctx.findings)
     return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
 
 
@@ -200,7 +207,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "emptied"))
     elif code == "D":
-        if tag in ctx.guidelines.settings_pseudonym_tags():
+        if tag in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
         elif vr == "SQ":
             _recurse(elem, ctx, location, cleaning=True)
@@ -247,8 +254,17 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr == "UN" and not _is_empty(elem):
         del ds[elem.tag]  # a public element we cannot interpret
         ctx.findings.append(Finding(location, "X", "unknown public element"))
-    elif cleaning and vr in FREE_TEXT_VRS:
-        _clean_text(ds, elem, ctx, location, fallback="X")
+    elif vr in FREE_TEXT_VRS:
+        # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
+        action = ctx.guidelines.unlisted_text_action(elem.tag)
+        if action == "C" and (not cleaning or content.in_content_tree(location)):
+            content.clean_text_element(ds, elem, ctx, location, Finding)
+        elif action == "C":  # inside a sequence the table cleans: the stricter Clean Descriptors
+            _clean_text(ds, elem, ctx, location, fallback="X")
+        elif action in ("X", "Z"):
+            _apply(ds, elem, action, ctx, location, cleaning)
+        elif action is None and cleaning:
+            _clean_text(ds, elem, ctx, location, fallback="X")
 
 
 def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> None:
@@ -282,6 +298,9 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
 def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fallback: str) -> None:
     values = _str_values(elem)
     if not values:
+        return
+    if content.uses_free_text_cleaner(elem.tag, location):  # labels and narrative: words kept, identity removed
+        content.clean_text_element(ds, elem, ctx, location, Finding)
         return
     memo = ctx.text_memo or _text_memo(ctx.identifiers)
     cleaned = [memo.clean(v, ctx.guidelines.vocabulary, ctx.identifiers) for v in values]
@@ -582,6 +601,10 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
         if ctx.pseudonym and text == ctx.pseudonym:
             continue
         if _holds_identifier(text, ctx.identifiers, seen):
+            terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+            if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+                ctx.identifiers.term_tokens |= terms
+                continue
             del ds[tag]
             ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
 

@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from . import dicomio, engine, pixels, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
+from . import content
 from .sweep import Identifiers
 
 MANIFEST_NAME = "deid_manifest.csv"
@@ -70,6 +71,7 @@ class FileResult:
     thumbnails: list[str] = field(default_factory=list)  # review images, hospital side
     proposal: str | None = None  # boxes proposed to a person (review_decisions.csv); None: not for review
     frames: int = 0              # frames of an image whose pixels were looked at
+    references: list[str] = field(default_factory=list)  # instances a delivered label object points at
 
 
 @dataclass
@@ -248,6 +250,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
         return result
     ds = header.dataset
+    if ds.get("SOPInstanceUID"):  # the keyed UID, also for a file held: labels pointing at it are listed
+        result.sop_instance = _WORKER["mapper"].uid(str(ds.SOPInstanceUID))
     assessment = risk.assess(ds, g, layout_matched=bool(pixels.matching_rules(ds, _WORKER["rules"])))
     at_risk = assessment.reason if assessment.at_risk else None
     hold = engine.hold_reason_for(ds, g)
@@ -304,6 +308,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     result.modality = str(ds.get("Modality", "") or "")
     result.sop_class = str(ds.get("SOPClassUID", ""))
     result.sop_instance = str(ds.get("SOPInstanceUID", ""))
+    result.references = content.referenced_instances(ds)
     return result
 
 

@@ -7,6 +7,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   settings.ini                 which options the site runs with, pseudonym and date settings
   descriptor_vocabulary.txt    words Clean Descriptors may keep
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
+  unlisted_text_attributes.csv public text attributes Table E.1-1 does not list, each decided
   burned_in_risk.csv           which images may carry burned-in text (deidkit.risk.assess)
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
@@ -27,9 +28,11 @@ TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
+UNLISTED_TEXT_FILE = "unlisted_text_attributes.csv"
 RISK_FILE = "burned_in_risk.csv"
 GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
-                   RISK_FILE)
+                   RISK_FILE, UNLISTED_TEXT_FILE)
+UNLISTED_ACTIONS = {"K", "C", "X", "Z"}
 RISK_MATCHES = ("flag", "sop_class", "modality", "image_type")
 RISK_ACTIONS = ("check", "hold")
 
@@ -100,6 +103,20 @@ class SafePrivate:
 
 
 @dataclass(frozen=True)
+class UnlistedText:
+    """One row of unlisted_text_attributes.csv: a public text attribute Table E.1-1 does not list."""
+
+    keyword: str
+    vr: str
+    action: str   # K keep, C clean (deidkit.text_clean), X remove, Z empty
+    kept_by: str  # option under which an X row is kept ("" none)
+    reason: str
+
+    def code_under(self, enabled: frozenset[str]) -> str:
+        return "K" if self.kept_by and self.kept_by in enabled else self.action
+
+
+@dataclass(frozen=True)
 class RiskRule:
     """One row of burned_in_risk.csv: images matching it may carry burned-in text.
 
@@ -141,6 +158,7 @@ class Guidelines:
     sha256: str
     overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
     burned_in_risk: tuple[RiskRule, ...] = field(default=())  # burned_in_risk.csv, in file order
+    unlisted_text: dict[int, UnlistedText] = field(default_factory=dict)  # unlisted_text_attributes.csv
     # (tag, sop class) -> resolved code, filled as the engine asks; never copied by
     # dataclasses.replace (init=False), so a Guidelines with other settings starts empty
     _action_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -178,6 +196,12 @@ class Guidelines:
         tag = parse_tag(rule.tag)
         module_type = self.module_type(tag[1], sop_class_uid) if tag else None
         return resolve_combined(rule.basic, module_type)
+
+    def unlisted_text_action(self, tag: int) -> str | None:
+        """K, C, X or Z for a public text attribute the table does not list (None: not decided
+        in unlisted_text_attributes.csv, e.g. newer than the dictionary it was made from)."""
+        row = self.unlisted_text.get(int(tag))
+        return row.code_under(self.settings.options) if row is not None else None
 
     def settings_pseudonym_tags(self) -> tuple[int, ...]:
         return self.settings.pseudonym_tags
@@ -358,6 +382,20 @@ def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, UnlistedText]:
+    _, rows = _csv_rows(text, name)
+    out = {}
+    for line, row in rows:
+        parsed = parse_tag(row.get("tag", ""))
+        action, kept_by = row.get("action", ""), row.get("kept_by", "")
+        if parsed is None or parsed[0] != 0xFFFFFFFF or parsed[1] >> 16 & 1:
+            raise GuidelineError(f"{name} line {line}: needs a public tag like (3002,0020)")
+        if action not in UNLISTED_ACTIONS or (kept_by and kept_by not in OPTIONS):
+            raise GuidelineError(f"{name} line {line}: action must be K, C, X or Z; kept_by an option name or empty")
+        out[parsed[1]] = UnlistedText(row.get("keyword", ""), row.get("vr", ""), action, kept_by, row.get("reason", ""))
+    return out
+
+
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
@@ -485,6 +523,7 @@ def load(override_dir: Path | None = None) -> Guidelines:
         vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,
         burned_in_risk=parse_burned_in_risk(texts[RISK_FILE]),
+        unlisted_text=parse_unlisted_text(texts[UNLISTED_TEXT_FILE]),
     )
 
 

@@ -210,7 +210,10 @@ def test_structured_reports_and_documents_are_held(guidelines):
     item.ValueType = "TEXT"
     item.TextValue = "free text"
     sr.ContentSequence = Sequence([item])
-    assert engine.hold_reason_for(sr, guidelines) == "structured report with free text"
+    without_csc = dataclasses.replace(guidelines, settings=dataclasses.replace(
+        guidelines.settings, options=guidelines.settings.options - {"clean_structured_content"}))
+    assert engine.hold_reason_for(sr, without_csc) == "structured report with free text"
+    assert engine.hold_reason_for(sr, guidelines) is None  # Clean Structured Content (default) cleans it
     pdf = _ct()
     pdf.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
     assert "encapsulated document" in engine.hold_reason_for(pdf, guidelines)
