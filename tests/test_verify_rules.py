@@ -490,3 +490,18 @@ def test_kit_folders_are_left_out(tmp_path):
     assert rows == [] and code == 0
     html = report.read_text(encoding="utf-8")
     assert html.count("program folder") == 2  # _internal and guidelines, not every file in them
+
+
+@pytest.mark.parametrize("text, rule", [
+    ("Results were discussed with Karina Blixenfeldt by phone.", "names:name-in-narrative"),
+    ("Seen by nurse Jensen on the ward.", "text:cleaner-would-remove"),
+    ("No acute disease. Lungs are clear.", None),
+])
+def test_narrative_text_is_judged_by_the_senders_cleaner(text, rule, tmp_path, g):
+    ds = clean_dataset(0, 0, 1)
+    item = Dataset()
+    item.RelationshipType, item.ValueType, item.TextValue = "CONTAINS", "TEXT", text
+    ds.ContentSequence = Sequence([item])
+    findings = [f for f in check(ds, tmp_path, g) if f.location == "(0040,A730)[0]>(0040,A160)"]
+    assert [f.rule for f in findings] == ([rule] if rule else [])
+    assert all(f.severity == "REVIEW" for f in findings)

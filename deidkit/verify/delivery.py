@@ -232,7 +232,7 @@ def _cross_checks(root: Path, results: list[FileResult], folders: list[Path], fi
         for name in NAME_SYNTAX.findall(path.name):
             ids.add_name(name)
     out: list[Finding] = []
-    flagged = {(f.file, f.location) for r in results for f in r.findings}
+    flagged = {(f.file, f.location) for r in results for f in r.findings if f.severity == FAIL}
     for r in results:
         for location, value in r.texts:
             hits = ids.find(value) if (r.rel, location) not in flagged else []

@@ -14,8 +14,10 @@ from pydicom.datadict import dictionary_description, dictionary_has_tag, diction
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from .. import content
 from .. import guidelines as gl
-from ..sweep import mask
+from ..sweep import Identifiers, mask
+from ..text_clean import clean_free_text
 from .rules import FAIL, REVIEW, Finding, make
 from .text import FREE_TEXT_KEYWORD, FREE_TEXT_VRS, is_pseudonym, text_hits, uid_problem, values_of
 
@@ -103,6 +105,15 @@ def action_of(g: gl.Guidelines, tag: int, sop_class: str) -> str | None:
         if callable(ask):
             code = ask(tag)
     return code
+
+
+def uses_text_cleaner(g: gl.Guidelines, tag: int, location: str) -> bool:
+    """Whether deid_tool cleans this text with deidkit.text_clean (labels, narrative text in
+    content trees, unlisted text attributes whose action is C), so verify asks the same cleaner."""
+    if content.uses_free_text_cleaner(tag, location):
+        return True
+    ask = getattr(g, "unlisted_text_action", None)
+    return callable(ask) and g.rule_for(tag) is None and ask(tag) == "C"
 
 
 def is_free_text(g: gl.Guidelines, tag: int, vr: str) -> bool:
@@ -371,7 +382,7 @@ class Checker:
     def free_text(self, tag: int, vr: str, values: list[str], location: str, cleaned: bool) -> None:
         free = is_free_text(self.g, tag, vr)
         for v in values:
-            seen = set()
+            seen: set[str] = set()
             for kind, piece in text_hits(v, vr if free else "LO", keyword_of(tag), self.g.vocabulary):
                 if kind in seen:
                     continue
@@ -380,7 +391,21 @@ class Checker:
                 how = "cleaned text" if cleaned else ("free text" if free else "text")
                 self.add(location, f"{_KIND_CATEGORY[kind]}:{kind.replace('_', '-')}-in-text", severity,
                          f"{describe(tag)}: {how} contains something shaped like {kind.replace('_', ' ')}: {mask(piece)}")
+            if not seen and uses_text_cleaner(self.g, tag, location):
+                self.cleaner_opinion(tag, v, location)
         self.keep_text(location, values)
+
+    def cleaner_opinion(self, tag: int, value: str, location: str) -> None:
+        """Free text the sender's own cleaner (deidkit.text_clean) would still change, or where it
+        sees a name in narrative text: a person should look."""
+        out = clean_free_text(value, Identifiers(), None, self.g.vocabulary, narrative=tag in content.NARRATIVE_TAGS)
+        if out.removed:
+            self.add(location, "text:cleaner-would-remove", REVIEW,
+                     f"{describe(tag)}: the free-text cleaner would still remove {out.removed} span(s): {mask(value)}")
+        elif out.review:
+            start, end = out.review[0]
+            self.add(location, "names:name-in-narrative", REVIEW,
+                     f"{describe(tag)}: narrative text holds what looks like a name: {mask(out.text[start:end])}")
 
     def keep_text(self, location: str, values: list[str]) -> None:
         if len(self.result.texts) < MAX_TEXTS_PER_FILE:

@@ -72,8 +72,10 @@ _TABLE = [
     ("addresses:address-in-text", REVIEW, "a postal-address-shaped value in text"),
     ("ids:id-in-text", REVIEW, "an ID-shaped number (6+ digits) in text that is not a code value"),
     ("names:person-name-in-text", FAIL, "person name syntax (LAST^FIRST, Dr. Name) in free text"),
-    ("text:unlisted-text-identifying", "FAIL/REVIEW", "text in an attribute the table does not list that is "
-     "judged like free text and looks identifying"),
+    ("text:cleaner-would-remove", REVIEW, "free text that deid_tool's free-text cleaner (deidkit.text_clean) would "
+     "still change: a title and name, an institution, a code-like identifier"),
+    ("names:name-in-narrative", REVIEW, "narrative free text with capitalised words mid-sentence that look like a "
+     "name (the cleaner's review)"),
     # -- private data --
     ("private:kept-without-option", FAIL, "private data kept although the declared profile removes all of it"),
     ("private:not-safe-listed", FAIL, "a private element outside the kept list (PS3.15 E.3.10-1 / knowledge base)"),
