@@ -220,7 +220,11 @@ def test_pixel_padding_and_trailing_bytes(tmp_path, g):
     assert named(fails(check(padding, tmp_path, g, "U.dcm")), "(FFFC,FFFC)", "bytes:trailing-bytes")
 
 
-@pytest.mark.parametrize("age, leak", [("092Y", True), ("090Y", True), ("089Y", False), ("100Y", True), ("999M", False), ("054Y", False)])
+@pytest.mark.parametrize("age, leak", [
+    ("092Y", True), ("091Y", True), ("100Y", True),
+    ("090Y", False),  # the aggregate deid_tool writes for 90 and over
+    ("089Y", False), ("999M", False), ("054Y", False),
+])
 def test_age_over_89(age, leak, tmp_path, g):
     ds = clean_dataset(0, 0, 1)
     ds.PatientAge = age

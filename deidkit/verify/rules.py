@@ -59,7 +59,8 @@ _TABLE = [
     ("names:patient-name-wrong-vr", FAIL, "Patient's Name (or another person-name attribute) written with a VR "
      "other than PN and holding a name"),
     ("dates:date-kept", FAIL, "a date or time outside the table kept without a date option declared"),
-    ("dates:age-over-89", FAIL, "Patient's Age of 90 years or more (HIPAA Safe Harbor aggregates ages over 89)"),
+    ("dates:age-over-89", FAIL, "Patient's Age over 89 years other than the aggregate 090Y (HIPAA Safe Harbor "
+     "aggregates ages of 90 and over)"),
     ("devices:ae-title-kept", FAIL, "an Application Entity title (names a sending system) outside the table, "
      "kept without Retain Device Identity"),
     # -- shapes in free text (LT, ST, UT, UC, text values, comments; LO/SH only for shapes that
