@@ -509,3 +509,18 @@ def test_narrative_text_is_judged_by_the_senders_cleaner(text, rule, tmp_path, g
     findings = [f for f in check(ds, tmp_path, g) if f.location == "(0040,A730)[0]>(0040,A160)"]
     assert [f.rule for f in findings] == ([rule] if rule else [])
     assert all(f.severity == "REVIEW" for f in findings)
+
+
+def test_declared_retention_options_are_recorded_not_findings(tmp_path, g):
+    root = tmp_path / "D"
+    options = ("basic", "retain_safe_private", "retain_patient_characteristics", "retain_long_full_dates",
+               "clean_descriptors", "clean_graphics", "retain_uids", "retain_device_identity")
+    ds = clean_dataset(0, 0, 1, options=options)
+    ds.StudyInstanceUID = "1.3.12.2.1107.5.1.4.12345.30000019"  # kept under retain_uids
+    ds.StationName = "CTAWP73412"                              # kept under retain_device_identity
+    path = root / pseudonym(0) / "IMG_00001_0000ABCD.dcm"
+    path.parent.mkdir(parents=True)
+    ds.save_as(path, enforce_file_format=True)
+    v = verify.verify(root, g, jobs=1)
+    assert v.findings == () and v.status == "PASS"
+    assert "retain_uids" in v.profiles[0][0] and "retain_device_identity" in v.profiles[0][0]

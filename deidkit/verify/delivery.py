@@ -8,7 +8,6 @@ function of (path, rel, want_hash, guidelines), so any scheduler can map it over
 from __future__ import annotations
 
 import csv
-import dataclasses
 import os
 import re
 import stat
@@ -178,7 +177,6 @@ def kit_items(root: Path, files: list[Path], folders: list[Path]) -> tuple[dict[
 
 
 def _verdict(findings: list[Finding], results: list[FileResult], kit: dict[str, str], manifest_line: str) -> Verdict:
-    findings = _dedupe_profile(findings)
     findings.sort(key=lambda f: (f.file, f.location, f.rule, f.detail))
     status = "FAIL" if any(f.severity == FAIL for f in findings) else ("REVIEW" if findings else "PASS")
     dicom = sum(1 for r in results if r.kind in ("dicom", "dicomdir"))
@@ -319,20 +317,6 @@ def _completeness(results: list[FileResult], manifest: dict[str, dict[str, str]]
         if rel not in manifest and rel not in kit:
             out.append(make(rel, "file", "completeness:extra", REVIEW, "in the delivery but not in deid_manifest.csv"))
     return out
-
-
-def _dedupe_profile(findings: list[Finding]) -> list[Finding]:
-    """A declared retention option is a delivery-wide fact: one row, with a count."""
-    seen: dict[str, list[Finding]] = {}
-    rest = []
-    for f in findings:
-        if f.rule == "identity:profile-retains-identity":
-            seen.setdefault(f.detail, []).append(f)
-        else:
-            rest.append(f)
-    for detail, group in seen.items():
-        rest.append(dataclasses.replace(min(group), detail=f"{detail} ({len(group)} file(s))"))
-    return rest
 
 
 def check_files_on_dask(items: list[tuple[Path, str]], guidelines: gl.Guidelines, client: Any,

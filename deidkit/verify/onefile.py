@@ -149,7 +149,7 @@ def _check_dataset(ds: Dataset, path: Path, g: gl.Guidelines, result: FileResult
                       if declared is not None and removed == "YES" else "")
     _bytes_outside(checker, ds, path, result.size)
     if not is_dicomdir:
-        _declaration(checker, removed, options)
+        _declaration(checker, removed)
     _file_meta_findings(checker, ds)
     result.study = str(ds.get("StudyInstanceUID", "") or "")
     result.patient = str(ds.get("PatientID", "") or "")
@@ -163,15 +163,13 @@ def _check_dataset(ds: Dataset, path: Path, g: gl.Guidelines, result: FileResult
     return result
 
 
-def _declaration(checker: Checker, removed: str, options: frozenset[str]) -> None:
+def _declaration(checker: Checker, removed: str) -> None:
+    """A file that does not say it was de-identified. (What a declared option keeps is no finding:
+    the record names the declared profile.)"""
     if removed != "YES":
         checker.add("(0012,0062)", "identity:patient-identity-removed-missing", REVIEW,
                     "Patient Identity Removed is " + ("missing" if not removed else f"'{mask(removed)}'")
                     + ": the file does not say it was de-identified")
-    for option in ("retain_uids", "retain_device_identity", "retain_institution_identity", "retain_long_full_dates"):
-        if option in options:
-            checker.add("(0012,0064)", "identity:profile-retains-identity", REVIEW,
-                        f"the file declares {gl.OPTION_CODES[option][1]}: such values are accepted as kept")
 
 
 # ---- bytes outside the data elements -------------------------------------------------------------

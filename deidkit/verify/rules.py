@@ -114,8 +114,6 @@ _TABLE = [
     ("names:manifest-patient", FAIL, "deid_manifest.csv names a patient that is not a pseudonym"),
     ("identity:patient-identity-removed-missing", REVIEW, "Patient Identity Removed is not YES: the file does not "
      "say it was de-identified (it is judged by the Basic Profile with no option; what it still holds is FAIL)"),
-    ("identity:profile-retains-identity", REVIEW, "the files declare an option that keeps UIDs, device, institution "
-     "or full dates (one row per delivery, with a count)"),
     ("identity:identity-check", REVIEW, "Patient's Name/ID do not look like pseudonyms (second opinion)"),
     ("identity:study-split-over-patients", REVIEW, "one study appears under two Patient IDs"),
     ("files:non-dicom", REVIEW, "a file that is not DICOM and not one of the kit's own files"),
