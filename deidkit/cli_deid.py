@@ -13,6 +13,7 @@ from .export import (FAILED, HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, r
                      state_matches)
 from .guidelines import GuidelineError, load, locate
 from .mapping import KeyError_, default_key_path, load_or_create_key
+from .review_decisions import DecisionError
 
 EXIT_OK, EXIT_REVIEW, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT_NAME = "DEID_OUTPUT"
@@ -87,8 +88,12 @@ _WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a
 
 def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
     """The review window (deidkit.review_window) for an output folder."""
-    from . import review_window
-
+    try:
+        from . import review_window
+    except ImportError:  # a Python without Tk: the file can still be edited by hand
+        console.error("the review window needs Tk, which this Python lacks",
+                      "edit review_decisions.csv in the _HOSPITAL_ONLY folder instead (approve or reject)")
+        return EXIT_USAGE
     return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 
@@ -187,6 +192,11 @@ def _execute(config: RunConfig) -> int:
 
     try:
         summary = run_export(config, progress=progress, on_problem=on_problem)
+    except DecisionError as e:  # a person's decisions file cannot be read: nothing was done
+        if bar:
+            bar[0].close()
+        console.error(f"review_decisions.csv: {e}", "fix that row (decision approve, reject or empty), then run again")
+        return EXIT_USAGE
     except OSError as e:
         if bar:
             bar[0].close()

@@ -451,7 +451,10 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
 
 def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = None,
                on_problem: Callable[[FileResult], None] | None = None) -> RunSummary:
-    """Process every file of config.source into config.dest; resumable; returns all results."""
+    """Process every file of config.source into config.dest; resumable; returns all results.
+
+    Images a person approved in <hospital_dir>/review_decisions.csv are done again with the boxes
+    decided; review_decisions.DecisionError (before anything is done) if that file is malformed."""
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
     (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")
