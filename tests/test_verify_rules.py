@@ -332,10 +332,13 @@ def test_long_path_errors_become_findings(tmp_path, monkeypatch, g):
 def test_kit_files_are_recognised_by_name_and_content(tmp_path):
     root = tmp_path / "D"
     write_clean_export(root, patients=1, per_patient=2)
+    from deidkit import contract
+
     shutil.copy(REPO / "rename_folders.py", root / "rename_folders.py")
-    (root / "deid_tool").write_bytes(b"\x7fELF" + b"\0" * 60 + b"PYZ deidkit.engine confidentiality_profile.csv")
-    (root / "rename_folders.exe").write_bytes(b"MZ" + b"\0" * 100 + b"deidkit")
-    (root / "index.csv").write_text("folder,level,patient,study,series,modality,series_number\n", encoding="utf-8")
+    bundle = b"guidelines/confidentiality_profile.csv" + b"\0" * 32 + b"MEI\014\013\012\013\016"  # PyInstaller's tail
+    (root / "deid_tool").write_bytes(b"\x7fELF" + b"\0" * 60 + bundle)
+    (root / "rename_folders.exe").write_bytes(b"MZ" + b"\0" * 100 + bundle)
+    (root / "index.csv").write_text(",".join(contract.INDEX_COLUMNS) + "\n", encoding="utf-8")
     code, rows, report = run_verify(root, tmp_path)
     assert rows == [] and code == 0
     html = report.read_text(encoding="utf-8")
@@ -488,12 +491,13 @@ def test_kit_folders_are_left_out(tmp_path):
     write_clean_export(root, patients=1, per_patient=1)
     (root / "_internal" / "pydicom").mkdir(parents=True)
     (root / "_internal" / "base_library.zip").write_bytes(b"PK\x03\x04 deidkit")
+    shutil.copytree(REPO / "deidkit", root / "deidkit")
     (root / "_internal" / "pydicom" / "DOE^JOHN.py").write_text("x = 1\n", encoding="utf-8")
     shutil.copytree(REPO / "guidelines", root / "guidelines")
     code, rows, report = run_verify(root, tmp_path)
     assert rows == [] and code == 0
     html = report.read_text(encoding="utf-8")
-    assert html.count("program folder") == 2  # _internal and guidelines, not every file in them
+    assert html.count("program folder") == 3  # _internal, deidkit and guidelines, not every file in them
 
 
 @pytest.mark.parametrize("text, rule", [

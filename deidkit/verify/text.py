@@ -14,8 +14,11 @@ from typing import Any
 
 from pydicom.uid import UID_dictionary
 
+from ..contract import is_pseudonym, neutral_name_patterns
 from ..sweep import find_generic_phi, mask
 from .rules import FAIL, REVIEW
+
+__all__ = ["is_pseudonym", "name_problems", "name_problems_for", "text_hits", "uid_problem", "values_of"]
 
 # Vendor / research UID roots seen in the wild; anything else not under 2.25 is called a site root.
 VENDOR_ROOTS = {
@@ -42,14 +45,6 @@ DEVICE_KEYWORDS = frozenset({
     "PulseSequenceName", "CoilString", "SequenceVariant", "ScanOptions", "ImageType", "ContrastBolusAgent",
 })
 UNITS = re.compile(r"\s*(ms|msec|s|sec|mm|cm|m|hz|khz|mhz|%|ml|mg|kg|kv|kvp|ma|mas|deg|°|t|g|mt|bpm|px|x)\b", re.I)
-PSEUDONYM_RE = re.compile(r"[A-Z][A-Z0-9]{0,7}_[A-Z2-7]{10}")
-
-
-def is_pseudonym(value: str, prefix: str = "") -> bool:
-    """deid_tool's PREFIX_ + 10 base32 characters; any prefix settings.ini allows."""
-    value = value.strip()
-    return PSEUDONYM_RE.fullmatch(value) is not None or (
-        bool(prefix) and re.fullmatch(re.escape(prefix) + r"_[A-Z2-7]{10}", value) is not None)
 
 
 def uid_problem(uid: str) -> str | None:
@@ -170,15 +165,6 @@ _UID_PART = re.compile(r"(?<![\d.])\d+(\.\d+){3,}(?![\d.])")
 _INDEX_NAME = re.compile(r"[A-Za-z]{0,8}[-_]?\d+([-_.]\d+)*")  # IM-0001-0002-0001, IM0001, I10, 00001
 
 
-def _neutral_patterns(prefix: str) -> list[re.Pattern[str]]:
-    return [re.compile(p) for p in (
-        PSEUDONYM_RE.pattern, re.escape(prefix) + r"_[A-Z2-7]{10}",
-        r"STUDY_[0-9A-F]{8}",
-        r"SERIES_\d{4}_[A-Z0-9]{1,16}_[0-9A-F]{8}",
-        r"IMG_\d{5}_[0-9A-F]{8,16}(_\d+)?\.dcm",
-    )]
-
-
 def _stem(name: str) -> str:
     for ext in NAME_EXTENSIONS:
         if name.lower().endswith(ext):
@@ -193,7 +179,7 @@ def name_problems(name: str, g: Any) -> list[tuple[str, str, str]]:
 
 def name_problems_for(name: str, prefix: str, vocabulary: frozenset[str]) -> list[tuple[str, str, str]]:
     """(rule, severity, why) for one file or folder name; empty when the name is neutral."""
-    if any(p.fullmatch(name) for p in _neutral_patterns(prefix)):
+    if any(p.fullmatch(name) for p in neutral_name_patterns(prefix)):
         return []
     stem = _stem(name)
     if _UID_NAME.fullmatch(stem):
