@@ -905,7 +905,8 @@ class _NameClash(OSError):
 
 def _second_name(r: FileResult) -> str:
     """The output name with a second code, from the (de-identified) SOP Instance UID."""
-    code = hashlib.sha256(b"deidkit-second-name\0" + r.sop_instance.encode()).hexdigest()[:8].upper()
+    digest = hashlib.sha256(b"deidkit-second-name\0" + r.sop_instance.encode()).hexdigest()
+    code = f"{int(digest[:16], 16) % 10 ** 9:09d}"  # digits: contract.IMAGE_FILE_RE's "_<n>" suffix
     return r.out[: -len(".dcm")] + f"_{code}.dcm"
 
 

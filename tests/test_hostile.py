@@ -620,3 +620,14 @@ def test_pixel_data_element_with_a_damaged_vr_is_not_written(tmp_path, vr):
     out = tmp_path / "OUT"
     assert run(export_of(tmp_path / "EXPORT", {"IM1.dcm": bytes(data)}), out, tmp_path / "k") == 1
     assert held(out)["IM1.dcm"]["status"] == "failed" and not outputs(out)
+
+
+def test_second_names_are_the_contracts_image_names(tmp_path, monkeypatch):
+    from deidkit import contract
+
+    monkeypatch.setattr(mapping.Mapper, "short_code", lambda self, value, length=8: "ABCD0123"[:length])
+    out = tmp_path / "OUT"
+    assert run(export_of(tmp_path / "EXPORT", {f"IM{i}.dcm": encode(ct(i, instance=1)) for i in range(1, 4)}),
+               out, tmp_path / "k") == 0
+    names = [p.name for p in outputs(out)]
+    assert len(names) == 3 and all(contract.IMAGE_FILE_RE.fullmatch(n) for n in names)
