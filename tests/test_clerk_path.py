@@ -437,3 +437,57 @@ def test_double_click_in_a_folder_without_dicom(kind: str, tmp_path: Path) -> No
     assert "no DICOM files were found" in screen and str(folder) in screen and "Press Enter" in screen
     assert "[Y/n]" not in screen, "it asked to start a run that has nothing to do"
     assert not (tmp_path / "DEID_OUTPUT").exists() and not list((tmp_path / "home").rglob("*key*"))
+
+
+# ---- breaker: defects found by a new user -------------------------------------------------------
+def test_report_held_for_text_review_is_a_report_not_a_question_for_the_research_team() -> None:
+    """The engine's "[text-review]" reason (a cleaned SR that may still name someone) was
+    unknown to the catalogue: the screen said "held back for another reason" and told the
+    clerk to ask the research team about it. It is a report: it stays at the hospital."""
+    reason = "free text needs review [text-review]: cleaned, but a word may still name someone"
+    entry = contract.classify_reason(reason)
+    assert entry is not contract.UNKNOWN_REASON and entry.group is contract.Group.REPORTS_STAY
+
+
+def test_verdict_names_the_real_reference_to_give_the_research_team(tmp_path: Path) -> None:
+    """The ASK group used to show the example reference F000123 instead of the held file's."""
+    from types import SimpleNamespace
+
+    from deidkit.cli.deid_tool import verdict_lines
+
+    held = [SimpleNamespace(ref=f"F{n:06d}", reason="an identifier of the patient is still in the written header")
+            for n in (42, 7)]
+    summary = SimpleNamespace(needs_review=held, count=lambda status: 0)
+    config = SimpleNamespace(dest=tmp_path / "DEID_OUTPUT")
+    lines, title = verdict_lines(config, summary, tmp_path / "held_back.csv", None)
+    text = "\n".join(lines)
+    assert "F000007, F000042" in text and "F000123" not in text, text
+
+
+def test_write_failure_names_the_place_and_the_right_advice(tmp_path: Path, capsys) -> None:
+    """A read-only output place said only "cannot write (Read-only file system)" and advised
+    freeing space."""
+    import errno
+
+    from deidkit.cli.deid_tool import _write_failed
+
+    target = tmp_path / "DEID_OUTPUT" / "x.dcm"
+    assert _write_failed(OSError(errno.EROFS, "Read-only file system", str(target))) == 1
+    err = capsys.readouterr()
+    screen = err.out + err.err
+    assert str(target.parent) in screen and "free space" not in screen, screen
+    assert _write_failed(OSError(errno.ENOSPC, "No space left on device", str(target))) == 1
+    err = capsys.readouterr()
+    assert "disk is full" in err.out + err.err
+
+
+def test_readme_says_clean_structured_content_runs_as_settings_ini_says() -> None:
+    """README listed Clean Structured Content under "off" while settings.ini turns it on."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "guidelines" / "settings.ini", encoding="utf-8")
+    on = ini.getboolean("profile", "clean_structured_content")
+    readme = " ".join((ROOT / "README.txt").read_text(encoding="utf-8").split())
+    off_part = readme.split(" off: ", 1)[1].split(".", 1)[0]
+    assert ("Clean Structured Content" in off_part) != on, off_part

@@ -277,13 +277,16 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
     lines = [f"The copy in {config.dest} is safe to send as it is: {summary.count('written')} files."]
     if kept:
         lines.append(f"{len(kept)} file(s) were kept back: they are NOT in the copy. What to do about them:")
-        groups: dict[contract.Group, int] = {}
+        groups: dict[contract.Group, list[str]] = {}
         for r in kept:
-            group = contract.classify_reason(r.reason).group
-            groups[group] = groups.get(group, 0) + 1
+            groups.setdefault(contract.classify_reason(r.reason).group, []).append(r.ref)
         for group in contract.Group:
             if group in groups:
-                lines.append(f"  {groups[group]:>5}  {contract.GROUP_ADVICE[group]}")
+                lines.append(f"  {len(groups[group]):>5}  {contract.GROUP_ADVICE[group]}")
+                if group is contract.Group.ASK:  # the real references, not an example
+                    refs = sorted(groups[group])
+                    lines.append("         " + ", ".join(refs[:8]) + (f" and {len(refs) - 8} more (held_back.csv)"
+                                                                      if len(refs) > 8 else ""))
                 if group is contract.Group.REVIEW_IMAGES and waiting:
                     lines.append(f"         {waiting} wait for a person: deid_tool --review \"{config.dest}\" (or edit")
                     lines.append("         review_decisions.csv), then run again to send the approved ones")
@@ -302,8 +305,17 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
 
 
 def _write_failed(e: OSError) -> int:
-    what = "the output disk is full" if getattr(e, "errno", None) == 28 else f"cannot write ({e.strerror})"
-    console.error(what, "free space or choose another --out, then run again: it resumes")
+    import errno
+
+    where = f" in {Path(e.filename).parent}" if getattr(e, "filename", None) else ""
+    if getattr(e, "errno", None) == errno.ENOSPC:
+        console.error(f"the output disk is full{where}", "free space or choose another --out, then run again: it resumes")
+    elif getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        console.error(f"cannot write{where} ({e.strerror})",
+                      "copy the export to a folder you may write to (the copy is made beside it), or choose "
+                      "another --out, then run again: it resumes")
+    else:
+        console.error(f"cannot write{where} ({e.strerror})", "free space or choose another --out, then run again: it resumes")
     return EXIT_REVIEW
 
 
