@@ -491,3 +491,23 @@ def test_readme_says_clean_structured_content_runs_as_settings_ini_says() -> Non
     readme = " ".join((ROOT / "README.txt").read_text(encoding="utf-8").split())
     off_part = readme.split(" off: ", 1)[1].split(".", 1)[0]
     assert ("Clean Structured Content" in off_part) != on, off_part
+
+
+def test_readme_explains_the_review_window_the_last_screen_points_to() -> None:
+    """The ATTENTION screen says "deid_tool --review DEST ... review_decisions.csv"; the README
+    said nothing about either."""
+    readme = (ROOT / "README.txt").read_text(encoding="utf-8")
+    assert "deid_tool --review" in readme and "review_decisions.csv" in readme
+
+
+def test_undo_in_the_wrong_folder_names_the_folder_and_the_way_forward(tmp_path: Path, capsys) -> None:
+    """--undo where nothing was renamed said only "give --undo --key FILE", though the usual
+    cause is running it from another folder."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    folder = tmp_path / "somewhere else"
+    folder.mkdir()
+    code = cli_rename.main([str(folder), "--undo", "--yes"])
+    out = capsys.readouterr()
+    screen = " ".join((out.out + out.err).split())
+    assert code == 2 and str(folder) in screen and "--undo" in screen and "FOLDER --undo" in screen, screen

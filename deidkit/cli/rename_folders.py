@@ -214,8 +214,9 @@ def _new_undo_file(hospital: Path) -> Path:
 def _undo_finished(root: Path, journal: Journal, key_path: Path | None, args: argparse.Namespace) -> int:
     """Roll back a finished run from its undo data (the --key file, or the hospital-side copy)."""
     if not key_path:
-        console.error("there is no run to roll back here (no journal, no undo data in the hospital-side folder).",
-                      "give the file written by the run: --undo --key FILE")
+        console.error(f"there is no run to roll back in {root} (no journal, no undo data in the hospital-side "
+                      "folder).", "run it in the folder that was renamed (rename_folders FOLDER --undo), or give "
+                      "the undo file the run wrote: --undo --key FILE")
         return 2
     try:
         plan = RenamePlan.from_json(json.loads(key_path.read_text(encoding="utf-8"))["plan"])
