@@ -60,8 +60,9 @@ def confirm(question: str, assume_yes: bool, default: bool = True) -> bool:
         return True
     try:
         answer = input(f"{question} {'[Y/n]' if default else '[y/N]'} ").strip().lower()
-    except EOFError:
-        return default
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C at the question: no answer is not a yes
+        say("")
+        return False
     return default if not answer else answer in YES_WORDS
 
 
@@ -79,6 +80,10 @@ def verdict(title: str, lines: list[str], ok: bool) -> None:
     mark = "OK" if ok else "ATTENTION"
     body = [f"{mark}: {title}", *lines]
     width = min(max(len(line) for line in body) + 4, 100)
+    if getattr(sys.stdout, "isatty", lambda: False)():  # a frame wider than the window wraps into two lines
+        import shutil
+
+        width = min(width, max(20, shutil.get_terminal_size((100, 24)).columns - 1))
     say("")
     say("=" * width)
     for line in body:

@@ -511,3 +511,23 @@ def test_undo_in_the_wrong_folder_names_the_folder_and_the_way_forward(tmp_path:
     out = capsys.readouterr()
     screen = " ".join((out.out + out.err).split())
     assert code == 2 and str(folder) in screen and "--undo" in screen and "FOLDER --undo" in screen, screen
+
+
+@pytest.mark.parametrize("stop", [EOFError, KeyboardInterrupt])
+def test_ctrl_d_or_ctrl_c_at_the_start_question_starts_nothing(stop: type, tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    """Ctrl-D at "Start? [Y/n]" started the run (EOF counted as Enter); Ctrl-C there said
+    "stopped by the user ... it resumes where it stopped" and exit 1 though nothing had begun."""
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    monkeypatch.setattr(console, "is_interactive", lambda: True)
+
+    def answer(prompt: str = "") -> str:
+        raise stop
+
+    monkeypatch.setattr("builtins.input", answer)
+    code = cli_deid.main([str(export), "--out", str(tmp_path / "OUT"), "--key", str(tmp_path / "k.txt")])
+    out = capsys.readouterr()
+    assert code == 2 and "Nothing was done" in out.out, out.out + out.err
+    assert "resumes" not in out.out + out.err
+    assert not (tmp_path / "OUT").exists() and not (tmp_path / "k.txt").exists()
