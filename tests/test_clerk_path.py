@@ -531,3 +531,24 @@ def test_ctrl_d_or_ctrl_c_at_the_start_question_starts_nothing(stop: type, tmp_p
     assert code == 2 and "Nothing was done" in out.out, out.out + out.err
     assert "resumes" not in out.out + out.err
     assert not (tmp_path / "OUT").exists() and not (tmp_path / "k.txt").exists()
+
+
+def test_second_run_into_the_same_output_while_one_runs_is_refused(tmp_path: Path, capsys) -> None:
+    """Double-clicked twice: two runs wrote the same output at once; the first to finish said
+    "safe to send: 539 files" and its manifest lacked 109 files (--verify: REVIEW)."""
+    from deidkit.cli.deid_tool import _lock
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    held = _lock(tmp_path / "OUT_HOSPITAL_ONLY")  # the first run, still working
+    assert held is not None
+    try:
+        args = [str(export), "--out", str(tmp_path / "OUT"), "--yes", "--key", str(tmp_path / "k.txt")]
+        code = cli_deid.main(args)
+        out = capsys.readouterr()
+        assert code == 2 and "already writing" in out.err, out.out + out.err
+        assert not (tmp_path / "OUT" / contract.MANIFEST_NAME).exists()
+    finally:
+        held.close()
+    assert cli_deid.main(args) in (0, 1)  # once it has ended, a run goes through
+    assert (tmp_path / "OUT" / contract.MANIFEST_NAME).is_file()

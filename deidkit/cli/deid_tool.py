@@ -224,7 +224,49 @@ def _default_out(source: Path) -> Path:
     return parent / f"{DEFAULT_OUT_NAME}_new"
 
 
+LOCK_NAME = ".deid_tool.lock"  # in <DEST>_HOSPITAL_ONLY: one run at a time into one output
+
+
+def _lock(hospital_dir: Path):
+    """An open file holding an exclusive lock for the run into this output, or None when another
+    running deid_tool holds it (double-clicked twice). The system drops the lock when the process
+    ends, so a power cut leaves nothing to clean up. Raises OSError when the folder cannot be made."""
+    import os
+
+    hospital_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(hospital_dir / LOCK_NAME, "a+b")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
 def _execute(config: RunConfig) -> int:
+    try:
+        lock = _lock(config.hospital_dir)
+    except OSError as e:
+        return _write_failed(e)
+    if lock is None:
+        console.error(f"another deid_tool is already writing {config.dest}",
+                      "wait until its window shows the verdict (or close it), then run again if needed")
+        return EXIT_USAGE
+    try:
+        return _execute_locked(config)
+    finally:
+        lock.close()
+
+
+def _execute_locked(config: RunConfig) -> int:
     from .. import reports
 
     bar: list[console.Progress] = []
