@@ -552,3 +552,18 @@ def test_second_run_into_the_same_output_while_one_runs_is_refused(tmp_path: Pat
         held.close()
     assert cli_deid.main(args) in (0, 1)  # once it has ended, a run goes through
     assert (tmp_path / "OUT" / contract.MANIFEST_NAME).is_file()
+
+
+def test_deid_tool_on_its_own_output_says_nothing_to_do(tmp_path: Path, capsys) -> None:
+    """deid_tool copied into DEID_OUTPUT and double-clicked held back every file ("a patient
+    identifier we could not place" x32, "safe to send: 0 files", ask the research team)."""
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    key = tmp_path / "k.txt"
+    assert cli_deid.main([str(export), "--out", str(tmp_path / "DEID_OUTPUT"), "--yes", "--key", str(key)]) in (0, 1)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    code = cli_deid.main([str(tmp_path / "DEID_OUTPUT"), "--yes", "--key", str(key)])
+    out = capsys.readouterr().out
+    assert code == 0 and "Nothing to do" in out and "kept back" not in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "it wrote a second copy"

@@ -135,6 +135,8 @@ def _run(argv: list[str]) -> int:
 
         return lookup_main(args.lookup, source, (args.out or _default_out(source)).resolve(),
                            (args.key or default_key_path()).resolve(), guidelines)
+    if contract.kit_file_kind(source / contract.MANIFEST_NAME, contract.MANIFEST_NAME) == "manifest":
+        return _already_deidentified(source)
     dest = (args.out or _default_out(source)).resolve()
     if dest == source or source in dest.parents and args.out is not None:
         console.error("the output folder is inside the export folder", "choose --out outside the export")
@@ -186,6 +188,22 @@ def _run(argv: list[str]) -> int:
             return EXIT_USAGE
         config = dataclasses.replace(config, key=key)
     return _execute(config)
+
+
+def _already_deidentified(source: Path) -> int:
+    """deid_tool started on its own output (copied into DEID_OUTPUT and double-clicked): running
+    again would hold back every file (its pseudonyms look like identifiers) and send nothing."""
+    inside = sorted(p.name for p in console.kit_files_beside_program()
+                    if p.parent == source and p.name.startswith(contract.PROGRAM_NAMES))
+    lines = [f"{source} is a de-identified copy written by deid_tool: there is nothing more to do.",
+             "Nothing was written. Upload it as it is; to check it first:",
+             f"deid_tool --verify {source} (it must say PASS). To de-identify an export, put deid_tool",
+             "into the export folder instead."]
+    if inside:
+        lines += [f"Before sending, take the program(s) out of this folder ({', '.join(inside)}):",
+                  "they are not part of the delivery (deid_tool --verify ignores them)."]
+    console.verdict("Nothing to do", lines, ok=True)
+    return EXIT_OK
 
 
 def _holds_dicom(source: Path, exclude: list[Path]) -> bool:
