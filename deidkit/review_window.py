@@ -339,9 +339,17 @@ def hospital_dir_for(dest: Path) -> Path:
 def main(dest: Path, say=print) -> int:
     """Open the window for an output folder; returns 0 when nothing waits afterwards, 1 when some
     images still wait, 2 when there is nothing to review or no display. `say` gets plain lines."""
+    hospital = hospital_dir_for(dest)
+    if not hospital.is_dir():
+        say(f"Nothing to review: {hospital} does not exist. Give the de-identified copy of a run "
+            "(the folder DEID_OUTPUT that deid_tool wrote), e.g. deid_tool --review DEID_OUTPUT.")
+        return 2
     try:
-        model = ReviewModel(hospital_dir_for(dest))
-    except (FileNotFoundError, OSError, ValueError) as e:
+        model = ReviewModel(hospital)
+    except FileNotFoundError:
+        say(f"Nothing to review: no image of the run into {Path(dest).resolve()} waits for a person.")
+        return 2
+    except (OSError, ValueError) as e:
         say(f"Nothing to review: {e}")
         return 2
     try:

@@ -567,3 +567,15 @@ def test_deid_tool_on_its_own_output_says_nothing_to_do(tmp_path: Path, capsys) 
     out = capsys.readouterr().out
     assert code == 0 and "Nothing to do" in out and "kept back" not in out, out
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "it wrote a second copy"
+
+
+def test_review_of_a_wrong_folder_says_what_to_give(tmp_path: Path) -> None:
+    """--review on a folder that is no output said "no review_decisions.csv in X_HOSPITAL_ONLY";
+    on a run where nothing waits it said the same file name, which means nothing to a clerk."""
+    review_window = pytest.importorskip("deidkit.review_window")
+    said: list[str] = []
+    assert review_window.main(tmp_path / "typo", say=said.append) == 2
+    assert "does not exist" in said[-1] and "DEID_OUTPUT" in said[-1], said
+    (tmp_path / "OUT_HOSPITAL_ONLY").mkdir()
+    assert review_window.main(tmp_path / "OUT", say=said.append) == 2
+    assert "waits for a person" in said[-1] and "review_decisions.csv" not in said[-1], said
