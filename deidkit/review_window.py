@@ -11,6 +11,7 @@ Two views:
           the boxes in red. Drag a box to move it, drag it off the image to remove it (or
           right-click it); drag on the image to draw a new box on this frame (Shift: on every
           frame). A = approve, R = reject, U = undecided again; Escape = back to the grid.
+Ctrl+Q (or closing the window) ends the review; every answer is already saved.
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ class ReviewWindow:
         for key, action in (("<KeyPress-a>", self.on_approve), ("<KeyPress-A>", self.on_approve),
                             ("<KeyPress-r>", self.on_reject), ("<KeyPress-R>", self.on_reject),
                             ("<KeyPress-u>", self.on_undecide),
-                            ("<KeyPress-U>", self.on_undecide), ("<Escape>", lambda e: self.show_grid()),
+                            ("<KeyPress-U>", self.on_undecide), ("<Control-q>", lambda e: root.destroy()),
+                            ("<Control-w>", lambda e: root.destroy()), ("<Escape>", lambda e: self.show_grid()),
                             ("<Next>", lambda e: self.turn(1)), ("<Prior>", lambda e: self.turn(-1)),
                             ("<Right>", lambda e: self.step(1)), ("<Left>", lambda e: self.step(-1)),
                             ("<plus>", lambda e: self.set_zoom(1)), ("<equal>", lambda e: self.set_zoom(1)),
@@ -133,7 +135,7 @@ class ReviewWindow:
         self.status.configure(text=f"Page {self.page_no + 1}/{self.model.pages(self.per_page)}   "
                                    f"approved {approved}, rejected {rejected}, waiting {undecided}   |   "
                                    "A: approve every waiting image on this page   PageDown/Right: next page   "
-                                   "click: look closely   (saved at once; close the window when done)")
+                                   "click: look closely   (saved at once; Ctrl+Q or close the window when done)")
 
     def turn(self, step: int) -> None:
         """Next/previous page (grid) or next/previous image (image view)."""
@@ -362,7 +364,10 @@ def main(dest: Path, say=print) -> int:
     root.mainloop()
     approved, rejected, waiting = model.counts()
     say(f"Saved {model.path}: approved {approved}, rejected {rejected}, waiting {waiting}.")
-    say("Run deid_tool again on the same export and output to send the approved images.")
+    if approved:
+        say("Run deid_tool again on the same export and output to send the approved images.")
+    elif waiting:
+        say("Nothing was approved yet: open the review again when ready (deid_tool --review).")
     return 1 if waiting else 0
 
 
