@@ -579,3 +579,33 @@ def test_review_of_a_wrong_folder_says_what_to_give(tmp_path: Path) -> None:
     (tmp_path / "OUT_HOSPITAL_ONLY").mkdir()
     assert review_window.main(tmp_path / "OUT", say=said.append) == 2
     assert "waits for a person" in said[-1] and "review_decisions.csv" not in said[-1], said
+
+
+def test_rename_folders_twice_is_nothing_to_do_and_undo_still_rolls_back_the_real_run(tmp_path: Path,
+                                                                                       capsys) -> None:
+    """The second run "renamed" 3 items to themselves, wrote rename_folders_undo_2.json and said
+    "Renaming done"; --undo then rolled back that empty run and said every file had its old
+    name again, while the names stayed neutral."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    out = tmp_path / "OUT"
+    assert cli_deid.main([str(export), "--out", str(out), "--yes", "--key", str(tmp_path / "k.txt")]) in (0, 1)
+    cleaned = tmp_path / "CLEANED"  # what another anonymizer leaves: clean headers, named folders
+    cleaned.mkdir()
+    for n, subject in enumerate(sorted(p for p in out.iterdir() if p.is_dir())):
+        shutil.copytree(subject, cleaned / f"Müller Hans {n}")
+    before = sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*"))
+    assert cli_rename.main([str(cleaned), "--yes"]) in (0, 1)
+    renamed = sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*"))
+    assert renamed != before
+    capsys.readouterr()
+    assert cli_rename.main([str(cleaned), "--yes"]) in (0, 1)
+    screen = capsys.readouterr().out
+    assert "Nothing to do" in screen and "Plan: 0 item(s)" in screen, screen
+    hospital = tmp_path / "CLEANED_HOSPITAL_ONLY"
+    assert sorted(p.name for p in hospital.glob("rename_folders_undo*.json")) == ["rename_folders_undo.json"]
+    assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == renamed
+    assert cli_rename.main([str(cleaned), "--undo", "--yes"]) == 0
+    assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == before

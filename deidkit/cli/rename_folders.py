@@ -260,10 +260,17 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
     plan = make_plan(tree, {p.name for p in own}, os.fspath(base), args.move_other_out, plan_token(tree))
     for problem in plan_problems(plan, os.fspath(root)):
         console.say(f"Note: {problem}")
-    n_steps = sum(len(g.entries) for g in plan.groups)
+    n_steps = sum(1 for g in plan.groups for e in g.entries if e.out or e.final != e.old)  # real changes
     console.say(f"Plan: {n_steps} item(s) to rename or move in {len(plan.index) - 1} folder(s) below the top folder.")
     if args.dry_run:
         return _show_dry_run(plan)
+    if not n_steps and is_our_index(root / INDEX_NAME):  # run again on its own result (double-clicked twice)
+        lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+        console.verdict("Nothing to do", [
+            "Every name below this folder is already neutral (an earlier run renamed it): nothing was",
+            "renamed and no new undo data was written (--undo still rolls back that earlier run)."]
+            + lines[1:] + _kit_lines(root), ok)
+        return 0 if ok else 1
     if plan.review_identified:
         if not _ask_despite_identified(plan, args.yes):
             return 1
