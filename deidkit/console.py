@@ -80,15 +80,27 @@ def verdict(title: str, lines: list[str], ok: bool) -> None:
     mark = "OK" if ok else "ATTENTION"
     body = [f"{mark}: {title}", *lines]
     width = min(max(len(line) for line in body) + 4, 100)
-    if getattr(sys.stdout, "isatty", lambda: False)():  # a frame wider than the window wraps into two lines
-        import shutil
+    columns = _window_columns()
+    if columns and columns <= width:  # narrower than the frame: wrap at spaces, not in mid-word
+        import textwrap
 
-        width = min(width, max(20, shutil.get_terminal_size((100, 24)).columns - 1))
+        width = max(20, columns - 1)
+        body = [part for line in body for part in textwrap.wrap(
+            line, width - 3, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2),
+            break_long_words=False, break_on_hyphens=False) or [""]]
     say("")
     say("=" * width)
     for line in body:
         say(f"  {line}")
     say("=" * width)
+
+
+def _window_columns() -> int:
+    """The terminal's width in characters, or 0 when it is not a terminal or does not say."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 0
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def error(message: str, what_to_do: str = "") -> None:

@@ -609,3 +609,19 @@ def test_rename_folders_twice_is_nothing_to_do_and_undo_still_rolls_back_the_rea
     assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == renamed
     assert cli_rename.main([str(cleaned), "--undo", "--yes"]) == 0
     assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == before
+
+
+def test_verdict_fits_a_narrow_window_without_cutting_words(monkeypatch, capsys) -> None:
+    """On an 80-column terminal the 100-wide frame and its lines wrapped in mid-word
+    ("rename_folde / rs", "he / ld_back.csv")."""
+    monkeypatch.setattr(console, "_window_columns", lambda: 60)
+    words = ("Next: upload /tmp/x/DEID_OUTPUT as agreed. Its names are already neutral: rename_folders is not "
+             "needed and the list is in /tmp/x/DEID_OUTPUT_HOSPITAL_ONLY/held_back.csv")
+    console.verdict("Finished: the copy can be sent; 6 file(s) kept back at the hospital", [words], ok=False)
+    shown = capsys.readouterr().out.splitlines()
+    assert all(len(line) < 60 for line in shown), shown
+    assert " ".join(" ".join(shown).split()).count("/tmp/x/DEID_OUTPUT_HOSPITAL_ONLY/held_back.csv") == 1
+    assert "rename_folders" in " ".join(shown)
+    monkeypatch.setattr(console, "_window_columns", lambda: 0)  # not a terminal: lines as they are
+    console.verdict("t", [words], ok=True)
+    assert words in capsys.readouterr().out
