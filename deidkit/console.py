@@ -103,6 +103,18 @@ def _window_columns() -> int:
         return 0
 
 
+def unexpected_error(what_to_do: str) -> None:
+    """A program error: the traceback (for IT), then one plain line; the caller still pauses,
+    so a double-clicked window does not vanish with the message."""
+    import traceback
+
+    try:
+        traceback.print_exc(file=sys.stderr)
+    except Exception:  # noqa: BLE001 (an unprintable traceback must not hide the plain line)
+        pass
+    error("an unexpected problem stopped the program (the lines above say where)", what_to_do)
+
+
 def error(message: str, what_to_do: str = "") -> None:
     say(f"ERROR: {message}", sys.stderr)
     if what_to_do:

@@ -625,3 +625,26 @@ def test_verdict_fits_a_narrow_window_without_cutting_words(monkeypatch, capsys)
     monkeypatch.setattr(console, "_window_columns", lambda: 0)  # not a terminal: lines as they are
     console.verdict("t", [words], ok=True)
     assert words in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("program", ["deid_tool", "rename_folders"])
+def test_a_crash_in_a_double_clicked_window_says_so_and_waits(program: str, monkeypatch, capsys) -> None:
+    """A file name that is not valid UTF-8 crashed deid_tool with a bare traceback (export.py,
+    progress.jsonl); double-clicked, the window closed at once and the clerk saw nothing."""
+    from deidkit.cli import deid_tool as cli_d
+    from deidkit.cli import rename_folders as cli_r
+
+    module, inner = (cli_d, "_run") if program == "deid_tool" else (cli_r, "run")
+
+    def boom(argv):
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(module, inner, boom)
+    monkeypatch.setattr(console, "is_interactive", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": prompts.append(prompt) or "")
+    code = module.main([])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "unexpected problem" in err and "UnicodeEncodeError" in err, err
+    assert any("Press Enter" in p for p in prompts), "the window closed without waiting"

@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("stopped by the user", "run the same command again: it resumes where it stopped")
         code = EXIT_REVIEW
+    except Exception:  # noqa: BLE001 (a double-clicked window must not close on a traceback)
+        console.unexpected_error("run the same command again: it resumes where it stopped. If it stops the "
+                                 "same way, show this screen to your IT department")
+        code = EXIT_USAGE
     console.pause_before_exit(double_clicked)
     return code
 

@@ -346,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     except SystemExit as exc:  # argparse usage errors and --version
         code = exc.code if isinstance(exc.code, int) else 2
+    except Exception:  # noqa: BLE001 (a double-clicked window must not close on a traceback)
+        console.unexpected_error("nothing is lost: run it again to finish, or with --undo to roll back. If it "
+                                 "stops the same way, show this screen to your IT department")
+        code = 1
     console.pause_before_exit(double_click)
     return code
 
