@@ -648,3 +648,26 @@ def test_a_crash_in_a_double_clicked_window_says_so_and_waits(program: str, monk
     err = capsys.readouterr().err
     assert code in (1, 2) and "unexpected problem" in err and "UnicodeEncodeError" in err, err
     assert any("Press Enter" in p for p in prompts), "the window closed without waiting"
+
+
+def test_rename_folders_refuses_names_that_are_not_text_before_changing_anything(tmp_path: Path, capsys) -> None:
+    """A Latin-1 name on Linux (bytes, not UTF-8) crashed rename_folders with a traceback while
+    writing the undo data. It now says so, names nothing in the tree changed, and exits 2."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    try:
+        odd = os.path.join(os.fsencode(export), b"M\xfcller")
+        os.mkdir(odd)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only valid names")
+    first = next(p for p in export.rglob("*") if p.is_file() and p.stat().st_size > 1000)
+    shutil.copy(first, os.path.join(odd, b"IM\xe91"))
+    before = sorted(os.fsencode(p) for p in export.rglob("*"))
+    code = cli_rename.main([str(export), "--yes"])
+    out = capsys.readouterr()
+    assert code == 2 and "not valid text" in out.err and "Nothing was renamed" in out.err, out.out + out.err
+    assert "Traceback" not in out.err
+    assert sorted(os.fsencode(p) for p in export.rglob("*")) == before
+    assert not list(tmp_path.glob("*_HOSPITAL_ONLY/rename_folders_undo*.json"))

@@ -271,6 +271,13 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
             "renamed and no new undo data was written (--undo still rolls back that earlier run)."]
             + lines[1:] + _kit_lines(root), ok)
         return 0 if ok else 1
+    undecodable = _undecodable_names(plan)
+    if undecodable:  # the journal and the undo data (UTF-8 JSON) could not record these names
+        console.error(f"{len(undecodable)} name(s) below this folder are not valid text in this system's "
+                      f"encoding, for example {undecodable[0]!a}. Nothing was renamed.",
+                      "rename those by hand (or copy the export with a tool that converts the names), "
+                      "then run again")
+        return 2
     if plan.review_identified:
         if not _ask_despite_identified(plan, args.yes):
             return 1
@@ -296,6 +303,18 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
         console.error("the journal cannot be written at the top of the folder (read-only?). Nothing was renamed.")
         return 2
     return _replay(root, journal, plan, undo=False)
+
+
+def _undecodable_names(plan: RenamePlan) -> list[str]:
+    """Old paths (relative) holding bytes that are not text (Linux: a name written in another
+    encoding decodes to lone surrogates), which UTF-8 cannot store."""
+    bad = []
+    for old, _new in key_mapping(plan):
+        try:
+            old.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(old)
+    return bad
 
 
 def _show_dry_run(plan: RenamePlan) -> int:
