@@ -671,3 +671,19 @@ def test_rename_folders_refuses_names_that_are_not_text_before_changing_anything
     assert "Traceback" not in out.err
     assert sorted(os.fsencode(p) for p in export.rglob("*")) == before
     assert not list(tmp_path.glob("*_HOSPITAL_ONLY/rename_folders_undo*.json"))
+
+
+def test_review_of_a_moved_export_says_so_and_a_approves_nothing_unseen(tmp_path: Path) -> None:
+    """The export moved after the run: the thumbnail said "cannot show the image
+    (FileNotFoundError)". It now says what happened; A on the page still approves nothing unseen."""
+    from deidkit.review_model import ReviewModel
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16)
+    assert cli_deid.main([str(export), "--out", str(tmp_path / "OUT"), "--yes", "--key", str(tmp_path / "k")]) == 1
+    export.rename(tmp_path / "EXPORT_moved")
+    model = ReviewModel(tmp_path / "OUT_HOSPITAL_ONLY")
+    assert model.items, "the synthetic export has an image that waits for a person"
+    item = model.items[0]
+    assert model.frames(item) == [] and "moved or deleted" in item.error
+    assert model.approve_all(model.items) == 0
