@@ -687,3 +687,35 @@ def test_review_of_a_moved_export_says_so_and_a_approves_nothing_unseen(tmp_path
     item = model.items[0]
     assert model.frames(item) == [] and "moved or deleted" in item.error
     assert model.approve_all(model.items) == 0
+
+
+def test_undo_of_an_interrupted_run_leaves_no_undo_data_for_a_second_undo(tmp_path: Path, capsys) -> None:
+    """Ctrl-C while renaming, then --undo: the tree came back, but its undo file stayed, so a
+    second --undo "rolled back" again and said every name was restored."""
+    from deidkit.cli import rename_folders as cli_rename
+    from deidkit.journal import Journal
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=2, image_size=16, include_problems=False)
+    before = tree(export)
+    original_mark = Journal.mark
+    calls = {"n": 0}
+
+    def interrupted(self, step):  # the person presses Ctrl-C after the third step
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original_mark(self, step)
+
+    Journal.mark = interrupted
+    try:
+        assert cli_rename.main([str(export), "--yes"]) == 1
+    finally:
+        Journal.mark = original_mark
+    assert Journal(export).exists(), "the test did not interrupt the run"
+    assert cli_rename.main([str(export), "--undo", "--yes"]) == 0
+    assert tree(export) == before
+    assert not list((tmp_path / "EXPORT_HOSPITAL_ONLY").glob("rename_folders_undo*.json"))
+    capsys.readouterr()
+    assert cli_rename.main([str(export), "--undo", "--yes"]) == 2
+    assert "no run to roll back" in capsys.readouterr().err

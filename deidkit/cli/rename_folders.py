@@ -193,7 +193,17 @@ def _resume(root: Path, journal: Journal, args: argparse.Namespace) -> int:
                     + ("rolled back." if undo else "finished.") + " Nothing changed (--dry-run).")
         return 0
     console.say("An interrupted run was found: " + ("rolling it back." if undo else "finishing it."))
-    return _replay(root, journal, plan, undo)
+    code = _replay(root, journal, plan, undo)
+    if undo and code == 0 and not args.key:  # its undo data is done with (it holds old names)
+        hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else _default_hospital_dir(root)
+        for undo_file in hospital.glob("rename_folders_undo*.json"):
+            try:
+                same = json.loads(undo_file.read_text(encoding="utf-8"))["plan"]["token"] == plan.token
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if same:
+                undo_file.unlink()
+    return code
 
 
 def _latest_undo_file(hospital: Path) -> Path | None:
