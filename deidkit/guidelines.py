@@ -8,7 +8,7 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   research_private.csv         our own additions: numeric acquisition parameters research needs
   attribute_types.csv          PS3.3 module Types used to resolve combined codes
   settings.ini                 which options the site runs with, pseudonym and date settings
-  descriptor_vocabulary.txt    words Clean Descriptors may keep
+  descriptor_vocabulary.txt    imaging words Clean Descriptors never reads as names
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """

@@ -5,7 +5,7 @@
 - `Identifiers.find(text)` says which of them a text still contains (any order, case, accents).
 - `find_generic_phi(text)` finds PHI shapes in free text: dates, phone numbers, e-mail, postal
   addresses, ID-like numbers, person-name syntax.
-- `clean_descriptor(text, ...)` is Clean Descriptors: keep only known-safe words.
+- `clean_descriptor(text, ...)` is Clean Descriptors: remove what identifies, keep the rest.
 """
 from __future__ import annotations
 
@@ -269,48 +269,61 @@ def mask(text: str, keep: int = 1) -> str:
 
 # ---- Clean Descriptors -----------------------------------------------------------------------
 
-_NUMBER_RE = re.compile(r"\d{1,3}([.,]\d{1,4})?(%|x)?", re.I)
-_TECH_RE = re.compile(r"(?=.*\d)[a-z0-9*]{1,6}", re.I)  # kernels and codes: B70f, T2*, 3D, FC13
-_PART_SPLIT = re.compile(r"[/+\-_.:()\[\]^,;=#&]+")
-
-
-def _safe_piece(piece: str, vocabulary: frozenset[str]) -> tuple[bool, bool]:
-    """(acceptable, is a vocabulary word) for one piece of a descriptor."""
-    low = piece.lower()
-    if low in vocabulary:
-        return True, True
-    if _NUMBER_RE.fullmatch(piece):
-        return True, False
-    if _TECH_RE.fullmatch(piece) and sum(c.isdigit() for c in piece) < 4:
-        return True, False
-    m = re.fullmatch(r"(\d{1,3}(?:[.,]\d{1,4})?)([a-z]+)", low)
-    if m and m.group(2) in vocabulary:
-        return True, True
-    return False, False
+_TITLE_RE = re.compile(  # a title before a name; all-caps "MR" without a dot is the modality
+    r"\b(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof|Drs)\.?|(?:DR|MRS|MS|PROF|MISS)\.?|MR\.)\s+([^\W\d_][\w'-]*)")
+_NAME_WORD = re.compile(r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?")      # Smith, O'Neil, Smith-Jones
+_INITIAL = re.compile(r"[A-Z]\.")                                   # J.
+_SPLIT_KEEP = re.compile(r"(\s+)")
 
 
 def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
-    """Keep only known-safe words, short numbers and technical codes; '' if no word is left.
+    """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
 
-    Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
-    unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
+    Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers,
+    person names in DICOM syntax A^B), a title with the name after it ("Dr Smith"; all-caps "MR"
+    without a dot is the modality), the patient's own identifiers (any chunk holding one), runs of
+    two or more capitalised words none of which is a known imaging word ("John Smith"), a
+    capitalised word with an initial ("Smith J."), and, when something identifying was found, any
+    remaining capitalised unknown word (a name beside a date is likely). Kept: protocol words,
+    abbreviations, sequence names and technical tokens ("t1_mprage_sag_p2_iso", "ep2d_bold_moco",
+    "Axial EPI-FMRI (Interleaved I to S)", "MR BRAIN T1 AX"). Returns '' when nothing with a letter
+    or digit is left. vocabulary: known imaging words (lower case), never read as names.
     """
-    for found in reversed(find_generic_phi(text)):  # dates, phones, IDs... go before any word is judged
-        text = text[:found.start] + " " + text[found.end:]
-    kept: list[str] = []
-    has_word = False
-    for chunk in text.split():
+    found_phi = False
+    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
+    spans += [(m.start(), m.end()) for m in re.finditer(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}(\^[^\W\d_]+)*", text)]
+    for m in _TITLE_RE.finditer(text):
+        if m.group(1).lower() not in vocabulary:
+            spans.append((m.start(), m.end()))
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+        found_phi = True
+    chunks = text.split()
+    drop = [False] * len(chunks)
+    for i, chunk in enumerate(chunks):
         if identifiers is not None and identifiers.find(chunk):
+            drop[i] = found_phi = True
+
+    def unknown_name(i: int) -> bool:
+        c = chunks[i].strip(",;:()")
+        return bool(_NAME_WORD.fullmatch(c)) and c.lower() not in vocabulary
+
+    for i in range(len(chunks)):
+        if not unknown_name(i):
             continue
-        ok, word = _safe_piece(chunk, vocabulary)
-        if not ok:
-            pieces = [p for p in _PART_SPLIT.split(chunk) if p]
-            verdicts = [_safe_piece(p, vocabulary) for p in pieces]
-            ok = bool(pieces) and all(v[0] for v in verdicts)
-            word = any(v[1] for v in verdicts)
-            if not pieces and len(chunk) <= 2:  # lone punctuation such as '-' or '/'
-                ok = True
-        if ok:
-            kept.append(chunk)
-            has_word = has_word or word
-    return " ".join(kept).strip(" -/.,:") if has_word else ""
+        run_next = i + 1 < len(chunks) and unknown_name(i + 1)
+        run_prev = i > 0 and unknown_name(i - 1)
+        initial = (i + 1 < len(chunks) and _INITIAL.fullmatch(chunks[i + 1].strip(",;"))) or \
+                  (chunks[i].endswith(",") and i + 1 < len(chunks) and re.fullmatch(r"[A-Z]\.?", chunks[i + 1]))
+        if run_next or run_prev or initial:
+            drop[i] = True
+            if initial:
+                drop[i + 1] = True
+    if found_phi:
+        for i in range(len(chunks)):
+            if unknown_name(i):
+                drop[i] = True
+    kept = " ".join(c for c, d in zip(chunks, drop) if not d)
+    kept = re.sub(r"\(\s*\)|\[\s*\]", " ", kept)
+    kept = " ".join(kept.split()).strip(" -/.,:;")
+    return kept if re.search(r"[^\W_]", kept) else ""
