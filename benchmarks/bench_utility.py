@@ -52,7 +52,9 @@ IDENTIFYING = ("AcquisitionDateTime", "AcquisitionTime", "AcquisitionDate", "Con
                "ReferringPhysicianName", "AccessionNumber", "StudyID", "SeriesNumber_hidden",
                "ProcedureStepDescription", "PerformedProcedureStepStartTime", "StudyTime", "SeriesTime",
                "SoftwareVersions_hidden", "DateOfLastCalibration", "TimeOfLastCalibration", "ConversionSoftware",
-               "ConversionSoftwareVersion", "PatientWeight", "PatientSex", "PatientAge", "PatientPosition_hidden")
+               "ConversionSoftwareVersion", "PatientWeight", "PatientSex", "PatientAge",
+               # written by the de-identification itself, or free text removed on purpose
+               "DeidentificationMethod", "DeidentificationMethodCodeSequence", "WipMemBlock")
 LEAK_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "InstitutionAddress",
                  "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "StationName",
                  "DeviceSerialNumber", "AccessionNumber", "InstitutionalDepartmentName", "RequestingPhysician",

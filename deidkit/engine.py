@@ -24,6 +24,7 @@ from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from . import __version__
+from .csa import clean_csa
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .mapping import Mapper, patient_key_of, shift_da, shift_dt
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
@@ -395,7 +396,15 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
     code = ctx.guidelines.private_rule.code_under(ctx.guidelines.settings.options)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        if entry is not None and not _private_value_usable(ds, elem, entry.vr):
+        if entry is not None and entry.check == "csa":
+            cleaned = clean_csa(elem.value) if isinstance(elem.value, bytes) else None
+            if cleaned is None:
+                entry = None
+            else:
+                ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
+                ctx.findings.append(Finding(location, "C", "Siemens CSA header cleaned"))
+                return
+        elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
             entry = None
     if entry is None:
         del ds[tag]
@@ -415,7 +424,8 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
         else:
             _recurse(elem, ctx, location, cleaning=True)
         return
-    if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)):
+    if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)) or (
+            entry.check == "token" and not all(_TOKEN.fullmatch(v.strip()) for v in _str_values(elem))):
         del ds[tag]
         ctx.findings.append(Finding(location, "X", "private value is not what the table expects"))
         return
@@ -447,6 +457,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
 
 
 _UID_LIKE = re.compile(r"[0-9]+(\.[0-9]+)+")
+_TOKEN = re.compile(r"[A-Za-z0-9_.*+\-;:>()/]{1,32}")  # one technical code: p2, Tra>Cor(-6.2), +LPH
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 

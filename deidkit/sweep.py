@@ -276,11 +276,22 @@ _INITIAL = re.compile(r"[A-Z]\.")                                   # J.
 _SPLIT_KEEP = re.compile(r"(\s+)")
 
 
+def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
+    """'A^B' is a person name in DICOM syntax (SMITH^JOHN) or Siemens' Region^Exam (HEAD^Brain,
+    Research^MCBI_TESTING). Parts that are alphabetic words not in the vocabulary go when written
+    as a name (Smith) or when every part looks like one (SMITH^JOHN); the rest stays."""
+    parts = chunk.split("^")
+    unknown = [p.isalpha() and p.lower() not in vocabulary for p in parts]
+    all_names = all(u or not p for u, p in zip(unknown, parts))
+    kept = [p for p, u in zip(parts, unknown) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
+    return "^".join(p for p in kept if p)
+
+
 def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
     """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
 
-    Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers,
-    person names in DICOM syntax A^B), a title with the name after it ("Dr Smith"; all-caps "MR"
+    Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers),
+    person names in DICOM syntax (SMITH^JOHN; Siemens' Region^Exam such as HEAD^Brain stays), a title with the name after it ("Dr Smith"; all-caps "MR"
     without a dot is the modality), the patient's own identifiers (any chunk holding one), runs of
     two or more capitalised words none of which is a known imaging word ("John Smith"), a
     capitalised word with an initial ("Smith J."), and, when something identifying was found, any
@@ -291,14 +302,14 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     """
     found_phi = False
     spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
-    spans += [(m.start(), m.end()) for m in re.finditer(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}(\^[^\W\d_]+)*", text)]
     for m in _TITLE_RE.finditer(text):
         if m.group(1).lower() not in vocabulary:
             spans.append((m.start(), m.end()))
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + " " + text[end:]
         found_phi = True
-    chunks = text.split()
+    chunks = [_clean_caret_chunk(c, vocabulary) if "^" in c else c for c in text.split()]
+    chunks = [c for c in chunks if c]
     drop = [False] * len(chunks)
     for i, chunk in enumerate(chunks):
         if identifiers is not None and identifiers.find(chunk):

@@ -164,7 +164,7 @@ def make_private_kb(reference: Path, out: Path) -> int:
                 "# xx is whatever block the creator got in the file). E.3.10-1 wins where the lists differ; an\n"
                 "# element on neither list is deleted. Elements kept here are kept on the judgement of DICOM's\n"
                 "# sample list and of TCIA (PS3.15 E.3.10: vendors guarantee no list). Siemens CSA headers are\n"
-                "# deleted (free text) whatever a list says.\n"
+                "# deleted here (free text); research_private.csv keeps them only as deidkit/csa.py cleans them.\n"
                 "# disposition: " + "; ".join(f"{k} = {v}" for k, v in KB_MEANING.items()) + "\n"
                 "# counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
         w = csv.DictWriter(f, fieldnames=["private_creator", "tag", "name", "vr", "disposition", "source"],

@@ -43,6 +43,11 @@ stack series1 ssfp trufisp fiesta balanced b0 b50 b100 b500 b800 b1000 b1500 b20
 exp eadc fa md tensor colfa fibers tract tractography resting state task fmri
 1st 2nd 3rd 4th first second third fourth fifth final prelim preliminary
 no yes none other unknown normal abnormal
+research clinical testing qa phantom physics service neuro neuroradiology msk body vascular cardio
+interleaved ascending descending sequential mosaic moco localizer scout loc survey calibration
+shim fieldmap field gradient echo spin inversion recovery diffusion weighted tensor resting
+task rest run acq dir rec bold sbref mbep2d cmrr multiband accelerated grappa sense asset
+isotropic iso resolution hires lowres highres magnitude mag phase real imaginary
 """.split()
 
 CID_NAME_RE = re.compile(r"Anatom|Region|Laterality|View|Contrast|Radiograph|Mammograph|Modality|"
