@@ -439,12 +439,10 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
         if new:
             elem.value = new if len(new) > 1 else new[0]
         ctx.findings.append(Finding(location, "U", "private UID remapped"))
-    elif disposition == "o":
+    elif disposition == "o" or vr in ("DA", "DT"):
         _shift_private_date(ds, elem, ctx, location)
     elif disposition == "oi":
         _shift_private_seconds(ds, elem, ctx, location)
-    elif vr in ("DA", "DT"):
-        _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
     elif vr == "UI":
         _remap_uid(elem, ctx)
     elif vr == "PN":
@@ -465,17 +463,18 @@ def _all_numbers(elem: DataElement) -> bool:
     """Every value of the element is a number (a numeric VR, or DS/IS text that parses)."""
     if elem.VR in NUMBER_VRS or elem.VR in ("OF", "OD", "FL", "FD"):
         return True
-    if elem.VR in ("DS", "IS"):
-        return all(_NUMBER_TEXT.fullmatch(v.strip()) for v in _str_values(elem))
+    if elem.VR in ("DS", "IS") or elem.VR in TEXT_VRS:
+        values = _str_values(elem)
+        return bool(values) and all(_NUMBER_TEXT.fullmatch(v.strip()) for v in values)
     return False
 
 
 def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     """'o': a date or date-time, whatever VR the vendor gave it, shifted like the public dates."""
-    if elem.VR in ("DA", "DT"):
+    options = ctx.guidelines.settings.options
+    if elem.VR in ("DA", "DT") and ({"retain_long_modified_dates", "retain_long_full_dates"} & options):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
         return
-    options = ctx.guidelines.settings.options
     values = _str_values(elem) if elem.VR in TEXT_VRS else None
     if values is not None and "retain_long_full_dates" in options:
         return
