@@ -167,7 +167,10 @@ def leak_values(files: list[Path]) -> set[str]:
                 vals = elem.value if elem.VM > 1 and not isinstance(elem.value, str) else [elem.value]
                 for v in vals:
                     text = str(v).strip()
-                    for part in [text] + text.replace("^", " ").split():
+                    # names by their parts; other values whole or by their comma-separated parts
+                    parts = text.replace("^", " ").split() if elem.VR == "PN" else [text] + text.split(",")
+                    for part in parts:
+                        part = part.strip()
                         if len(part) >= 5 and not part.replace(".", "").isdigit() or (part.isdigit() and len(part) >= 8):
                             values.add(part)
     return values

@@ -134,6 +134,16 @@ def clean_ascconv(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def clean_protocol_text(data: bytes) -> bytes | None:
+    """A Siemens protocol held as plain text (XA enhanced MR: (0021,xx19) of "SIEMENS MR SDS 01"):
+    its ASCCONV section cleaned as in the CSA series header; None when there is none."""
+    cleaned = clean_ascconv(bytes(data).split(b"\0", 1)[0].decode("latin-1"))
+    if not cleaned:
+        return None
+    out = cleaned.encode("latin-1")
+    return out + b"\0" * (len(out) % 2)
+
+
 def clean_csa(data: bytes) -> bytes | None:
     """The CSA header with every value that is not a number or known technical text blanked;
     None if it cannot be parsed."""

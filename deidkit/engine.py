@@ -24,7 +24,7 @@ from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from . import __version__
-from .csa import clean_csa
+from .csa import clean_csa, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .mapping import Mapper, patient_key_of, shift_da, shift_dt
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
@@ -396,13 +396,15 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
     code = ctx.guidelines.private_rule.code_under(ctx.guidelines.settings.options)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        if entry is not None and entry.check == "csa":
-            cleaned = clean_csa(elem.value) if isinstance(elem.value, bytes) else None
+        if entry is not None and entry.check in ("csa", "ascconv"):
+            cleaned = None
+            if isinstance(elem.value, bytes):
+                cleaned = clean_csa(elem.value) if entry.check == "csa" else clean_protocol_text(elem.value)
             if cleaned is None:
                 entry = None
             else:
                 ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
-                ctx.findings.append(Finding(location, "C", "Siemens CSA header cleaned"))
+                ctx.findings.append(Finding(location, "C", "Siemens protocol header cleaned"))
                 return
         elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
             entry = None
