@@ -139,9 +139,12 @@ def _elements(ds: Dataset) -> list[DataElement]:
     return list(ds)
 
 
-def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> None:
+def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
+                     inherited_creators: dict[tuple[int, int], str] | None = None) -> None:
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
+    if inherited_creators and has_private:  # items of a private sequence that omit their creator
+        private_creators = {**inherited_creators, **private_creators}
     for elem in _elements(ds):
         tag = elem.tag
         location = prefix + tag_text(tag)
@@ -412,10 +415,11 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
         del ds[tag]
         ctx.findings.append(Finding(location, "X", "private attribute"))
         return
-    _apply_private(ds, ds[tag], entry, ctx, location)
+    _apply_private(ds, ds[tag], entry, ctx, location, creators)
 
 
-def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location: str) -> None:
+def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location: str,
+                   creators: dict[tuple[int, int], str] | None = None) -> None:
     """Apply a kept private element's disposition (k keep, h remap UID, o shift date, oi shift a
     date counted in seconds) and its check; what does not fit is deleted (fail closed)."""
     tag, vr, disposition = elem.tag, elem.VR, entry.disposition
@@ -423,8 +427,9 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
         if disposition != "k":
             del ds[tag]
             ctx.findings.append(Finding(location, "X", "private sequence with a value disposition"))
-        else:
-            _recurse(elem, ctx, location, cleaning=True)
+        else:  # items that omit the private creator (UIH grids) read the sequence's own
+            for i, item in enumerate(elem.value or []):
+                _process_dataset(item, ctx, f"{location}[{i}]>", True, creators)
         return
     if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)) or (
             entry.check == "token" and not all(_TOKEN.fullmatch(v.strip()) for v in _str_values(elem))):

@@ -374,8 +374,8 @@ def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], Safe
         check = row.get("check", "").lower()
         if check not in PRIVATE_CHECKS:
             raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv or empty")
-        if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS:
-            raise GuidelineError(f"{where}: check number needs a numeric VR, not '{vr}'")
+        if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
+            raise GuidelineError(f"{where}: check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'")
         if check == "sequence" and vr != "SQ":
             raise GuidelineError(f"{where}: check sequence needs VR SQ")
         if check == "token" and vr not in ("CS", "SH", "LO"):

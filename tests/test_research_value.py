@@ -197,7 +197,7 @@ def test_research_table_number_check(guidelines):
 
 @pytest.mark.parametrize("row, message", [
     ('ACME,"(0019,xx29)",x,DS,q,number,r', "disposition"),
-    ('ACME,"(0019,xx29)",x,LO,k,number,r', "numeric VR"),
+    ('ACME,"(0019,xx29)",x,PN,k,number,r', "numeric VR"),
     ('ACME,"(0019,xx29)",x,DS,k,number,', "reason"),
     ('ACME,"(0018,xx29)",x,DS,k,number,r', "private tag"),
     ('ACME,"(0019,xx29)",x,DS,k,sometimes,r', "check"),
