@@ -13,12 +13,17 @@ Fourier, multiband and echo spacing. Layout, all little-endian:
 A blanked item keeps its place with length 0, so readers see the same tags and counts.
 
 `clean_csa(data)` returns the cleaned bytes, or None when the value cannot be parsed (the caller
-then deletes the element: fail closed).
+then deletes the element: fail closed). Two other vendor protocol texts are cleaned the same way:
+`clean_protocol_text` (Siemens XA (0021,xx19): the ASCCONV text itself) and `clean_ge_protocol`
+(GE Protocol Data Block (0025,xx1B): uint32 length + gzip of lines KEY "value", which dcm2niix
+reads for slice order, phase-encoding polarity, multiband and group delay).
 """
 from __future__ import annotations
 
+import gzip
 import re
 import struct
+import zlib
 
 from .sweep import find_generic_phi
 
@@ -175,3 +180,35 @@ def clean_csa(data: bytes) -> bytes | None:
             new_items.append((x0, x2, x3, keep))
         tag["items"] = new_items
     return _write(prefix, tags)
+
+
+# GE Protocol Data Block: keys whose text value is a technical code (values of other keys are kept
+# only when they are numbers)
+GE_TEXT_KEYS = {"POSITION", "ENTRY", "PLANE", "IMODE", "PSEQ", "IOPT", "SWAPPF", "SLOC1", "SLOC2", "SLOC3",
+                "ELOC1", "ELOC2", "ELOC3", "FOVCNT1", "FOVCNT2", "CONTRAST", "AUTOSHIM", "PHASECORR",
+                "EXCITATIONMODE", "PSDNAME", "COIL", "FILTCHOICE", "TAG_TYPE", "RFDRIVEMODE", "CALINPRESCAN",
+                "MULTIBVALUE", "MULTINEXVALUE", "MULTISYNBVALUE", "GRIP_SLGROUP1", "DIFFUSIONDIRS", "ASSET",
+                "ARC", "DIFFDIR", "SLICEORDER", "VIEWORDER"}
+_GE_LINE = re.compile(r'^([A-Z][A-Z0-9_]*) "(.*)"$')
+_NUMBERS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([;\s]+[+-]?(\d+\.?\d*|\.\d+))*[;\s]*")
+
+
+def clean_ge_protocol(data: bytes) -> bytes | None:
+    """The GE Protocol Data Block with only numeric values and technical codes; None if unreadable."""
+    try:
+        length = struct.unpack_from("<I", data, 0)[0]
+        text = gzip.decompress(bytes(data[4:4 + length])).decode("latin-1")
+    except (struct.error, OSError, EOFError, zlib.error):
+        return None
+    kept = []
+    for line in text.splitlines():
+        m = _GE_LINE.match(line.strip())
+        if not m:
+            continue
+        key, value = m.groups()
+        if _NUMBERS.fullmatch(value) or (key in GE_TEXT_KEYS and re.fullmatch(r"[\w ,;./%+\-]{0,64}", value)
+                                         and _safe_text(value)):
+            kept.append(f'{key} "{value}"')
+    packed = gzip.compress(("\n".join(kept) + "\n").encode("latin-1"), mtime=0)  # deterministic bytes
+    out = struct.pack("<I", len(packed)) + packed
+    return out + b"\0" * (len(out) % 2)

@@ -24,7 +24,7 @@ from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from . import __version__
-from .csa import clean_csa, clean_protocol_text
+from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .mapping import Mapper, patient_key_of, shift_da, shift_dt
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
@@ -399,10 +399,8 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
     code = ctx.guidelines.private_rule.code_under(ctx.guidelines.settings.options)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        if entry is not None and entry.check in ("csa", "ascconv"):
-            cleaned = None
-            if isinstance(elem.value, bytes):
-                cleaned = clean_csa(elem.value) if entry.check == "csa" else clean_protocol_text(elem.value)
+        if entry is not None and entry.check in _PROTOCOL_CLEANERS:
+            cleaned = _PROTOCOL_CLEANERS[entry.check](elem.value) if isinstance(elem.value, bytes) else None
             if cleaned is None:
                 entry = None
             else:
@@ -416,6 +414,10 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
         ctx.findings.append(Finding(location, "X", "private attribute"))
         return
     _apply_private(ds, ds[tag], entry, ctx, location, creators)
+
+
+# vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)
+_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol}
 
 
 def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location: str,

@@ -38,7 +38,7 @@ GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, V
 # d delete. Every disposition but d keeps the element (changed as said).
 PRIVATE_DISPOSITIONS = {"k", "h", "o", "oi", "d"}
 PRIVATE_KEEPS = frozenset({"k", "h", "o", "oi"})
-PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv"}  # csa/ascconv: kept only as deidkit.csa cleans it
+PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv", "geprotocol"}  # csa/ascconv: kept only as deidkit.csa cleans it
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -373,14 +373,14 @@ def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], Safe
             raise GuidelineError(f"{where}: disposition '{row['disposition']}' is not one of k, h, o, oi, d")
         check = row.get("check", "").lower()
         if check not in PRIVATE_CHECKS:
-            raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv or empty")
+            raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol or empty")
         if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
             raise GuidelineError(f"{where}: check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'")
         if check == "sequence" and vr != "SQ":
             raise GuidelineError(f"{where}: check sequence needs VR SQ")
         if check == "token" and vr not in ("CS", "SH", "LO"):
             raise GuidelineError(f"{where}: check token needs VR CS, SH or LO")
-        if check in ("csa", "ascconv") and vr not in ("OB", "OW", "UN"):
+        if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
             raise GuidelineError(f"{where}: check {check} needs VR OB, OW or UN")
         if name == RESEARCH_PRIVATE_FILE and not row.get("reason"):
             raise GuidelineError(f"{where}: every row needs a reason")

@@ -317,7 +317,9 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
 
     def unknown_name(i: int) -> bool:
         c = chunks[i].strip(",;:()")
-        return bool(_NAME_WORD.fullmatch(c)) and c.lower() not in vocabulary
+        low = c.lower()
+        return bool(_NAME_WORD.fullmatch(c)) and low not in vocabulary and not (
+            low.endswith("s") and low[:-1] in vocabulary)  # plurals: Sequences
 
     for i in range(len(chunks)):
         if not unknown_name(i):
