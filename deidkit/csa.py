@@ -145,7 +145,7 @@ def clean_protocol_text(data: bytes) -> bytes | None:
     cleaned = clean_ascconv(bytes(data).split(b"\0", 1)[0].decode("latin-1"))
     if not cleaned:
         return None
-    out = cleaned.encode("latin-1")
+    out = b"\n" + cleaned.encode("latin-1")  # readers look for the marker after a line break
     return out + b"\0" * (len(out) % 2)
 
 
