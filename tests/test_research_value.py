@@ -354,3 +354,62 @@ def test_sop_class_uids_and_dicom_root_uids_kept(guidelines):
     assert engine.new_file_meta(ds, "1.2.840.10008.1.2.1").MediaStorageSOPClassUID == vendor_class
     assert engine.uid_is_kept(0x00200052, "1.2.840.10008.1.4.1.1")  # well-known frame of reference
     assert not engine.uid_is_kept(0x00200052, "1.2.826.0.1.3680043.99.8")
+
+
+def test_private_sequence_items_without_creator_read_the_sequence_creator(guidelines):
+    """UIH grid images: per-slice items of a private sequence carry private elements but no creator."""
+    ds = _mr()
+    ds.Manufacturer = "UIH"
+    items = []
+    for i in range(3):
+        item = Dataset()
+        item.ImagePositionPatient = [0, 0, float(i)]
+        item.add_new(0x0065100F, "SH", "F4.7")                       # partial Fourier (token)
+        item.add_new(0x00651029, "SH", f"0.{i}2")                    # slice time (number)
+        item.add_new(0x00651077, "LO", "DOE JOHN")                   # on no list
+        items.append(item)
+    _private(ds, 0x0065, 0x10, "Image Private Header", [(0x50, "DS", "3"), (0x51, "SQ", Sequence(items)),
+                                                         (0x09, "FD", 1000.0), (0x37, "FD", [0.27, 0.69, -0.67])])
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert ds[0x00651050].value == 3 and ds[0x00651009].value == 1000.0
+    for i, item in enumerate(ds[0x00651051].value):
+        assert item[0x0065100F].value == "F4.7" and item[0x00651029].value == f"0.{i}2"
+        assert 0x00651077 not in item
+
+
+def test_ge_protocol_block_reduced_to_numbers_and_codes(guidelines):
+    import gzip
+    from deidkit.csa import clean_ge_protocol
+    text = ('SEDESC "John Doe brain"\nPDGMSTR "Left Motor"\nSLICEORDER "1"\nVIEWORDER "1"\nNOSLC "32"\n'
+            'IOPT "EPI, Asset, FMRI"\nTR "2000.0"\nMULTIBVALUE "1000.0;"\nCLINICALCOIL "C5RTZqs0UNDe+JV#1q0"\n')
+    packed = gzip.compress(text.encode())
+    block = struct.pack("<I", len(packed)) + packed
+    ds = _mr()
+    _private(ds, 0x0025, 0x10, "GEMS_SERS_01", [(0x1B, "OB", block + b"\0" * (len(block) % 2))])
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    out = ds[0x0025101B].value
+    kept = gzip.decompress(out[4:4 + struct.unpack("<I", out[:4])[0]]).decode()
+    assert 'SLICEORDER "1"' in kept and 'NOSLC "32"' in kept and 'TR "2000.0"' in kept
+    assert 'IOPT "EPI, Asset, FMRI"' in kept and 'MULTIBVALUE "1000.0;"' in kept
+    assert "Doe" not in kept and "Motor" not in kept and "CLINICALCOIL" not in kept
+    assert clean_ge_protocol(b"\x10\x00\x00\x00not gzip at all") is None
+    assert clean_ge_protocol(block) == clean_ge_protocol(block)          # deterministic bytes
+
+
+def test_siemens_xa_protocol_text_cleaned(guidelines):
+    ds = _mr("1.2.840.10008.5.1.4.1.1.4.1")
+    shared = Dataset()
+    _private(shared, 0x0021, 0x10, "SIEMENS MR SDS 01", [(0x19, "OB", ASCCONV), (0x5A, "CS", "EP"),
+                                                          (0x5C, "CS", ["PFP", "FS"])])
+    ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+    ds.SharedFunctionalGroupsSequence[0].add_new(0x00210010, "LO", "SIEMENS MR SDS 01")
+    ds.SharedFunctionalGroupsSequence[0].add_new(0x002110FE, "SQ", Sequence([shared]))
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    kept = ds.SharedFunctionalGroupsSequence[0][0x002110FE].value[0]
+    text = kept[0x00211019].value.decode()
+    assert text.startswith("\n### ASCCONV BEGIN") and "sPat.lAccelFactPE\t = \t2" in text
+    assert "DOE" not in text and "jsmith" not in text and "Who" not in text
+    assert kept[0x0021105A].value == "EP" and list(kept[0x0021105C].value) == ["PFP", "FS"]
