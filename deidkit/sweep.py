@@ -274,6 +274,8 @@ _TITLE_RE = re.compile(  # a title before a name; all-caps "MR" without a dot is
 _NAME_WORD = re.compile(r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?")      # Smith, O'Neil, Smith-Jones
 _INITIAL = re.compile(r"[A-Z]\.")                                   # J.
 _SPLIT_KEEP = re.compile(r"(\s+)")
+_LONG_DIGITS = re.compile(r"\d{5,}")
+_PIECES = re.compile(r"[\W_]+")
 
 
 def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
@@ -293,7 +295,9 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers),
     person names in DICOM syntax (SMITH^JOHN; Siemens' Region^Exam such as HEAD^Brain stays), a title with the name after it ("Dr Smith"; all-caps "MR"
     without a dot is the modality), the patient's own identifiers (any chunk holding one), runs of
-    two or more capitalised words none of which is a known imaging word ("John Smith"), a
+    two or more capitalised words none of which is a known imaging word ("John Smith"), any chunk
+    with five digits in a row or a part of seven characters with four digits (IDs such as
+    PHI1X0040A730, accession numbers, compact dates), a
     capitalised word with an initial ("Smith J."), and, when something identifying was found, any
     remaining capitalised unknown word (a name beside a date is likely). Kept: protocol words,
     abbreviations, sequence names and technical tokens ("t1_mprage_sag_p2_iso", "ep2d_bold_moco",
@@ -313,6 +317,9 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     drop = [False] * len(chunks)
     for i, chunk in enumerate(chunks):
         if identifiers is not None and identifiers.find(chunk):
+            drop[i] = found_phi = True
+        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
+                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
             drop[i] = found_phi = True
 
     def unknown_name(i: int) -> bool:
