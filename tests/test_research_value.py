@@ -316,6 +316,8 @@ def test_descriptors_keep_protocol_words_and_technical_tokens(guidelines, text):
     ("head 555-123-4567", "head"),
     ("brain 03/02/2024 follow up", "brain follow up"),
     ("T1 mprage john.doe@example.org", "T1 mprage"),
+    ("PHI1X0040A730 T1", "T1"),                 # ID-like: seven characters, four digits
+    ("brain ACC12345", "brain"),                # five digits in a row
 ])
 def test_descriptors_lose_what_identifies(guidelines, text, expected):
     ids = Identifiers()
