@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make a small synthetic export with fake patient data and de-identify it")
     p.add_argument("--verify", type=Path, metavar="DIR",
                    help="check a delivery instead (receiving side); see --verify --help")
+    p.add_argument("--review", type=Path, metavar="DEST",
+                   help="open the review window for the images of an earlier run waiting for a person "
+                        "(writes DEST_HOSPITAL_ONLY/review_decisions.csv; run again to apply it)")
     p.add_argument("--version", action="store_true", help="print the version and the guideline table edition")
     return p
 
@@ -65,13 +68,28 @@ def main(argv: list[str] | None = None) -> int:
         from . import verify
 
         return verify.main(argv)
+    if "--review" in argv:
+        return _review(build_parser().parse_args(argv).review)
     try:
         code = _run(argv)
+        if double_clicked and _WAITING and console.is_interactive() and console.confirm(
+                f"{_WAITING[0][1]} image(s) wait for a person. Open the review window now?", False):
+            _review(config_dest=_WAITING[0])
     except KeyboardInterrupt:
         console.error("stopped by the user", "run the same command again: it resumes where it stopped")
         code = EXIT_REVIEW
     console.pause_before_exit(double_clicked)
     return code
+
+
+_WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a person
+
+
+def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
+    """The review window (deidkit.review_window) for an output folder."""
+    from . import review_window
+
+    return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 
 def _override_dir(args: argparse.Namespace) -> Path | None:
@@ -184,6 +202,9 @@ def _execute(config: RunConfig) -> int:
     except OSError as e:
         return _write_failed(e)
     review = summary.needs_review
+    waiting = sum(1 for r in summary.results if r.status == HELD and r.proposal is not None)
+    if waiting:
+        _WAITING[:] = [(config.dest, waiting)]
     lines = [
         f"De-identified: {summary.count('written')} files  ->  {config.dest}",
         f"Held back for review: {summary.count(HELD)}   Failed: {summary.count(FAILED)}",
@@ -195,6 +216,9 @@ def _execute(config: RunConfig) -> int:
                   "Look at them with your PACS team before deciding; do not send them as they are."]
         if page is not None:
             lines.append(f"Images to look at: open {page} in a browser (it may show patient data).")
+        if waiting:
+            lines.append(f"{waiting} image(s) wait for a person: deid_tool --review \"{config.dest}\" "
+                         "(or edit review_decisions.csv), then run again to send the approved ones.")
     else:
         lines += ["The copy is ready to send. Next: run rename_folders if your process asks for it,",
                   "then upload the output folder. Never send the _HOSPITAL_ONLY folder or the key."]

@@ -3,6 +3,11 @@
 A file whose pixels are not touched is never decoded: its header is read with
 `stop_before_pixels`, de-identified, written, and the pixel data element is copied byte for byte
 from the source in chunks, so memory stays bounded whatever the file size.
+
+Only bytes the image accounts for go out (issue 12): the preamble is always zeros, native pixel
+data is cut to Rows x Columns x Samples x Frames x Bits Allocated (plan_pixel_output), the items
+of encapsulated pixel data are checked (check_fragments), and nothing after the pixel data
+element or Data Set Trailing Padding is written.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import tag_in_exception
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, IS, DSfloat
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
-                         ImplicitVRLittleEndian)
+                         ImplicitVRLittleEndian, RLELossless)
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_SIZE = 4 * 1024 * 1024  # large non-pixel values stay on disk until written
@@ -43,11 +48,21 @@ class NotDicom(Unreadable):
 
 @dataclass
 class PixelSpan:
-    """Where the pixel data element (tag to end of value) sits in the source file."""
+    """Where the pixel data element (tag to end of value) sits in the source file.
+
+    `segments` is what is written for it, in order: (offset, length) runs copied from the source
+    and bytes written as they are (a new element header, a zero pad byte); None copies
+    [start, end) unchanged. Set by read_header (plan_pixel_output), so that only bytes accounted
+    for by the image go out (issue 12: no leftover header text after the frames)."""
 
     start: int
     end: int
     trailing_bytes: int
+    value_start: int = 0
+    vr: bytes = b""          # explicit VR of the element (b"" when implicit)
+    tag: int = 0x7FE00010
+    undefined_length: bool = False
+    segments: list[tuple[int, int] | bytes] | None = None
 
 
 @dataclass
@@ -75,6 +90,7 @@ def read_header(path: Path) -> Header:
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
+            drop_trailing_padding(ds)
             _check_lengths(ds, size)
             _touch_all_values(ds)
             _check_structure(ds)
@@ -84,6 +100,8 @@ def read_header(path: Path) -> Header:
             if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
                 return Header(ds, ts, None, streamable=False)
             span = _pixel_span(fp, stop, size, ts)
+            if span is not None:
+                span.segments = plan_pixel_output(fp, ds, ts, span)
             if span is None and stop < size:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
             if span is None and _is_image_storage(ds):
@@ -147,9 +165,11 @@ def read_full(path: Path) -> Dataset:
             fp.seek(0)
             ds = dcmread(fp, force=not (len(head) == 132 and head[128:132] == b"DICM"))
             _touch_all_values(ds)
-            return ds
+            drop_trailing_padding(ds)
     except Exception as e:
         raise Unreadable(f"corrupt or truncated file ({type(e).__name__})") from None
+    fit_pixel_data(ds)  # Unreadable (neutral reason) when the pixel data cannot be accounted for
+    return ds
 
 
 def _is_image_storage(ds: Dataset) -> bool:
@@ -293,7 +313,343 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
         end = value_start + length
     if end > size:
         raise Unreadable("truncated: pixel data shorter than declared")
-    return PixelSpan(stop, end, size - end)
+    return PixelSpan(stop, end, size - end, value_start=value_start, vr=b"" if implicit else bytes(head[4:6]),
+                     tag=group << 16 | elem, undefined_length=length == 0xFFFFFFFF)
+
+
+# ---- bytes outside the data elements (issue 12, kind 4) ----------------------------------------
+
+_ENCAPSULATED_JPEG_FAMILY = None  # filled on first use: JPEG, JPEG-LS, JPEG 2000, HTJ2K UIDs
+_FRAME_END = b"\xff\xd9"                        # JPEG/JPEG-LS EOI, JPEG 2000 EOC
+
+
+def drop_trailing_padding(ds: Dataset) -> None:
+    """Remove Data Set Trailing Padding (FFFC,FFFC) at every level: bytes no one accounts for."""
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        if 0xFFFCFFFC in current:
+            del current[0xFFFCFFFC]
+        for tag in list(current.keys()):
+            elem = current.get_item(tag)
+            if getattr(elem, "VR", None) == "SQ":
+                stack.extend(i for i in current[tag].value or [] if isinstance(i, Dataset))
+
+
+def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:
+    """Bytes the frames of native pixel data need, without the odd-length pad byte:
+    Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated / 8 (rounded up for
+    Bits Allocated 1; YBR_FULL_422 two thirds), as pydicom.pixels.utils.get_expected_length counts.
+    Raises Unreadable when the attributes needed are missing or invalid."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated) if tag == 0x7FE00010 else (32 if tag == 0x7FE00008 else 64)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames_value = ds.get("NumberOfFrames", 1)
+        frames = int(frames_value) if frames_value not in (None, "") else 1
+        if min(rows, columns, bits, samples, frames) < 1:
+            raise ValueError
+    except Exception:
+        raise Unreadable("pixel data whose size cannot be worked out (Rows, Columns, Bits Allocated, frames)") from None
+    pixels = rows * columns * frames
+    # whole bytes per value; packed bits (Bits Allocated 1, or an old packed 12) rounded up once
+    length = pixels * samples * (bits // 8) if bits % 8 == 0 else (pixels * samples * bits + 7) // 8
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        length = length // 3 * 2  # two luminance values share one pair of chroma values (PS3.3 C.7.6.3.1.2)
+    return length
+
+
+def _frame_pixels(ds: Dataset) -> int:
+    """Rows x Columns (0 when not readable: the RLE check then cannot run)."""
+    try:
+        return max(0, int(ds.Rows) * int(ds.Columns))
+    except Exception:
+        return 0
+
+
+def _pixel_tag(ds: Dataset) -> int | None:
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag in ds:
+            return tag
+    return None
+
+
+def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSpan) -> list[tuple[int, int] | bytes]:
+    """What to write for the pixel data element located by span: every byte accounted for.
+
+    Native: a new element header and exactly the frames' bytes (expected_pixel_length), plus a
+    zero pad byte when that is odd; anything the source had beyond (leftover header text, a name)
+    is not copied. Encapsulated: copied as it is once its items are checked (check_fragments);
+    a non-zero pad byte after an end-of-image marker is written as zero.
+    Raises Unreadable when the pixel data cannot be accounted for."""
+    tag = span.tag
+    if not span.undefined_length:
+        length = span.end - span.value_start
+        expected = expected_pixel_length(ds, tag)
+        keep = min(length, expected)
+        pad = b"\0" if keep % 2 else b""
+        new_length = keep + len(pad)
+        if span.vr:
+            head = struct.pack("<HH2sHL", 0x7FE0, tag & 0xFFFF, span.vr, 0, new_length) if span.vr in _LONG_LENGTH_VRS \
+                else struct.pack("<HH2sH", 0x7FE0, tag & 0xFFFF, span.vr, new_length)
+        else:
+            head = struct.pack("<HHL", 0x7FE0, tag & 0xFFFF, new_length)
+        return [head, (span.value_start, keep)] + ([pad] if pad else [])
+
+    def read(offset: int, n: int) -> bytes:
+        fp.seek(span.value_start + offset)
+        return fp.read(n)
+
+    patches = check_fragments(read, span.end - span.value_start, ts, _frame_pixels(ds))
+    segments: list[tuple[int, int] | bytes] = []
+    pos = span.start
+    for offset in patches:  # each a one-byte pad to write as zero
+        at = span.value_start + offset
+        segments += [(pos, at - pos), b"\0"]
+        pos = at + 1
+    segments.append((pos, span.end - pos))
+    return segments
+
+
+def _starts_frame(head: bytes) -> bool:
+    """A JPEG/JPEG-LS SOI, a JPEG 2000 codestream SOC, or a JP2 file's signature box."""
+    return head[:2] in (b"\xff\xd8", b"\xff\x4f") or head == b"\x00\x00\x00\x0cjP  "
+
+
+def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[int]:
+    """Check the items of encapsulated pixel data (PS3.5 A.4) whose value is `total` bytes read
+    through read(offset, n) (offsets from the start of the value, the delimiter included).
+
+    The Basic Offset Table must hold only ascending offsets (a multiple of 4 bytes). For the JPEG
+    family (JPEG, JPEG-LS, JPEG 2000, HTJ2K), fragments are grouped into frames (a frame starts with
+    an SOI/SOC marker) and every frame must end with its EOI/EOC marker plus at most one pad byte:
+    bytes after it are leftovers no decoder reads. For RLE (PS3.5 G), given frame_pixels (Rows x
+    Columns), each segment must decode to exactly that many bytes, with at most a pad byte or
+    zeros after it. Returns the offsets of non-zero pad bytes (to be written as zero); raises
+    Unreadable for anything else not accounted for."""
+    global _ENCAPSULATED_JPEG_FAMILY
+    if _ENCAPSULATED_JPEG_FAMILY is None:
+        import pydicom.uid as uid_module
+
+        family = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
+            | set(uid_module.JPEG2000TransferSyntaxes)
+        family |= {str(v) for k, v in vars(uid_module).items() if k.startswith("HTJ2K") and isinstance(v, str)}
+        _ENCAPSULATED_JPEG_FAMILY = frozenset(str(u) for u in family)
+    items: list[tuple[int, int]] = []  # (value offset, length) of each item
+    pos = 0
+    while pos + 8 <= total:
+        group, elem, length = struct.unpack("<HHI", read(pos, 8))
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            break
+        items.append((pos + 8, length))
+        pos += 8 + length
+    if not items:
+        raise Unreadable("encapsulated pixel data without items")
+    bot_at, bot_length = items[0]
+    if bot_length % 4:
+        raise Unreadable("encapsulated pixel data: offset table of a length that is not a multiple of 4")
+    if bot_length:
+        offsets = struct.unpack(f"<{bot_length // 4}I", read(bot_at, bot_length))
+        span = sum(8 + n for _, n in items[1:])
+        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] >= max(span, 1):
+            raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
+    fragments = items[1:]
+    if str(ts) == RLELossless and frame_pixels:
+        return [p for at, length in fragments for p in _check_rle_fragment(read, at, length, frame_pixels)]
+    if str(ts) not in _ENCAPSULATED_JPEG_FAMILY or not fragments:
+        return []
+    patches = []
+    frame: list[tuple[int, int]] = []
+    for i, (at, length) in enumerate(fragments):
+        if i == 0 and (length < 2 or not _starts_frame(read(at, 8))):
+            raise Unreadable("encapsulated pixel data: first fragment does not start a JPEG frame")
+        frame.append((at, length))
+        if i + 1 < len(fragments) and not _starts_frame(read(fragments[i + 1][0], 8)):
+            continue  # the frame goes on in the next fragment
+        patches += _check_frame(read, frame)
+        frame = []
+    return patches
+
+
+def _check_frame(read, fragments: list[tuple[int, int]]) -> list[int]:
+    """One frame (its fragments, in order): the bytes after the end of its codestream (parsed, so
+    leftovers that happen to end in FF D9 are found too) must be zeros or one pad byte. Where the
+    codestream cannot be parsed, the frame must end with its EOI/EOC marker plus at most one pad
+    byte. Returns the offset of a non-zero pad byte to write as zero, if any; raises Unreadable."""
+    data = b"".join(read(at, length) for at, length in fragments)
+    end = _codestream_end(data)
+    if end is None:  # not parsed: the frame's last bytes decide (EOI/EOC, or EOI/EOC + one byte)
+        end = len(data) if data.endswith(_FRAME_END) else len(data) - 1 if data[-3:-1] == _FRAME_END else -1
+    tail = data[end:] if end >= 0 else data
+    if end >= 0 and (not tail.strip(b"\0") or len(tail) == 1):
+        last_at, last_length = fragments[-1]
+        return [last_at + last_length - 1] if len(tail) == 1 and tail != b"\0" else []
+    raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
+                     "they are not part of the image)")
+
+
+def _check_rle_fragment(read, at: int, length: int, frame_pixels: int) -> list[int]:
+    """One RLE frame: 64-byte header (segment count, offsets), then segments that each decode
+    (PackBits) to frame_pixels bytes; what follows a segment's data may only be zeros or a pad."""
+    data = read(at, length)
+    refuse = "encapsulated pixel data: RLE frame with bytes that are not part of the image"
+    if len(data) < 64:
+        raise Unreadable(refuse)
+    header = struct.unpack("<16I", data[:64])
+    count, offsets = header[0], list(header[1:])
+    if not 1 <= count <= 15 or offsets[0] != 64 or any(offsets[count:]):
+        raise Unreadable(refuse)
+    bounds = offsets[:count] + [len(data)]
+    patches = []
+    for start, end in zip(bounds, bounds[1:]):
+        if end <= start:
+            raise Unreadable(refuse)
+        used = _packbits_length(data, start, end, frame_pixels)
+        tail = data[used:end] if used is not None else b"x" * 2
+        if tail.strip(b"\0") and len(tail) > 1:
+            raise Unreadable(refuse)
+        if len(tail) == 1 and tail != b"\0":
+            patches.append(at + used)
+    return patches
+
+
+def _packbits_length(data: bytes, pos: int, end: int, needed: int) -> int | None:
+    """Where the PackBits runs from pos that make `needed` bytes end (None if data[pos:end] cannot)."""
+    made = 0
+    while made < needed:
+        if pos >= end:
+            return None
+        header = data[pos]
+        if header < 128:
+            pos += header + 2
+            made += header + 1
+        elif header > 128:
+            pos += 2
+            made += 257 - header
+        else:
+            pos += 1
+    return pos if pos <= end else None
+
+
+def _codestream_end(data: bytes) -> int | None:
+    """Where a JPEG / JPEG-LS (ISO 10918-1 B.1, 14495-1) or JPEG 2000 (15444-1 A, also inside a
+    JP2 'jp2c' box) codestream ends, its EOI/EOC included; None if it cannot be followed."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_end(data)
+        if data[:2] == b"\xff\x4f":
+            return _j2k_end(data, 0)
+        if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
+            pos = 0
+            while pos + 8 <= len(data):
+                size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+                header = 8
+                if size == 1:
+                    size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+                if kind == b"jp2c":
+                    end = _j2k_end(data, pos + header)
+                    return end if end is not None and (size == 0 or end == pos + size) else None
+                if size < header:
+                    return None
+                pos += size
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    pos, ls = 2, False
+    n = len(data)
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return pos + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in (0xF7, 0xF8):  # JPEG-LS frame / parameters: its own bit stuffing
+            ls = True
+        if marker != 0xDA:
+            continue
+        while True:  # entropy-coded data up to the next marker
+            i = data.find(b"\xff", pos)
+            if i < 0 or i + 1 >= n:
+                return None
+            following = data[i + 1]
+            if (following < 0x80) if ls else (following == 0x00 or 0xD0 <= following <= 0xD7):
+                pos = i + 2
+                continue
+            if following == 0xFF and not ls:
+                pos = i + 1
+                continue
+            pos = i
+            break
+    return None
+
+
+def _j2k_end(data: bytes, pos: int) -> int | None:
+    pos += 2  # SOC
+    n = len(data)
+    while pos + 2 <= n:
+        marker = data[pos:pos + 2]
+        if marker == b"\xff\xd9":
+            return pos + 2
+        if marker[0] != 0xFF or pos + 4 > n:
+            return None
+        if marker == b"\xff\x90":  # SOT: Psot is the tile-part's whole length (0: up to EOC)
+            psot = int.from_bytes(data[pos + 6:pos + 10], "big")
+            if psot == 0:
+                return n - 2 if data.endswith(b"\xff\xd9") else None
+            pos += psot
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
+
+
+def fit_pixel_data(ds: Dataset) -> None:
+    """plan_pixel_output for a dataset read whole: native pixel data cut to its frames (zero pad
+    byte when odd), encapsulated items checked and non-zero pad bytes zeroed. In place."""
+    tag = _pixel_tag(ds)
+    if tag is None:
+        return
+    elem = ds[tag]
+    value = elem.value
+    if not isinstance(value, (bytes, bytearray)):
+        return
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not elem.is_undefined_length:
+        expected = expected_pixel_length(ds, tag)
+        if len(value) < expected:
+            return  # nothing beyond the frames (a short value is the decoder's problem, not a leak)
+        new = bytearray(value[:expected + expected % 2])
+        if expected % 2:
+            # the pad byte: the last byte, except in big endian OW, where the last 16-bit word is
+            # stored swapped and the pad comes before the last sample
+            pad_at = expected - 1 if ts == ExplicitVRBigEndian and elem.VR == "OW" and len(new) > expected else expected
+            if pad_at == expected - 1:
+                new[expected - 1] = 0
+            elif len(new) > expected:
+                new[expected] = 0
+            else:
+                new.append(0)
+        if bytes(new) != bytes(value):
+            elem.value = bytes(new)
+        return
+    data = bytes(value)
+    patches = check_fragments(lambda o, n: data[o:o + n], len(data), ts, _frame_pixels(ds))
+    if patches:
+        buf = bytearray(data)
+        for offset in patches:
+            buf[offset] = 0
+        elem.value = bytes(buf)
 
 
 def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
@@ -322,7 +678,7 @@ def encode_header(ds: Dataset) -> bytes:
     written with pydicom's own writers; anything else goes through dcmwrite itself."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else UID("")
-    preamble = getattr(ds, "preamble", None) or b"\0" * 128
+    preamble = ds.preamble = b"\0" * 128  # never the source's: it may carry AE titles, IDs, an "MZ" header
     if (meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
             or len(preamble) != 128 or any(tag >> 16 in (0, 2) for tag in ds.keys())
             or meta.get("MediaStorageSOPClassUID") is None or meta.get("MediaStorageSOPInstanceUID") is None
@@ -525,7 +881,8 @@ def _plain_text(value) -> str | None:
 
 
 def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) -> tuple[int, str]:
-    """Write the encoded header, then copy the pixel element bytes from src in chunks.
+    """Write the encoded header, then the pixel data element as span.segments says: runs copied
+    from src in chunks (never the whole value in memory) and the bytes the plan makes itself.
 
     Returns (size, sha256) of what was written, hashed on the way (no second read)."""
     digest = hashlib.sha256(header)
@@ -533,33 +890,51 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) 
     with dst.open("wb") as out:
         out.write(header)
         if span is not None:
+            segments = span.segments if span.segments is not None else [(span.start, span.end - span.start)]
             with src.open("rb") as fp:
-                fp.seek(span.start)
-                remaining = span.end - span.start
-                while remaining > 0:
-                    chunk = fp.read(min(COPY_CHUNK, remaining))
-                    if not chunk:
-                        raise Unreadable("truncated: pixel data shorter than declared")
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    remaining -= len(chunk)
+                for segment in segments:
+                    if isinstance(segment, bytes):
+                        out.write(segment)
+                        digest.update(segment)
+                        size += len(segment)
+                        continue
+                    start, remaining = segment
+                    fp.seek(start)
+                    while remaining > 0:
+                        chunk = fp.read(min(COPY_CHUNK, remaining))
+                        if not chunk:
+                            raise Unreadable("truncated: pixel data shorter than declared")
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        remaining -= len(chunk)
     return size, digest.hexdigest()
 
 
-def write_whole(ds: Dataset, dst: Path) -> int:
-    """Write a fully read dataset (pixels included). Returns the size before pixel data."""
+def write_whole(ds: Dataset, dst: Path) -> None:
+    """Write a fully read dataset (pixels included): zero preamble, pixel data fitted to its
+    frames (fit_pixel_data). The caller searches header_search_bytes(ds) before writing."""
+    fit_pixel_data(ds)
+    ds.preamble = b"\0" * 128
     with dst.open("wb") as out:
         dcmwrite(out, ds, enforce_file_format=True)
-    return _header_size_estimate(dst)
 
 
-def _header_size_estimate(path: Path) -> int:
-    """Offset of the pixel data element in a written file (or its size), for the header check."""
-    data = path.read_bytes() if path.stat().st_size < 64 * 1024 * 1024 else path.open("rb").read(64 * 1024 * 1024)
-    for needle in (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"):
-        pos = data.find(needle, 132)
-        if pos != -1:
-            return pos
-    return len(data)
-
+def header_search_bytes(ds: Dataset, leave_out: frozenset[int] = frozenset()) -> bytes:
+    """Every element of ds (file meta included, at every depth) as uncompressed explicit VR little
+    endian bytes, except the pixel data values and the top-level tags in leave_out: what the last
+    net searches for a file read whole (its written form may be deflated, and a byte pattern such
+    as e0 7f 10 00 inside a lookup table is not where its pixel data starts)."""
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = False, True
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and not leave_out:
+        for tag in sorted(meta.keys()):
+            write_data_element(fp, meta[tag])
+    view = Dataset()
+    for tag in ds.keys():
+        if tag not in leave_out and int(tag) not in (0x7FE00008, 0x7FE00009, 0x7FE00010):
+            view[tag] = ds[tag]
+    view.set_original_encoding(False, True, ds.get("SpecificCharacterSet"))
+    write_dataset(fp, view)
+    return fp.getvalue()

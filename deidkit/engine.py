@@ -9,13 +9,16 @@ Where the table is silent the engine fails closed, as README.txt documents:
   person names (PN) are emptied; dates (DA/DT) are shifted like the table's own dates (or emptied);
   UIDs (UI) that are not registered DICOM UIDs are remapped; text inside a sequence that is being
   cleaned is cleaned too; everything else is kept and swept for the patient's own identifiers.
+Public text attributes the table does not list follow guidelines/unlisted_text_attributes.csv; free
+text in content items and labels goes through deidkit.content / deidkit.text_clean.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from pydicom.datadict import DicomDictionary
+from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -23,11 +26,11 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
-from . import __version__
+from . import __version__, content
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
-from .mapping import Mapper, patient_key_of, shift_da, shift_dt
-from .sweep import Identifiers, clean_descriptor, find_generic_phi
+from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
+from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
 
 IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
 IMPLEMENTATION_VERSION = "DEIDKIT_" + __version__.replace(".", "_")
@@ -44,6 +47,26 @@ DICOM_UID_ROOT = "1.2.840.10008."
 # Class UID, Media Storage SOP Class UID, Referenced SOP Class UID in File, Related General ...
 SOP_CLASS_UID_TAGS = frozenset(tag for tag, entry in DicomDictionary.items()
                                if entry[0] == "UI" and "SOPClass" in entry[4])
+AGE_CAP_YEARS = 90  # HIPAA Safe Harbor: ages of 90 and over are one category, written 090Y
+
+
+def _date_time_pairs() -> dict[int, int]:
+    """Date tag -> its time tag, from pydicom's data dictionary: a DA keyword XDate whose
+    keyword with Date -> Time is a TM (Study Date + Study Time, Date of Last Calibration + Time
+    of Last Calibration, ...). Shifted together, a time past midnight carries its date."""
+    pairs = {}
+    for tag, entry in DicomDictionary.items():
+        vr, keyword = entry[0], entry[4]
+        if vr == "DA" and "Date" in keyword:
+            time_tag = keyword_dict.get(keyword.replace("Date", "Time"))
+            if time_tag is not None and DicomDictionary[time_tag][0] == "TM":
+                pairs[tag] = time_tag
+    return pairs
+
+
+DATE_TIME_PAIRS = _date_time_pairs()
+_BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
+_REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
 
 @dataclass(frozen=True)
@@ -64,11 +87,16 @@ class Context:
     identifiers: Identifiers = field(default_factory=Identifiers)
     sop_class: str = ""
     date_offset: int = 0
+    moment_offset: MomentOffset = MomentOffset(0, 0)  # days (= date_offset) + seconds, see mapping
     pseudonym: str = ""
+    patient_name: str = ""  # the original Patient's Name (PNAME content items naming the patient get the pseudonym)
     findings: list[Finding] = field(default_factory=list)
     dates_shifted: bool = False
     # answers already worked out for these identifiers (set by deidentify; see _TextMemo)
     text_memo: "_TextMemo | None" = field(default=None, repr=False, compare=False)
+    # per dataset (id) being walked: date tag -> original values of its paired time (see _pair_times)
+    pair_times: dict[int, dict[int, list[str]]] = field(default_factory=dict, repr=False, compare=False)
+    age_capped: bool = False
 
 
 @dataclass
@@ -99,7 +127,9 @@ def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
     if sop_class.startswith(DOCUMENT_PREFIX) and settings.hold_encapsulated_documents:
         return "encapsulated document (PDF/CDA): free text cannot be checked"
     if sop_class.startswith(SR_PREFIX) and settings.hold_structured_reports:
-        if "clean_structured_content" not in settings.options or _has_free_text_items(ds):
+        # with Clean Structured Content every content item is cleaned (deidkit.content); a
+        # document whose text still looks risky is held for review after cleaning
+        if "clean_structured_content" not in settings.options and _has_free_text_items(ds):
             return "structured report with free text"
     return None
 
@@ -118,13 +148,18 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
-    ctx.date_offset = ctx.mapper.date_offset_days(patient_key)
+    ctx.patient_name = str(ds.get("PatientName", "") or "")
+    ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
+    ctx.date_offset = ctx.moment_offset.days
     ctx.identifiers.merge(Identifiers.from_dataset(ds))
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
+    ctx.pair_times.clear()
     _drop_orphan_overlays(ds, ctx)
+    _check_birth_date(ds, ctx)
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
+    hold = hold or content.review_hold(ctx.findings)
     return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
 
 
@@ -145,6 +180,7 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
     private_creators = _private_creators(ds) if has_private else {}
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
         private_creators = {**inherited_creators, **private_creators}
+    _pair_times(ds, ctx)
     for elem in _elements(ds):
         tag = elem.tag
         location = prefix + tag_text(tag)
@@ -161,6 +197,8 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
             _process_unlisted(ds, elem, ctx, location, cleaning)
         else:
             _apply(ds, elem, code, ctx, location, cleaning)
+        if elem.VR == "AS" and tag in ds:
+            _cap_age(ds, ds[tag], ctx, location)
     if has_private:
         _drop_empty_private_creators(ds)
 
@@ -178,7 +216,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "emptied"))
     elif code == "D":
-        if tag in ctx.guidelines.settings_pseudonym_tags():
+        if tag in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
         elif vr == "SQ":
             _recurse(elem, ctx, location, cleaning=True)
@@ -217,7 +255,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
         if not _is_empty(elem):
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "person name outside the table"))
-    elif vr in ("DA", "DT"):
+    elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=True)
     elif vr == "UI":
         if "retain_uids" not in ctx.guidelines.settings.options:
@@ -225,8 +263,17 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr == "UN" and not _is_empty(elem):
         del ds[elem.tag]  # a public element we cannot interpret
         ctx.findings.append(Finding(location, "X", "unknown public element"))
-    elif cleaning and vr in FREE_TEXT_VRS:
-        _clean_text(ds, elem, ctx, location, fallback="X")
+    elif vr in FREE_TEXT_VRS:
+        # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
+        action = ctx.guidelines.unlisted_text_action(elem.tag)
+        if action == "C" and (not cleaning or content.in_content_tree(location)):
+            content.clean_text_element(ds, elem, ctx, location, Finding)
+        elif action == "C":  # inside a sequence the table cleans: the stricter Clean Descriptors
+            _clean_text(ds, elem, ctx, location, fallback="X")
+        elif action in ("X", "Z"):
+            _apply(ds, elem, action, ctx, location, cleaning)
+        elif action is None and cleaning:
+            _clean_text(ds, elem, ctx, location, fallback="X")
 
 
 def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> None:
@@ -261,6 +308,9 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
     values = _str_values(elem)
     if not values:
         return
+    if content.uses_free_text_cleaner(elem.tag, location):  # labels and narrative: words kept, identity removed
+        content.clean_text_element(ds, elem, ctx, location, Finding)
+        return
     memo = ctx.text_memo or _text_memo(ctx.identifiers)
     cleaned = [memo.clean(v, ctx.guidelines.vocabulary, ctx.identifiers) for v in values]
     if all(c == "" for c in cleaned):
@@ -273,9 +323,9 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
 
 
 def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: str, outside_table: bool) -> None:
+    """Move a DA, TM or DT element by the patient's moment offset (mapping.shift_value); a DA
+    moves with its paired time (see _pair_times). Unreadable values are emptied."""
     options = ctx.guidelines.settings.options
-    if elem.VR == "TM":
-        return  # times of day are kept; only dates move
     if "retain_long_full_dates" in options:
         return
     if "retain_long_modified_dates" not in options:
@@ -283,9 +333,11 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "date outside the table"))
         return
-    shift = shift_da if elem.VR == "DA" else shift_dt
     values = _str_values(elem)
-    shifted = [shift(v, ctx.date_offset) for v in values]
+    times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
+    if len(times) != len(values):
+        times = [""] * len(values)
+    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
         ctx.findings.append(Finding(location, "Z", "unparseable date emptied"))
@@ -293,7 +345,82 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     if values:
         elem.value = shifted if len(shifted) > 1 else shifted[0]
         ctx.dates_shifted = True
-        ctx.findings.append(Finding(location, "C", "date shifted"))
+        ctx.findings.append(Finding(location, "C", "date shifted" if elem.VR != "TM" else "time shifted"))
+
+
+def _pair_times(ds: Dataset, ctx: Context) -> None:
+    """Remember, before any element of ds changes, the time of each date that has one in the same
+    dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
+    found = {}
+    for tag in ds.keys():
+        time_tag = DATE_TIME_PAIRS.get(tag)
+        if time_tag is not None and time_tag in ds:
+            time_elem = ds[time_tag]
+            if time_elem.VR == "TM":
+                found[tag] = _str_values(time_elem)
+    if found:
+        ctx.pair_times[id(ds)] = found
+    else:
+        ctx.pair_times.pop(id(ds), None)
+
+
+def _age_years(value: str) -> float | None:
+    """Years an Age String (nnnD/W/M/Y, PS3.5 6.2) stands for; also longer numbers (1100M, 4800W)
+    and a bare number (years). None if it holds no number."""
+    m = re.match(r"^\s*(\d+)\s*([DWMY]?)", value.upper())
+    if not m:
+        return None
+    n, unit = int(m.group(1)), m.group(2) or "Y"
+    return {"D": n / 365.25, "W": n * 7 / 365.25, "M": n / 12, "Y": float(n)}[unit]
+
+
+def _cap_age(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
+    """Ages of 90 and over become 090Y (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C)); an age that
+    is no age is emptied (fail closed)."""
+    values = _str_values(elem)
+    if not values:
+        return
+    years = [_age_years(v) for v in values]
+    if any(y is None for y in years):
+        _empty(ds, elem)
+        ctx.findings.append(Finding(location, "Z", "unreadable age emptied"))
+        return
+    if any(y >= AGE_CAP_YEARS for y in years):  # type: ignore[operator]
+        new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years)]  # type: ignore[operator]
+        elem.value = new if len(new) > 1 else new[0]
+        ctx.age_capped = True
+        ctx.findings.append(Finding(location, "C", "age of 90 or over written 090Y"))
+
+
+def _check_birth_date(ds: Dataset, ctx: Context) -> None:
+    """A birth date that is still there (a site table keeping or shifting it) must not imply an
+    age of 90 or over at this file's dates, nor beside an age capped to 090Y: then it is emptied
+    with its time (Patient's Birth Date is Type 2)."""
+    birth = ds.get(_BIRTH_DATE)
+    if birth is None or _is_empty(birth):
+        return
+    born = _parse_da(str(birth.value))
+    dates = [_parse_da(str(ds[t].value)) for t in _REFERENCE_DATES if t in ds and not _is_empty(ds[t])]
+    latest = max((d for d in dates if d is not None), default=None)
+    too_old = ctx.age_capped or born is None
+    if born is not None and latest is not None:
+        years = latest.year - born.year - ((latest.month, latest.day) < (born.month, born.day))
+        too_old = too_old or years >= AGE_CAP_YEARS
+    if too_old:
+        _empty(ds, birth)
+        if _BIRTH_TIME in ds:
+            del ds[_BIRTH_TIME]
+        ctx.findings.append(Finding(tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied"))
+
+
+def _parse_da(value: str) -> "dt.date | None":
+    value = value.strip()
+    if not re.fullmatch(r"\d{8}", value):
+        return None
+    try:
+        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
 
 
 def uid_is_kept(tag: int, value: str) -> bool:
@@ -318,14 +445,14 @@ def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
         if _is_empty(elem):
             elem.value = ctx.mapper.uid("dummy")
         return
-    if vr in ("DA", "DT"):
+    if vr in ("DA", "DT", "TM"):
         if "retain_long_modified_dates" in ctx.guidelines.settings.options and not _is_empty(elem):
             _shift_or_drop_date(ds, elem, ctx, "", outside_table=False)
             if not _is_empty(elem):
                 return
-        elem.value = "19000101" if vr == "DA" else "19000101000000"
+        elem.value = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}[vr]
         return
-    dummies = {"TM": "000000", "AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
+    dummies = {"AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
                "UR": "urn:deid", "PN": "ANONYMIZED"}
     if vr in dummies:
         elem.value = dummies[vr]
@@ -448,7 +575,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
         if new:
             elem.value = new if len(new) > 1 else new[0]
         ctx.findings.append(Finding(location, "U", "private UID remapped"))
-    elif disposition == "o" or vr in ("DA", "DT"):
+    elif disposition == "o" or vr in ("DA", "DT", "TM"):
         _shift_private_date(ds, elem, ctx, location)
     elif disposition == "oi":
         _shift_private_seconds(ds, elem, ctx, location)
@@ -456,6 +583,8 @@ def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location
         _remap_uid(elem, ctx)
     elif vr == "PN":
         _empty(ds, elem)
+    elif vr == "AS":
+        _cap_age(ds, elem, ctx, location)
     elif vr in FREE_TEXT_VRS or vr == "UR":
         # kept by the knowledge base, yet text: a PHI shape (URL, date, phone...) still goes
         if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
@@ -481,13 +610,14 @@ def _all_numbers(elem: DataElement) -> bool:
 def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     """'o': a date or date-time, whatever VR the vendor gave it, shifted like the public dates."""
     options = ctx.guidelines.settings.options
-    if elem.VR in ("DA", "DT") and ({"retain_long_modified_dates", "retain_long_full_dates"} & options):
+    if elem.VR in ("DA", "DT", "TM") and ({"retain_long_modified_dates", "retain_long_full_dates"} & options):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
         return
     values = _str_values(elem) if elem.VR in TEXT_VRS else None
     if values is not None and "retain_long_full_dates" in options:
         return
-    shifted = [shift_dt(v, ctx.date_offset) for v in values] if values and "retain_long_modified_dates" in options else None
+    shifted = ([shift_value("DT", v, ctx.moment_offset) for v in values]
+               if values and "retain_long_modified_dates" in options else None)
     if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values)):
         del ds[elem.tag]
         ctx.findings.append(Finding(location, "X", "private date removed"))
@@ -510,7 +640,7 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         del ds[elem.tag]
         ctx.findings.append(Finding(location, "X", "private date removed"))
         return
-    delta = ctx.date_offset * 86400
+    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
     new = [v + delta for v in values]
     if elem.VR in ("FL", "FD", "OF", "OD"):
         out: list = new
@@ -601,6 +731,10 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
         if ctx.pseudonym and text == ctx.pseudonym:
             continue
         if _holds_identifier(text, ctx.identifiers, seen):
+            terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+            if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+                ctx.identifiers.term_tokens |= terms
+                continue
             del ds[tag]
             ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
 

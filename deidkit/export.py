@@ -24,9 +24,10 @@ from typing import Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine
+from . import dicomio, engine, pixels, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
+from . import content
 from .sweep import Identifiers
 
 MANIFEST_NAME = "deid_manifest.csv"
@@ -68,6 +69,9 @@ class FileResult:
     sop_class: str = ""
     sop_instance: str = ""
     thumbnails: list[str] = field(default_factory=list)  # review images, hospital side
+    proposal: str | None = None  # boxes proposed to a person (review_decisions.csv); None: not for review
+    frames: int = 0              # frames of an image whose pixels were looked at
+    references: list[str] = field(default_factory=list)  # instances a delivered label object points at
 
 
 @dataclass
@@ -92,6 +96,7 @@ class RunConfig:
 class RunSummary:
     results: list[FileResult]
     resumed: int = 0
+    review_lines: list[str] = field(default_factory=list)  # what people decided (counts, no PHI)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -155,28 +160,20 @@ def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, o
 def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
     register_new_attributes(guidelines)
     s = guidelines.settings
-    pixels = _pixel_module()
     _WORKER.update(
         guidelines=guidelines,
         mapper=Mapper(key, s.pseudonym_prefix, s.min_shift_days, s.max_shift_days),
-        dest=Path(dest), hospital=Path(hospital), pixels=pixels,
-        rules=pixels.load_redaction_rules(pixels.redaction_rules_path(Path(override_dir) if override_dir else None))
-        if pixels is not None else [],
+        dest=Path(dest), hospital=Path(hospital),
+        rules=pixels.load_redaction_rules(pixels.redaction_rules_path(Path(override_dir) if override_dir else None)),
     )
 
 
-def _pixel_module():
-    try:
-        from . import pixels
-    except ImportError:
-        return None
-    needed = ("burned_in_risk", "clean_pixels")
-    return pixels if all(hasattr(pixels, n) for n in needed) else None
+def process_file(job: tuple[str, ...]) -> FileResult:
+    """De-identify one file into the partial folder. Never raises: failures become results.
 
-
-def process_file(job: tuple[str, str, str]) -> FileResult:
-    """De-identify one file into the partial folder. Never raises: failures become results."""
-    ref, src_str, rel = job
+    job = (ref, source path, path relative to SOURCE[, boxes a person approved])."""
+    ref, src_str, rel = job[:3]
+    approved = job[3] if len(job) > 3 else None
     src = Path(src_str)
     result = FileResult(ref=ref, src=rel, status=FAILED)
     if "setup_error" in _WORKER:
@@ -189,7 +186,7 @@ def process_file(job: tuple[str, str, str]) -> FileResult:
         if src.is_dir():
             result.reason = "folder cannot be read: " + _os_error_text(_scandir_error(src))
             return result
-        return _process(src, result, root)
+        return _process(src, result, root, approved)
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
@@ -243,7 +240,7 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
     return result
 
 
-def _process(src: Path, result: FileResult, root: Path) -> FileResult:
+def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
@@ -253,13 +250,15 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
             result.status, result.reason = DICOMDIR, "DICOMDIR left out (it names patients; the output has none)"
         return result
     ds = header.dataset
-    pixels = _WORKER["pixels"]
-    at_risk = pixels.burned_in_risk(ds, _WORKER["rules"]) if pixels is not None else _metadata_risk(ds)
+    if ds.get("SOPInstanceUID"):  # the keyed UID, also for a file held: labels pointing at it are listed
+        result.sop_instance = _WORKER["mapper"].uid(str(ds.SOPInstanceUID))
+    assessment = risk.assess(ds, g, layout_matched=bool(pixels.matching_rules(ds, _WORKER["rules"])))
+    at_risk = assessment.reason if assessment.at_risk else None
     hold = engine.hold_reason_for(ds, g)
     if hold:
         result.status, result.reason = HELD, hold
         return result
-    if at_risk and (pixels is None or not g.settings.clean_pixel_data):
+    if at_risk and (assessment.action == risk.HOLD or not g.settings.clean_pixel_data):
         result.status, result.reason = HELD, f"burned-in text risk ({at_risk}); pixels not checked"
         return result
     full = None
@@ -277,16 +276,8 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     if outcome.hold_reason:
         result.status, result.reason = HELD, outcome.hold_reason
         return result
-    if at_risk:
-        layout_matched = bool(pixels.matching_rules(ds, _WORKER["rules"]))
-        pixel_outcome = pixels.clean_pixels(ds, _WORKER["rules"])
-        send, why = pixels.release_decision(pixel_outcome, layout_matched, g.settings.trust_pixel_detector)
-        result.thumbnails = _save_thumbnails(result.ref, pixel_outcome)
-        if not send:
-            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {why}"
-            return result
-        engine.add_clean_pixel_code(ds)
-        result.reason = why
+    if at_risk and not _pixels_may_go(ds, result, assessment, approved):
+        return result
     ts = str(ds.file_meta.TransferSyntaxUID) if full is not None else header.transfer_syntax
     ds.file_meta = engine.new_file_meta(ds, ts)
     out_rel = output_path(ds, outcome.pseudonym, _WORKER["mapper"])
@@ -296,18 +287,16 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
         if full is None:
             # the header is checked in memory before anything is written
             encoded = dicomio.encode_header(ds)
-            if _identifier_in_header(encoded, identifiers, ds):
+            if _header_leaks(encoded, identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
             result.size, result.sha256 = dicomio.write_streamed(encoded, src, header.pixel_span, partial)
         else:
-            header_size = dicomio.write_whole(ds, partial)
-            with partial.open("rb") as fp:
-                leak = _identifier_in_header(fp.read(header_size), identifiers, ds)
-            if leak:
-                partial.unlink()
+            # every element but the pixel values, as plain bytes (the written file may be deflated)
+            if _header_leaks(dicomio.header_search_bytes(ds), identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
+            dicomio.write_whole(ds, partial)
             result.size, result.sha256 = _size_and_hash(partial)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -319,24 +308,43 @@ def _process(src: Path, result: FileResult, root: Path) -> FileResult:
     result.modality = str(ds.get("Modality", "") or "")
     result.sop_class = str(ds.get("SOPClassUID", ""))
     result.sop_instance = str(ds.get("SOPInstanceUID", ""))
+    result.references = content.referenced_instances(ds)
     return result
 
 
-def _metadata_risk(ds: Dataset) -> str | None:
-    """Used only if the pixel module is missing: the plain metadata rules, fail closed."""
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        return "Burned In Annotation YES"
-    if "Rows" not in ds:
-        return None
-    modality = str(ds.get("Modality", "")).upper()
-    if modality in {"US", "SC", "OT", "XA", "ES", "DOC", "SM", "XC", "GM"}:
-        return f"modality {modality}"
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-    if any(v in ("SECONDARY", "SCREEN SAVE") for v in image_type):
-        return "image type SECONDARY"
-    if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.7"):
-        return "secondary capture"
-    return None
+def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssessment",
+                   approved: str | None) -> bool:
+    """The pixel step of an image at risk: apply a person's approved boxes, or run the detector and
+    decide by rule. True: ds is ready to write (pixels blanked and re-encoded as needed, Burned In
+    Annotation NO, Clean Pixel Data code added). False: held; result says why, and result.proposal
+    holds the boxes proposed to a person when the pixels could be looked at."""
+    original_ts = str(ds.file_meta.TransferSyntaxUID)
+    if approved is not None:
+        try:
+            blanked = pixels.apply_regions(ds, review_decisions.parse_boxes(approved))
+        except (review_decisions.DecisionError, pixels.PixelError) as e:
+            result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): approved, but {e}"
+            result.proposal = approved
+            return False
+        result.reason = f"approved by a person ({blanked} region(s) blanked)" if blanked else "approved by a person"
+    else:
+        rules = _WORKER["rules"]
+        outcome = pixels.clean_pixels(ds, rules)
+        send, why = pixels.release_decision(outcome, bool(pixels.matching_rules(ds, rules)),
+                                            _WORKER["guidelines"].settings.trust_pixel_detector,
+                                            assessment.person_must_see)
+        result.thumbnails = _save_thumbnails(result.ref, outcome)
+        result.frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if not send:
+            result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): {why}"
+            if outcome.boxes or outcome.status != "hold":  # the pixels were seen: a person can decide
+                result.proposal = review_decisions.format_boxes(review_decisions.regions_from_frames(outcome.boxes))
+            return False
+        ds.BurnedInAnnotation = "NO"
+        result.reason = why
+    pixels.encode_like(ds, original_ts)
+    engine.add_clean_pixel_code(ds)
+    return True
 
 
 def _save_thumbnails(ref: str, outcome) -> list[str]:
@@ -377,8 +385,24 @@ def _small_number(value, limit: int) -> int:
     return n if 0 <= n <= limit else 0
 
 
+# What the tool itself writes into every header (De-identification Method and its codes, Patient
+# Identity Removed, Longitudinal Temporal Information Modified; the file meta's implementation
+# name): their words ("Basic", "Profile", "Longitudinal", "Patient", "DEIDKIT") are not the patient's.
+OWN_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+
+
+def _header_leaks(data: bytes, identifiers: Identifiers, ds: Dataset) -> bool:
+    """Last net: is one of the patient's own identifiers in the header bytes (all of them)?
+
+    A hit is searched again in the element values without the tool's own attributes (OWN_TAGS,
+    file meta), so a patient named Long, Basic or Patient is not held for the tool's words."""
+    if not _identifier_in_header(data, identifiers, ds):
+        return False
+    return _identifier_in_header(dicomio.header_search_bytes(ds, leave_out=OWN_TAGS), identifiers, ds)
+
+
 def _identifier_in_header(data: bytes, identifiers: Identifiers, ds: Dataset) -> bool:
-    """Last net: search the encoded header bytes for the patient's own identifiers."""
+    """Search header bytes for the patient's own identifiers, in the file's character sets."""
     encodings = ["ascii", "latin-1", "utf-8"]
     charset = ds.get("SpecificCharacterSet")
     if charset:
@@ -435,15 +459,22 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     jobs = [(f"F{i + 1:06d}", str(p), p.relative_to(config.source).as_posix()) for i, p in enumerate(files)]
     state_path = config.hospital_dir / STATE_NAME
     done = _load_state(state_path, config.fingerprint(), config.dest)
-    todo = [j for j in jobs if j[2] not in done]
+    decisions_path = config.hospital_dir / review_decisions.DECISIONS_NAME
+    decisions = review_decisions.read_decisions(decisions_path)
+    resuming = bool(done)
+    proposals = {r.src: r.proposal for r in done.values() if r.proposal is not None}
+    todo: list[tuple[str, ...]] = [j for j in jobs if j[2] not in done]
+    todo += _decided_jobs(jobs, done, decisions)
     placed: dict[str, FileResult] = {r.out: r for r in done.values() if r.status == WRITTEN}
     results: dict[str, FileResult] = dict(done)
     if progress:
         progress(len(jobs) - len(todo), len(jobs))
     kill_after, kill_when = _kill_hook()
     finished = 0
-    with _StateWriter(state_path, config.fingerprint(), fresh=not done) as state:
+    with _StateWriter(state_path, config.fingerprint(), fresh=not resuming) as state:
         for result in _execute(todo, config):
+            if result.proposal is None and result.src in proposals:
+                result.proposal = proposals[result.src]  # the tool's proposal, kept for the review counts
             try:
                 _place(result, placed, results, config.dest, state)
             except OSError as e:
@@ -472,7 +503,51 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
             leftover.unlink()
         partial_dir.rmdir()
     ordered = [results[j[2]] for j in jobs if j[2] in results]
-    return RunSummary(ordered, resumed=len(done))
+    return RunSummary(ordered, resumed=len(done),
+                      review_lines=_write_decisions(decisions_path, decisions, ordered))
+
+
+def _decision_for(r: FileResult, decisions: dict[str, "review_decisions.Decision"]):
+    """The person's row for a result, when it names the same original file (or none)."""
+    d = decisions.get(r.ref)
+    if d is None or (d.original_file and d.original_file != r.src):
+        return None  # the export changed since the row was written: never apply it to another file
+    return d
+
+
+def _decided_jobs(jobs: list[tuple[str, str, str]], done: dict[str, FileResult],
+                  decisions: dict[str, "review_decisions.Decision"]) -> list[tuple[str, ...]]:
+    """Jobs again for images waiting for review that a person approved (with the boxes decided);
+    rejected ones get their reason updated in place (they stay held)."""
+    again: list[tuple[str, ...]] = []
+    for job in jobs:
+        r = done.get(job[2])
+        if r is None or r.status != HELD or r.proposal is None:
+            continue
+        d = _decision_for(r, decisions)
+        if d is None:
+            continue
+        if d.decision == review_decisions.APPROVE:
+            again.append((*job, d.boxes))
+            del done[job[2]]
+        elif d.decision == review_decisions.REJECT and not r.reason.startswith(review_decisions.REJECTED):
+            r.reason = f"{review_decisions.REJECTED}: {r.reason}"
+    return again
+
+
+def _write_decisions(path: Path, previous: dict[str, "review_decisions.Decision"],
+                     results: list[FileResult]) -> list[str]:
+    """review_decisions.csv after a run (earlier decisions kept, new waiting images added);
+    returns the summary's lines on what people decided."""
+    waiting = [review_decisions.Decision(r.ref, "", r.proposal or "", r.reason, r.src, r.frames or 1)
+               for r in results if r.status == HELD and r.proposal is not None]
+    rows = review_decisions.merge(previous, waiting)
+    if rows or path.exists():
+        review_decisions.write_decisions(path, rows)
+    decided = {d.ref: d for d in rows}
+    pairs = [(r.proposal or "", decided[r.ref]) for r in results
+             if r.proposal is not None and r.ref in decided and _decision_for(r, decided) is not None]
+    return review_decisions.summary_lines(pairs)
 
 
 def _kill_hook() -> tuple[int, str]:

@@ -10,6 +10,8 @@ Files (bundled in guidelines/, each overridable by a copy next to the executable
   settings.ini                 which options the site runs with, pseudonym and date settings
   descriptor_vocabulary.txt    imaging words Clean Descriptors never reads as names
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
+  unlisted_text_attributes.csv public text attributes Table E.1-1 does not list, each decided
+  burned_in_risk.csv           which images may carry burned-in text (deidkit.risk.assess)
 The engine and --verify both ask `Guidelines.action_for`; nothing else holds tag lists.
 """
 from __future__ import annotations
@@ -31,14 +33,19 @@ VOCABULARY_FILE = "descriptor_vocabulary.txt"
 PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
 PRIVATE_KB_FILE = "private_tag_kb.csv"
 RESEARCH_PRIVATE_FILE = "research_private.csv"
-GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
-                   PRIVATE_KB_FILE, RESEARCH_PRIVATE_FILE)
 # Private dispositions (TCIA's codes): k keep, h remap a UID-like value with the keyed UID mapping,
 # o shift a date / date-time by the patient's offset, oi shift a date held as a number of seconds,
 # d delete. Every disposition but d keeps the element (changed as said).
 PRIVATE_DISPOSITIONS = {"k", "h", "o", "oi", "d"}
 PRIVATE_KEEPS = frozenset({"k", "h", "o", "oi"})
 PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv", "geprotocol"}  # csa/ascconv: kept only as deidkit.csa cleans it
+UNLISTED_TEXT_FILE = "unlisted_text_attributes.csv"
+RISK_FILE = "burned_in_risk.csv"
+GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
+                   RISK_FILE, UNLISTED_TEXT_FILE, PRIVATE_KB_FILE, RESEARCH_PRIVATE_FILE)
+UNLISTED_ACTIONS = {"K", "C", "X", "Z"}
+RISK_MATCHES = ("flag", "sop_class", "modality", "image_type")
+RISK_ACTIONS = ("check", "hold")
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -116,6 +123,36 @@ class SafePrivate:
 
 
 @dataclass(frozen=True)
+class UnlistedText:
+    """One row of unlisted_text_attributes.csv: a public text attribute Table E.1-1 does not list."""
+
+    keyword: str
+    vr: str
+    action: str   # K keep, C clean (deidkit.text_clean), X remove, Z empty
+    kept_by: str  # option under which an X row is kept ("" none)
+    reason: str
+
+    def code_under(self, enabled: frozenset[str]) -> str:
+        return "K" if self.kept_by and self.kept_by in enabled else self.action
+
+
+@dataclass(frozen=True)
+class RiskRule:
+    """One row of burned_in_risk.csv: images matching it may carry burned-in text.
+
+    match is one of RISK_MATCHES; for "flag" the value is (keyword, VALUE), else the upper-cased
+    text to compare (SOP Class UID, Modality, one Image Type value)."""
+
+    match: str
+    value: str
+    keyword: str             # the attribute compared (pydicom keyword)
+    action: str              # "check" (detector looks, person sees proposals) or "hold"
+    person_must_see: bool    # listed for a person even when the detector finds no text
+    reason: str              # plain words shown to the person
+    line: int
+
+
+@dataclass(frozen=True)
 class Settings:
     options: frozenset[str]
     clean_pixel_data: bool = True
@@ -140,6 +177,8 @@ class Guidelines:
     vocabulary: frozenset[str]
     sha256: str
     overridden: tuple[str, ...] = field(default=())  # files taken from outside the bundle
+    burned_in_risk: tuple[RiskRule, ...] = field(default=())  # burned_in_risk.csv, in file order
+    unlisted_text: dict[int, UnlistedText] = field(default_factory=dict)  # unlisted_text_attributes.csv
     # (tag, sop class) -> resolved code, filled as the engine asks; never copied by
     # dataclasses.replace (init=False), so a Guidelines with other settings starts empty
     _action_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -177,6 +216,12 @@ class Guidelines:
         tag = parse_tag(rule.tag)
         module_type = self.module_type(tag[1], sop_class_uid) if tag else None
         return resolve_combined(rule.basic, module_type)
+
+    def unlisted_text_action(self, tag: int) -> str | None:
+        """K, C, X or Z for a public text attribute the table does not list (None: not decided
+        in unlisted_text_attributes.csv, e.g. newer than the dictionary it was made from)."""
+        row = self.unlisted_text.get(int(tag))
+        return row.code_under(self.settings.options) if row is not None else None
 
     def settings_pseudonym_tags(self) -> tuple[int, ...]:
         return self.settings.pseudonym_tags
@@ -418,6 +463,20 @@ def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, UnlistedText]:
+    _, rows = _csv_rows(text, name)
+    out = {}
+    for line, row in rows:
+        parsed = parse_tag(row.get("tag", ""))
+        action, kept_by = row.get("action", ""), row.get("kept_by", "")
+        if parsed is None or parsed[0] != 0xFFFFFFFF or parsed[1] >> 16 & 1:
+            raise GuidelineError(f"{name} line {line}: needs a public tag like (3002,0020)")
+        if action not in UNLISTED_ACTIONS or (kept_by and kept_by not in OPTIONS):
+            raise GuidelineError(f"{name} line {line}: action must be K, C, X or Z; kept_by an option name or empty")
+        out[parsed[1]] = UnlistedText(row.get("keyword", ""), row.get("vr", ""), action, kept_by, row.get("reason", ""))
+    return out
+
+
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
@@ -470,6 +529,51 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     )
 
 
+_RISK_KEYWORDS = {"sop_class": "SOPClassUID", "modality": "Modality", "image_type": "ImageType"}
+
+
+def parse_burned_in_risk(text: str, name: str = RISK_FILE) -> tuple[RiskRule, ...]:
+    """Rows of burned_in_risk.csv in file order; GuidelineError names file and line when wrong."""
+    from pydicom.datadict import tag_for_keyword
+
+    fields, rows = _csv_rows(text, name)
+    needed = {"match", "value", "action", "person_must_see", "reason"}
+    if not needed <= set(fields):
+        raise GuidelineError(f"{name}: needs columns {', '.join(sorted(needed))}")
+    out = []
+    seen = set()
+    for line, row in rows:
+        where = f"{name} line {line}"
+        match, value = row["match"].lower(), row["value"].strip()
+        if match not in RISK_MATCHES:
+            raise GuidelineError(f"{where}: match '{row['match']}' is not one of {', '.join(RISK_MATCHES)}")
+        action = row["action"].lower()
+        if action not in RISK_ACTIONS:
+            raise GuidelineError(f"{where}: action '{row['action']}' is not one of {', '.join(RISK_ACTIONS)}")
+        must_see = row["person_must_see"].lower()
+        if must_see not in ("yes", "no"):
+            raise GuidelineError(f"{where}: person_must_see must be yes or no")
+        if not value or not row["reason"]:
+            raise GuidelineError(f"{where}: value and reason must not be empty")
+        if match == "flag":
+            keyword, sep, wanted = value.partition("=")
+            if not sep or tag_for_keyword(keyword.strip()) is None or not wanted.strip():
+                raise GuidelineError(f"{where}: flag '{value}' is not like BurnedInAnnotation=YES")
+            keyword, value = keyword.strip(), wanted.strip().upper()
+        else:
+            keyword = _RISK_KEYWORDS[match]
+            value = value.upper()
+            if match == "sop_class" and not re.fullmatch(r"[0-9]+(\.[0-9]+)+", value):
+                raise GuidelineError(f"{where}: '{value}' is not a SOP Class UID")
+        if (keyword, value) in seen:
+            raise GuidelineError(f"{where}: {keyword} {value} is listed twice")
+        seen.add((keyword, value))
+        out.append(RiskRule(match, value, keyword, action, must_see == "yes", row["reason"], line))
+    if not out:
+        raise GuidelineError(f"{name}: no rules; is this the right file?")
+    return tuple(out)
+
+
 def parse_vocabulary(text: str) -> frozenset[str]:
     return frozenset(line.strip().lower() for line in text.splitlines()
                      if line.strip() and not line.startswith("#"))
@@ -501,6 +605,8 @@ def load(override_dir: Path | None = None) -> Guidelines:
         types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
         vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,
+        burned_in_risk=parse_burned_in_risk(texts[RISK_FILE]),
+        unlisted_text=parse_unlisted_text(texts[UNLISTED_TEXT_FILE]),
     )
 
 

@@ -12,10 +12,12 @@ import os
 import re
 import secrets
 import sys
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
 KEY_FILE_NAME = "deidkit_site_key.txt"
+SECONDS_PER_DAY = 86400
 _DT_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(.*)$")
 
 
@@ -118,6 +120,17 @@ class Mapper:
         span = self.max_shift - self.min_shift + 1
         return -(self.min_shift + int.from_bytes(self._cached_mac("dateshift", patient_key)[:8], "big") % span)
 
+    def time_offset_seconds(self, patient_key: str) -> int:
+        """Seconds (0..86399) every moment of this patient moves forward on top of its days.
+
+        With date_offset_days it makes one offset per patient, days + seconds (MomentOffset): a
+        time of day moves with its date (PS3.15 E.3.6 modifies dates and times)."""
+        return int.from_bytes(self._cached_mac("timeshift", patient_key)[:8], "big") % SECONDS_PER_DAY
+
+    def moment_offset(self, patient_key: str) -> "MomentOffset":
+        """The patient's whole keyed offset: date_offset_days days plus time_offset_seconds."""
+        return MomentOffset(self.date_offset_days(patient_key), self.time_offset_seconds(patient_key))
+
     def short_code(self, value: str, length: int = 8) -> str:
         """A neutral hex code for output folder/file names."""
         return self._cached_mac("name", value).hex()[:length].upper()
@@ -188,3 +201,120 @@ def shift_dt(value: str, days: int) -> str | None:
         return f"{total // 12:04d}{total % 12 + 1:02d}" + rest
     except (ValueError, OverflowError):
         return None
+
+
+# ---- moments: dates and times together (PS3.15 E.3.6, Modified Dates) ---------------------------
+
+@dataclass(frozen=True)
+class MomentOffset:
+    """One patient's keyed shift of every moment: `days` (negative) plus `seconds` (0..86399).
+
+    A date alone (DA, or a DT of day precision) moves by `days`; a time of day (TM) moves by
+    `seconds` modulo one day; a date with its time (DA+TM pair, DT with a time) moves by both, so a
+    time past midnight carries into the next day. Intervals between moments stay exact."""
+
+    days: int
+    seconds: int = 0
+
+
+_TM_RE = re.compile(r"^(\d{2})(?::?(\d{2}))?(?::?(\d{2}))?(\.\d{1,6})?$")
+_DT_FULL_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
+
+
+def _parse_tm(value: str) -> tuple[int, int, str] | None:
+    """(seconds since midnight, number of components given (1-3), fraction text) or None."""
+    m = _TM_RE.match(value.strip())
+    if not m:
+        return None
+    hh, mm, ss, frac = m.group(1), m.group(2), m.group(3), m.group(4) or ""
+    if frac and ss is None:
+        return None
+    h, mi, s = int(hh), int(mm or 0), int(ss or 0)
+    if h > 23 or mi > 59 or s > 60:
+        return None
+    return h * 3600 + mi * 60 + min(s, 59), 1 + (mm is not None) + (ss is not None), frac
+
+
+def _format_time(seconds: int, parts: int, frac: str) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{h:02d}", f"{h:02d}{m:02d}", f"{h:02d}{m:02d}{s:02d}")[parts - 1] + (frac if parts == 3 else "")
+
+
+def time_carry(tm_value: str, offset: MomentOffset) -> int | None:
+    """Days a date moves on top of offset.days because its time (tm_value) passes midnight
+    (0 or 1); None if tm_value is not one readable time (then the date moves by days alone)."""
+    parsed = _parse_tm(tm_value) if tm_value and "-" not in tm_value else None
+    if parsed is None:
+        return None
+    return (parsed[0] + offset.seconds) // SECONDS_PER_DAY
+
+
+def shift_tm(value: str, offset: MomentOffset) -> str | None:
+    """Shift a TM value (HH, HHMM, HHMMSS[.F{1-6}], legacy HH:MM:SS, ranges) by offset.seconds
+    modulo one day, keeping its precision. None if not a time."""
+    value = value.strip()
+    if not value:
+        return value
+    if "-" in value:
+        parts = value.split("-")
+        if len(parts) != 2:
+            return None
+        shifted = [shift_tm(p, offset) if p else "" for p in parts]
+        return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    parsed = _parse_tm(value)
+    if parsed is None:
+        return None
+    seconds, parts, frac = parsed
+    return _format_time((seconds + offset.seconds) % SECONDS_PER_DAY, parts, frac)
+
+
+def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
+    """Shift a DT value as one moment: days + seconds when it has a time (precision, fraction and
+    UTC offset kept; a time past midnight carries into the date), days alone when it has none.
+    Partial dates (YYYY, YYYYMM) move as shift_dt moves them. None if invalid."""
+    value = value.strip()
+    if not value:
+        return value
+    if "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
+        parts = value.split("-")
+        if len(parts) == 2:
+            shifted = [shift_dt_moment(p, offset) if p else "" for p in parts]
+            return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    m = _DT_FULL_RE.match(value)
+    if not m or m.group(4) is None:
+        return shift_dt(value, offset.days)
+    year, month, day, hh, mm, ss, frac, zone = m.groups()
+    if ss is None and frac:
+        return None
+    time_text = hh + (mm or "") + (ss or "")
+    parsed = _parse_tm(time_text + (frac or ""))
+    if parsed is None:
+        return None
+    seconds, parts, frac_text = parsed
+    try:
+        date = dt.date(int(year), int(month), int(day))
+        total = seconds + offset.seconds
+        date += dt.timedelta(days=offset.days + total // SECONDS_PER_DAY)
+    except (ValueError, OverflowError):
+        return None
+    return date.strftime("%Y%m%d") + _format_time(total % SECONDS_PER_DAY, parts, frac_text) + (zone or "")
+
+
+def shift_value(vr: str, value: str, offset: MomentOffset, time_of_date: str = "") -> str | None:
+    """The one place that moves a DA, TM or DT value by a patient's offset (the engine, private
+    attributes and anyone else call this). For a DA, time_of_date is the original value of its
+    paired TM (XDate <-> XTime in the same dataset), so a time past midnight carries the date.
+    Returns the shifted value ("" stays ""), or None when the value is not a readable moment
+    (callers empty it). Raises ValueError for another VR."""
+    if vr == "DA":
+        carry = time_carry(time_of_date, offset) if time_of_date else None
+        return shift_da(value, offset.days + (carry or 0))
+    if vr == "TM":
+        return shift_tm(value, offset)
+    if vr == "DT":
+        return shift_dt_moment(value, offset)
+    raise ValueError(f"shift_value: {vr} is not a date or time VR")
+
+
+shift_moment = shift_value  # the name the issue and other modules may use

@@ -3,6 +3,7 @@
 Three steps, each a pure function over a pydicom Dataset (nothing here reads or writes files
 except load_redaction_rules):
   burned_in_risk(ds)        metadata says the image may carry text -> a short neutral reason
+                            (deidkit.risk.assess over guidelines/burned_in_risk.csv)
   load_redaction_rules(p)   guidelines/pixel_redaction_rules.csv: known screen layouts
   clean_pixels(ds, rules)   decode every frame, blank layout rectangles and detected text, check
                             again, and say "clean" (pixels untouched), "redacted" (PixelData
@@ -25,7 +26,8 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import pixel_detect
-from .guidelines import PIXEL_RULES_FILE, GuidelineError, bundled_dir
+from . import risk
+from .guidelines import PIXEL_RULES_FILE, GuidelineError, Guidelines, bundled_dir
 from .pixel_detect import REDACTION_MARGIN, Box
 from .review_page import thumbnail_png
 
@@ -34,68 +36,25 @@ MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, 
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
 
-# SOP Classes whose images are screens, photos or captures (PS3.4 B.5).
-_RISK_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound",
-    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume",
-    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
-    "1.2.840.10008.5.1.4.1.1.7.1": "Multi-frame Single Bit SC",
-    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte SC",
-    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word SC",
-    "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color SC",
-    "1.2.840.10008.5.1.4.1.1.12.1": "X-Ray Angiographic",
-    "1.2.840.10008.5.1.4.1.1.12.1.1": "Enhanced XA",
-    "1.2.840.10008.5.1.4.1.1.12.2": "X-Ray Radiofluoroscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic",
-    "1.2.840.10008.5.1.4.1.1.77.1.4": "VL Photographic",
-    "1.2.840.10008.5.1.4.1.1.77.1.4.1": "Video Photographic",
-    "1.2.840.10008.5.1.4.1.1.77.1.5.1": "Ophthalmic Photography 8 Bit",
-    "1.2.840.10008.5.1.4.1.1.77.1.5.2": "Ophthalmic Photography 16 Bit",
-}
-_RISK_MODALITIES = {"US", "IVUS", "SC", "OT", "XA", "RF", "ES", "XC", "GM", "OP", "DOC", "SM"}
-_RISK_IMAGE_TYPES = ("SECONDARY", "SCREEN SAVE", "DERIVED")
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-# ---- risk from metadata -------------------------------------------------------------------
-
-def _is_image(ds: pydicom.Dataset) -> bool:
-    return "Rows" in ds or any(k in ds for k in _PIXEL_KEYWORDS)
-
+# ---- risk from metadata (the one table: guidelines/burned_in_risk.csv, deidkit.risk) ---------
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")
     return str(value).strip().upper() if value is not None else ""
 
 
-def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None) -> str | None:
-    """A short neutral reason if the metadata says the image may show burned-in text, else None.
+def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None,
+                   guidelines: Guidelines | None = None) -> str | None:
+    """A short neutral reason if the header says the image may show burned-in text, else None.
 
-    Works on headers read with stop_before_pixels. The flag Burned In Annotation NO does not
-    clear a risky modality or SOP Class (public samples ship text with the flag absent or wrong).
+    The reason of deidkit.risk.assess (burned_in_risk.csv; the bundled table when guidelines is
+    None); a matching known screen layout (rules) is a risk too. Works on headers read with
+    stop_before_pixels.
     """
-    if not _is_image(ds):
-        return None
-    if _text(ds, "BurnedInAnnotation") == "YES":
-        return "BurnedInAnnotation YES"
-    if _text(ds, "RecognizableVisualFeatures") == "YES":
-        return "RecognizableVisualFeatures YES"
-    sop = str(ds.get("SOPClassUID", "")).strip()
-    if sop in _RISK_SOP_CLASSES:
-        return f"SOP class {_RISK_SOP_CLASSES[sop]}"
-    modality = _text(ds, "Modality")
-    if modality in _RISK_MODALITIES:
-        return f"modality {modality}"
-    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
-    for wanted in _RISK_IMAGE_TYPES:
-        if wanted in image_type:
-            return f"ImageType {wanted}"
-    if rules and matching_rules(ds, rules):
-        return "known screen layout"
-    return None
+    found = risk.assess(ds, guidelines, layout_matched=bool(rules and matching_rules(ds, rules)))
+    return found.reason if found.at_risk else None
 
 
 # ---- layout rules (guidelines/pixel_redaction_rules.csv) -------------------------------------
@@ -190,6 +149,11 @@ class PixelOutcome:
     after_png: bytes | None = None               # the same frame after blanking (redacted only)
 
 
+def _pixel_keyword(ds: pydicom.Dataset) -> str | None:
+    """Which pixel data element the dataset has (integer, float or double), or None."""
+    return next((k for k in risk.PIXEL_KEYWORDS if k in ds), None)
+
+
 def _hold(reason: str, before: bytes | None = None, boxes=None) -> PixelOutcome:
     return PixelOutcome("hold", reason, boxes or [], before, None)
 
@@ -203,6 +167,8 @@ def _display(frame: np.ndarray, photometric: str, palette_rgb: np.ndarray | None
         if frame.dtype != np.uint8:
             return pixel_detect.to_grey8(frame)
         return frame
+    if frame.dtype.kind == "f":  # float/double data (parametric maps): windowed like 16-bit
+        frame = np.nan_to_num(frame, nan=0.0, posinf=0.0, neginf=0.0)
     grey = pixel_detect.to_grey8(frame)
     return 255 - grey if photometric == "MONOCHROME1" else grey
 
@@ -213,6 +179,10 @@ def _blank_value(frame: np.ndarray, photometric: str, palette_rgb: np.ndarray | 
         return int(np.argmin(palette_rgb.astype(np.int32).sum(axis=1)))
     if frame.ndim == 3:
         return 0
+    if frame.dtype.kind == "f":
+        frame = frame[np.isfinite(frame)] if not np.isfinite(frame).all() else frame
+        if frame.size == 0:
+            return 0
     return frame.max() if photometric == "MONOCHROME1" else frame.min()
 
 
@@ -232,12 +202,67 @@ def _thumb(display: np.ndarray, boxes: list[Box]) -> bytes:
     return thumbnail_png(display, outline=boxes)
 
 
+@dataclass
+class _FrameResult:
+    work: np.ndarray              # the frame with layout rectangles and found text blanked
+    boxes: list[Box]              # rectangles blanked (layout first, then grown text boxes)
+    left: list[Box]               # text still found after blanking (frame held)
+    hold: str = ""                # why this frame cannot be cleaned by rule ("" if it can)
+
+
+def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
+                 layout: list[Box]) -> _FrameResult:
+    """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds)."""
+    rows, cols = frame.shape[:2]
+    display = _display(frame, photometric, palette)
+    work = frame.copy() if layout else frame
+    blank = _blank_value(frame, photometric, palette)
+    covered = np.zeros((rows, cols), bool)
+    for b in layout:
+        work[b.top:b.bottom, b.left:b.right] = blank
+        covered[b.top:b.bottom, b.left:b.right] = True
+    found = pixel_detect.find_text_in_frame(_display(work, photometric, palette) if layout else display,
+                                            blanked=covered)
+    # Blank, look again, blank what appears (text hidden by a neighbour's line); a frame still
+    # showing text after REDETECT_PASSES is held (its boxes are still proposed to a person).
+    grown: list[Box] = []
+    for _ in range(REDETECT_PASSES):
+        if not found:
+            break
+        if len(grown) + len(found) > MAX_BOXES:
+            return _FrameResult(work, layout + grown, found, f"text everywhere on frame {index + 1}")
+        new = [b.grown(REDACTION_MARGIN, rows, cols) for b in found]
+        for b in new:
+            covered[b.top:b.bottom, b.left:b.right] = True
+        grown += new
+        if work is frame:
+            work = frame.copy()
+        for b in new:
+            work[b.top:b.bottom, b.left:b.right] = blank
+        if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
+            return _FrameResult(work, layout + grown, [],
+                                f"text covers {100 * covered.mean():.0f}% of frame {index + 1}")
+        found = pixel_detect.find_text_in_frame(_display(work, photometric, palette), blanked=covered)
+    if (grown or layout) and not found:
+        # The last look is at the whole blanked frame, as --verify will look at it: what goes
+        # out must pass the receiving side's check too.
+        found = pixel_detect.find_text_in_frame(_display(work, photometric, palette))
+    if found:
+        return _FrameResult(work, layout + grown, found, f"text still detected after blanking on frame {index + 1}")
+    return _FrameResult(work, layout + grown, [])
+
+
 def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
-    """Blank known layouts and detected text on every frame; see the module docstring."""
+    """Blank known layouts and detected text on every frame; see the module docstring.
+
+    Every frame is looked at even when one is held, so `boxes` (per frame, [top, left, bottom,
+    right], exclusive ends) is the whole proposal a person reviews. Integer, float and double
+    pixel data (parametric maps: windowed like 16-bit) are looked at.
+    """
     if _text(ds, "RecognizableVisualFeatures") == "YES":
         return _hold("recognizable visual features (not text) cannot be redacted")
-    if "PixelData" not in ds:
-        return _hold("no integer pixel data to check")
+    if _pixel_keyword(ds) is None:
+        return _hold("no pixel data to check")
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if ts is None:
         return _hold("transfer syntax unknown")
@@ -252,72 +277,38 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         rows, cols = int(ds.Rows), int(ds.Columns)
         rect_boxes = [b for r in matching_rules(ds, rules) for b in r.rectangles]
+        layout = [b for b in (Box(max(0, r.top), max(0, r.left), min(rows, r.bottom), min(cols, r.right))
+                              for r in rect_boxes) if b.area > 0]
         out = bytearray()
         all_boxes: list[list[list[int]]] = []
-        changed = False
         best = (-1, None, None)  # (text area, before png, after png)
         first_thumb = None
+        hold_reason = ""
         out_photometric = photometric
-        frames = decoder.iter_array(ds, as_rgb=True)
-        for index, (frame, meta) in enumerate(frames):
+        frame = None
+        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
             out_photometric = str(meta.get("photometric_interpretation", photometric))
-            display = _display(frame, out_photometric, palette)
             if index == 0:
-                first_thumb = _thumb(display, [])  # shown on the review page if the image is held
-            layout = [b for b in (Box(max(0, r.top), max(0, r.left), min(rows, r.bottom), min(cols, r.right))
-                                  for r in rect_boxes) if b.area > 0]
-            work = frame.copy() if layout else frame
-            blank = _blank_value(frame, out_photometric, palette)
-            for b in layout:
-                work[b.top:b.bottom, b.left:b.right] = blank
-            covered = np.zeros((rows, cols), bool)
-            for b in layout:
-                covered[b.top:b.bottom, b.left:b.right] = True
-            found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette) if layout else display,
-                                                    blanked=covered)
-            # Blank, look again, blank what appears (text hidden by a neighbour's line); a frame
-            # still showing text after REDETECT_PASSES is held.
-            grown: list[Box] = []
-            for _ in range(REDETECT_PASSES):
-                if not found:
-                    break
-                if len(grown) + len(found) > MAX_BOXES:
-                    return _hold(f"text everywhere on frame {index + 1}", _thumb(display, grown + found))
-                new = [b.grown(REDACTION_MARGIN, rows, cols) for b in found]
-                for b in new:
-                    covered[b.top:b.bottom, b.left:b.right] = True
-                grown += new
-                if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
-                    return _hold(f"text covers {100 * covered.mean():.0f}% of frame {index + 1}",
-                                 _thumb(display, grown))
-                if work is frame:
-                    work = frame.copy()
-                for b in new:
-                    work[b.top:b.bottom, b.left:b.right] = blank
-                found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette), blanked=covered)
-            if (grown or layout) and not found:
-                # The last look is at the whole blanked frame, as --verify will look at it: what
-                # goes out must pass the receiving side's check too.
-                found = pixel_detect.find_text_in_frame(_display(work, out_photometric, palette))
-            if found:
-                return _hold(f"text still detected after blanking on frame {index + 1}",
-                             _thumb(display, grown + found))
-            boxes_here = layout + grown
+                first_thumb = _thumb(_display(frame, out_photometric, palette), [])
+            done = _clean_frame(frame, index, out_photometric, palette, layout)
+            boxes_here = done.boxes + done.left
             all_boxes.append([b.as_list() for b in boxes_here])
-            if boxes_here:
-                changed = True
-                area = sum(b.area for b in boxes_here)
-                if area > best[0]:
-                    best = (area, _thumb(display, boxes_here),
-                            _thumb(_display(work, out_photometric, palette), []))
-            out += np.ascontiguousarray(work).tobytes()
+            hold_reason = hold_reason or done.hold
+            area = sum(b.area for b in boxes_here)
+            if boxes_here and area > best[0]:
+                best = (area, _thumb(_display(frame, out_photometric, palette), boxes_here),
+                        _thumb(_display(done.work, out_photometric, palette), []))
+            if not hold_reason:
+                out += np.ascontiguousarray(done.work).tobytes()
             if index + 1 >= n_frames:
                 break
     except Exception as e:  # a codec error is not worth a crash: the image is held, named by the caller
         return _hold(f"pixel data could not be decoded ({type(e).__name__})")
-    if not changed:
+    if hold_reason:
+        return _hold(hold_reason, best[1] or first_thumb, all_boxes)
+    if not any(all_boxes):
         return PixelOutcome("clean", "no burned-in text detected", all_boxes, first_thumb)
-    if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32):
+    if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
         return _hold(f"text found but {ds.get('BitsAllocated')}-bit pixel data cannot be rewritten",
                      best[1], all_boxes)
     _replace_pixel_data(ds, bytes(out), out_photometric, frame)
@@ -334,9 +325,11 @@ def _replace_pixel_data(ds: pydicom.Dataset, data: bytes, photometric: str, samp
         if tag in ds:
             del ds[tag]
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.PixelData = data
-    ds["PixelData"].VR = "OB" if int(ds.BitsAllocated) <= 8 else "OW"
-    ds["PixelData"].is_undefined_length = False
+    keyword = _pixel_keyword(ds) or "PixelData"
+    setattr(ds, keyword, data)
+    if keyword == "PixelData":
+        ds["PixelData"].VR = "OB" if int(ds.BitsAllocated) <= 8 else "OW"
+    ds[keyword].is_undefined_length = False
     ds.PhotometricInterpretation = photometric
     if sample.ndim == 3:
         ds.PlanarConfiguration = 0
@@ -345,11 +338,15 @@ def _replace_pixel_data(ds: pydicom.Dataset, data: bytes, photometric: str, samp
     ds.BurnedInAnnotation = "NO"
 
 
-def release_decision(outcome: PixelOutcome, layout_matched: bool, trust_detector: bool) -> tuple[bool, str]:
-    """May an image at risk go out after clean_pixels? (send, neutral reason). Fail closed.
+def release_decision(outcome: PixelOutcome, layout_matched: bool, trust_detector: bool,
+                     person_must_see: bool = False) -> tuple[bool, str]:
+    """May an image at risk go out after clean_pixels without a person? (send, neutral reason).
 
-    A known screen layout that was blanked, with no text found afterwards, is confident. The
-    detector alone is trusted only when the site says so (settings.ini [pixels] trust_detector).
+    A known screen layout that was blanked, with no text found afterwards, is confident. An image
+    the detector finds clean goes out when the risk table says a person need not see its kind
+    (burned_in_risk.csv person_must_see = no): the detector cleared it by rule. The detector's
+    own blanking is trusted only when the site says so (settings.ini [pixels] trust_detector);
+    otherwise the image waits for a person (review_decisions.csv). Fail closed.
     """
     if outcome.status == "hold":
         return False, outcome.reason
@@ -357,6 +354,112 @@ def release_decision(outcome: PixelOutcome, layout_matched: bool, trust_detector
         return True, "known screen layout blanked" if outcome.status == "redacted" else "known screen layout"
     if trust_detector:
         return True, "detected text blanked" if outcome.status == "redacted" else "no text found"
+    if outcome.status == "clean" and not person_must_see:
+        return True, "no text found (cleared by rule)"
     if outcome.status == "redacted":
-        return False, "text found and blanked by the detector; not yet trusted to send unreviewed"
-    return False, "at risk, no known screen layout; detector not yet trusted to clear it"
+        return False, "text found; waiting for a person to confirm the boxes"
+    return False, "no text found; a person must see this kind of image"
+
+
+# ---- a person's decision applied; the output's encoding ----------------------------------------
+
+class PixelError(ValueError):
+    """The pixel data cannot be decoded or rewritten (the message is neutral: no PHI)."""
+
+
+def apply_regions(ds: pydicom.Dataset, regions: list) -> int:
+    """Blank exactly the given rectangles (deidkit.review_decisions.Region: frame from 0 or None
+    for every frame; x0..x1 columns, y0..y1 rows, exclusive ends; clipped to the image) with black
+    as displayed, on every frame they apply to. With no regions the pixels are left as they are.
+    The pixel data is then stored uncompressed (see encode_like) and Burned In Annotation set to
+    NO. Returns the number of rectangles blanked. Raises PixelError if it cannot decode or rewrite.
+    """
+    ds.BurnedInAnnotation = "NO"
+    if not regions:
+        return 0
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None or _pixel_keyword(ds) is None:
+        raise PixelError("no pixel data or transfer syntax unknown")
+    if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
+        raise PixelError(f"{ds.get('BitsAllocated')}-bit pixel data cannot be rewritten")
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(ts)
+        if not decoder.is_available:
+            raise PixelError(f"no decoder for transfer syntax {ts}")
+        palette = _palette(ds)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        out = bytearray()
+        done = 0
+        frame = None
+        photometric = _text(ds, "PhotometricInterpretation")
+        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
+            photometric = str(meta.get("photometric_interpretation", photometric))
+            here = [r for r in regions if r.on(index)]
+            if here:
+                frame = frame.copy()
+                blank = _blank_value(frame, photometric, palette)
+                for r in here:
+                    y0, y1, x0, x1 = max(0, r.y0), min(rows, r.y1), max(0, r.x0), min(cols, r.x1)
+                    if y1 > y0 and x1 > x0:
+                        frame[y0:y1, x0:x1] = blank
+                        done += 1
+            out += np.ascontiguousarray(frame).tobytes()
+            if index + 1 >= n_frames:
+                break
+    except PixelError:
+        raise
+    except Exception as e:  # a codec error: the caller holds the image with this neutral reason
+        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
+    if frame is None:
+        raise PixelError("no frames in the pixel data")
+    _replace_pixel_data(ds, bytes(out), photometric, frame)
+    return done
+
+
+# Lossless encodings worth keeping: pixels blanked and encoded again lose nothing else.
+LOSSLESS_REENCODE = ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90")
+
+
+def encode_like(ds: pydicom.Dataset, original_ts: str) -> str:
+    """After apply_regions/clean_pixels stored the pixels uncompressed: encode them again in the
+    original's transfer syntax when that is lossless to re-encode (RLE Lossless, JPEG-LS Lossless,
+    JPEG 2000 Lossless) and an encoder is there; lossy and other originals stay uncompressed
+    (Explicit VR Little Endian). Returns the transfer syntax UID the dataset now has. Never raises:
+    an encoder failure leaves the dataset uncompressed."""
+    current = str(ds.file_meta.TransferSyntaxUID)
+    if original_ts not in LOSSLESS_REENCODE or current == original_ts or "PixelData" not in ds:
+        return current
+    if current != str(ExplicitVRLittleEndian) or _text(ds, "PhotometricInterpretation") == "YBR_FULL":
+        return current
+    try:
+        ds.compress(original_ts, generate_instance_uid=False)
+    except Exception:  # noqa: BLE001 - no encoder or an unsupported layout: uncompressed is correct too
+        return str(ds.file_meta.TransferSyntaxUID)
+    return original_ts
+
+
+def display_frames(ds: pydicom.Dataset, limit: int | None = None) -> list[np.ndarray]:
+    """Every frame (or the first `limit`) as a viewer shows it: uint8 grey (rows x cols) or RGB
+    (rows x cols x 3), MONOCHROME1 inverted, palettes applied, more than 8 bits and float data
+    windowed. For the review window (hospital side: the pixels may show PHI). Raises PixelError
+    when the pixel data cannot be decoded."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None or _pixel_keyword(ds) is None:
+        raise PixelError("no pixel data or transfer syntax unknown")
+    from pydicom.pixels import get_decoder
+
+    try:
+        palette = _palette(ds)
+        photometric = _text(ds, "PhotometricInterpretation")
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        out = []
+        for index, (frame, meta) in enumerate(get_decoder(ts).iter_array(ds, as_rgb=True)):
+            out.append(_display(frame, str(meta.get("photometric_interpretation", photometric)), palette))
+            if index + 1 >= n_frames or (limit is not None and len(out) >= limit):
+                break
+    except Exception as e:  # noqa: BLE001
+        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
+    return out

@@ -64,8 +64,25 @@ def summary_text(summary: RunSummary, guidelines: Guidelines) -> str:
     ]
     for reason, n in reason_counts(summary.results, (HELD, FAILED)):
         lines.append(f"  {n} x {reason}")
+    lines += summary.review_lines
+    lines += _labels_missing_lines(summary.results)
     lines += ["", f"Every file is listed with its size and SHA-256 in {MANIFEST_NAME}."]
     return "\n".join(lines) + "\n"
+
+
+def _labels_missing_lines(results: list[FileResult]) -> list[str]:
+    """Delivered labels (SEG, SR, RTSTRUCT ...) that point at an instance that was held back."""
+    from .content import labels_missing_references
+
+    missing = labels_missing_references(results)
+    if not missing:
+        return []
+    lines = [f"Labels pointing at held-back instances: {len(missing)} file(s), "
+             f"{sum(n for _, n in missing)} reference(s) (the image a label is for was not sent):"]
+    lines += [f"  {out}: {n}" for out, n in missing[:50]]
+    if len(missing) > 50:
+        lines.append(f"  ... and {len(missing) - 50} more")
+    return lines
 
 
 def write_outward(dest: Path, summary: RunSummary, guidelines: Guidelines) -> None:

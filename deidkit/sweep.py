@@ -69,6 +69,9 @@ class Identifiers:
 
     name_tokens: set[str] = field(default_factory=set)   # folded name parts
     exact: set[str] = field(default_factory=set)         # folded IDs, dates, phones, address parts
+    # name parts this file keeps on purpose where they are a device model or defined term
+    # ("MAGNETOM Sola" for a patient named Sola): the written-header search skips them
+    term_tokens: set[str] = field(default_factory=set)
     # patterns compiled from the two sets above; rebuilt whenever the sets no longer match them
     _compiled: "_Matcher | None" = field(default=None, init=False, repr=False, compare=False)
 
@@ -76,10 +79,11 @@ class Identifiers:
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
         ids = cls()
         for elem in ds.iterall():
-            if elem.VR == "PN" and elem.value not in (None, ""):
-                values = elem.value if elem.VM > 1 else [elem.value]
-                for v in values:
-                    ids.add_name(str(v))
+            if elem.value in (None, "", b""):
+                continue
+            if elem.VR == "PN" or _names_a_person(elem):
+                for v in _text_values(elem):
+                    ids.add_name(v)
         for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
                         "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
             value = ds.get(keyword)
@@ -103,11 +107,19 @@ class Identifiers:
         return ids
 
     def add_name(self, pn: str) -> None:
-        for token in re.split(r"[\^=\s,.\-'()]+", pn):
+        """Learn a person name's parts, and each two neighbouring parts joined ("MARYANNE")."""
+        parts = []
+        for token in re.split(r"[\^=\s,.\-'()\d_/]+", pn):
             for variant in {token, _transliterate(token)}:
                 f = fold(variant)
                 if len(f) >= 2 and f not in _NAME_STOPWORDS and not f.isdigit():
                     self.name_tokens.add(f)
+            f = fold(token)
+            if len(f) >= 2 and not f.isdigit():
+                parts.append(f)
+        for a, b in zip(parts, parts[1:]):
+            if len(a) + len(b) >= 6 and not _is_cjk(a + b):
+                self.name_tokens.add(a + b)
 
     def add_exact(self, value: str) -> None:
         f = fold(value.strip())
@@ -132,13 +144,19 @@ class Identifiers:
     def merge(self, other: "Identifiers") -> None:
         self.name_tokens |= other.name_tokens
         self.exact |= other.exact
+        self.term_tokens |= other.term_tokens
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """Where the text holds this patient's identifiers: (start, end, 'name'|'identifier') in
+        the text as given (the matching itself is on the folded text, CamelCase split)."""
+        return matcher_spans(self._matcher(), text) if text else []
 
     def find(self, text: str) -> list[str]:
         """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
         if not text:
             return []
         matcher = self._matcher()
-        folded = fold(text)
+        folded = _folded_map(text)[0] if _CAMEL_RE.search(text) else fold(text)
         hits = []
         if matcher.name_re is not None and matcher.name_re.search(folded):
             hits.append("name")
@@ -158,7 +176,111 @@ class Identifiers:
     def encoded_needles(self, encodings: list[str]) -> list[bytes]:
         """Byte strings to look for in a written file: names and IDs in the file's encodings."""
         m = self._matcher()
-        return list(_encoded_needles(m.name_tokens, m.exact, tuple(encodings)))
+        return list(_encoded_needles(m.name_tokens - frozenset(self.term_tokens), m.exact, tuple(encodings)))
+
+
+_SPLIT_SEP = r"[ \-.']?"
+_GLUED_TITLES = "mr|mrs|ms|miss|dr|frau|herr|fr|hr|mme|mlle|mm|prof|sr|sra|srta|pt|pat|fru"
+_CAMEL_RE = re.compile(r"[a-z][A-Z]")
+
+
+def _prefix_pattern(token: str, least: int) -> str:
+    """A regex matching token[:k] for every k >= least (nested optional letters)."""
+    head = re.escape(token[:least])
+    tail = ""
+    for c in reversed(token[least:]):
+        tail = f"(?:{re.escape(c)}{tail})?"
+    return head + tail
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded_map(text: str) -> tuple[str, tuple[int, ...]]:
+    """fold(text) with a space between a lower-case and an upper-case letter ("MrQuistgaard"),
+    and for each folded character the index of the character of text it came from."""
+    out: list[str] = []
+    index: list[int] = []
+    prev = ""
+    for i, c in enumerate(text):
+        if prev.islower() and c.isupper():
+            out.append(" ")
+            index.append(i)
+        f = fold(c)
+        out.append(f)
+        index.extend([i] * len(f))
+        prev = c
+    return "".join(out), tuple(index)
+
+
+def _text_values(elem) -> list[str]:
+    """An element's values as text (bytes of UN/private values read as Latin-1)."""
+    value = elem.value
+    if isinstance(value, bytes):
+        return [v for v in value.decode("latin-1").rstrip("\0 ").split("\\") if v.strip()]
+    if isinstance(value, (list, tuple)) or (not isinstance(value, str) and getattr(elem, "VM", 1) > 1):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _names_a_person(elem) -> bool:
+    """Patient's Name in another VR (LO, UN ...) or a private element named as a patient's name."""
+    if elem.tag == 0x00100010 or elem.tag == 0x00101001:  # Patient's Name, Other Patient Names
+        return True
+    if elem.tag.is_private and elem.tag.element > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
+        name = elem.name.lower()
+        return "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
+    return False
+
+
+# ---- a removal must not itself point at the patient --------------------------------------------
+
+# attributes that hold a device's product name: a name part inside a longer product name is the
+# product ("MAGNETOM Sola"), not the patient (Manufacturer, Manufacturer's Model Name, Secondary
+# Capture Device Manufacturer / Manufacturer's Model Name)
+DEVICE_MODEL_TAGS = frozenset({0x00080070, 0x00081090, 0x00181016, 0x00181018})
+# words that make a value a phrase, not a product name ("VA40 for Mueller")
+_PHRASE_WORDS = frozenset("for by of and the to at from with per mit fur für von bei de du la le pour par et och og".split())
+
+
+def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocabulary: frozenset[str]) -> set[str]:
+    """The name parts (folded) a value may keep because there they are a device model or a
+    defined term, not the patient; empty when the value must go.
+
+    Only name hits are forgiven (an ID, birth date, phone ... always goes). A defined term (VR CS)
+    is kept when each word the name hit is an imaging word of the vocabulary (Body Part Examined
+    FOOT for a patient named Foot); a device model is kept when the name is only part of the
+    product name (Manufacturer's Model Name "MAGNETOM Sola" for a patient named Sola). Removing
+    such a value only for this patient would itself point at the patient."""
+    spans = identifiers.spans(text)
+    if not spans or any(kind != "name" for _, _, kind in spans):
+        return set()
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"[^\W_]+", text)]
+    hit = [w for w in words if any(s < w[1] and w[0] < e for s, e, _ in spans)]
+    if not hit:
+        return set()
+    folded = {fold(w[2]) for w in hit}
+    if all(w[2].lower() in vocabulary for w in hit) and (vr == "CS" or tag in DEVICE_MODEL_TAGS):
+        return folded
+    if (tag in DEVICE_MODEL_TAGS and len(hit) == 1 and 1 < len(words) <= 4 and len(text) <= 64
+            and not any(w[2].lower() in _PHRASE_WORDS for w in words)):
+        return folded
+    return set()
+
+
+def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
+    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it)."""
+    folded, index = _folded_map(text)
+    out = []
+    for kind, pattern in (("name", matcher.name_re), ("identifier", matcher.exact_re)):
+        if pattern is not None:
+            for m in pattern.finditer(folded):
+                if m.end() > m.start():
+                    out.append((index[m.start()], index[m.end() - 1] + 1, kind))
+    if matcher.digits_re is not None:
+        digit_pos = [i for i, c in enumerate(folded) if c.isdigit()]
+        digits = "".join(folded[i] for i in digit_pos)
+        for m in matcher.digits_re.finditer(digits):
+            out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
+    return sorted(out)
 
 
 @dataclass(frozen=True)
@@ -179,16 +301,27 @@ class _Matcher:
 
 @functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
 def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Matcher:
-    name_alts = []
-    for token in sorted(name_tokens):
+    name_alts: list[str] = []
+    prefix_alts: list[str] = []  # after every whole form, so a match covers as much as it can
+    for token in sorted(name_tokens, key=lambda t: (-len(t), t)):  # longest first: spans cover whole names
         escaped = re.escape(token)
         if _is_cjk(token):
             name_alts.append(escaped)
             continue
+        if len(token) >= 6 and token.isalpha():
+            # split differently: "Quist gaard", "Quist-Gaard"
+            name_alts.append(r"(?<![a-z])" + _SPLIT_SEP.join(re.escape(c) for c in token) + r"(?![a-z])")
+        if len(token) >= 5 and token.isalpha():
+            # glued after a title ("MrQuistgaard", "FRAUQUISTGAARD")
+            name_alts.append(rf"(?<![a-z])(?:{_GLUED_TITLES}){escaped}")
         if re.fullmatch(r"\w+", token):
             name_alts.append(rf"(?<!\w){escaped}(?!\w)")
         if len(token) >= 4:
             name_alts.append(rf"(?<![a-z]){escaped}")
+        if len(token) >= 6 and token.isalpha():
+            # truncated to a fixed-length field: any prefix of 5+ letters at a word start
+            prefix_alts.append(rf"(?<![a-z]){_prefix_pattern(token, 5)}(?![a-z])")
+    name_alts += prefix_alts
     digit_values = sorted(v for v in exact if v.isdigit() and len(v) >= 6)
 
     def either(alternatives: list[str]) -> re.Pattern | None:

@@ -416,10 +416,27 @@ def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: i
     item = Dataset()
     item.RelationshipType = "CONTAINS"
     item.ValueType = "TEXT"
-    item.TextValue = f"Findings for {patient.name_parts()[0]}: no acute disease. SRTEXTPHI"
+    # Clean Structured Content cleans it and it goes out: the patient's name, a nurse named in
+    # the header, a hospital, a date, a phone number
+    sr.ReferringPhysicianName = "Hansenova^Ingrid"
+    item.TextValue = (f"Findings for {patient.name_parts()[0]}: no acute disease. Discussed with nurse "
+                      f"Hansenova at St. Example General Hospital on 2023-04-05, tel. +45 3545 1234.")
     sr.ContentSequence = Sequence([item])
-    out.planted_text.add("SRTEXTPHI")
+    out.planted_text.update({"Hansenova", "3545 1234", "Example General"})
     _write(sr, pdir / "REPORT" / "SR0001.dcm")
+    # narrative naming someone the header does not know: held for a person's review
+    sr2 = base_dataset(patient, BASIC_TEXT_SR, study_uid, synth_uid("srser", patient.patient_id),
+                       synth_uid("sr2", patient.patient_id), "SR", 80, 2)
+    sr2.ValueType = "CONTAINER"
+    item2 = Dataset()
+    item2.RelationshipType = "CONTAINS"
+    item2.ValueType = "TEXT"
+    item2.TextValue = "No acute disease. Results were discussed with Karina Blixenfeldt by phone."
+    sr2.ContentSequence = Sequence([item2])
+    out.planted_text.add("Blixenfeldt")
+    _write(sr2, pdir / "REPORT" / "SR0002.dcm")
+    out.planted_uids.add(sr2.SOPInstanceUID)
+    out.held_back_expected.append(pdir / "REPORT" / "SR0002.dcm")
     pdf = base_dataset(patient, ENCAPSULATED_PDF, study_uid, synth_uid("docser", patient.patient_id),
                 synth_uid("doc", patient.patient_id), "DOC", 81, 1)
     pdf.MIMETypeOfEncapsulatedDocument = "application/pdf"
@@ -434,7 +451,7 @@ def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: i
     # like one of the public deid-data samples: Burned In Annotation is not set at all
     _write(us, pdir / "US" / "US0001")
     out.planted_uids.update({sr.SOPInstanceUID, pdf.SOPInstanceUID, us.SOPInstanceUID, us.SeriesInstanceUID})
-    out.held_back_expected += [pdir / "REPORT" / "SR0001.dcm", pdir / "REPORT" / "DOC0001"]
+    out.held_back_expected += [pdir / "REPORT" / "DOC0001"]
     out.dicom_files.append(pdir / "US" / "US0001")
 
 

@@ -58,7 +58,7 @@ def test_codes_x_z_k_c_u_under_default_profile(guidelines):
     assert ds.PatientAge == "061Y" and ds.PatientSex == "M"              # K (patient characteristics)
     assert ds.StudyDescription == "CT CHEST W/O CONTRAST"                # C: the name went
     assert ds.StudyDate != "20240115" and len(ds.StudyDate) == 8         # C: date shifted
-    assert ds.StudyTime == "101500"                                      # times are kept
+    assert ds.StudyTime != "101500" and len(ds.StudyTime) == 6           # C: time shifted with its date
     assert ds.SOPInstanceUID.startswith("2.25.") and ds.StudyInstanceUID.startswith("2.25.")  # U
     assert ds.ImageComments == "called"                                  # C: the phone number went, the word stays
     assert ds.Modality == "CT" and ds.Manufacturer == "SIEMENS"          # not in the table: kept
@@ -210,7 +210,10 @@ def test_structured_reports_and_documents_are_held(guidelines):
     item.ValueType = "TEXT"
     item.TextValue = "free text"
     sr.ContentSequence = Sequence([item])
-    assert engine.hold_reason_for(sr, guidelines) == "structured report with free text"
+    without_csc = dataclasses.replace(guidelines, settings=dataclasses.replace(
+        guidelines.settings, options=guidelines.settings.options - {"clean_structured_content"}))
+    assert engine.hold_reason_for(sr, without_csc) == "structured report with free text"
+    assert engine.hold_reason_for(sr, guidelines) is None  # Clean Structured Content (default) cleans it
     pdf = _ct()
     pdf.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
     assert "encapsulated document" in engine.hold_reason_for(pdf, guidelines)

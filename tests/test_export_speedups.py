@@ -38,13 +38,19 @@ from deidkit.sweep import Identifiers, _is_cjk, clean_descriptor, fold
 from deidkit.synth import make_export
 
 
+TITLES = "mr mrs ms miss dr frau herr fr hr mme mlle mm prof sr sra srta pt pat fru".split()
+
+
 def reference_find(ids: Identifiers, text: str) -> list[str]:
     """Identifiers.find as a loop over the sets (how it was written before it was compiled)."""
     if not text:
         return []
+    # a lower-case letter followed by an upper-case one starts a new word ("MrQuistgaard")
+    text = "".join(" " + c if i and text[i - 1].islower() and c.isupper() else c for i, c in enumerate(text))
     folded = fold(text)
     hits = []
     words = set(re.findall(r"\w+", folded))
+    letters_words = re.findall(r"(?<![a-z])[a-z]+(?![a-z])", folded)
     for token in ids.name_tokens:
         if _is_cjk(token):
             if token in folded:
@@ -53,6 +59,20 @@ def reference_find(ids: Identifiers, text: str) -> list[str]:
         elif token in words or (len(token) >= 4 and token in folded
                                 and re.search(rf"(?<![a-z]){re.escape(token)}", folded)):
             hits.append("name")
+            break
+        elif token.isalpha() and len(token) >= 5 and any(
+                w.startswith(t) and w[len(t):] == token for w in letters_words for t in TITLES):
+            hits.append("name")  # glued after a title
+            break
+        elif token.isalpha() and len(token) >= 6 and (
+                any(5 <= len(w) < len(token) and token.startswith(w) for w in letters_words)  # truncated
+                or any(re.sub(r"[ \-.']", "", folded[i:j]) == token and folded[i:j][0] == token[0]
+                       and (i == 0 or not folded[i - 1].isalpha() or folded[i - 1] not in "abcdefghijklmnopqrstuvwxyz")
+                       and (j == len(folded) or folded[j] not in "abcdefghijklmnopqrstuvwxyz")
+                       and folded[j - 1] == token[-1]
+                       and all(not (folded[k] in " -.'" and folded[k + 1] in " -.'") for k in range(i, j - 1))
+                       for i in range(len(folded)) for j in range(i + len(token), min(len(folded), i + 2 * len(token)) + 1))):
+            hits.append("name")  # split differently
             break
     digits = re.sub(r"\D", "", folded)
     for value in ids.exact:

@@ -162,6 +162,92 @@ def test_known_layout_is_a_risk_for_any_modality():
     assert pixels.burned_in_risk(ds, rules) == "known screen layout"
 
 
+# ---- the one risk table (guidelines/burned_in_risk.csv, deidkit.risk) ---------------------------
+
+def _header(**values) -> Dataset:
+    ds = make_ds(grey_frames(), "MONOCHROME2", sop=CT, modality="CT")
+    del ds.PixelData
+    for k, v in values.items():
+        setattr(ds, k, v)
+    return ds
+
+
+@pytest.mark.parametrize("values, action, must_see", [
+    ({"Modality": "US", "SOPClassUID": US}, "check", True),
+    ({"Modality": "OT", "SOPClassUID": SC}, "check", True),
+    ({"Modality": "CR"}, "check", False),
+    ({"Modality": "DX", "BurnedInAnnotation": "NO"}, "check", False),
+    ({"Modality": "MG"}, "check", False),
+    ({"Modality": "RF"}, "check", False),
+    ({"Modality": "PX"}, "check", False),
+    ({"Modality": "IO"}, "check", False),
+    ({"Modality": "XC"}, "check", True),
+    ({"Modality": "ES"}, "check", True),
+    ({"Modality": "CT", "ImageType": ["DERIVED", "SECONDARY"]}, "check", False),
+    ({"Modality": "MR", "ImageType": ["DERIVED", "PRIMARY"]}, "check", False),
+    ({"Modality": "MR", "ImageType": ["ORIGINAL", "PRIMARY", "SCREEN SAVE"]}, "check", True),
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4"}, "check", False),
+    ({"Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.30"}, "check", False),
+    ({"Modality": "CT", "BurnedInAnnotation": "YES"}, "check", True),
+    ({"Modality": "XC", "RecognizableVisualFeatures": "YES"}, "hold", True),
+    ({"Modality": "CT", "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}, "none", False),
+    ({"Modality": "MR", "BurnedInAnnotation": "NO"}, "none", False),
+])
+def test_risk_table_decides_each_modality_class(values, action, must_see):
+    from deidkit import risk
+    from deidkit.guidelines import load
+
+    found = risk.assess(_header(**values), load())
+    assert (found.action, found.person_must_see) == (action, must_see)
+    assert found.at_risk == (action != "none")
+    assert bool(found.reason) == found.at_risk
+    if action == "hold":
+        assert found.reason == "RecognizableVisualFeatures YES"
+
+
+def test_a_site_edits_the_risk_table_not_code(tmp_path):
+    from deidkit import risk
+    from deidkit.guidelines import RISK_FILE, bundled_dir, load
+
+    for f in bundled_dir().iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    text = (tmp_path / RISK_FILE).read_text(encoding="utf-8")
+    text = text.replace("modality,CR,check,no,modality CR", "modality,CR,check,yes,modality CR (site rule)")
+    text += "modality,NM,check,no,modality NM\n"
+    (tmp_path / RISK_FILE).write_text(text, encoding="utf-8")
+    site, bundled = load(tmp_path), load()
+    assert site.sha256 != bundled.sha256 and RISK_FILE in site.overridden
+    cr = risk.assess(_header(Modality="CR"), site)
+    assert (cr.reason, cr.person_must_see) == ("modality CR (site rule)", True)
+    assert risk.assess(_header(Modality="NM"), site).at_risk
+    assert not risk.assess(_header(Modality="NM"), bundled).at_risk
+
+
+@pytest.mark.parametrize("row, message", [
+    ("modality,CR,look,no,x", "action 'look'"),
+    ("modality,CR,check,maybe,x", "person_must_see"),
+    ("colour,CR,check,no,x", "match 'colour'"),
+    ("flag,BurnedIn=YES,check,no,x", "flag 'BurnedIn=YES'"),
+    ("sop_class,not-a-uid,check,no,x", "not a SOP Class UID"),
+    ("modality,US,check,no,again", "listed twice"),
+    ("modality,,check,no,x", "must not be empty"),
+])
+def test_risk_table_errors_name_file_and_line(row, message):
+    from deidkit.guidelines import RISK_FILE, bundled_dir, parse_burned_in_risk
+
+    text = (bundled_dir() / RISK_FILE).read_text(encoding="utf-8") + row + "\n"
+    with pytest.raises(GuidelineError, match=message) as e:
+        parse_burned_in_risk(text)
+    assert RISK_FILE in str(e.value) and "line" in str(e.value)
+
+
+def test_no_modality_or_sop_class_list_left_in_the_package():
+    pkg = Path(pixels.__file__).parent
+    for name in ("pixels.py", "export.py", "risk.py"):
+        text = (pkg / name).read_text(encoding="utf-8")
+        assert "1.2.840.10008.5.1.4.1.1.6.1" not in text and '"US", "' not in text, name
+
+
 # ---- layout rules table ------------------------------------------------------------------------
 
 def test_bundled_rules_load_and_follow_the_override_convention(tmp_path):

@@ -4,6 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# The review window is tested in a real X window (Xvfb); screenshots need xwd/convert.
+if ! command -v Xvfb >/dev/null 2>&1 || ! command -v xdotool >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Xvfb and xdotool for the review-window tests (apt-get)..."
+    apt-get update -qq >/dev/null && \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool x11-utils imagemagick >/dev/null \
+      || echo "apt-get failed: the review-window tests will be skipped"
+  else
+    echo "Xvfb/xdotool missing (install: sudo apt-get install xvfb xdotool x11-utils imagemagick);" \
+         "the review-window tests will be skipped"
+  fi
+fi
 if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi

@@ -1,0 +1,234 @@
+"""Issue 12 kinds 3 and 5, issue 20 item 7: the patient's own identifiers in forms the sweep did
+not learn, removals that would point at the patient, and text in attributes the table does not list."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from pydicom import dcmread
+from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+
+from deidkit import engine
+from deidkit import guidelines as gl
+from deidkit.mapping import Mapper
+from deidkit.sweep import Identifiers
+
+KEY = b"N" * 32
+TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "UC", "PN"}
+
+
+def _ctx(guidelines, **options):
+    g = guidelines
+    if options:
+        enabled = set(g.settings.options)
+        for name, on in options.items():
+            (enabled.add if on else enabled.discard)(name)
+        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
+    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+
+
+def _ct(name: str = "QUILLFEATHERSTONE^MAREN") -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.2.1125.88.1"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.2.1125.88.2"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.2.1125.88.3"
+    ds.PatientName = name
+    ds.PatientID = "PT0099881"
+    ds.Modality = "CT"
+    ds.Manufacturer = "SIEMENS"
+    return ds
+
+
+def _values(ds: Dataset) -> str:
+    return "\n".join(str(e.value) for e in ds.iterall() if e.VR != "SQ")
+
+
+# ---- kind 3: the patient's name in forms the sweep did not learn --------------------------------
+
+def test_patient_name_with_vr_lo_is_learned(guidelines):
+    ds = _ct()
+    del ds.PatientName
+    ds[0x00100010] = DataElement(0x00100010, "LO", "VINTERSKOV^ELLEN")
+    ds.add_new(0x00181020, "LO", "VA40 Vinterskov")  # Software Versions: kept, swept
+    ds.add_new(0x00204000, "LT", "Ellen Vinterskov arrived late")  # Image Comments
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "vinterskov" not in _values(ds).lower()
+
+
+def test_patient_name_read_as_un_is_learned(guidelines):
+    ds = _ct()
+    del ds.PatientName
+    ds[0x00100010] = DataElement(0x00100010, "UN", b"VINTERSKOV^ELLEN")
+    ids = Identifiers.from_dataset(ds)
+    assert ids.find("vinterskov") == ["name"]
+
+
+def test_other_patient_names_and_private_patient_name_are_learned(tmp_path):
+    ds = _ct()
+    ds.OtherPatientNames = ["BIRKEGAARD^ELLEN"]
+    assert Identifiers.from_dataset(ds).find("Birkegaard") == ["name"]
+    # a private element pydicom's private dictionary names as the patient's name, written as LO
+    ds = _ct()
+    block = ds.private_block(0x0013, "SIEMENS CM VA0  CMS", create=True)
+    block.add_new(0x20, "LO", "HOLMEGAARD^ELLEN")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(tmp_path / "p.dcm", enforce_file_format=True)
+    read = dcmread(tmp_path / "p.dcm")
+    assert read[0x00131020].VR == "LO"
+    assert Identifiers.from_dataset(read).find("Holmegaard") == ["name"]
+
+
+@pytest.mark.parametrize("text", [
+    "QUILLFEAT 86597",                 # 16-character field: the first 9 letters plus digits
+    "CT THORAX ROUTINE QUILLFEATH 436",
+    "Quillfeatherstones",
+    "Quill featherstone",              # split differently
+    "Quill-Featherstone",
+    "MAREN QUILLFEATHERSTONE",
+    "marenquillfeatherstone",          # joined
+    "MrQuillfeatherstone",             # glued after a title (issue 20 item 7)
+    "FrauQuillfeatherstone",
+    "FRAUQUILLFEATHERSTONE",
+    "Quïllfeathërstone",               # accents
+])
+def test_truncated_joined_split_and_glued_forms_are_found(text):
+    ids = Identifiers.from_dataset(_ct())
+    assert "name" in ids.find(text)
+
+
+@pytest.mark.parametrize("text", ["QUIL 1234", "Quillo", "FEATHER", "ROUTINE CHEST"])
+def test_short_or_different_words_are_not_the_name(text):
+    ids = Identifiers.from_dataset(_ct())
+    assert ids.find(text) == []
+
+
+def test_glued_surname_removed_from_free_text(guidelines):
+    ds = _ct("QUISTGAARD^JENS")
+    ds.ImageComments = "MrQuistgaard tolerated contrast"
+    ds.add_new(0x00181020, "LO", "FrauQuistgaard")
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "quistgaard" not in _values(ds).lower()
+
+
+def test_truncated_name_in_a_code_meaning_is_removed(guidelines):
+    ds = _ct()
+    code = Dataset()
+    code.CodeValue = "X1"
+    code.CodingSchemeDesignator = "99LOCAL"
+    code.CodeMeaning = "CT ABDOMEN ROUTINE QUILLFEATH 436"
+    ds.PerformedProtocolCodeSequence = Sequence([code])
+    ds.add_new(0x00181030, "LO", "QUILLFEAT 86597")  # Protocol Name
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "quillfeat" not in _values(ds).lower()
+
+
+# ---- kind 3: a removal must not itself reveal a name -----------------------------------------------
+
+def test_device_model_and_body_part_kept_when_they_only_share_a_word_with_the_name(guidelines):
+    ds = _ct("SOLA^FOOT")
+    ds.ManufacturerModelName = "MAGNETOM Sola"
+    ds.BodyPartExamined = "FOOT"
+    ds.ImageComments = "Sola follow-up"
+    ctx = _ctx(guidelines)
+    engine.deidentify(ds, ctx)
+    assert ds.ManufacturerModelName == "MAGNETOM Sola"   # other patients keep it too
+    assert ds.BodyPartExamined == "FOOT"
+    assert "ImageComments" not in ds or "Sola" not in str(ds.ImageComments)
+    # the written-header search must not hold the file for the kept model name
+    assert "sola" in ctx.identifiers.term_tokens
+    needles = ctx.identifiers.encoded_needles(["ascii"])
+    assert b"sola" not in {n.lower() for n in needles}
+
+
+def test_a_value_that_is_only_the_name_still_goes(guidelines):
+    ds = _ct("PRISMAVEJ^ANNA")
+    ds.ManufacturerModelName = "PRISMAVEJ"        # whole value is the name: removed
+    ds.add_new(0x00181020, "LO", "VA40 for Prismavej")  # a phrase, not a product name
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "prismavej" not in _values(ds).lower()
+
+
+def test_identifiers_are_never_forgiven_as_terms(guidelines):
+    ds = _ct("SOLA^FOOT")
+    ds.ManufacturerModelName = "MAGNETOM PT0099881"
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "PT0099881" not in _values(ds)
+
+
+# ---- kind 5: free text the table does not list ----------------------------------------------------
+
+def test_every_public_text_attribute_outside_the_table_is_decided(guidelines):
+    missing = [f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {kw}" for tag, (vr, _vm, _n, _r, kw) in DicomDictionary.items()
+               if vr in TEXT_VRS and kw and guidelines.rule_for(tag) is None and tag not in guidelines.unlisted_text]
+    assert missing == []
+    rows = guidelines.unlisted_text
+    assert all(r.reason for r in rows.values())
+    assert rows[0x30020020].action == "X" and rows[0x30020020].kept_by == "retain_device_identity"
+    assert rows[0x0040A160].action == "C"   # Text Value
+    assert rows[0x00081090].action == "K"   # Manufacturer's Model Name
+    assert rows[0x00100033].action == "X"   # Patient's Birth Date in Alternative Calendar
+
+
+def test_radiation_machine_name_removed_unless_device_identity_kept(guidelines):
+    ds = _ct()
+    ds.RadiationMachineName = "TrueBeam_RH_3"
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "RadiationMachineName" not in ds
+    ds = _ct()
+    ds.RadiationMachineName = "TrueBeam_RH_3"
+    engine.deidentify(ds, _ctx(guidelines, retain_device_identity=True))
+    assert ds.RadiationMachineName == "TrueBeam_RH_3"
+
+
+def test_unlisted_free_text_loses_other_peoples_names_dates_phones(guidelines):
+    ds = _ct()
+    ds.OperatorsName = "Kjeldgaard^Sune"
+    ds.add_new(0x00189908, "UC", "Protocol written by Sune Kjeldgaard 2023-02-01, tel +45 3545 9876")  # Protocol Design Rationale
+    engine.deidentify(ds, _ctx(guidelines))
+    value = str(ds.get(0x00189908).value) if 0x00189908 in ds else ""
+    for secret in ("Kjeldgaard", "Sune", "2023-02-01", "3545 9876"):
+        assert secret not in value
+    assert value.startswith("Protocol written by")
+
+
+def test_the_unlisted_table_is_validated_and_hashed(tmp_path):
+    bundled = gl.bundled_dir()
+    for f in gl.GUIDELINE_FILES:
+        (tmp_path / f).write_text((bundled / f).read_text(encoding="utf-8"), encoding="utf-8")
+    base = gl.load(tmp_path)
+    text = (tmp_path / gl.UNLISTED_TEXT_FILE).read_text(encoding="utf-8")
+    (tmp_path / gl.UNLISTED_TEXT_FILE).write_text(text.replace('"(3002,0020)",Radiation Machine Name,RadiationMachineName,SH,X,',
+                                                               '"(3002,0020)",Radiation Machine Name,RadiationMachineName,SH,K,'),
+                                                  encoding="utf-8")
+    changed = gl.load(tmp_path)
+    assert changed.sha256 != base.sha256 and changed.unlisted_text[0x30020020].action == "K"
+    (tmp_path / gl.UNLISTED_TEXT_FILE).write_text(text.replace(",SH,X,retain_device_identity", ",SH,Q,retain_device_identity", 1),
+                                                  encoding="utf-8")
+    with pytest.raises(gl.GuidelineError, match="unlisted_text_attributes.csv line"):
+        gl.load(tmp_path)
+
+
+def test_identifying_text_planted_in_every_unlisted_attribute_goes(guidelines):
+    ds = _ct("QUILLFEATHERSTONE^MAREN")
+    planted = {}
+    for tag, row in sorted(guidelines.unlisted_text.items()):
+        if row.vr == "PN" or tag in ds or tag >> 16 == 0x0002:
+            continue
+        marker = f"PHI7X{tag:08X}Q"
+        limit = {"SH": 16, "LO": 64}.get(row.vr, 200)
+        ds.add_new(tag, row.vr, f"{marker} QUILLFEATHERSTONE PT0099881"[:limit] if row.vr != "SH" else marker[:16])
+        planted[tag] = marker
+    engine.deidentify(ds, _ctx(guidelines))
+    written = _values(ds)
+    assert "quillfeat" not in written.lower() and "PT0099881" not in written
+    for tag, marker in planted.items():
+        if guidelines.unlisted_text[tag].action != "K":  # kept coded values are swept, not cleaned
+            assert marker[:16] not in written, guidelines.unlisted_text[tag].keyword
