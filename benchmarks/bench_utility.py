@@ -24,7 +24,7 @@ path of the output. Figures only: nothing is asserted.
 --neutral-names: the QA data names its "patients" with protocol words (epiRT^GroupDelay, fMRI,
 IRC - Slice Timing), so the own-identifier sweep rightly removes every value holding those words
 (SequenceName epiRT, protocol blocks). This option first copies each corpus with Patient's Name
-and ID replaced by neutral fake values (DOE^QA<n>, QA<n>), as real patients are named, and
+and ID replaced by neutral fake values (Qxpatient^Zy<letters>), as real patients are named, and
 converts that copy on both sides: it measures what the tables and cleaners keep.
 """
 from __future__ import annotations
@@ -114,7 +114,8 @@ def neutral_copy(corpus: Path, dest: Path) -> Path:
             ds = pydicom.dcmread(p)
             key = str(ds.get("PatientID", "")) + "|" + str(ds.get("PatientName", ""))
             n = codes.setdefault(key, len(codes) + 1)
-            ds.PatientName, ds.PatientID = f"DOE^QA{n}", f"QA{n:05d}"
+            code = "".join(chr(ord("a") + int(d)) for d in str(n))  # letters only: no digit run to match
+            ds.PatientName, ds.PatientID = f"Qxpatient^Zy{code}", f"QXPATIENT{code.upper()}"
             ds.save_as(out)
         except Exception:
             shutil.copyfile(p, out)
