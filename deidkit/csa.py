@@ -10,7 +10,8 @@ Fourier, multiband and echo spacing. Layout, all little-endian:
             77 or 205 int32
   per item: 4 int32 (x0, length, x2, x3), then `length` bytes padded to a multiple of 4
             (CSA1, syngo VA before 2004, has no signature and other lengths: not rewritten, dropped).
-A blanked item keeps its place with length 0, so readers see the same tags and counts.
+A blanked item keeps its place with length 0, so readers see the same tags and counts. Bytes
+after a NUL terminator (tag names, values) are leftover scanner memory and are never copied.
 
 `clean_csa(data)` returns the cleaned bytes, or None when the value cannot be parsed (the caller
 then deletes the element: fail closed). Two other vendor protocol texts are cleaned the same way:
@@ -95,8 +96,10 @@ def parse_csa(data: bytes) -> tuple[bytes, list[dict]]:
 def _write(prefix: bytes, tags: list[dict]) -> bytes:
     out = bytearray(prefix)
     for tag in tags:
-        out += struct.pack("<64si4s3i", tag["raw_name"], tag["vm"], tag["raw_vr"], tag["syngodt"],
-                           len(tag["items"]), tag["last"])
+        # name and VR rewritten from their text: the bytes after a NUL are leftover memory of
+        # the scanner (station names were seen there), never copied
+        out += struct.pack("<64si4s3i", tag["name"].encode("latin-1")[:63], tag["vm"],
+                           tag["vr"].encode("latin-1")[:3], tag["syngodt"], len(tag["items"]), tag["last"])
         for x0, x2, x3, value in tag["items"]:
             length = len(value)
             out += struct.pack("<4i", length, length, x2, length)
@@ -166,8 +169,9 @@ def clean_csa(data: bytes) -> bytes | None:
         for x0, x2, x3, value in tag["items"]:
             text = _text(value)
             keep = b""
+            value = value.split(b"\0", 1)[0] + b"\0"  # what follows the NUL is leftover memory: dropped
             if not text.strip():
-                keep = value if not value.strip(b"\0 ") else b""
+                keep = b""
             elif name in PROTOCOL_TAGS:
                 cleaned = clean_ascconv(text)
                 keep = cleaned.encode("latin-1") + b"\0" if cleaned else b""

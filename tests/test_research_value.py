@@ -270,6 +270,17 @@ def test_csa_cleaner_keeps_numbers_and_technical_codes_only():
                                          "UsedPatientWeight", "SomeComment", "MrPhoenixProtocol"]
 
 
+def test_csa_leftover_bytes_after_nul_are_not_copied():
+    """Scanners leave memory after the NUL of CSA tag names and values (a station name was seen)."""
+    blob = bytearray(_csa([("GSWDDataType", "SH", [b"predicted\0STATION77"]), ("NumberOfImagesInMosaic", "US", [b"60\0"])]))
+    name_at = 16
+    blob[name_at + len("GSWDDataType") + 1:name_at + len("GSWDDataType") + 10] = b"MRC35131\0"
+    cleaned = clean_csa(bytes(blob))
+    assert b"MRC35131" not in cleaned and b"STATION77" not in cleaned
+    _, tags = parse_csa(cleaned)
+    assert tags[0]["name"] == "GSWDDataType" and tags[0]["items"][0][3].startswith(b"predicted\0")
+
+
 def test_csa_header_in_a_file_cleaned_or_dropped(guidelines):
     good = _csa([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN\0"])])
     ds = _mr()
