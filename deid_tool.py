@@ -11,6 +11,6 @@ if __name__ == "__main__":
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
     multiprocessing.freeze_support()  # parallel workers in the frozen executable
-    from deidkit.cli_deid import main
+    from deidkit.cli.deid_tool import main
 
     sys.exit(main())

@@ -8,6 +8,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # first, for the frozen executable
-    from deidkit.rename import main
+    from deidkit.cli.rename_folders import main
 
     sys.exit(main())

@@ -1,11 +1,34 @@
 """Throughput and memory of deid_tool on a large synthetic export, against a plain copy.
 
+    python benchmarks/bench_export.py [--shape light|heavy|real] [--runs 3] [--cache DIR] [--workers 2]
+    python benchmarks/bench_export.py --shape heavy --profile 150     (cProfile of 150 files, one process)
     python benchmarks/bench_export.py [--slices 1500] [--multiframe 2] [--frames 200] [--workers 2]
     python benchmarks/bench_export.py --big-file [--big-gb 2.0] [--workers 2]
     python benchmarks/bench_export.py --keep DIR          (generate into DIR and keep it)
     python benchmarks/bench_export.py --stages [--keep DIR] [--repeat 3]
 
-Default mode: generates an export of 512x512 16-bit CT slices (fake PHI in every header, a few
+Header shapes (--shape; benchmarks/header_shapes.py makes them):
+  light  (default) the synthetic export described below: short headers (~60 elements).
+  heavy  --slices (default 1000) 512x512 CT slices whose headers carry every Table E.1-1 attribute
+         that can hold a value, nested sequences, GE/Siemens/Philips-like private blocks and three
+         character sets (~790 top-level elements, ~1,070 with nested ones, ~31-35 KB of header).
+         Generated once, deterministically, into --cache (default /work/cache/deidkit_bench, else
+         ~/.cache/deidkit_bench) and reused.
+  real   the public dcm_qa data: Siemens with CSA (github:neurolabusc/dcm_qa), GE with large private
+         groups (dcm_qa_ge), Philips enhanced multi-frame (dcm_qa_philips_enh, gunzipped), each
+         extracted under --dcm-qa DIR/<name> (default /work/cache/dcm_qa: the In/ folder of each
+         repository, e.g. `git --git-dir=<mirror> archive HEAD In | tar -x -C /work/cache/dcm_qa/<name>`)
+         and laid out as hard links in --cache, each vendor's files repeated up to --real-files
+         (default 1000; the enhanced ones a fifth of that). Repeats are the same instances: written
+         once, the rest counted as duplicates; every file's CPU is spent all the same.
+For every shape the figures are the median of --runs runs of `cp -r` of the tree and of deid_tool
+on it, alternating, in the same invocation: CPU per file in all processes, the ratio of wall
+times, and the peak resident memory of the largest process. The machine may be shared: compare
+ratios and CPU, not seconds. --profile N instead runs the first N files of the shape in this one
+process under cProfile and prints the top functions by cumulative and by own time, and the share
+of the main stages.
+
+Default mode (light): generates an export of 512x512 16-bit CT slices (fake PHI in every header, a few
 series per patient) plus a few big multi-frame files, then measures in the same run
   - a plain shutil.copytree of the export (the baseline; run before and after ours, faster kept),
   - `python deid_tool.py SRC --out DEST --yes --key K --workers N` in a subprocess,
@@ -44,6 +67,7 @@ from pydicom.filewriter import dcmwrite
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from deidkit.synth import FakePatient, base_dataset, synth_uid  # noqa: E402
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -160,6 +184,12 @@ def mb(n: float) -> str:
 
 def bench_export(work: Path, args: argparse.Namespace) -> None:
     src = work / "PACS EXPORT"
+    if args.runs:  # the side-by-side measure every shape shares (median of --runs, cp -r)
+        if not src.exists():
+            print(f"Generating {args.slices} CT slices + {args.multiframe} multi-frame files in {work} ...", flush=True)
+            generate(src, args.slices, args.multiframe, args.frames)
+        measure_shape("light", src, work, args)
+        return
     print(f"Generating {args.slices} CT slices 512x512 16-bit + {args.multiframe} multi-frame files of "
           f"{args.frames} frames in {work} ...", flush=True)
     t0 = time.perf_counter()
@@ -269,6 +299,188 @@ def bench_stages(work: Path, args: argparse.Namespace) -> None:
           f"ratio {best['all (run_export)'] / copy_best:.2f}x")
 
 
+
+# ---- shapes, side-by-side measure, profile (issue 19) ------------------------------------------
+
+def default_cache() -> Path:
+    """Where generated and laid-out trees stay between runs (never inside the repository)."""
+    return Path("/work/cache/deidkit_bench") if Path("/work/cache").is_dir() else Path.home() / ".cache" / "deidkit_bench"
+
+
+def shape_tree(shape: str, work: Path, args: argparse.Namespace) -> Path:
+    """The source tree of a shape (generated or laid out on first use)."""
+    import header_shapes
+
+    if shape == "heavy":
+        print(f"Heavy headers: {args.slices} slices in {args.cache} (generated once) ...", flush=True)
+        return header_shapes.cached_heavy_export(args.cache, args.slices)
+    if shape == "real":
+        print(f"Real vendor headers from {args.dcm_qa}, {args.real_files} per vendor, in {args.cache} ...", flush=True)
+        root = header_shapes.build_real_tree(args.dcm_qa, args.cache, args.real_files)
+        if args.vendor:
+            return root / args.vendor
+        return root
+    src = work / "PACS EXPORT"
+    if not src.exists():
+        print(f"Generating {args.slices} CT slices + {args.multiframe} multi-frame files in {work} ...", flush=True)
+        generate(src, args.slices, args.multiframe, args.frames)
+    return src
+
+
+def _run_measured(cmd: list[str]) -> tuple[float, int, int, float]:
+    """(wall s, exit status, peak RSS bytes of the largest process, CPU s of it and its children)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{cmd[0]} exited {code}: {err[-800:]}")
+    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return elapsed, code, rss, usage.ru_utime + usage.ru_stime
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def measure_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
+    """cp -r of src and deid_tool on src, --runs times each, alternating; prints medians."""
+    files = [p for p in src.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    n = len(files)
+    copy_dir, out = work / "CP_COPY", work / "OUT"
+    copies, tools = [], []
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    for _ in range(args.runs):
+        for d in (copy_dir, out, out.with_name(out.name + "_HOSPITAL_ONLY")):
+            shutil.rmtree(d, ignore_errors=True)
+        if args.cold:
+            drop_page_cache()
+        copies.append(_run_measured(["cp", "-r", str(src), str(copy_dir)]))
+        shutil.rmtree(copy_dir, ignore_errors=True)
+        if args.cold:
+            drop_page_cache()
+        cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(src), "--out", str(out), "--yes",
+               "--key", str(work / "site.key")]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
+        tools.append(_run_measured(cmd))
+    written = len(list(out.rglob("*.dcm")))
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    copy_wall, tool_wall = _median([c[0] for c in copies]), _median([t[0] for t in tools])
+    copy_cpu, tool_cpu = _median([c[3] for c in copies]), _median([t[3] for t in tools])
+    ratios = [t[0] / c[0] for c, t in zip(copies, tools)]
+    peak = max(t[2] for t in tools)
+    print(f"\n[{shape}] {n} files, {mb(total)}; workers {args.workers or 'default'} (cores {os.cpu_count()}), "
+          f"Python {sys.version.split()[0]}; {args.runs} runs; load average {load_before:.1f} before, "
+          f"{load_after:.1f} after (a loaded machine slows wall times: read the ratio and the CPU)")
+    print(f"  cp -r:     median {copy_wall:.2f} s wall (runs {', '.join(f'{c[0]:.2f}' for c in copies)}), "
+          f"CPU {1000 * copy_cpu / n:.2f} ms per file")
+    print(f"  deid_tool: median {tool_wall:.2f} s wall (runs {', '.join(f'{t[0]:.2f}' for t in tools)}), exit "
+          f"{tools[-1][1]}, {written} of {n} files written (repeats of one instance are written once)")
+    print(f"  CPU per file (all processes): {1000 * tool_cpu / n:.2f} ms   ({tool_cpu:.1f} s for {n} files)")
+    print(f"  ratio to cp -r: {tool_wall / copy_wall:.1f}x (median wall / median wall; per run "
+          f"{', '.join(f'{r:.1f}' for r in ratios)});  CPU ratio {tool_cpu / max(copy_cpu, 1e-9):.0f}x")
+    print(f"  peak memory (largest process): {mb(peak)}")
+    for d in (out, out.with_name(out.name + "_HOSPITAL_ONLY")):
+        if not args.keep:
+            shutil.rmtree(d, ignore_errors=True)
+    return {"files": n, "cpu_ms": 1000 * tool_cpu / n, "ratio": tool_wall / copy_wall, "peak": peak}
+
+
+# Stages whose cumulative share the profile summary names (module file suffix, function name).
+PROFILE_STAGES = [
+    ("dicomio.read_header (parse)", "dicomio.py", "read_header"),
+    ("  dcmread (stop_before_pixels)", "filereader.py", "dcmread"),
+    ("  _touch_all_values (convert every value)", "dicomio.py", "_touch_all_values"),
+    ("  _check_structure", "dicomio.py", "_check_structure"),
+    ("  _check_lengths", "dicomio.py", "_check_lengths"),
+    ("  drop_trailing_padding", "dicomio.py", "drop_trailing_padding"),
+    ("risk.assess", "risk.py", "assess"),
+    ("engine.deidentify", "engine.py", "deidentify"),
+    ("  Identifiers.from_dataset", "sweep.py", "from_dataset"),
+    ("  _process_dataset (table walk)", "engine.py", "_process_dataset"),
+    ("  _sweep (own identifiers)", "engine.py", "_sweep"),
+    ("dicomio.encode_header", "dicomio.py", "encode_header"),
+    ("export._header_leaks (last net)", "export.py", "_header_leaks"),
+    ("dicomio.write_streamed (pixels + sha256)", "dicomio.py", "write_streamed"),
+    ("export._place", "export.py", "_place"),
+]
+
+
+def profile_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -> None:
+    """The first --profile files of the shape through run_export in this process under cProfile."""
+    import cProfile
+    import pstats
+
+    from deidkit import export
+    from deidkit import guidelines as gl
+
+    files = sorted(p for p in src.rglob("*") if p.is_file())[: args.profile]
+    sub = work / "PROFILE SRC"
+    shutil.rmtree(sub, ignore_errors=True)
+    for i, f in enumerate(files):  # hard links: the same bytes, a tree of exactly these files
+        dst = sub / f.relative_to(src)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, dst)
+        except OSError:
+            shutil.copyfile(f, dst)
+    g = gl.load()
+    dest = work / "PROFILE_OUT"
+    hospital = dest.with_name(dest.name + "_HOSPITAL_ONLY")
+    for d in (dest, hospital):
+        shutil.rmtree(d, ignore_errors=True)
+
+    def run() -> "export.RunSummary":
+        for d in (dest, hospital):
+            shutil.rmtree(d, ignore_errors=True)
+        config = export.RunConfig(source=sub, dest=dest, hospital_dir=hospital, guidelines=g, key=b"\x5a" * 32,
+                                  workers=1)
+        return export.run_export(config)
+
+    n = len(files)
+    run()  # warm: imports, guideline caches, page cache
+    t0 = time.process_time()
+    summary = run()
+    cpu = time.process_time() - t0  # CPU of this process without the profiler (one process, no pool)
+    # cProfile's default clock (wall): a CPU clock would be a system call per event and dwarf the work
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    statuses: dict[str, int] = {}
+    for r in summary.results:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    print(f"\n[{shape}] profile of {n} files in one process: CPU without the profiler {cpu:.2f} s = "
+          f"{1000 * cpu / n:.2f} ms per file (one process, no pool); results {statuses}")
+    print("  shares below are of the profiled run's time (cProfile adds a cost per call, so call-heavy code"
+          " weighs more than it does unprofiled; ms/file = share x the unprofiled CPU)")
+    stats = pstats.Stats(profiler)
+    raw = stats.stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    total = sum(v[2] for v in raw.values()) or 1.0
+    print("  stage shares (cumulative time of the function / all profiled time):")
+    for label, suffix, name in PROFILE_STAGES:
+        cum = sum(v[3] for (f, _, fn), v in raw.items() if fn == name and f.endswith(suffix))
+        print(f"    {label:44s} {100 * cum / total:5.1f}%  ~{1000 * cpu * cum / total / n:6.2f} ms/file")
+    width = 110
+    for key, title in (("cumulative", "by cumulative time"), ("tottime", "by own time")):
+        rows = sorted(raw.items(), key=lambda kv: kv[1][3 if key == "cumulative" else 2], reverse=True)[: args.top]
+        print(f"  top {args.top} functions {title}:")
+        print(f"    {'own %':>6s} {'cum %':>6s} {'calls':>9s}  function")
+        for (f, line, fn), (cc, nc, tt, ct, _) in rows:
+            where = f"{Path(f).parent.name}/{Path(f).name}:{line}({fn})" if f != "~" else fn
+            print(f"    {100 * tt / total:6.1f} {100 * ct / total:6.1f} {nc:9d}  {where[:width]}")
+    if args.keep:
+        stats.dump_stats(str(work / f"profile_{shape}.pstats"))
+    for d in (dest, hospital, sub):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _tail(path: Path, n: int = 1 << 20) -> bytes:
     with path.open("rb") as fp:
         fp.seek(-n, os.SEEK_END)
@@ -277,7 +489,22 @@ def _tail(path: Path, n: int = 1 << 20) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--slices", type=int, default=1500, help="512x512 16-bit CT slices (default 1500, ~0.8 GB)")
+    p.add_argument("--shape", choices=("light", "heavy", "real"), default="light",
+                   help="header shape (see above; default light)")
+    p.add_argument("--cache", type=Path, default=None, help="folder for generated/laid-out trees (default "
+                   "/work/cache/deidkit_bench or ~/.cache/deidkit_bench); kept between runs")
+    p.add_argument("--dcm-qa", type=Path, default=Path("/work/cache/dcm_qa"),
+                   help="where the dcm_qa repositories are extracted (<DIR>/<name>/In)")
+    p.add_argument("--real-files", type=int, default=1000, help="files per vendor for --shape real (default 1000)")
+    p.add_argument("--vendor", choices=tuple(__import__("header_shapes").REAL_SOURCES), default=None,
+                   help="--shape real: only this vendor's folder")
+    p.add_argument("--runs", type=int, default=3, help="side-by-side runs of cp -r and deid_tool (median; default 3;"
+                   " 0 for the light shape's original single run against shutil.copytree)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile N files of the shape in one process (cProfile) instead of timing")
+    p.add_argument("--top", type=int, default=25, help="functions listed by --profile (default 25)")
+    p.add_argument("--slices", type=int, default=None,
+                   help="512x512 16-bit CT slices (default 1500 for light, ~0.8 GB; 1000 for heavy)")
     p.add_argument("--multiframe", type=int, default=2, help="big multi-frame files (default 2)")
     p.add_argument("--frames", type=int, default=200, help="frames per multi-frame file (default 200, ~105 MB)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: deid_tool's own default)")
@@ -290,10 +517,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", action="store_true", help="CPU ms per file by stage, in one process (see above)")
     p.add_argument("--repeat", type=int, default=3, help="runs for --stages (the best is shown)")
     args = p.parse_args(argv)
+    if args.slices is None:
+        args.slices = 1000 if args.shape == "heavy" else 1500
+    args.cache = (args.cache or default_cache()).resolve()
+    if args.shape != "light" or args.profile:
+        args.cache.mkdir(parents=True, exist_ok=True)
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="deidkit_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        (bench_stages if args.stages else bench_big_file if args.big_file else bench_export)(work, args)
+        if args.profile:
+            profile_shape(args.shape, shape_tree(args.shape, work, args), work, args)
+        elif args.shape != "light":
+            measure_shape(args.shape, shape_tree(args.shape, work, args), work, args)
+        else:
+            (bench_stages if args.stages else bench_big_file if args.big_file else bench_export)(work, args)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

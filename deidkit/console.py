@@ -11,18 +11,8 @@ from pathlib import Path
 from typing import TextIO
 
 
-def is_frozen() -> bool:
-    return bool(getattr(sys, "frozen", False))
-
-
-def program_dir() -> Path:
-    """The folder the program sits in (the executable's, never PyInstaller's unpack folder)."""
-    if is_frozen():
-        return Path(sys.executable).resolve().parent
-    return Path(sys.argv[0]).resolve().parent
-
-
-PROGRAM_NAMES = ("deid_tool", "rename_folders")
+from .contract import KEY_FILE_NAME, PROGRAM_NAMES
+from .program import is_frozen, program_dir  # noqa: F401 (used by both command lines)
 
 
 def kit_files_beside_program() -> set[Path]:
@@ -30,12 +20,13 @@ def kit_files_beside_program() -> set[Path]:
     one-folder build's _internal/, guideline/settings overrides and a site key placed there.
     Neither tool treats them as part of the export it works on."""
     from .guidelines import GUIDELINE_FILES
-    from .mapping import KEY_FILE_NAME
 
     folder = program_dir()
     names = {f"{n}{ext}" for n in PROGRAM_NAMES for ext in ("", ".exe", ".py")}
     names |= {"_internal", "deidkit", KEY_FILE_NAME, *GUIDELINE_FILES}
     found = {folder / n for n in names if (folder / n).exists()}
+    if not is_frozen() and (folder / "guidelines" / GUIDELINE_FILES[0]).is_file():
+        found.add(folder / "guidelines")  # a script's own tables (a checkout copied in)
     if is_frozen():
         found.add(Path(sys.executable).resolve())
     return found
@@ -58,15 +49,20 @@ def say(text: str = "", stream: TextIO | None = None) -> None:
         print(text.encode(enc, "replace").decode(enc), file=stream, flush=True)
 
 
-def confirm(question: str, assume_yes: bool) -> bool:
-    """Ask y/n only when a person is there; scripts and --yes never wait."""
+YES_WORDS = ("y", "yes", "j", "ja", "o", "oui", "s", "si")
+
+
+def confirm(question: str, assume_yes: bool, default: bool = True) -> bool:
+    """Ask y/n only when a person is there; scripts and --yes never wait (they answer yes).
+
+    `default` is what pressing Enter means; it is shown in capitals ([Y/n] or [y/N])."""
     if assume_yes or not is_interactive():
         return True
     try:
-        answer = input(f"{question} [Y/n] ").strip().lower()
+        answer = input(f"{question} {'[Y/n]' if default else '[y/N]'} ").strip().lower()
     except EOFError:
-        return True
-    return answer in ("", "y", "yes", "j", "ja", "o", "oui", "s", "si")
+        return default
+    return default if not answer else answer in YES_WORDS
 
 
 def pause_before_exit(started_by_double_click: bool) -> None:
@@ -108,6 +104,7 @@ class Progress:
         self.started = time.monotonic()
         self._last_draw = 0.0
         self._last_decile = -1
+        self._drawn = 0  # length of the line on screen, so a shorter one blanks what is left
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -130,8 +127,9 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else 0.0
         eta = f"{int(left // 60)}m{int(left % 60):02d}s left" if self.done < self.total else "done"
-        line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {eta}   "
-        self.stream.write(line)
+        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {eta}"
+        self.stream.write("\r" + line.ljust(self._drawn))
+        self._drawn = max(self._drawn, len(line))
         self.stream.flush()
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from pydicom.valuerep import PersonName
 from . import __version__, content
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
+from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
 
@@ -450,7 +451,7 @@ def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
             _shift_or_drop_date(ds, elem, ctx, "", outside_table=False)
             if not _is_empty(elem):
                 return
-        elem.value = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}[vr]
+        elem.value = {"DA": DUMMY_DATE, "DT": DUMMY_DATETIME, "TM": DUMMY_TIME}[vr]
         return
     dummies = {"AS": "000Y", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "DS": "0", "IS": "0",
                "UR": "urn:deid", "PN": "ANONYMIZED"}

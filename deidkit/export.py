@@ -30,25 +30,23 @@ from .mapping import Mapper
 from . import content
 from .sweep import Identifiers
 
-MANIFEST_NAME = "deid_manifest.csv"
-SUMMARY_NAME = "deid_summary.txt"
-HOSPITAL_SUFFIX = "_HOSPITAL_ONLY"
-PARTIAL_DIR = ".deid_partial"
-STATE_NAME = "progress.jsonl"
+from .contract import HOSPITAL_SUFFIX, MANIFEST_NAME, PARTIAL_DIR, STATE_NAME, SUMMARY_NAME  # noqa: E402,F401
+from .contract import Status  # noqa: E402
 # Files whose pixels are checked, or whose transfer syntax (deflated, big endian) cannot be streamed,
 # are read whole; above this much pixel data they are held instead, so memory stays bounded.
 WHOLE_READ_LIMIT = int(os.environ.get("DEIDKIT_WHOLE_READ_LIMIT_MB", "256")) * 1024 * 1024
 # Test hook (tests/test_resume.py): "N" kills the whole run (process group) with SIGKILL once the
 # N-th result of this run is journaled; "N:placed" once it is in place but not yet journaled.
 KILL_HOOK = "DEIDKIT_TEST_KILL_AFTER"
-SOURCE_NOTE = "source_path.txt"
+from .contract import SOURCE_NOTE  # noqa: E402
 # Files with these endings are treated as not meant to be DICOM (viewer, report, preview files).
 NON_DICOM_SUFFIXES = {".pdf", ".htm", ".html", ".txt", ".xml", ".inf", ".exe", ".dll", ".ini", ".jpg",
                       ".jpeg", ".png", ".gif", ".bmp", ".js", ".css", ".json", ".csv", ".doc", ".docx",
                       ".rtf", ".zip", ".cfg", ".log", ".db", ".ico", ".mp4", ".avi", ".xls", ".xlsx",
                       ".bat", ".sh", ".app", ".dmg", ".msi", ".jar", ".class", ".md", ".lnk"}
 
-WRITTEN, DUPLICATE, HELD, FAILED, SKIPPED, DICOMDIR = "written", "duplicate", "held", "failed", "skipped", "dicomdir"
+WRITTEN, DUPLICATE, HELD, FAILED, SKIPPED, DICOMDIR = (Status.WRITTEN, Status.DUPLICATE, Status.HELD, Status.FAILED,
+                                                      Status.SKIPPED, Status.DICOMDIR)
 
 
 @dataclass
@@ -451,7 +449,10 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
 
 def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = None,
                on_problem: Callable[[FileResult], None] | None = None) -> RunSummary:
-    """Process every file of config.source into config.dest; resumable; returns all results."""
+    """Process every file of config.source into config.dest; resumable; returns all results.
+
+    Images a person approved in <hospital_dir>/review_decisions.csv are done again with the boxes
+    decided; review_decisions.DecisionError (before anything is done) if that file is malformed."""
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
     (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")

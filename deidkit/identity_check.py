@@ -11,9 +11,8 @@ import re
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-# deid_tool writes PREFIX_ + 10 base32 characters (deidkit.mapping.Mapper.patient_pseudonym);
-# the prefix is a site setting, so any short prefix is accepted.
-_DEIDKIT_PSEUDONYM = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,15}_[A-Z2-7]{10}$")
+from .contract import is_pseudonym
+
 # Shapes other anonymizers write: a marker word, optionally followed by a number or code.
 _MARKER_PSEUDONYM = re.compile(
     r"^(ANON|ANONYMOUS|ANONYMI[SZ]ED|ANONYMI[SZ]ATION|REMOVED|DE-?IDENTIFIED|DEID|PSEUDO|"
@@ -40,7 +39,8 @@ def looks_like_pseudonym(value: str) -> bool:
     text = str(value).strip().strip("^").strip()
     if not text:
         return True  # empty is not identifying
-    return bool(_DEIDKIT_PSEUDONYM.match(text) or _MARKER_PSEUDONYM.match(text)
+    # deid_tool's own shape comes from the delivery contract (any prefix settings.ini allows)
+    return bool(is_pseudonym(text) or _MARKER_PSEUDONYM.match(text)
                 or _HASH_PSEUDONYM.match(text))
 
 

@@ -25,7 +25,10 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .rename.plan import PlanEntry, PlanGroup, RenamePlan
 
 JOURNAL_NAME = ".rename_folders.journal"
 PROGRESS_NAME = ".rename_folders.progress"
@@ -72,6 +75,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read, from the first byte (created 0600, never chmod'ed
+    afterwards), atomically. On Windows the file takes the rights of its folder: keep secrets
+    in a per-user folder (the default places are)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        os.unlink(tmp)  # a leftover of a killed run: it may have other rights
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 class Journal:
     """The two hidden files at the top of the tree that make a run resumable."""
 
@@ -87,16 +108,25 @@ class Journal:
     def exists(self) -> bool:
         return self.plan_path.is_file()
 
-    def write_plan(self, plan: dict) -> None:
+    def write_plan(self, plan: "RenamePlan | dict") -> None:
+        """Journal the plan (a RenamePlan, or its JSON data) atomically, owner-only."""
+        data = plan if isinstance(plan, dict) else plan.to_json()
         if self.progress_path.exists():  # left over from a finished run; holds no PHI
             self.progress_path.unlink()
-        write_atomic(self.plan_path, json.dumps({"format": FORMAT, **plan}, ensure_ascii=False).encode("utf-8"))
+        # old names are PHI: owner-only from the first byte
+        write_secret(self.plan_path, json.dumps({"format": FORMAT, **data}, ensure_ascii=False).encode("utf-8"))
 
-    def load_plan(self) -> dict:
+    def load_plan(self) -> "RenamePlan":
+        """The journaled plan. Raises ValueError (not ours, or another version), OSError."""
+        from .rename.plan import RenamePlan
+
         plan = json.loads(self.plan_path.read_text(encoding="utf-8"))
         if plan.get("format") != FORMAT:
             raise ValueError("the journal was written by another version of rename_folders")
-        return plan
+        try:
+            return RenamePlan.from_json(plan)
+        except (KeyError, TypeError) as e:
+            raise ValueError("the journal is damaged") from e
 
     def progress(self) -> set[str]:
         """Complete progress lines; a line torn by a kill is ignored (its step is replayed)."""
@@ -147,11 +177,11 @@ def _reason(exc: OSError) -> str:
 class Replay:
     """Apply or roll back a journaled plan; safe to run again after a kill at any point."""
 
-    def __init__(self, root: Path, journal: Journal, plan: dict,
+    def __init__(self, root: Path, journal: Journal, plan: "RenamePlan",
                  on_step: Callable[[], None] | None = None) -> None:
         self.root = root
         self.journal = journal
-        self.groups: list[dict] = plan["groups"]
+        self.groups: list[PlanGroup] = plan.groups
         self.done = journal.progress()
         self.on_step = on_step or (lambda: None)
         self.outcome = Outcome()
@@ -159,13 +189,13 @@ class Replay:
         self._kill_after = int(hook) if hook.isdigit() else None
 
     # -- low level ----------------------------------------------------------------------------
-    def _dir(self, group: dict) -> str:
-        return os.path.join(os.fspath(self.root), *group["dir"])
+    def _dir(self, group: "PlanGroup") -> str:
+        return os.path.join(os.fspath(self.root), *group.dir)
 
     @staticmethod
-    def _where(group: dict, entry: dict) -> str:
-        folder = "/".join(group["new_dir"]) or "the top folder"
-        return f"in {folder} (new name {entry['final'] or 'moved out'})"
+    def _where(group: "PlanGroup", entry: "PlanEntry") -> str:
+        folder = "/".join(group.new_dir) or "the top folder"
+        return f"in {folder} (new name {entry.final or 'moved out'})"
 
     def _mark(self, line: str) -> None:
         self.journal.mark(line)
@@ -201,7 +231,7 @@ class Replay:
         self.outcome.renamed += 1
         self.on_step()
 
-    def _step(self, group: dict, entry: dict, names: list[str | None], to: str) -> None:
+    def _step(self, group: "PlanGroup", entry: "PlanEntry", names: list[str | None], to: str) -> None:
         """Bring one entry to the name `to` from whichever of `names` it has now (idempotent)."""
         folder = self._dir(group)
         target = os.path.join(folder, to)
@@ -220,9 +250,9 @@ class Replay:
             return
         self.outcome.missing.append(f"an item {self._where(group, entry)} is missing (moved or deleted by someone else?)")
 
-    def _out(self, group: dict, entry: dict, back: bool) -> None:
-        src = os.path.join(self._dir(group), entry["old"])
-        dst = entry["out"]
+    def _out(self, group: "PlanGroup", entry: "PlanEntry", back: bool) -> None:
+        src = os.path.join(self._dir(group), entry.old)
+        dst = entry.out
         a, b = (dst, src) if back else (src, dst)
         if os.path.lexists(long_path(a)):
             try:
@@ -247,27 +277,27 @@ class Replay:
         self.outcome.complete = all(f"F {k}" in self.done for k in range(len(self.groups)))
         return self.outcome
 
-    def _blocked(self, entry: dict) -> bool:
-        child = entry.get("group")
+    def _blocked(self, entry: "PlanEntry") -> bool:
+        child = entry.group
         return child is not None and f"F {child}" not in self.done
 
-    def _forward_group(self, k: int, group: dict) -> None:
-        entries = group["entries"]
+    def _forward_group(self, k: int, group: "PlanGroup") -> None:
+        entries = group.entries
         failed = False
         for entry in entries:
-            if entry.get("out"):
+            if entry.out:
                 try:
                     self._out(group, entry, back=False)
                 except _Failed:
                     failed = True
-        renames = [e for e in entries if not e.get("out")]
-        if group["routed"]:
+        renames = [e for e in entries if not e.out]
+        if group.routed:
             if f"A {k}" not in self.done:
                 if any(self._blocked(e) for e in renames):
                     raise _Failed()
                 for entry in renames:
                     try:
-                        self._step(group, entry, [entry["old"]], entry["tmp"])
+                        self._step(group, entry, [entry.old], entry.tmp)
                     except _Failed:
                         failed = True
                 if failed:
@@ -276,7 +306,7 @@ class Replay:
                 self._mark(f"A {k}")
             for entry in renames:
                 try:
-                    self._step(group, entry, [entry["tmp"]], entry["final"])
+                    self._step(group, entry, [entry.tmp], entry.final)
                 except _Failed:
                     failed = True
         else:
@@ -285,7 +315,7 @@ class Replay:
                     failed = True
                     continue
                 try:
-                    self._step(group, entry, [entry["old"]], entry["final"])
+                    self._step(group, entry, [entry.old], entry.final)
                 except _Failed:
                     failed = True
         if failed:
@@ -308,33 +338,33 @@ class Replay:
         self.outcome.complete = True
         return self.outcome
 
-    def _undo_group(self, k: int, group: dict) -> None:
-        renames = [e for e in group["entries"] if not e.get("out")]
+    def _undo_group(self, k: int, group: "PlanGroup") -> None:
+        renames = [e for e in group.entries if not e.out]
         started_b = f"A {k}" in self.done or f"F {k}" in self.done
-        if group["routed"]:
+        if group.routed:
             if started_b and f"UB {k}" not in self.done:
                 for entry in renames:   # entries are at tmp or final: bring all to tmp
-                    self._step(group, entry, [entry["final"]], entry["tmp"])
+                    self._step(group, entry, [entry.final], entry.tmp)
                 fsync_dir(self._dir(group))
                 self._mark(f"UB {k}")
             for entry in renames:       # entries are at tmp or old
-                self._step(group, entry, [entry["tmp"]], entry["old"])
+                self._step(group, entry, [entry.tmp], entry.old)
         else:
             for entry in renames:
-                self._step(group, entry, [entry["final"]], entry["old"])
-        for entry in group["entries"]:
-            if entry.get("out"):
+                self._step(group, entry, [entry.final], entry.old)
+        for entry in group.entries:
+            if entry.out:
                 self._out(group, entry, back=True)
         fsync_dir(self._dir(group))
         self._mark(f"U {k}")
 
 
-def count_steps(plan: dict, progress: set[str]) -> int:
+def count_steps(plan: "RenamePlan", progress: set[str]) -> int:
     """Renames a forward replay may still do (for the progress bar)."""
     total = 0
-    for k, group in enumerate(plan["groups"]):
+    for k, group in enumerate(plan.groups):
         if f"F {k}" in progress:
             continue
-        n = len(group["entries"])
-        total += 2 * n if group["routed"] and f"A {k}" not in progress else n
+        n = len(group.entries)
+        total += 2 * n if group.routed and f"A {k}" not in progress else n
     return total

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
-KEY_FILE_NAME = "deidkit_site_key.txt"
+from .contract import KEY_FILE_NAME  # noqa: F401 (its old home)
+
 SECONDS_PER_DAY = 86400
 _DT_RE = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(.*)$")
 
@@ -30,7 +31,7 @@ def default_key_path() -> Path:
     try:
         home = Path.home()
     except RuntimeError:  # no HOME/USERPROFILE (stripped environments): the program's folder
-        from .console import program_dir
+        from .program import program_dir
 
         return program_dir() / KEY_FILE_NAME
     if sys.platform.startswith("win"):

@@ -1,18 +1,23 @@
-"""Burned-in text in the pixels (Clean Pixel Data option): risk rules, layout rules, redaction.
+"""Burned-in text in the pixels (Clean Pixel Data option): layout rules, detection, redaction.
 
-Three steps, each a pure function over a pydicom Dataset (nothing here reads or writes files
-except load_redaction_rules):
+Pure functions over a pydicom Dataset (nothing here reads or writes files except
+load_redaction_rules):
   burned_in_risk(ds)        metadata says the image may carry text -> a short neutral reason
                             (deidkit.risk.assess over guidelines/burned_in_risk.csv)
   load_redaction_rules(p)   guidelines/pixel_redaction_rules.csv: known screen layouts
-  clean_pixels(ds, rules)   decode every frame, blank layout rectangles and detected text, check
-                            again, and say "clean" (pixels untouched), "redacted" (PixelData
-                            replaced, uncompressed) or "hold" (not confident: do not send).
+  clean_pixels(ds, rules)   decode every frame (integer, float or double data), blank layout
+                            rectangles and detected text, check again, and say "clean" (pixels
+                            untouched), "redacted" (PixelData replaced, uncompressed) or "hold"
+                            (not confident); its boxes are what a person is proposed to blank.
+  release_decision(...)     may it go out without a person (layout, cleared by rule, trusted)?
+  apply_regions(ds, r)      blank exactly the rectangles a person approved (review_decisions.csv)
+  encode_like(ds, ts)       re-encode blanked pixels in their lossless family (RLE, JPEG-LS, J2K)
+  display_frames(ds)        frames as a viewer shows them (the review window)
 When is detection not confident ("hold")? Recognizable Visual Features YES (a face is not text);
-float pixel data; a decode failure or a transfer syntax without a decoder; detected text boxes
-covering more than MAX_TEXT_FRACTION of a frame or more than MAX_BOXES boxes (text everywhere:
-a document or a screenshot, blanking would leave nothing worth sending); text still detected
-after blanking.
+a decode failure or a transfer syntax without a decoder; detected text boxes covering more than
+MAX_TEXT_FRACTION of a frame or more than MAX_BOXES boxes (text everywhere: a document or a
+screenshot); text still detected after blanking. Such images still get proposals when their
+pixels could be seen: a person decides.
 """
 from __future__ import annotations
 
@@ -291,7 +296,8 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
             if index == 0:
                 first_thumb = _thumb(_display(frame, out_photometric, palette), [])
             done = _clean_frame(frame, index, out_photometric, palette, layout)
-            boxes_here = done.boxes + done.left
+            # text still seen after blanking is proposed with the same margin as the rest
+            boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
             all_boxes.append([b.as_list() for b in boxes_here])
             hold_reason = hold_reason or done.hold
             area = sum(b.area for b in boxes_here)

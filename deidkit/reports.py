@@ -15,9 +15,7 @@ from .export import (DICOMDIR, DUPLICATE, FAILED, HELD, MANIFEST_NAME, SKIPPED, 
                      FileResult, RunSummary)
 from .guidelines import Guidelines
 
-MANIFEST_COLUMNS = ["file", "size", "sha256", "patient", "study", "series", "modality", "sop_class"]
-HELD_BACK_NAME = "held_back.csv"
-LOG_NAME = "run_log.txt"
+from .contract import CROSSWALK_NAME, CSV_BOM, HELD_BACK_NAME, LOG_NAME, MANIFEST_COLUMNS  # noqa: E402
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -100,7 +98,7 @@ def write_hospital_side(hospital_dir: Path, summary: RunSummary, guidelines: Gui
         if r.status in (HELD, FAILED, SKIPPED, DICOMDIR, DUPLICATE) or r.reason:
             w.writerow([r.ref, r.status, r.src, r.reason, r.out])
     held_path = hospital_dir / HELD_BACK_NAME
-    _atomic_write(held_path, buf.getvalue())
+    _atomic_write(held_path, CSV_BOM + buf.getvalue())  # the mark makes Excel read UTF-8 (MÜLLER)
     log = [
         f"deidkit {__version__} run at {dt.datetime.now().isoformat(timespec='seconds')}",
         f"Source: {source}",
@@ -113,3 +111,13 @@ def write_hospital_side(hospital_dir: Path, summary: RunSummary, guidelines: Gui
     with (hospital_dir / LOG_NAME).open("a", encoding="utf-8") as fp:
         fp.write("\n".join(log) + "\n" + "-" * 72 + "\n")
     return held_path
+
+
+def write_crosswalk(hospital_dir: Path, source: Path, dest: Path, summary: RunSummary) -> Path:
+    """crosswalk.csv (hospital side only: PHI): original Patient ID, name, accession and Study UID
+    beside each pseudonym and study folder written (deidkit.crosswalk). Returns its path."""
+    from .crosswalk import crosswalk_rows, crosswalk_text
+
+    path = hospital_dir / CROSSWALK_NAME
+    _atomic_write(path, crosswalk_text(crosswalk_rows(source, dest, summary.results)))
+    return path

@@ -107,15 +107,31 @@ def format_boxes(regions: list[Region]) -> str:
 
 def regions_from_frames(boxes_per_frame: list[list[list[int]]]) -> list[Region]:
     """The pixel module's boxes ([frame][box] = [top, left, bottom, right]) as Regions. A box found
-    on every frame of a multi-frame image becomes one '*' region."""
-    if not boxes_per_frame:
-        return []
-    as_sets = [{tuple(b) for b in frame} for frame in boxes_per_frame]
-    everywhere = set.intersection(*as_sets) if len(as_sets) > 1 else set()
-    out = [Region(None, b[1], b[0], b[3], b[2]) for b in everywhere]
-    for index, frame in enumerate(as_sets):
-        out += [Region(index, b[1], b[0], b[3], b[2]) for b in frame - everywhere]
-    return out
+    on every frame of a multi-frame image (the same place, give or take a few pixels: overlapping
+    by more than half) becomes one '*' region covering all of them, so a person sees one box for
+    a cine's burned-in header, not one per frame."""
+    frames = [[Region(i, b[1], b[0], b[3], b[2]) for b in boxes] for i, boxes in enumerate(boxes_per_frame)]
+    if len(frames) < 2:
+        return [r for f in frames for r in f]
+    out: list[Region] = []
+    for first in list(frames[0]):
+        group = [first]
+        for other in frames[1:]:
+            match = next((r for r in other if _same(Region(None, *_corners(first)), Region(None, *_corners(r)))), None)
+            if match is None:
+                break
+            group.append(match)
+        if len(group) < len(frames):
+            continue
+        for index, r in enumerate(group):
+            frames[index].remove(r)
+        out.append(Region(None, min(r.x0 for r in group), min(r.y0 for r in group),
+                          max(r.x1 for r in group), max(r.y1 for r in group)))
+    return out + [r for f in frames for r in f]
+
+
+def _corners(r: Region) -> tuple[int, int, int, int]:
+    return r.x0, r.y0, r.x1, r.y1
 
 
 def read_decisions(path: Path) -> dict[str, Decision]:
@@ -125,7 +141,10 @@ def read_decisions(path: Path) -> dict[str, Decision]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return {}
-    reader = csv.DictReader(io.StringIO(text))
+    first = text.split("\n", 1)[0]
+    # A spreadsheet in a comma-decimal locale saves with semicolons: read that too.
+    delimiter = ";" if first.startswith("ref;") or first.startswith('"ref";') else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     if reader.fieldnames is None or not {"ref", "decision", "boxes"} <= {f.strip() for f in reader.fieldnames}:
         raise DecisionError(f"{Path(path).name}: the first line must be ref,decision,boxes")
     out: dict[str, Decision] = {}
@@ -135,6 +154,7 @@ def read_decisions(path: Path) -> dict[str, Decision]:
         if not ref:
             continue
         word = row.get("decision", "").lower()
+        word = {"approved": APPROVE, "rejected": REJECT}.get(word, word)
         if word not in (APPROVE, REJECT, UNDECIDED):
             raise DecisionError(f"{ref}: decision '{row['decision']}' is not approve, reject or empty")
         frames = row.get("frames", "1")
@@ -169,8 +189,10 @@ def merge(previous: dict[str, Decision], waiting: list[Decision]) -> list[Decisi
     rows = dict(previous)
     for d in waiting:
         old = rows.get(d.ref)
-        rows[d.ref] = d if old is None else replace(old, reason=d.reason or old.reason,
-                                                   original_file=d.original_file or old.original_file)
+        if old is None or (old.original_file and d.original_file and old.original_file != d.original_file):
+            rows[d.ref] = d  # a decision about another file is never carried over to this one
+        else:
+            rows[d.ref] = replace(old, reason=d.reason or old.reason, original_file=d.original_file or old.original_file)
     return list(rows.values())
 
 

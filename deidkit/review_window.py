@@ -107,12 +107,18 @@ class ReviewWindow:
             colour = {APPROVE: APPROVED, REJECT: REJECTED}.get(item.state, UNDECIDED_COLOUR)
             self.canvas.create_rectangle(x - 4, y - 4, x + THUMB + 4, y + THUMB + 4, outline=colour, width=4)
             if frames:
-                small, factor = downscale(frames[min(shown, len(frames) - 1)], THUMB)
+                full = frames[min(shown, len(frames) - 1)]
+                if max(full.shape[:2]) <= 2 * THUMB:  # nearest neighbour: text stays sharp
+                    small = scaled(full, THUMB / max(full.shape[:2]))
+                else:  # block means, then to the cell's size
+                    small, _ = downscale(full, THUMB)
+                    small = scaled(small, THUMB / max(small.shape[:2]))
+                scale = small.shape[1] / full.shape[1]
                 self._images.append(photo(small))
                 self.canvas.create_image(x, y, anchor="nw", image=self._images[-1])
                 for r in self.model.regions_on(item, shown):
-                    self.canvas.create_rectangle(x + r.x0 // factor, y + r.y0 // factor, x + r.x1 // factor,
-                                                 y + r.y1 // factor, outline=BOX_COLOUR, width=2)
+                    self.canvas.create_rectangle(x + int(r.x0 * scale), y + int(r.y0 * scale), x + int(r.x1 * scale),
+                                                 y + int(r.y1 * scale), outline=BOX_COLOUR, width=2)
             label = f"{item.ref}  {len(item.regions)} box(es)" + (f"  {item.decision.frames} frames"
                                                                    if item.decision.frames > 1 else "")
             self.canvas.create_text(x, y + THUMB + 8, anchor="nw", fill="white",

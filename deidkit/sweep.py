@@ -156,7 +156,7 @@ class Identifiers:
         if not text:
             return []
         matcher = self._matcher()
-        folded = _folded_map(text)[0] if _CAMEL_RE.search(text) else fold(text)
+        folded = _folded_map(text)[0] if _has_camel(text) else fold(text)
         hits = []
         if matcher.name_re is not None and matcher.name_re.search(folded):
             hits.append("name")
@@ -182,6 +182,13 @@ class Identifiers:
 _SPLIT_SEP = r"[ \-.']?"
 _GLUED_TITLES = "mr|mrs|ms|miss|dr|frau|herr|fr|hr|mme|mlle|mm|prof|sr|sra|srta|pt|pat|fru"
 _CAMEL_RE = re.compile(r"[a-z][A-Z]")
+
+
+def _has_camel(text: str) -> bool:
+    """A lower-case letter followed by an upper-case one ("MrQuistgaard", "aÉ"), in any script."""
+    if text.isascii():
+        return _CAMEL_RE.search(text) is not None
+    return any(a.islower() and b.isupper() for a, b in zip(text, text[1:]))
 
 
 def _prefix_pattern(token: str, least: int) -> str:

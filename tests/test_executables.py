@@ -43,7 +43,7 @@ def _executable(name: str) -> Path:
     exe = DIST / f"{name}{SUFFIX}"
     if not exe.is_file():
         _missing(f"{exe} not built (pip install -r requirements-build.txt; tools/build_executables.sh)")
-    sources = [ROOT / "build.spec", script, *(ROOT / "deidkit").glob("*.py"), *(ROOT / "guidelines").iterdir()]
+    sources = [ROOT / "build.spec", script, *(ROOT / "deidkit").rglob("*.py"), *(ROOT / "guidelines").iterdir()]
     newer = [p.name for p in sources if p.is_file() and p.stat().st_mtime > exe.stat().st_mtime]
     if newer:
         _missing(f"{exe} is older than {', '.join(sorted(newer)[:3])}: rebuild with tools/build_executables.sh")
@@ -389,9 +389,9 @@ def test_double_click_keeps_window_open(name: str, request: pytest.FixtureReques
                 if not chunk:
                     break
                 seen += chunk
-            if seen.count(b"[Y/n]") > answered:  # a person answers yes
+            if seen.count(b"[Y/n]") + seen.count(b"[y/N]") > answered:  # a person takes the default
                 answered += 1
-                os.write(fd, b"y\n")
+                os.write(fd, b"\n")
             if b"Press Enter" in seen and not pressed:  # ... reads the verdict, presses Enter
                 pressed = True
                 os.write(fd, b"\n")

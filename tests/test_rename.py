@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from deidkit.synth import make_export
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "rename_folders.py"
 NEUTRAL = re.compile(r"^(P\d{4,}(_\d+)?|P\d{4,}_ST\d{2,}_[A-Z0-9-]+(_\d+)?|SE\d{3,}_[A-Z0-9-]+(_\d+)?|F\d{3,}(_\d+)?"
-                     r"|IM\d{5,}(_\d+)?\.dcm|OTHER\d{4,}(_\d+)?)$")
+                     r"|IM\d{5,}(_\d+)?\.dcm|OTHER\d{4,}(_\d+)?(\.[a-z0-9]{1,4})?)$")
 OWN = {"index.csv", jr.JOURNAL_NAME, jr.PROGRESS_NAME}
 
 
@@ -109,10 +110,10 @@ def test_naming_scheme_levels_and_order(tmp_path):
     # files ordered by instance number (Smith_2 is instance 1)
     assert mapping["SMITH^ANN 19700101/CT Chest/Series 1 scout/Smith_2"].endswith("/IM00001.dcm")
     assert mapping["SMITH^ANN 19700101/CT Chest/Series 1 scout/Smith_0"].endswith("/IM00003.dcm")
-    assert mapping["Jones Bob/Report Jones.pdf"].endswith("/OTHER0001")
+    assert mapping["Jones Bob/Report Jones.pdf"].endswith("/OTHER0001.pdf")  # still opens (issue 18.4)
     jones = mapping["Jones Bob"]
     assert {smith, jones} == {"P0001", "P0002"}
-    rows = {r["folder"]: r for r in plan["index"]}
+    rows = {r["folder"]: r for r in plan.index}
     series_row = rows[f"{smith}/{smith}_ST01_CT/SE002_CT"]
     assert (series_row["level"], series_row["series_number"], series_row["dicom_files"]) == ("series", "2", "3")
     assert rows[jones]["other_files"] == "1"
@@ -178,8 +179,8 @@ def test_case_only_rename_goes_through_temporary_names(tmp_path):
     dicom(root / "IM00002.dcm", "A^B", "X1", st, st + ".1", 1, 3)
     dicom(root / "zz", "A^B", "X1", st, st + ".1", 1, 2)  # becomes IM00002: collides with an old name
     plan = rn.make_plan(rn.scan(root, set(), progress=False), set(), str(tmp_path / "o"), False, "t")
-    top = plan["groups"][-1]
-    assert top["routed"] and all(e["tmp"] for e in top["entries"])
+    top = plan.groups[-1]
+    assert top.routed and all(e.tmp for e in top.entries)
     assert not rn.plan_problems(plan, str(root))
     before = collections.Counter(snapshot(root).values())
     assert run_tool(root, "--yes") == 1  # headers look identified
@@ -509,3 +510,85 @@ def test_version_and_usage_errors(tmp_path):
     assert proc.returncode == 0 and b"rename_folders" in proc.stdout
     assert rn.main([str(tmp_path / "missing")]) == 2
     assert rn.main(["--no-such-option"]) == 2
+
+
+# ---- special files, secrets, undo data, scale (issues 18, 20) --------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_fifo_is_never_opened_and_is_listed(tmp_path, dry_run):
+    """A FIFO named like a DICOM file would block a reader for ever: listed, never opened."""
+    root = tmp_path / "export"
+    small_export(root)
+    os.mkfifo(root / "Jones Bob" / "IM0001.dcm")
+    args = [sys.executable, str(SCRIPT), str(root), "--yes", *(["--dry-run"] if dry_run else [])]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not a regular file" in proc.stdout
+    fifos = [p for p in root.rglob("*") if stat.S_ISFIFO(p.lstat().st_mode)]
+    assert len(fifos) == 1 and (fifos[0].name == "IM0001.dcm") == dry_run
+
+
+def test_undo_data_is_owner_only_outside_the_tree_and_undoes_a_finished_run(tmp_path):
+    root = tmp_path / "export"
+    small_export(root)
+    before = snapshot(root)
+    key = tmp_path / "keys" / "rename_key.json"
+    old_umask = os.umask(0o022)
+    try:
+        assert run_tool(root, "--yes") == 1
+        assert run_tool(root.parent / "other_not_there", "--yes") == 2
+    finally:
+        os.umask(old_umask)
+    undo = tmp_path / "export_HOSPITAL_ONLY" / "rename_folders_undo.json"
+    assert undo.is_file() and stat.S_IMODE(undo.stat().st_mode) == 0o600
+    assert "Smith_0" in undo.read_text(encoding="utf-8")
+    assert snapshot(root) != before
+    assert run_tool(root, "--undo", "--yes") == 0  # no --key: the hospital-side undo data is found
+    assert snapshot(root) == before and not undo.exists()
+    assert run_tool(root, "--yes", "--key", key) == 1
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and not (tmp_path / "export_HOSPITAL_ONLY" /
+                                                             "rename_folders_undo.json").exists()
+
+
+def test_plan_is_the_same_bytes_for_the_same_tree(tmp_path):
+    a, b = tmp_path / "a" / "export", tmp_path / "b" / "export"
+    small_export(a)
+    small_export(b)
+    plans = [json.dumps(rn.make_plan(rn.scan(r, set(), progress=False), set(), "H", False,
+                                     rn.plan_token(rn.scan(r, set(), progress=False))).to_json()) for r in (a, b)]
+    assert plans[0] == plans[1]
+
+
+def test_plan_numbering_of_many_series_is_complete(tmp_path):
+    """40,000 series in 40,000 folders: every series numbered once within its study (the
+    numbering is linear now; its speed is measured in benchmarks, not asserted here)."""
+    top = rn.Node("", "dir")
+    n = 4000
+    studies = [rn.Node(f"study {k}", "dir") for k in range(40)]
+    top.children += studies
+    for i in range(n):
+        folder = rn.Node(f"S{i}", "dir")
+        facts = rn.Facts(patient="p", study=f"st{i % 40}", series=f"se{i}", study_order=("20200101", "", f"st{i % 40}"),
+                         series_number=i, instance_number=1, instance_key=f"k{i}", modality="CT", warnings=())
+        folder.children.append(rn.Node("x.dcm", "dicom", facts))
+        studies[i % 40].children.append(folder)
+    plan = rn.make_plan(top, set(), "H", False, "t")
+    assert len([r for r in plan.index if r["level"] == "study"]) == 40
+    series_rows = [r for r in plan.index if r["level"] == "series"]
+    per_study = collections.Counter(r["study"] for r in series_rows)
+    assert sorted(per_study.values()) == [n // 40] * 40
+    assert {r["series"] for r in series_rows} == {f"SE{k:03d}" for k in range(1, n // 40 + 1)}
+
+
+def test_top_of_a_drive_keeps_its_undo_data_in_the_users_folder(tmp_path, monkeypatch):
+    """E:\\ has nothing beside it: the hospital side is a folder of the user's own (Windows keeps
+    it on the user's drive, so it is outside the one being renamed)."""
+    from deidkit.cli import rename_folders as cli
+
+    root = Path(tmp_path.anchor)  # the top of the drive: its parent is itself
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    where = cli._default_hospital_dir(root)
+    assert where.is_relative_to(tmp_path / "config") and where != cli._default_hospital_dir(tmp_path)
+    assert cli._default_hospital_dir(tmp_path / "export") == tmp_path / "export_HOSPITAL_ONLY"

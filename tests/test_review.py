@@ -211,6 +211,11 @@ def test_a_box_on_every_frame_is_proposed_once_for_all_frames():
     same = [1, 2, 11, 22]
     regions = review_decisions.regions_from_frames([[same, [5, 5, 9, 9]], [same], [same]])
     assert set(regions) == {Region(None, 2, 1, 22, 11), Region(0, 5, 5, 9, 9)}
+    # a few pixels apart from frame to frame: one box covering all of them
+    jitter = review_decisions.regions_from_frames([[[0, 0, 20, 100]], [[2, 1, 22, 104]], [[0, 60, 10, 90]]])
+    assert set(jitter) == {Region(0, 0, 0, 100, 20), Region(1, 1, 2, 104, 22), Region(2, 60, 0, 90, 10)}
+    merged = review_decisions.regions_from_frames([[[0, 0, 20, 100]], [[2, 1, 22, 104]]])
+    assert merged == [Region(None, 0, 0, 104, 22)]
 
 
 def test_changes_count_added_and_removed_boxes():
@@ -235,7 +240,7 @@ def test_first_run_lists_every_image_waiting_with_its_proposal(first_run):
     assert rows["us_clean"]["boxes"] == ""
     assert rows["us_multi"]["frames"] == "3"
     frames = {r.frame for r in review_decisions.parse_boxes(rows["us_multi"]["boxes"])}
-    assert frames in ({None}, {0, 1, 2}), frames  # text on every frame is proposed on every frame
+    assert frames == {None}, frames  # the same text on every frame: one box for all frames
     # what a person need not see went out: clean CR/DX/derived CT cleared by the detector, CT untouched
     for name in ("cr_clean", "dx_clean_no_flag", "ct_derived_clean", "ct_original"):
         assert name not in rows
@@ -384,3 +389,34 @@ def test_decisions_file_keeps_a_persons_rows_when_merged():
     by_ref = {d.ref: d for d in rows}
     assert by_ref["F000001"].decision == "approve" and by_ref["F000001"].boxes == "0:1,1,5,5"
     assert by_ref["F000002"].decision == ""
+    moved = review_decisions.merge(old, [Decision("F000001", "", "", "other", "c.dcm")])
+    assert moved[0].decision == "" and moved[0].original_file == "c.dcm"
+
+
+def test_review_option_says_when_there_is_nothing_to_review(tmp_path, capsys):
+    assert cli_deid.main(["--review", str(tmp_path / "OUT")]) == 2
+    assert "Nothing to review" in capsys.readouterr().out
+
+
+def test_a_spreadsheet_saved_file_is_read_and_a_wrong_word_stops_with_one_line(tmp_path, capsys):
+    path = tmp_path / review_decisions.DECISIONS_NAME
+    path.write_text('\ufeffref;decision;boxes;reason\nF000001;Approved;"0:1,2,30,40;*:0,0,9,9";x\n'
+                    "F000002;;;y\n", encoding="utf-8")
+    got = review_decisions.read_decisions(path)
+    assert got["F000001"].decision == "approve" and len(got["F000001"].regions) == 2
+    assert got["F000002"].decision == ""
+    path.write_text("ref,decision,boxes\nF000001,maybe,\n", encoding="utf-8")
+    with pytest.raises(DecisionError, match="F000001"):
+        review_decisions.read_decisions(path)
+    source, out = tmp_path / "EXPORT", tmp_path / "OUT"
+    source.mkdir()
+    image("one", sop=US, modality="US", text=True).save_as(source / "one.dcm", enforce_file_format=True)
+    assert run(source, out) == 1
+    hospital = tmp_path / "OUT_HOSPITAL_ONLY"
+    text = (hospital / review_decisions.DECISIONS_NAME).read_text(encoding="utf-8")
+    (hospital / review_decisions.DECISIONS_NAME).write_text(text.replace("\nF000001,,", "\nF000001,sure,"),
+                                                           encoding="utf-8")
+    capsys.readouterr()
+    assert run(source, out) == 2
+    assert "F000001" in capsys.readouterr().err
+    assert "sure" in (hospital / review_decisions.DECISIONS_NAME).read_text(encoding="utf-8")  # not overwritten

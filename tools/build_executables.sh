@@ -33,6 +33,10 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     [ "${args[i]}" = "--distpath" ] && distpath="${args[i + 1]}"
 done
 
+if ! "$PYTHON" -c 'import PyInstaller' 2>/dev/null; then
+    echo "build_executables: PyInstaller is not installed for $PYTHON: pip install -r requirements-build.txt" >&2
+    exit 2
+fi
 echo "Building with $("$PYTHON" -c 'import sys, PyInstaller; print(f"Python {sys.version.split()[0]}, PyInstaller {PyInstaller.__version__}")')"
 echo "PYTHONHASHSEED=$PYTHONHASHSEED SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
 start=$(date +%s)

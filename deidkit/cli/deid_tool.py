@@ -1,21 +1,23 @@
-"""Command line of deid_tool (the script deid_tool.py only calls main())."""
+"""Command line of deid_tool (the script deid_tool.py only calls main()); formerly deidkit/cli_deid.py."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 
-from . import __version__, console
-from .export import (FAILED, HELD, HOSPITAL_SUFFIX, RunConfig, output_is_ours, run_export, source_of,
+from .. import __version__, console, contract
+from ..contract import DEFAULT_OUT_NAME
+from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, RunSummary, output_is_ours, run_export, source_of,
                      state_matches)
-from .guidelines import GuidelineError, load, locate
-from .mapping import KeyError_, default_key_path, load_or_create_key
+from ..guidelines import GuidelineError, load, locate
+from ..mapping import KeyError_, default_key_path, load_or_create_key
+from ..review_decisions import DecisionError
 
 EXIT_OK, EXIT_REVIEW, EXIT_USAGE = 0, 1, 2
-DEFAULT_OUT_NAME = "DEID_OUTPUT"
 
 HELP = """\
 Make a de-identified copy of a PACS export folder, safe to send for research.
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make a small synthetic export with fake patient data and de-identify it")
     p.add_argument("--verify", type=Path, metavar="DIR",
                    help="check a delivery instead (receiving side); see --verify --help")
+    p.add_argument("--lookup", metavar="PSEUDONYM",
+                   help="hospital side only: which patient (or study) is SUBJ_... / STUDY_...? Answers from "
+                        "the crosswalk of the run into DEST, else from the site key and the export's headers")
     p.add_argument("--review", type=Path, metavar="DEST",
                    help="open the review window for the images of an earlier run waiting for a person "
                         "(writes DEST_HOSPITAL_ONLY/review_decisions.csv; run again to apply it)")
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # pydicom's notes on odd input are not for the user's screen
     double_clicked = not argv
     if "--verify" in argv:
-        from . import verify
+        from .. import verify
 
         return verify.main(argv)
     if "--review" in argv:
@@ -87,8 +92,12 @@ _WAITING: list = []  # (DEST, waiting count) after a run whose images wait for a
 
 def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
     """The review window (deidkit.review_window) for an output folder."""
-    from . import review_window
-
+    try:
+        from .. import review_window
+    except ImportError:  # a Python without Tk: the file can still be edited by hand
+        console.error("the review window needs Tk, which this Python lacks",
+                      "edit review_decisions.csv in the _HOSPITAL_ONLY folder instead (approve or reject)")
+        return EXIT_USAGE
     return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
 
 
@@ -121,6 +130,11 @@ def _run(argv: list[str]) -> int:
         console.error(f"the export folder {source} does not exist or is not a folder",
                       "give the folder that holds the exported files")
         return EXIT_USAGE
+    if args.lookup:
+        from ..crosswalk import lookup_main
+
+        return lookup_main(args.lookup, source, (args.out or _default_out(source)).resolve(),
+                           (args.key or default_key_path()).resolve(), guidelines)
     dest = (args.out or _default_out(source)).resolve()
     if dest == source or source in dest.parents and args.out is not None:
         console.error("the output folder is inside the export folder", "choose --out outside the export")
@@ -134,12 +148,19 @@ def _run(argv: list[str]) -> int:
         console.error("the key file must not be inside the output folder (it would be sent)",
                       "keep the key on the hospital side, e.g. the default place")
         return EXIT_USAGE
-    try:
-        key, created = load_or_create_key(key_path)
-    except (KeyError_, OSError) as e:
-        console.error(f"cannot use the site key: {e}", "check the --key path, or restore the key from backup")
-        return EXIT_USAGE
     program_files = tuple(console.kit_files_beside_program())
+    if not _holds_dicom(source, [dest, hospital, *program_files, key_path]):
+        console.error(f"no DICOM files were found in {source} (every folder below it was looked at)",
+                      "export the studies from the PACS into that folder (or put deid_tool into the export "
+                      "folder, or give it: deid_tool FOLDER), then run again. Nothing was written.")
+        return EXIT_USAGE
+    key, created = b"", not key_path.exists()  # a new key is made only once the person says Start
+    if not created:
+        try:
+            key, _ = load_or_create_key(key_path)
+        except (KeyError_, OSError) as e:
+            console.error(f"cannot use the site key: {e}", "check the --key path, or restore the key from backup")
+            return EXIT_USAGE
     config = RunConfig(source=source, dest=dest, hospital_dir=hospital, guidelines=guidelines, key=key,
                        workers=args.workers, program_files=(*program_files, key_path), override_dir=override)
     if dest.exists() and any(dest.iterdir()) and not state_matches(config):
@@ -148,15 +169,47 @@ def _run(argv: list[str]) -> int:
             return EXIT_USAGE
         console.say(f"The output folder {dest} holds an earlier run made differently; it is replaced.")
         shutil.rmtree(dest)
-    console.say(f"deid_tool {__version__}: de-identify a copy of an export ({guidelines.describe()})")
+    console.say(f"deid_tool {__version__}: makes a de-identified copy of an export; the export is not changed.")
     console.say(f"  Export (not changed):   {source}")
     console.say(f"  De-identified copy:     {dest}")
     console.say(f"  Hospital-only records:  {hospital}  (never send this folder)")
-    console.say(f"  Site key:               {key_path}" + ("  (new key created: back it up)" if created else ""))
+    console.say(f"  Site key:               {key_path}" + ("  (a new key will be made here: back it up)"
+                                                            if created else ""))
     if not console.confirm("Start?", args.yes):
         console.say("Nothing was done.")
         return EXIT_USAGE
+    if created:
+        try:
+            key, _ = load_or_create_key(key_path)
+        except (KeyError_, OSError) as e:
+            console.error(f"cannot make the site key: {e}", "give a writable --key path on the hospital side")
+            return EXIT_USAGE
+        config = dataclasses.replace(config, key=key)
     return _execute(config)
+
+
+def _holds_dicom(source: Path, exclude: list[Path]) -> bool:
+    """True when at least one file below source could be DICOM (damaged ones count: they are
+    listed). Only regular files are opened (a FIFO or device would block)."""
+    import stat
+
+    from ..dicomio import _looks_like_raw_dataset
+    from ..export import NON_DICOM_SUFFIXES, plan
+
+    for path in plan(source, exclude):
+        try:
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                return True  # a folder that could not be read: it is listed with its reason
+            if not stat.S_ISREG(mode) or path.suffix.lower() in NON_DICOM_SUFFIXES:
+                continue
+            with open(path, "rb") as fh:
+                head = fh.read(132)
+        except OSError:
+            return True  # unreadable: it will be listed with its reason
+        if head[128:132] == b"DICM" or _looks_like_raw_dataset(head):
+            return True
+    return False
 
 
 def _default_out(source: Path) -> Path:
@@ -172,7 +225,7 @@ def _default_out(source: Path) -> Path:
 
 
 def _execute(config: RunConfig) -> int:
-    from . import reports
+    from .. import reports
 
     bar: list[console.Progress] = []
 
@@ -182,11 +235,16 @@ def _execute(config: RunConfig) -> int:
         bar[0].advance(done - bar[0].done)
 
     def on_problem(result) -> None:
-        word = "held back" if result.status == HELD else "failed"
-        console.say(f"\n  {result.ref}: {word}: {result.reason}", sys.stderr)
+        # plain words on screen (contract.HELD_REASONS); the exact reason is in held_back.csv
+        console.say(f"\n  {result.ref}: kept back: {contract.classify_reason(result.reason).text}", sys.stderr)
 
     try:
         summary = run_export(config, progress=progress, on_problem=on_problem)
+    except DecisionError as e:  # a person's decisions file cannot be read: nothing was done
+        if bar:
+            bar[0].close()
+        console.error(f"review_decisions.csv: {e}", "fix that row (decision approve, reject or empty), then run again")
+        return EXIT_USAGE
     except OSError as e:
         if bar:
             bar[0].close()
@@ -196,6 +254,7 @@ def _execute(config: RunConfig) -> int:
     notes = [f"Resumed: {summary.resumed} files were already done"] if summary.resumed else []
     try:
         reports.write_outward(config.dest, summary, config.guidelines)
+        reports.write_crosswalk(config.hospital_dir, config.source, config.dest, summary)
         held_csv = reports.write_hospital_side(config.hospital_dir, summary, config.guidelines,
                                                config.source, config.dest, notes)
         page = _write_review_page(config, summary)
@@ -205,25 +264,41 @@ def _execute(config: RunConfig) -> int:
     waiting = sum(1 for r in summary.results if r.status == HELD and r.proposal is not None)
     if waiting:
         _WAITING[:] = [(config.dest, waiting)]
-    lines = [
-        f"De-identified: {summary.count('written')} files  ->  {config.dest}",
-        f"Held back for review: {summary.count(HELD)}   Failed: {summary.count(FAILED)}",
-        f"Not DICOM, not copied: {summary.count('skipped')}   Duplicates: {summary.count('duplicate')}",
-    ]
-    if review:
-        lines += ["Some files were NOT de-identified and are not in the copy.",
-                  f"The list (with original names) is in {held_csv}",
-                  "Look at them with your PACS team before deciding; do not send them as they are."]
-        if page is not None:
-            lines.append(f"Images to look at: open {page} in a browser (it may show patient data).")
-        if waiting:
-            lines.append(f"{waiting} image(s) wait for a person: deid_tool --review \"{config.dest}\" "
-                         "(or edit review_decisions.csv), then run again to send the approved ones.")
-    else:
-        lines += ["The copy is ready to send. Next: run rename_folders if your process asks for it,",
-                  "then upload the output folder. Never send the _HOSPITAL_ONLY folder or the key."]
-    console.verdict("Finished with files to review" if review else "Finished", lines, ok=not review)
+    lines, title = verdict_lines(config, summary, held_csv, page, waiting)
+    console.verdict(title, lines, ok=not review)
     return EXIT_REVIEW if review else EXIT_OK
+
+
+def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: Path | None,
+                  waiting: int = 0) -> tuple[list[str], str]:
+    """The framed verdict in plain words: can the copy be sent, what was kept back, what to do
+    about each group of kept-back files (contract.HELD_REASONS), the one next step."""
+    kept = summary.needs_review
+    lines = [f"The copy in {config.dest} is safe to send as it is: {summary.count('written')} files."]
+    if kept:
+        lines.append(f"{len(kept)} file(s) were kept back: they are NOT in the copy. What to do about them:")
+        groups: dict[contract.Group, int] = {}
+        for r in kept:
+            group = contract.classify_reason(r.reason).group
+            groups[group] = groups.get(group, 0) + 1
+        for group in contract.Group:
+            if group in groups:
+                lines.append(f"  {groups[group]:>5}  {contract.GROUP_ADVICE[group]}")
+                if group is contract.Group.REVIEW_IMAGES and waiting:
+                    lines.append(f"         {waiting} wait for a person: deid_tool --review \"{config.dest}\" (or edit")
+                    lines.append("         review_decisions.csv), then run again to send the approved ones")
+                elif group is contract.Group.REVIEW_IMAGES and page is not None:
+                    lines.append(f"         open {page} in a browser (it may show patient data)")
+        lines.append(f"The list with the original file names and reasons: {held_csv}")
+    other = summary.count("skipped") + summary.count("dicomdir") + summary.count("duplicate")
+    if other:
+        lines.append(f"Not needed for research, left out: {other} (not DICOM, DICOMDIR, repeated copies).")
+    lines += [f"Next: upload {config.dest} as agreed. Its names are already neutral: rename_folders is not",
+              f"needed. To check it first: deid_tool --verify {config.dest} (it must say PASS).",
+              "Never send the _HOSPITAL_ONLY folder or the site key."]
+    title = (f"Finished: the copy can be sent; {len(kept)} file(s) kept back at the hospital" if kept
+             else "Finished: the copy is ready to send")
+    return lines, title
 
 
 def _write_failed(e: OSError) -> int:
@@ -234,7 +309,7 @@ def _write_failed(e: OSError) -> int:
 
 def _write_review_page(config: RunConfig, summary) -> Path | None:
     """The hospital-side page showing held-back and blanked images (it may show PHI)."""
-    from .review_page import ReviewEntry, write_review_page
+    from ..review_page import ReviewEntry, write_review_page
 
     folder = config.hospital_dir / "review_images"
     entries = []
@@ -253,7 +328,7 @@ def _write_review_page(config: RunConfig, summary) -> Path | None:
 
 
 def _demo(args: argparse.Namespace, guidelines, override: Path | None) -> int:
-    from .synth import make_export
+    from ..synth import make_export
 
     base = Path(tempfile.mkdtemp(prefix="deidkit_demo_")) if args.out is None else args.out.resolve()
     source = base / "demo_export"
