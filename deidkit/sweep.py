@@ -409,6 +409,56 @@ def mask(text: str, keep: int = 1) -> str:
 
 # ---- Clean Descriptors -----------------------------------------------------------------------
 
+# ---- strict form: known words only ----
+
+_NUMBER_RE = re.compile(r"\d{1,3}([.,]\d{1,4})?(%|x)?", re.I)
+_TECH_RE = re.compile(r"(?=.*\d)[a-z0-9*]{1,6}", re.I)  # kernels and codes: B70f, T2*, 3D, FC13
+_PART_SPLIT = re.compile(r"[/+\-_.:()\[\]^,;=#&]+")
+
+
+def _safe_piece(piece: str, vocabulary: frozenset[str]) -> tuple[bool, bool]:
+    """(acceptable, is a vocabulary word) for one piece of a descriptor."""
+    low = piece.lower()
+    if low in vocabulary:
+        return True, True
+    if _NUMBER_RE.fullmatch(piece):
+        return True, False
+    if _TECH_RE.fullmatch(piece) and sum(c.isdigit() for c in piece) < 4:
+        return True, False
+    m = re.fullmatch(r"(\d{1,3}(?:[.,]\d{1,4})?)([a-z]+)", low)
+    if m and m.group(2) in vocabulary:
+        return True, True
+    return False, False
+
+
+def _clean_descriptor_strict(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
+    """Keep only known-safe words, short numbers and technical codes; '' if no word is left
+    (used when the patient's own name is not known, so no name can be recognised).
+
+    Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
+    unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
+    """
+    for found in reversed(find_generic_phi(text)):  # dates, phones, IDs... go before any word is judged
+        text = text[:found.start] + " " + text[found.end:]
+    kept: list[str] = []
+    has_word = False
+    for chunk in text.split():
+        if identifiers is not None and identifiers.find(chunk):
+            continue
+        ok, word = _safe_piece(chunk, vocabulary)
+        if not ok:
+            pieces = [p for p in _PART_SPLIT.split(chunk) if p]
+            verdicts = [_safe_piece(p, vocabulary) for p in pieces]
+            ok = bool(pieces) and all(v[0] for v in verdicts)
+            word = any(v[1] for v in verdicts)
+            if not pieces and len(chunk) <= 2:  # lone punctuation such as '-' or '/'
+                ok = True
+        if ok:
+            kept.append(chunk)
+            has_word = has_word or word
+    return " ".join(kept).strip(" -/.,:") if has_word else ""
+
+
 _TITLE_RE = re.compile(  # a title before a name; all-caps "MR" without a dot is the modality
     r"\b(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof|Drs)\.?|(?:DR|MRS|MS|PROF|MISS)\.?|MR\.)\s+([^\W\d_][\w'-]*)")
 _NAME_WORD = re.compile(r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?")      # Smith, O'Neil, Smith-Jones
@@ -443,7 +493,12 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     abbreviations, sequence names and technical tokens ("t1_mprage_sag_p2_iso", "ep2d_bold_moco",
     "Axial EPI-FMRI (Interleaved I to S)", "MR BRAIN T1 AX"). Returns '' when nothing with a letter
     or digit is left. vocabulary: known imaging words (lower case), never read as names.
+    When the patient's name is not known (no identifiers, or a header without Patient's Name) the
+    strict form runs instead: only vocabulary words, short numbers and technical codes stay.
     """
+    if identifiers is None or not identifiers.name_tokens:
+        # without the patient's name nothing tells a surname from a protocol word: known words only
+        return _clean_descriptor_strict(text, vocabulary, identifiers)
     found_phi = False
     spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
     for m in _TITLE_RE.finditer(text):
