@@ -764,11 +764,11 @@ class _TextMemo:
         return result
 
 
-_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str]], _TextMemo] = {}
+_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str], bool], _TextMemo] = {}
 
 
 def _text_memo(identifiers: Identifiers) -> _TextMemo:
-    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact))
+    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact), identifiers.patient_name_known)
     memo = _TEXT_MEMOS.get(key)
     if memo is None:
         if len(_TEXT_MEMOS) >= 16:

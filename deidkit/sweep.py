@@ -69,6 +69,7 @@ class Identifiers:
 
     name_tokens: set[str] = field(default_factory=set)   # folded name parts
     exact: set[str] = field(default_factory=set)         # folded IDs, dates, phones, address parts
+    patient_name_known: bool = False  # the header named the patient (Clean Descriptors relies on it)
     # name parts this file keeps on purpose where they are a device model or defined term
     # ("MAGNETOM Sola" for a patient named Sola): the written-header search skips them
     term_tokens: set[str] = field(default_factory=set)
@@ -78,6 +79,7 @@ class Identifiers:
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
         ids = cls()
+        ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         for elem in ds.iterall():
             if elem.value in (None, "", b""):
                 continue
@@ -144,6 +146,7 @@ class Identifiers:
     def merge(self, other: "Identifiers") -> None:
         self.name_tokens |= other.name_tokens
         self.exact |= other.exact
+        self.patient_name_known = self.patient_name_known or other.patient_name_known
         self.term_tokens |= other.term_tokens
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
@@ -496,7 +499,7 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     When the patient's name is not known (no identifiers, or a header without Patient's Name) the
     strict form runs instead: only vocabulary words, short numbers and technical codes stay.
     """
-    if identifiers is None or not identifiers.name_tokens:
+    if identifiers is None or not identifiers.name_tokens or not identifiers.patient_name_known:
         # without the patient's name nothing tells a surname from a protocol word: known words only
         return _clean_descriptor_strict(text, vocabulary, identifiers)
     found_phi = False

@@ -387,7 +387,7 @@ def test_text_memo_changes_no_result(export_root):
 
 
 def test_text_memo_is_per_patient():
-    doe, roe = Identifiers(), Identifiers()
+    doe, roe = Identifiers(patient_name_known=True), Identifiers(patient_name_known=True)
     doe.add_name("DOE^JOHN")
     roe.add_name("ROE^JANE")
     memo_doe, memo_roe = engine._text_memo(doe), engine._text_memo(roe)

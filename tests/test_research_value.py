@@ -302,7 +302,7 @@ KEPT = ["t1_mprage_sag_p2_iso", "ep2d_bold_moco", "func-bold_task-fa_run-1", "Ax
 
 @pytest.mark.parametrize("text", KEPT)
 def test_descriptors_keep_protocol_words_and_technical_tokens(guidelines, text):
-    ids = Identifiers()
+    ids = Identifiers(patient_name_known=True)
     ids.add_name("DOE^JOHN")
     ids.add_exact("MRN1234567")
     assert clean_descriptor(text, guidelines.vocabulary, ids) == text
@@ -326,7 +326,7 @@ def test_descriptors_keep_protocol_words_and_technical_tokens(guidelines, text):
     ("brain ACC12345", "brain"),                # five digits in a row
 ])
 def test_descriptors_lose_what_identifies(guidelines, text, expected):
-    ids = Identifiers()
+    ids = Identifiers(patient_name_known=True)
     ids.add_name("DOE^JOHN")
     ids.add_exact("MRN1234567")
     assert clean_descriptor(text, guidelines.vocabulary, ids) == expected
@@ -421,3 +421,10 @@ def test_siemens_xa_protocol_text_cleaned(guidelines):
     assert text.startswith("\n### ASCCONV BEGIN") and "sPat.lAccelFactPE\t = \t2" in text
     assert "DOE" not in text and "jsmith" not in text and "Who" not in text
     assert kept[0x0021105A].value == "EP" and list(kept[0x0021105C].value) == ["PFP", "FS"]
+
+
+def test_descriptors_without_a_known_patient_name_keep_known_words_only(guidelines):
+    """A damaged header without Patient's Name: a surname cannot be told from a protocol word."""
+    ids = Identifiers()
+    ids.add_name("SMITH^GREGORY")          # a physician's name, not the patient's
+    assert clean_descriptor("CT CHEST ZEBRAFINCH", guidelines.vocabulary, ids) == "CT CHEST"
