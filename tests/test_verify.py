@@ -135,7 +135,7 @@ def write_clean_export(root: Path, patients: int = 2, per_patient: int = 2, mani
             for rel in rels:
                 data = (root / rel).read_bytes()
                 w.writerow([rel, len(data), hashlib.sha256(data).hexdigest(), rel.split("/")[0], "", "", "CT", synth.CT_IMAGE])
-        (root / verify.SUMMARY_NAME).write_text("deid_tool summary\nFiles written: 4\n", encoding="utf-8")
+        (root / verify.SUMMARY_NAME).write_text("De-identified delivery\nFiles de-identified: 4\n", encoding="utf-8")
     return rels
 
 
