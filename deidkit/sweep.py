@@ -482,6 +482,13 @@ def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
     return "^".join(p for p in kept if p)
 
 
+def caret_names_someone(chunk: str, vocabulary: frozenset[str]) -> bool:
+    """Whether Clean Descriptors reads 'A^B' as naming a person (it would remove a part of it):
+    SMITH^JOHN, Smith^CT yes; HEAD^Brain, Research^MCBI (Siemens Region^Exam) no. --verify asks
+    this too, so deid_tool's own output is judged as it was cleaned."""
+    return _clean_caret_chunk(chunk, vocabulary) != chunk
+
+
 def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
     """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
 
