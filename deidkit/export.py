@@ -455,10 +455,23 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
     original_ts = str(ds.file_meta.get("TransferSyntaxUID") or dicomio.transfer_syntax_of(ds))
     if approved is not None:
         try:
-            blanked = pixels.apply_regions(ds, review_decisions.parse_boxes(approved))
+            regions = review_decisions.parse_boxes(approved)
+            blanked = pixels.apply_regions(ds, regions)
+            # the look --verify takes: text still seen beyond the person's boxes keeps it here
+            left = pixels.text_left(ds)
         except (review_decisions.DecisionError, pixels.PixelError) as e:
             result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): approved, but {e}"
             result.proposal = approved
+            return False
+        if any(left):
+            where = "; ".join(f"frame {i + 1} rows {b[0]}-{b[2]}, cols {b[1]}-{b[3]}"
+                              for i, boxes in enumerate(left) for b in boxes[:3])
+            result.status = HELD
+            result.reason = (f"burned-in text risk ({assessment.reason}): approved, but text is still found "
+                             f"outside the approved boxes ({where}): widen the boxes or reject, and run again")
+            grown = [[pixels.Box(*b).grown(pixels.REDACTION_MARGIN, int(ds.Rows), int(ds.Columns)).as_list()
+                      for b in boxes] for boxes in left]
+            result.proposal = review_decisions.format_boxes(regions + review_decisions.regions_from_frames(grown))
             return False
         result.reason = f"approved by a person ({blanked} region(s) blanked)" if blanked else "approved by a person"
     else:
