@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine, pixels, review_decisions, risk
+from . import dicomio, engine, pixels, program, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from . import content
@@ -783,7 +783,7 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
     pending = list(reversed(chunks))
     in_flight: dict = {}
     limit = workers * 3 if workers > 1 else 1
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=args)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=args)
     try:
         while pending or in_flight:
             broken = False
@@ -818,8 +818,17 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
                 for chunk in reversed(pending):
                     lost.extend(chunk)
                 return
+    except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
+        program.end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_pool_worker(*args) -> None:
+    """_init_worker in a pool process, which leaves Ctrl-C to the main process."""
+    program.ignore_interrupt()
+    _init_worker(*args)
 
 
 def _process_chunk(chunk: list[tuple[str, str, str]]) -> list[FileResult]:
