@@ -88,7 +88,7 @@ class RunConfig:
         """What must match for a run to resume another: same source, output, table and key."""
         key_id = hashlib.sha256(b"deidkit-key-id\0" + self.key).hexdigest()[:16]
         return hashlib.sha256("|".join([str(self.source), str(self.dest), self.guidelines.sha256, key_id])
-                              .encode()).hexdigest()
+                              .encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass
@@ -608,7 +608,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
             raise ValueError(f"{folder.name} would be inside the export folder (or the export inside it)")
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
-    (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")
+    (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8", errors="surrogateescape")
     files = plan(config.source, [config.dest, config.hospital_dir, *config.program_files])
     jobs = [(f"F{i + 1:06d}", str(p), p.relative_to(config.source).as_posix()) for i, p in enumerate(files)]
     state_path = config.hospital_dir / STATE_NAME
@@ -960,7 +960,7 @@ class _StateWriter:
 
     def append(self, result: FileResult) -> None:
         # the fields one level deep: asdict's recursive copy costs three times the json encoding
-        self.fp.write(json.dumps({name: getattr(result, name) for name in _RESULT_FIELDS}, ensure_ascii=False) + "\n")
+        self.fp.write(json.dumps({name: getattr(result, name) for name in _RESULT_FIELDS}, ensure_ascii=True) + "\n")
         self.fp.flush()
         if time.monotonic() - self.last_sync >= self.FSYNC_INTERVAL:
             os.fsync(self.fp.fileno())
@@ -1095,6 +1095,6 @@ def state_matches(config: RunConfig) -> bool:
 def source_of(hospital_dir: Path) -> Path | None:
     """The export an earlier run into this output came from (read from its hospital-side note)."""
     try:
-        return Path((hospital_dir / SOURCE_NOTE).read_text(encoding="utf-8").strip())
+        return Path((hospital_dir / SOURCE_NOTE).read_text(encoding="utf-8", errors="surrogateescape").strip())
     except OSError:
         return None
