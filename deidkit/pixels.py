@@ -293,7 +293,7 @@ def text_left(ds: pydicom.Dataset) -> list[list[list[int]]]:
                 break
     except PixelError:
         raise
-    except Exception as e:  # a codec error: the caller holds the image with this neutral reason
+    except Exception as e:  # noqa: BLE001 - a codec error: the caller holds the image, neutral reason
         raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
     return out
 

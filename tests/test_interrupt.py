@@ -57,7 +57,8 @@ def test_ctrl_c_during_a_run_prints_no_worker_tracebacks_and_the_run_resumes(tmp
     assert "Traceback" not in text and "PoolWorker" not in text, text
     assert "stopped by the user" in text and code != 0
     env.pop(WORKER_KILL_HOOK)
-    done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300,
+                          check=False)
     assert done.returncode in (0, 1), done.stdout.decode() + done.stderr.decode()
     assert not (out / ".deid_partial").exists() or not any((out / ".deid_partial").iterdir())
 
