@@ -11,7 +11,9 @@ image, header first:
   boxes          rectangles to blank, "F:x0,y0,x1,y1;..." where F is the frame number from 0 or
                  "*" for every frame; pixel coordinates, x1 and y1 exclusive. Pre-filled with the
                  tool's proposal; a person (or the review window) may edit it.
-  reason, original_file, frames   shown to the person; not read back
+  reason, original_file, frames   shown to the person; original_file is read back only to
+                 match the row to its file (a name that is not UTF-8 is stored as its own bytes,
+                 surrogateescape, so it matches exactly)
 
 Pure text functions plus one reader and one writer; nothing here knows about DICOM.
 """
