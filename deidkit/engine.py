@@ -825,6 +825,18 @@ def _set_keyword(ds: Dataset, tag: int, vr: str, value) -> None:
     ds[tag] = elem
 
 
+PERSON_REVIEWED = "pixels reviewed by a person"  # a De-identification Method value (--verify reads it)
+
+
+def add_method_note(ds: Dataset, note: str) -> None:
+    """Add `note` (LO, at most 64 characters) once to De-identification Method (0012,0063)."""
+    elem = ds.get(0x00120063)
+    value = None if elem is None else elem.value
+    values = [] if value in (None, "") else [str(value)] if isinstance(value, str) else [str(v) for v in value]
+    if note not in values:
+        _set_keyword(ds, 0x00120063, "LO", [*values, note])
+
+
 def add_clean_pixel_code(ds: Dataset) -> None:
     """Record the Clean Pixel Data Option (CID 7050 113101) once pixels were checked."""
     code, meaning = OPTION_CODES["clean_pixel_data"]

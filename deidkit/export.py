@@ -198,7 +198,8 @@ def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, 
 def process_file(job: tuple[str, ...]) -> FileResult:
     """De-identify one file into the partial folder. Never raises: failures become results.
 
-    job = (ref, source path, path relative to SOURCE[, boxes a person approved])."""
+    job = (ref, source path, path relative to SOURCE[, boxes a person approved[, boxes the tool
+    proposed]])."""
     ref = job[0]
     _worker_kill_hook(ref, "start")
     result = _process_file(job)
@@ -213,6 +214,7 @@ _EXCEPTION_NOTE = re.compile(r" ?\((?:[A-Za-z_.]*(?:Error|Exception|Warning)|[A-
 def _process_file(job: tuple[str, ...]) -> FileResult:
     ref, src_str, rel = job[:3]
     approved = job[3] if len(job) > 3 else None
+    proposed = job[4] if len(job) > 4 else None
     src = Path(src_str)
     result = FileResult(ref=ref, src=rel, status=FAILED)
     if "setup_error" in _WORKER:
@@ -225,7 +227,7 @@ def _process_file(job: tuple[str, ...]) -> FileResult:
         if src.is_dir():
             result.reason = "folder cannot be read: " + _os_error_text(_scandir_error(src))
             return result
-        return _process(src, result, root, approved)
+        return _process(src, result, root, approved, proposed)
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
@@ -294,7 +296,8 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
     return result
 
 
-def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
+def _process(src: Path, result: FileResult, root: Path, approved: str | None = None,
+             proposed: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
     header = dicomio.read_header(src)
@@ -344,7 +347,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     if outcome.hold_reason:
         result.status, result.reason = HELD, outcome.hold_reason
         return result
-    if at_risk and not _pixels_may_go(ds, result, assessment, approved):
+    if at_risk and not _pixels_may_go(ds, result, assessment, approved, proposed):
         return result
     if not str(ds.get("SOPInstanceUID", "") or "").strip() or not str(ds.get("SOPClassUID", "") or "").strip():
         result.reason = "corrupt: no usable SOP Instance UID or SOP Class UID (damaged?)"
@@ -447,11 +450,17 @@ def _hold_mixed_patients(results: dict[str, FileResult], dest: Path, state: "_St
 
 
 def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssessment",
-                   approved: str | None) -> bool:
+                   approved: str | None, proposed: str | None = None) -> bool:
     """The pixel step of an image at risk: apply a person's approved boxes, or run the detector and
     decide by rule. True: ds is ready to write (pixels blanked and re-encoded as needed, Burned In
     Annotation NO, Clean Pixel Data code added). False: held; result says why, and result.proposal
-    holds the boxes proposed to a person when the pixels could be looked at."""
+    holds the boxes proposed to a person when the pixels could be looked at.
+
+    A person's approval of exactly the tool's (non-empty) proposal is held again when the final
+    look still finds text outside the boxes (the tool found more the person has not seen). When the
+    person changed the boxes, or the proposal was empty, their decision stands: exactly their boxes
+    are blanked. Every approved image sent says so in De-identification Method (0012,0063)
+    (engine.PERSON_REVIEWED), which --verify reads."""
     original_ts = str(ds.file_meta.get("TransferSyntaxUID") or dicomio.transfer_syntax_of(ds))
     if approved is not None:
         try:
@@ -463,7 +472,7 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
             result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): approved, but {e}"
             result.proposal = approved
             return False
-        if any(left):
+        if any(left) and not _person_decision_stands(approved, proposed):
             where = "; ".join(f"frame {i + 1} rows {b[0]}-{b[2]}, cols {b[1]}-{b[3]}"
                               for i, boxes in enumerate(left) for b in boxes[:3])
             result.status = HELD
@@ -474,6 +483,7 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
             result.proposal = review_decisions.format_boxes(regions + review_decisions.regions_from_frames(grown))
             return False
         result.reason = f"approved by a person ({blanked} region(s) blanked)" if blanked else "approved by a person"
+        engine.add_method_note(ds, engine.PERSON_REVIEWED)
     else:
         rules = _WORKER["rules"]
         outcome = pixels.clean_pixels(ds, rules)
@@ -484,7 +494,7 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
         result.frames = int(ds.get("NumberOfFrames", 1) or 1)
         if not send:
             result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): {why}"
-            if outcome.boxes or outcome.status != "hold":  # the pixels were seen: a person can decide
+            if outcome.boxes or outcome.status != "hold" or outcome.for_person:  # a person can decide
                 result.proposal = review_decisions.format_boxes(review_decisions.regions_from_frames(outcome.boxes))
             return False
         ds.BurnedInAnnotation = "NO"
@@ -492,6 +502,19 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
     pixels.encode_like(ds, original_ts)
     engine.add_clean_pixel_code(ds)
     return True
+
+
+def _person_decision_stands(approved: str, proposed: str | None) -> bool:
+    """Did the person change the tool's proposal (boxes removed, moved or added), or was there no
+    proposal (an image the detector cannot judge)? Then their boxes are final. Unknown proposal:
+    False (fail closed)."""
+    if proposed is None:
+        return False
+    try:
+        tool = review_decisions.format_boxes(review_decisions.parse_boxes(proposed))
+    except review_decisions.DecisionError:
+        return False
+    return not tool or tool != review_decisions.format_boxes(review_decisions.parse_boxes(approved))
 
 
 def _save_thumbnails(ref: str, outcome) -> list[str]:
@@ -684,7 +707,7 @@ def _decided_jobs(jobs: list[tuple[str, str, str]], done: dict[str, FileResult],
         if d is None:
             continue
         if d.decision == review_decisions.APPROVE:
-            again.append((*job, d.boxes))
+            again.append((*job, d.boxes, r.proposal))
             del done[job[2]]
         elif d.decision == review_decisions.REJECT and not r.reason.startswith(review_decisions.REJECTED):
             r.reason = f"{review_decisions.REJECTED}: {r.reason}"

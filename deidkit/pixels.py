@@ -14,10 +14,11 @@ load_redaction_rules):
   encode_like(ds, ts)       re-encode blanked pixels in their lossless family (RLE, JPEG-LS, J2K)
   display_frames(ds)        frames as a viewer shows them (the review window)
 When is detection not confident ("hold")? Recognizable Visual Features YES (a face is not text);
-a decode failure or a transfer syntax without a decoder; detected text boxes covering more than
-MAX_TEXT_FRACTION of a frame or more than MAX_BOXES boxes (text everywhere: a document or a
-screenshot); text still detected after blanking. Such images still get proposals when their
-pixels could be seen: a person decides.
+a decode failure or a transfer syntax without a decoder; text still detected after blanking.
+Such images still get proposals when their pixels could be seen: a person decides. Detected
+"text" covering more than MAX_TEXT_FRACTION of a frame or more than MAX_BOXES boxes means the
+detector cannot judge the image (texture, noise: parametric maps; annotation never covers most of
+a frame): held for a person with no proposed boxes (CANNOT_JUDGE), never blanked by rule.
 """
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ RULES_FILE = PIXEL_RULES_FILE  # one name, defined with the other guideline file
 MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, hold
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
+# Burned-in annotation never covers most of a frame: "text" beyond MAX_TEXT_FRACTION or MAX_BOXES
+# means the detector cannot judge the image (noise, texture: parametric maps), not text to blank.
+CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame): "
+                "a person must look")
 
 
 
@@ -152,6 +157,7 @@ class PixelOutcome:
     boxes: list[list[list[int]]] = field(default_factory=list)  # per frame: [top, left, bottom, right]
     before_png: bytes | None = None              # thumbnail of the frame with most text (may show PHI)
     after_png: bytes | None = None               # the same frame after blanking (redacted only)
+    for_person: bool = False                     # hold that waits for a person even with no boxes
 
 
 def _pixel_keyword(ds: pydicom.Dataset) -> str | None:
@@ -213,6 +219,7 @@ class _FrameResult:
     boxes: list[Box]              # rectangles blanked (layout first, then grown text boxes)
     left: list[Box]               # text still found after blanking (frame held)
     hold: str = ""                # why this frame cannot be cleaned by rule ("" if it can)
+    cannot_judge: bool = False    # "text" over most of the frame: the detector cannot judge it
 
 
 def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
@@ -233,7 +240,7 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
         if not found:
             break
         if len(grown) + len(found) > MAX_BOXES:
-            return _FrameResult(work, layout + grown, found, f"text everywhere on frame {index + 1}")
+            return _FrameResult(work, layout + grown, [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
         new = [b.grown(REDACTION_MARGIN, rows, cols) for b in found]
         for b in new:
             covered[b.top:b.bottom, b.left:b.right] = True
@@ -243,8 +250,7 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
         for b in new:
             work[b.top:b.bottom, b.left:b.right] = blank
         if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
-            return _FrameResult(work, layout + grown, [],
-                                f"text covers {100 * covered.mean():.0f}% of frame {index + 1}")
+            return _FrameResult(work, layout + grown, [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
         found = edge_aware_look(work, photometric, palette, blank, covered)
     if (grown or layout) and not found:
         # The last look is at the whole blanked frame, as --verify will look at it (blanked
@@ -330,6 +336,7 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
         best = (-1, None, None)  # (text area, before png, after png)
         first_thumb = None
         hold_reason = ""
+        cannot_judge = False
         out_photometric = photometric
         frame = None
         for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
@@ -341,6 +348,7 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
             boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
             all_boxes.append([b.as_list() for b in boxes_here])
             hold_reason = hold_reason or done.hold
+            cannot_judge = cannot_judge or done.cannot_judge
             area = sum(b.area for b in boxes_here)
             if boxes_here and area > best[0]:
                 best = (area, _thumb(_display(frame, out_photometric, palette), boxes_here),
@@ -351,6 +359,8 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
                 break
     except Exception as e:  # a codec error is not worth a crash: the image is held, named by the caller
         return _hold(f"pixel data could not be decoded ({type(e).__name__})")
+    if cannot_judge:  # no proposal: boxes over texture would only hide the image from the person
+        return PixelOutcome("hold", CANNOT_JUDGE, [], first_thumb, None, for_person=True)
     if hold_reason:
         return _hold(hold_reason, best[1] or first_thumb, all_boxes)
     if not any(all_boxes):

@@ -309,8 +309,21 @@ def _burned_in(checker: Checker, ds: Dataset, path: Path, g: gl.Guidelines) -> N
                     f"image at burned-in text risk ({reason}); pixels not checked: {why_not}")
     elif boxes:
         where = "; ".join(f"rows {b[0]}-{b[2]}, cols {b[1]}-{b[3]}" for b in boxes[:3])
-        checker.add("pixels", "burned-in:text-in-pixels", FAIL,
-                    f"text found in the pixels ({reason}): {len(boxes)} region(s), {where}")
+        if _person_reviewed(ds):  # a person released these pixels (deid_tool review_decisions.csv)
+            checker.add("pixels", "burned-in:text-in-reviewed-pixels", REVIEW,
+                        f"text found in pixels a person reviewed ({reason}): {len(boxes)} region(s), {where}")
+        else:
+            checker.add("pixels", "burned-in:text-in-pixels", FAIL,
+                        f"text found in the pixels ({reason}): {len(boxes)} region(s), {where}")
+
+
+def _person_reviewed(ds: Dataset) -> bool:
+    """De-identification Method (0012,0063) says a person reviewed the pixels (engine.PERSON_REVIEWED)."""
+    from ..engine import PERSON_REVIEWED
+
+    method = ds.get(0x00120063)
+    return method is not None and bool(method.value) and any(
+        v.strip().lower() == PERSON_REVIEWED for v in values_of(method.value))
 
 
 def look_for_text(path: Path) -> tuple[list[list[int]] | None, str]:

@@ -93,6 +93,8 @@ _TABLE = [
     # -- pixels --
     ("burned-in:text-in-pixels", FAIL, "text found in the pixels of an image at burned-in text risk"),
     ("burned-in:at-risk-unchecked", REVIEW, "image at burned-in text risk whose pixels could not be looked at"),
+    ("burned-in:text-in-reviewed-pixels", REVIEW, "text found in the pixels of an image whose De-identification "
+     "Method says a person reviewed its pixels (a person should look)"),
     # -- DICOMDIR --
     *[(f"{c}:dicomdir-record", FAIL, f"a DICOMDIR record holds {CATEGORY_WORDS[c]}")
       for c in ("names", "ids", "dates", "addresses")],
