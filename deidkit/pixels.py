@@ -16,8 +16,9 @@ load_redaction_rules):
 When is detection not confident ("hold")? Recognizable Visual Features YES (a face is not text);
 a decode failure or a transfer syntax without a decoder; text still detected after blanking.
 Such images still get proposals when their pixels could be seen: a person decides. Detected
-"text" covering more than MAX_TEXT_FRACTION of a frame or more than MAX_BOXES boxes means the
-detector cannot judge the image (texture, noise: parametric maps; annotation never covers most of
+"text" covering more than MAX_TEXT_FRACTION of a frame is held with its boxes proposed; over more
+than CANNOT_JUDGE_FRACTION (most of it) or in more than MAX_BOXES boxes it means the detector
+cannot judge the image (texture, noise: parametric maps; annotation never covers most of
 a frame): held for a person with no proposed boxes (CANNOT_JUDGE), never blanked by rule.
 """
 from __future__ import annotations
@@ -41,8 +42,11 @@ RULES_FILE = PIXEL_RULES_FILE  # one name, defined with the other guideline file
 MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, hold
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
-# Burned-in annotation never covers most of a frame: "text" beyond MAX_TEXT_FRACTION or MAX_BOXES
-# means the detector cannot judge the image (noise, texture: parametric maps), not text to blank.
+# Burned-in annotation never covers most of a frame: "text" over more than CANNOT_JUDGE_FRACTION
+# of it, or more than MAX_BOXES boxes, means the detector cannot judge the image (noise, texture:
+# parametric maps), not text to blank. Between MAX_TEXT_FRACTION and it (a small frame's header
+# lines can cover 40%): held with the boxes proposed; a person may change them (export).
+CANNOT_JUDGE_FRACTION = 0.5
 CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame): "
                 "a person must look")
 
@@ -249,8 +253,11 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
             work = frame.copy()
         for b in new:
             work[b.top:b.bottom, b.left:b.right] = blank
-        if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
+        if covered.mean() > CANNOT_JUDGE_FRACTION:  # (layout rectangles count as covered too)
             return _FrameResult(work, layout + grown, [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
+        if covered.mean() > MAX_TEXT_FRACTION:
+            return _FrameResult(work, layout + grown, [],
+                                f"text covers {100 * covered.mean():.0f}% of frame {index + 1}")
         found = edge_aware_look(work, photometric, palette, blank, covered)
     if (grown or layout) and not found:
         # The last look is at the whole blanked frame, as --verify will look at it (blanked

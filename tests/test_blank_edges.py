@@ -4,14 +4,16 @@ for --verify alike; real text beside a blanked box is still found."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from deidkit import cli_deid, pixel_detect, pixels, review_decisions, synth, verify
+from deidkit import cli_deid, engine, pixel_detect, pixels, review_decisions, synth, verify
 from deidkit.verify.onefile import look_for_text
 
 US = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -153,9 +155,23 @@ def test_approved_with_its_proposal_is_sent_and_verify_agrees(first_run, tmp_pat
     assert pixel_findings(base / "OUT", tmp_path) == []
 
 
-def test_approved_boxes_that_miss_text_keep_it_back_and_say_where(first_run, tmp_path):
+def proposal_in_state(hospital: Path, ref: str, proposal: str) -> None:
+    """Make the tool's recorded proposal (progress.jsonl) `proposal`, as if the tool had proposed it."""
+    path = hospital / "progress.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        if rec.get("ref") == ref:
+            rec["proposal"] = proposal
+            lines[i] = json.dumps(rec)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_approved_as_proposed_but_more_text_found_keeps_it_back_and_says_where(first_run, tmp_path):
+    # the tool proposed a box and, after blanking it, finds more: the person has not seen that text
     base = first_run
     row = decide(base / "OUT_HOSPITAL_ONLY", "US/US0001", "0:0,0,128,20")  # the birth date line is left
+    proposal_in_state(base / "OUT_HOSPITAL_ONLY", row["ref"], "0:0,0,128,20")
     run(base / "EXPORT", base / "OUT")
     got = held(base / "OUT_HOSPITAL_ONLY")[row["ref"]]
     assert got["status"] == "held" and "still found outside the approved boxes" in got["reason"]
@@ -163,3 +179,92 @@ def test_approved_boxes_that_miss_text_keep_it_back_and_say_where(first_run, tmp
     with (base / "OUT_HOSPITAL_ONLY" / review_decisions.DECISIONS_NAME).open(encoding="utf-8") as fp:
         again = {r["ref"]: r for r in csv.DictReader(fp)}[row["ref"]]
     assert again["decision"] == "approve" and "still found" in again["reason"]
+
+
+def test_boxes_a_person_changed_stand_and_verify_asks_a_person_not_fail(first_run, tmp_path):
+    # the person narrowed the proposal (a box removed as a false alarm): their decision is final
+    base = first_run
+    row = decide(base / "OUT_HOSPITAL_ONLY", "US/US0001", "0:0,0,128,20")
+    run(base / "EXPORT", base / "OUT")
+    assert held(base / "OUT_HOSPITAL_ONLY")[row["ref"]]["status"] == "written"
+    found = pixel_findings(base / "OUT", tmp_path)
+    assert [(f["rule"], f["severity"]) for f in found] == [("burned-in:text-in-reviewed-pixels", "REVIEW")]
+    (out,) = [p for p in (base / "OUT").rglob("*.dcm") if pydicom.dcmread(p).Modality == "US"]
+    ds = pydicom.dcmread(out)
+    assert engine.PERSON_REVIEWED in list(ds[0x00120063].value)
+    frame = ds.pixel_array
+    assert (frame[0:20, 0:128] == frame.min()).all()  # exactly the person's box blanked
+    assert (frame[20:56, 0:116] != frame.min()).any()  # and nothing else
+
+
+def test_approved_with_its_proposal_is_marked_reviewed(first_run, tmp_path):
+    base = first_run
+    decide(base / "OUT_HOSPITAL_ONLY", "US/US0001")
+    run(base / "EXPORT", base / "OUT")
+    (out,) = [p for p in (base / "OUT").rglob("*.dcm") if pydicom.dcmread(p).Modality == "US"]
+    assert engine.PERSON_REVIEWED in list(pydicom.dcmread(out)[0x00120063].value)
+
+
+# ---- parametric maps the text finder cannot judge (noise/texture over most of the frame) -------
+
+def texture_map(seed: int = 7, n: int = 64) -> np.ndarray:
+    """A noisy float parametric map (like Siemens XA30 ADC/FA/TRACEW, 64 x 64) whose texture the
+    detector reads as text over most of the frame."""
+    return np.random.default_rng(seed).uniform(0, 0.003, (n, n)).astype(np.float32)
+
+
+def texture_map_16(seed: int = 7, n: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 4095, (n, n)).astype(np.uint16)
+
+
+def write_map(path: Path, frame: np.ndarray, sop: str = "1.2.3.9") -> Path:
+    """A DERIVED\\PRIMARY MR map (float: Float Pixel Data, or 16-bit) with fake PHI."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[sop])
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[sop, "st"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[sop, "se"])
+    ds.PatientName, ds.PatientID, ds.Modality = "MAP^TEST", "MAP123", "MR"
+    ds.ImageType = ["DERIVED", "PRIMARY", "ADC"]
+    ds.Manufacturer, ds.SoftwareVersions = "SIEMENS", "syngo MR XA30"
+    ds.Rows, ds.Columns = frame.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = 8 * frame.dtype.itemsize
+    if frame.dtype.kind == "f":
+        ds.FloatPixelData = frame.tobytes()
+    else:
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.PixelData = frame.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("frame", [texture_map(), texture_map(22), texture_map_16(), texture_map_16(22, 64)])
+def test_texture_over_most_of_a_map_waits_for_a_person_with_no_boxes(tmp_path, frame):
+    outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
+    assert outcome.status == "hold" and outcome.for_person and outcome.boxes == []
+    assert outcome.reason == pixels.CANNOT_JUDGE
+
+
+def test_texture_map_approved_as_is_goes_out_unchanged_with_the_marker(tmp_path):
+    base = tmp_path / "b"
+    frame = texture_map()
+    write_map(base / "EXPORT" / "MAP" / "ADC0001", frame)
+    assert run(base / "EXPORT", base / "OUT") == 1
+    with (base / "OUT_HOSPITAL_ONLY" / review_decisions.DECISIONS_NAME).open(encoding="utf-8") as fp:
+        (row,) = list(csv.DictReader(fp))
+    assert row["boxes"] == "" and "cannot judge" in row["reason"]
+    assert held(base / "OUT_HOSPITAL_ONLY")[row["ref"]]["status"] == "held"
+    decide(base / "OUT_HOSPITAL_ONLY", "MAP/ADC0001")
+    run(base / "EXPORT", base / "OUT")
+    assert held(base / "OUT_HOSPITAL_ONLY")[row["ref"]]["status"] == "written"
+    (out,) = list((base / "OUT").rglob("*.dcm"))
+    ds = pydicom.dcmread(out)
+    assert ds.FloatPixelData == frame.tobytes()  # byte-identical pixels
+    assert engine.PERSON_REVIEWED in list(ds[0x00120063].value)
+    assert all(f["severity"] != "FAIL" for f in pixel_findings(base / "OUT", tmp_path))
+
+

@@ -330,7 +330,9 @@ def look_for_text(path: Path) -> tuple[list[list[int]] | None, str]:
     """(text boxes, '') for an image at risk, or (None, why it could not be looked at).
 
     deidkit.pixels.clean_pixels (without layout rules) is the detector, so the verdict matches
-    what deid_tool does: the straight edges of rectangles blanked earlier (found from the pixels,
+    what deid_tool does ("text" the detector cannot judge, over most of a frame, is the whole frame:
+    only a person can release such an image, and says so, see burned-in:text-in-reviewed-pixels):
+    the straight edges of rectangles blanked earlier (found from the pixels,
     pixels.edge_aware_look) are not text. Any transfer syntax pydicom can decode is read."""
     from .. import pixels
 
@@ -340,7 +342,7 @@ def look_for_text(path: Path) -> tuple[list[list[int]] | None, str]:
     except Exception as e:  # noqa: BLE001 - undecodable pixels: say so, do not crash
         return None, f"pixel check failed ({type(e).__name__})"
     boxes = [list(b) for frame in outcome.boxes for b in frame]
-    if outcome.status == "hold" and not boxes and not outcome.reason.startswith("text"):
+    if outcome.status == "hold" and not boxes and not outcome.for_person and not outcome.reason.startswith("text"):
         return None, outcome.reason
     if outcome.status == "hold" and not boxes:
         return [[0, 0, int(full.get("Rows", 0) or 0), int(full.get("Columns", 0) or 0)]], ""
