@@ -76,7 +76,9 @@ def test_a_run_with_names_that_are_not_utf8_finishes_resumes_and_applies_decisio
     text = path.read_bytes()
     assert b"\xc4US\xff/M\xfcller\xff.dcm" in text  # the name's own bytes, read back exactly
     lines = text.split(b"\n")
-    lines = [ln.replace(b",,", b",approve,", 1) if b"M\xfcller" in ln else ln for ln in lines]
+    # (its 64 x 64 frame is mostly text: the text finder cannot judge it and proposes no box; the
+    # person blanks the whole frame)
+    lines = [ln.replace(b",,,", b',approve,"0:0,0,64,64",', 1) if b"M\xfcller" in ln else ln for ln in lines]
     path.write_bytes(b"\n".join(lines))
     again = run_tool(source, out)
     assert again.returncode == 1 and b"Traceback" not in again.stdout + again.stderr  # documents stay held
