@@ -13,8 +13,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .pixel_detect import Box
 
 THUMB_SIDE = 256  # longest side of a thumbnail, pixels
 
@@ -61,7 +65,7 @@ def downscale(image: np.ndarray, side: int = THUMB_SIDE) -> tuple[np.ndarray, in
     return a.reshape(shape).mean(axis=(1, 3)).round().astype(np.uint8), f
 
 
-def thumbnail_png(display: np.ndarray, outline=()) -> bytes:
+def thumbnail_png(display: np.ndarray, outline: Sequence[Box] = ()) -> bytes:
     """Thumbnail of a displayable uint8 frame, with boxes (top, left, bottom, right) outlined in red."""
     small, f = downscale(display)
     if outline:

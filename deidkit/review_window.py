@@ -15,9 +15,11 @@ Two views:
 from __future__ import annotations
 
 import base64
+import functools
 import sys
 import tkinter as tk
 from pathlib import Path
+from typing import Callable, cast
 
 import numpy as np
 
@@ -179,7 +181,7 @@ class ReviewWindow:
             marked = bool(self.model.regions_on(item, n))
             tk.Button(self.strip, text=f"{n}{'*' if marked else ''}", padx=2, pady=0,
                       fg=BOX_COLOUR if marked else "black",
-                      command=lambda n=n: self._goto_frame(n)).pack(side="left")
+                      command=functools.partial(self._goto_frame, n)).pack(side="left")
 
     def _goto_frame(self, n: int) -> None:
         self.frame_no = n
@@ -238,7 +240,7 @@ class ReviewWindow:
             return
         ix, iy = self._to_image(event)
         region = self.model.region_at(self.item, self.frame_no, ix, iy)
-        every = bool(event.state & 0x0001)  # Shift held: a new box on every frame
+        every = bool(cast(int, event.state) & 0x0001)  # Shift held: a new box on every frame
         self._drag = {"start": (ix, iy), "region": region, "every": every, "shape": None,
                       "last": (event.x, event.y)}
         if region is None:
@@ -333,7 +335,7 @@ def hospital_dir_for(dest: Path) -> Path:
     return dest if dest.name.endswith(HOSPITAL_SUFFIX) else dest.with_name(dest.name + HOSPITAL_SUFFIX)
 
 
-def main(dest: Path, say=print) -> int:
+def main(dest: Path, say: Callable[[str], None] = print) -> int:
     """Open the window for an output folder; returns 0 when nothing waits afterwards, 1 when some
     images still wait, 2 when there is nothing to review or no display. `say` gets plain lines."""
     try:

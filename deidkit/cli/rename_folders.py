@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__, console, contract
 from ..contract import INDEX_NAME
-from ..journal import JOURNAL_NAME, Journal, Replay, count_steps, write_atomic, write_secret
+from ..journal import JOURNAL_NAME, Journal, Outcome, Replay, count_steps, write_atomic, write_secret
 from ..rename.index import index_csv, is_our_index
 from ..rename.plan import RenamePlan, key_mapping, make_plan, plan_problems, plan_token
 from ..rename.scan import scan
@@ -64,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _finish_lines(plan: RenamePlan, outcome, complete: bool) -> tuple[list[str], bool]:
+def _finish_lines(plan: RenamePlan, outcome: Outcome, complete: bool) -> tuple[list[str], bool]:
     lines: list[str] = []
     ok = complete and not outcome.failures and not outcome.missing
     if complete:

@@ -66,7 +66,10 @@ def _check_one(args: tuple[Path, str, bool, gl.Guidelines]) -> FileResult:
 def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tuple[Path, str]]]:
     """(files, folders, links, problems) under root, sorted; links are not followed, special files
     are listed among files (check_file names them), folders that cannot be listed are problems."""
-    files, folders, links, problems = [], [], [], []
+    files: list[Path] = []
+    folders: list[Path] = []
+    links: list[Path] = []
+    problems: list[tuple[Path, str]] = []
 
     def onerror(e: OSError) -> None:
         problems.append((Path(e.filename or root), e.strerror or str(e)))
