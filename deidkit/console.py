@@ -41,6 +41,7 @@ def is_interactive() -> bool:
 
 
 def say(text: str = "", stream: TextIO | None = None) -> None:
+    """Print one line to stream (default stdout), flushed; characters the console cannot show are replaced."""
     stream = stream or sys.stdout
     try:
         print(text, file=stream, flush=True)
@@ -87,6 +88,7 @@ def verdict(title: str, lines: list[str], ok: bool) -> None:
 
 
 def error(message: str, what_to_do: str = "") -> None:
+    """Print an ERROR line, and what to do about it, to stderr."""
     say(f"ERROR: {message}", sys.stderr)
     if what_to_do:
         say(f"  What to do: {what_to_do}", sys.stderr)
@@ -107,6 +109,7 @@ class Progress:
         self._drawn = 0  # length of the line on screen, so a shorter one blanks what is left
 
     def advance(self, n: int = 1) -> None:
+        """Count n more steps done and redraw (terminal: at most every 0.1 s; otherwise every tenth)."""
         self.done += n
         now = time.monotonic()
         if self.tty:
@@ -133,6 +136,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
+        """Finish the bar (terminal: draw it once more and end the line)."""
         if self.tty:
             self._draw(time.monotonic())
             self.stream.write("\n")

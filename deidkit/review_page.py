@@ -25,6 +25,7 @@ THUMB_SIDE = 256  # longest side of a thumbnail, pixels
 
 @dataclass(frozen=True)
 class ReviewEntry:
+    """One image on the pixel review page: neutral label and reason, status, PNG thumbnails."""
     label: str                    # neutral reference chosen by the caller (never a file name with PHI)
     reason: str                   # why it is here, neutral
     status: str                   # "hold" or "redacted"
@@ -99,6 +100,7 @@ h2{margin-top:1.5em}
 
 
 def render_review_page(entries: list[ReviewEntry]) -> str:
+    """The pixel review page as one HTML document, images inline: held ones first, then redacted."""
     held = [e for e in entries if e.status == "hold"]
     redacted = [e for e in entries if e.status != "hold"]
     parts = [

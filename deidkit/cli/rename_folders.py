@@ -42,6 +42,7 @@ def _own_files(root: Path) -> set[Path]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (argv without the program name); argparse exits on --help or a bad option."""
     ap = argparse.ArgumentParser(
         prog="rename_folders",
         description="Rename every folder and file below ROOT to neutral indexed names, write "
@@ -329,6 +330,10 @@ def _kit_lines(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run rename_folders with argv (default sys.argv[1:]) and wait for a key when double-clicked.
+
+    Returns the exit status: 0 all done, 1 something needs a person (or stopped), 2 could not run.
+    """
     argv = sys.argv[1:] if argv is None else argv
     double_click = not argv
     try:
