@@ -221,6 +221,7 @@ class ReviewWindow:
         return int(x / self.zoom), int(y / self.zoom)
 
     def set_zoom(self, step: int) -> None:
+        """Zoom the image view one step in (step 1) or out (-1) within ZOOMS; nothing in the grid view."""
         if self.mode != "image":
             return
         index = min(max(0, ZOOMS.index(self.zoom) + step), len(ZOOMS) - 1)
@@ -229,6 +230,7 @@ class ReviewWindow:
 
     # ---- mouse ---------------------------------------------------------------------------
     def on_press(self, event: tk.Event) -> None:
+        """Mouse down: open a grid cell, or start drawing a new box or moving the box under the pointer."""
         if self.mode == "grid":
             x, y = self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
             for x0, y0, x1, y1, item in self._cells:
@@ -258,6 +260,7 @@ class ReviewWindow:
         return None
 
     def on_motion(self, event: tk.Event) -> None:
+        """Mouse drag: grow the box being drawn or move the box being moved."""
         if self.mode != "image" or not self._drag:
             return
         shape = self._drag["shape"]
@@ -271,6 +274,7 @@ class ReviewWindow:
         self._drag["last"] = (event.x, event.y)
 
     def on_release(self, event: tk.Event) -> None:
+        """Mouse up: store the box drawn (on this frame, or every frame with Shift), or move the box dragged."""
         if self.mode != "image" or not self._drag or self.item is None:
             return
         drag, self._drag = self._drag, {}
@@ -285,6 +289,7 @@ class ReviewWindow:
         self.draw_item()
 
     def on_right_click(self, event: tk.Event) -> None:
+        """Right click: delete the box under the pointer."""
         if self.mode != "image" or self.item is None:
             return
         ix, iy = self._to_image(event)
@@ -296,6 +301,7 @@ class ReviewWindow:
 
     # ---- keys ------------------------------------------------------------------------------
     def on_approve(self, event: tk.Event | None = None) -> None:
+        """Approve key: the whole page in the grid view, the image shown in the image view."""
         if self.mode == "grid":
             self.model.approve_all(self.model.page(self.page_no, self.per_page))
             if self.page_no + 1 < self.model.pages(self.per_page):
@@ -306,16 +312,19 @@ class ReviewWindow:
             self.turn(1)
 
     def on_reject(self, event: tk.Event | None = None) -> None:
+        """Reject key: hold the image shown back (image view only)."""
         if self.mode == "image" and self.item is not None:
             self.model.decide(self.item, REJECT)
             self.turn(1)
 
     def on_undecide(self, event: tk.Event | None = None) -> None:
+        """Undo key: the image shown is undecided again (image view only)."""
         if self.mode == "image" and self.item is not None:
             self.model.decide(self.item, "")
             self.draw_item()
 
     def on_enter(self, event: tk.Event | None = None) -> None:
+        """Enter key: open the first image of the grid page."""
         if self.mode == "grid":
             page = self.model.page(self.page_no, self.per_page)
             if page:

@@ -17,6 +17,7 @@ SCREEN_WORDS = {"PASS": "PASS: nothing suspicious found.",
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The deid_tool --verify command line parser."""
     p = argparse.ArgumentParser(prog="deid_tool --verify", description="Check a de-identified delivery (read-only).")
     p.add_argument("--verify", dest="dir", metavar="DIR", nargs="?", help="the delivered folder")
     p.add_argument("--report", metavar="PATH", help="HTML record (default: beside DIR)")

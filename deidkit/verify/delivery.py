@@ -44,6 +44,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
+        """0 when the delivery passed, 1 otherwise."""
         return 0 if self.status == "PASS" else 1
 
     @property
@@ -97,6 +98,7 @@ def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tupl
 
 
 def rel_of(path: Path, root: Path) -> str:
+    """path relative to root, in / form (path itself when it is not under root)."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
