@@ -41,8 +41,11 @@ def is_interactive() -> bool:
 
 
 def say(text: str = "", stream: TextIO | None = None) -> None:
-    """Print one line to stream (default stdout), flushed; characters the console cannot show are replaced."""
+    """Print text; every line of it through safe_text.console_text (no escape sequences from data)."""
+    from .safe_text import console_text
+
     stream = stream or sys.stdout
+    text = "\n".join(console_text(line) for line in str(text).split("\n"))
     try:
         print(text, file=stream, flush=True)
     except UnicodeEncodeError:  # old Windows consoles: never die on a character

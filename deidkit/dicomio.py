@@ -12,14 +12,18 @@ element or Data Set Trailing Padding is written.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import io
+import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -46,6 +50,18 @@ class NotDicom(Unreadable):
     pass
 
 
+class HeldBack(Unreadable):
+    """A readable file that must not go out as it is (held for a person, not failed)."""
+
+
+class SourceChanged(HeldBack):
+    """The file changed between being judged and being copied (a PACS still writing it)."""
+
+    def __init__(self) -> None:
+        super().__init__("the file changed while it was read (still being written?): not copied; "
+                         "run again when the export is complete")
+
+
 @dataclass
 class PixelSpan:
     """Where the pixel data element (tag to end of value) sits in the source file.
@@ -63,6 +79,7 @@ class PixelSpan:
     tag: int = 0x7FE00010
     undefined_length: bool = False
     segments: list[tuple[int, int] | bytes] | None = None
+    judged: bytes = b""  # sha256 of the source bytes before start, as read when the header was judged
 
 
 @dataclass
@@ -87,25 +104,41 @@ def read_header(path: Path) -> Header:
             has_preamble = len(head) == 132 and head[128:132] == b"DICM"
             if not has_preamble and not _looks_like_raw_dataset(head):
                 raise NotDicom("not a DICOM file")
+            if has_preamble and b"1.2.840.10008.1.2.1.99" in fp.read(4096):  # deflated: bounded first
+                from pydicom.filereader import _read_file_meta_info
+
+                fp.seek(132)
+                meta = _read_file_meta_info(fp)
+                if str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian:
+                    problem = deflated_size_problem(fp, fp.tell(), DECODE_TOTAL_LIMIT)
+                    if problem:
+                        raise HeldBack(problem)
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
             _touch_all_values(ds)
+            if getattr(ds, "file_meta", None) is not None:
+                for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
+                    _ = elem.value
+                    if _kinds_clash(elem.VR, int(elem.tag)):
+                        raise Unreadable("corrupt: an element's type does not fit what the standard says it "
+                                         "holds (damaged?)")
             _check_structure(ds)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
                 raise Unreadable("unknown transfer syntax (private or damaged)")
-            if ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian:
-                return Header(ds, ts, None, streamable=False)
-            span = _pixel_span(fp, stop, size, ts)
+            streamable = not (ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian)
+            span = _pixel_span(fp, stop, size, ts) if streamable else None
             if span is not None:
                 span.segments = plan_pixel_output(fp, ds, ts, span)
-            if span is None and stop < size:
+            if streamable and span is None and stop < size:
                 raise Unreadable("truncated or corrupt: data after the header could not be read")
-            if span is None and _is_image_storage(ds):
+            if streamable and span is None and _is_image_storage(ds):
                 raise Unreadable("truncated: image without pixel data")
+            if span is not None:
+                span.judged = _span_digest(fp, 0, span.start)
     except Unreadable:
         raise
     except InvalidDicomError:
@@ -115,14 +148,150 @@ def read_header(path: Path) -> Header:
     except OSError as e:
         raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
     except Exception as e:  # pydicom raises many kinds on corrupt input
-        raise Unreadable(f"corrupt or truncated header ({type(e).__name__})") from None
+        raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=True)
+            return Header(ds, ts, span, streamable=streamable)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=True)
+    return Header(ds, ts, span, streamable=streamable)
+
+
+def _span_digest(fp, start: int, end: int) -> bytes:
+    """sha256 of bytes [start, end) of an open file."""
+    fp.seek(start)
+    h = hashlib.sha256()
+    remaining = end - start
+    while remaining > 0:
+        chunk = fp.read(min(COPY_CHUNK, remaining))
+        if not chunk:
+            break
+        h.update(chunk)
+        remaining -= len(chunk)
+    return h.digest()
+
+
+def source_state(path: Path) -> tuple[int, int, int]:
+    """(size, modification time in ns, inode) of a file: what changes when it is rewritten."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+# Decoding is bounded before it starts (issue 20, item 8: decompression bombs): one frame, and all
+# frames together, may unpack to at most this much.
+DECODE_FRAME_LIMIT = int(os.environ.get("DEIDKIT_DECODE_FRAME_LIMIT_MB", "128")) * 1024 * 1024
+DECODE_TOTAL_LIMIT = int(os.environ.get("DEIDKIT_DECODE_TOTAL_LIMIT_MB", "1024")) * 1024 * 1024
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}  # F7: JPEG-LS
+
+
+def _int_of(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        value = ds.get(keyword, default)
+        return int(default if value is None or value == "" else value)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
+def decode_size_problem(ds: Dataset, frame_limit: int | None = None, total_limit: int | None = None) -> str | None:
+    """Why decoding this image's pixels must not be tried, or None: the size its header declares
+    (Rows x Columns x Samples per Pixel x bytes per sample per frame, times Number of Frames,
+    PS3.3 C.7.6.3) or the size each compressed frame's own header declares (JPEG and JPEG-LS SOF,
+    JPEG 2000 SIZ) is above the limits, or a frame declares more pixels than the DICOM header
+    says. Reads only headers; decodes nothing. Works on a header read without pixels too."""
+    frame_limit = DECODE_FRAME_LIMIT if frame_limit is None else frame_limit
+    total_limit = DECODE_TOTAL_LIMIT if total_limit is None else total_limit
+    if "Rows" not in ds and "PixelData" not in ds:
+        return None
+    rows, cols = _int_of(ds, "Rows", 0), _int_of(ds, "Columns", 0)
+    frames, samples = _int_of(ds, "NumberOfFrames", 1), _int_of(ds, "SamplesPerPixel", 1)
+    bits = _int_of(ds, "BitsAllocated", 8)
+    if min(rows, cols, frames, samples, bits) < 0:
+        return "image size in the header cannot be read: held, not decoded"
+    frame_bytes = rows * cols * max(samples, 1) * max(-(-bits // 8), 1)
+    if frame_bytes > frame_limit or frame_bytes * max(frames, 1) > total_limit:
+        return (f"image too large to check: its header declares {rows} x {cols} pixels x {max(frames, 1)} frames "
+                f"({frame_bytes * max(frames, 1) // (1 << 20)} MB); held, not decoded")
+    pixel = ds.get_item(0x7FE00010) if "PixelData" in ds else None
+    value = getattr(pixel, "value", None)
+    if not isinstance(value, (bytes, bytearray)) or not value.startswith(b"\xfe\xff\x00\xe0"):
+        return None
+    try:
+        from pydicom.encaps import generate_fragments
+
+        for index, fragment in enumerate(generate_fragments(value)):
+            if index == 0:
+                continue  # the Basic Offset Table
+            dims = _codec_dimensions(fragment[:65536])
+            if dims is None:
+                continue
+            c_rows, c_cols, c_samples, c_bytes = dims
+            if c_rows * c_cols * c_samples * c_bytes > frame_limit:
+                return (f"image too large to check: its compressed data declares {c_rows} x {c_cols} pixels "
+                        f"({c_rows * c_cols * c_samples * c_bytes // (1 << 20)} MB a frame); held, not decoded")
+            if c_rows * c_cols > max(rows, 1) * max(cols, 1):
+                return ("image data does not match its header (the compressed frame declares more pixels than "
+                        "Rows x Columns): held, not decoded")
+    except (ValueError, TypeError, struct.error):
+        return None  # the decoder will fail on it: held by the pixel check with its own reason
+    return None
+
+
+def _codec_dimensions(head: bytes) -> tuple[int, int, int, int] | None:
+    """(rows, columns, components, bytes per sample) from a JPEG/JPEG-LS SOF or JPEG 2000 SIZ
+    marker near the start of a compressed frame, or None if none is found."""
+    if head[:2] == b"\xff\xd8":  # JPEG family: walk the markers up to the frame header
+        pos = 2
+        while pos + 4 <= len(head):
+            if head[pos] != 0xFF:
+                return None
+            marker = head[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            length = struct.unpack(">H", head[pos + 2:pos + 4])[0]
+            if marker in _JPEG_SOF and pos + 10 <= len(head):
+                precision, y, x, comps = struct.unpack(">BHHB", head[pos + 4:pos + 10])
+                return y, x, comps, max(-(-precision // 8), 1)
+            if marker == 0xDA:
+                return None
+            pos += 2 + length
+        return None
+    siz = head.find(b"\xff\x4f\xff\x51")  # J2K codestream start + SIZ (also inside a JP2 box)
+    if siz != -1 and siz + 42 <= len(head):
+        xsiz, ysiz, xo, yo = struct.unpack(">IIII", head[siz + 8:siz + 24])
+        comps = struct.unpack(">H", head[siz + 40:siz + 42])[0]
+        depth = (head[siz + 42] & 0x7F) + 1 if siz + 43 <= len(head) else 16
+        return max(ysiz - yo, 0), max(xsiz - xo, 0), comps, max(-(-depth // 8), 1)
+    return None
+
+
+def deflated_size_problem(fp, start: int, limit: int) -> str | None:
+    """For a deflated transfer syntax: None if the data from `start` inflates to at most `limit`
+    bytes, else why not (a zip bomb is stopped after `limit` bytes, never held in memory)."""
+    import zlib
+
+    fp.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    while True:
+        chunk = fp.read(1 << 20)
+        if not chunk:
+            return None
+        try:
+            data = inflater.decompress(chunk, limit + 1 - total)
+            total += len(data)
+            while inflater.unconsumed_tail and total <= limit:
+                data = inflater.decompress(inflater.unconsumed_tail, limit + 1 - total)
+                if not data:
+                    break
+                total += len(data)
+        except zlib.error:
+            return None  # not valid deflate: pydicom's read says so
+        if total > limit:
+            return f"compressed header unpacks to more than {limit // (1 << 20)} MB: held, not unpacked"
+        if inflater.eof:
+            return None
 
 
 def is_dicomdir(ds: Dataset) -> bool:
@@ -166,8 +335,11 @@ def read_full(path: Path) -> Dataset:
             ds = dcmread(fp, force=not (len(head) == 132 and head[128:132] == b"DICM"))
             _touch_all_values(ds)
             drop_trailing_padding(ds)
-    except Exception as e:
-        raise Unreadable(f"corrupt or truncated file ({type(e).__name__})") from None
+            _check_structure(ds)  # as read_header did: stray command/meta elements dropped
+    except Unreadable:
+        raise
+    except Exception:
+        raise Unreadable("corrupt or truncated file (its image data cannot be read)") from None
     fit_pixel_data(ds)  # Unreadable (neutral reason) when the pixel data cannot be accounted for
     return ds
 
@@ -233,6 +405,7 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     one value. Checked on the raw elements, before they are converted."""
     from pydicom.dataelem import RawDataElement
 
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -243,9 +416,132 @@ def _check_lengths(ds: Dataset, size: int) -> None:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+                if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
+                    vr = raw.VR or _dictionary_vr(raw.tag)
+                    problem = value_problem(vr, raw.value, implicit)
+                    if problem:
+                        raise Unreadable(problem)
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
                 stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+# PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in
+# characters (bytes for the binary ones). PN: 64 per component group, three groups.
+_MAX_VALUE_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+                     "PN": 3 * 64 + 2, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+_MULTI_VALUED = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"}
+_TEXT_VRS_ALL = set(_MAX_VALUE_LENGTH) | {"UC", "UR", "UT"}
+# Bytes no text value holds (ESC, TAB, LF, FF, CR are legal in text; NUL only as padding): an
+# element header swallowed by a damaged length field always brings some (its tag's zero bytes).
+_BINARY_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+# An explicit-VR element header of a standard (even) group inside a value: tag, then its VR.
+_ELEMENT_HEADER = re.compile(rb"(?s)(?=([\x08\x10\x18\x20\x28\x32\x38\x40\x88]\x00..)"
+                             rb"(AE|AS|AT|CS|DA|DS|DT|FD|FL|IS|LO|LT|OB|OW|PN|SH|SL|SQ|SS|ST|TM|UI|UL|UN|US|UT))")
+_PATIENT_TAGS_IMPLICIT = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x10\x00\x30\x00")
+
+
+def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
+    """Why a raw value cannot be kept as it is, or None. A damaged length field makes a value
+    swallow the elements after it (Patient's Name and ID among them) or run longer than its VR
+    allows (PS3.5 6.2); then nothing after it can be judged. Checks: text VRs hold no binary
+    bytes and no value longer than twice what the VR allows (per value; devices overrun by a
+    few characters; values in a multi-byte character set get 4 bytes per character); no value of any VR
+    holds what parses as a standard element header (its tag followed by its dictionary VR, or in
+    an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits)."""
+    if vr in _TEXT_VRS_ALL:
+        body = value.rstrip(b"\0 ") if vr == "UI" else value.rstrip(b"\0")
+        if _BINARY_IN_TEXT.search(body):
+            return "corrupt: a text value holds binary data (a damaged length field?)"
+        limit = _MAX_VALUE_LENGTH.get(vr)
+        if limit is not None:
+            parts = body.split(b"\\") if vr in _MULTI_VALUED else [body]
+            for part in parts:
+                # twice the limit (4 bytes a character for multi-byte sets): devices overrun by a
+                # few characters (DS of 17+ digits, long LO), which says nothing about the file
+                allowed = 2 * limit if part.isascii() and b"\x1b" not in part else 4 * limit + 16
+                if len(part.strip(b" ")) > allowed:
+                    return "corrupt: a value longer than its type allows (a damaged length field?)"
+        return None
+    if len(value) < 8 or vr == "SQ" or value[:4] == b"\xfe\xff\x00\xe0" or (
+            vr in ("OB", "OW", "OF", "OD", "OL", "OV") and len(value) > 1 << 20):
+        return None  # sequences (also private ones read as UN) hold elements by right
+    for match in _ELEMENT_HEADER.finditer(value):
+        tag = int.from_bytes(match.group(1)[:2], "little") << 16 | int.from_bytes(match.group(1)[2:], "little")
+        if tag & 0xFFFF and dictionary_has_tag(tag) and match.group(2).decode() in dictionary_VR(tag).split(" or "):
+            return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+    if implicit:
+        for needle in _PATIENT_TAGS_IMPLICIT:
+            start = value.find(needle)
+            while start != -1:
+                if start + 8 <= len(value):
+                    length = int.from_bytes(value[start + 4:start + 8], "little")
+                    if 0 < length <= len(value) - start - 8 and length < 256:
+                        return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+                start = value.find(needle, start + 1)
+    return None
+
+
+_STRING_KIND = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+def _vr_kind(vr: str | None) -> str:
+    """"text", "number text" (DS, IS), "SQ", "UN" (fits anything) or "binary", for comparing a
+    file's VR with the standard's."""
+    if not vr or vr == "UN":
+        return "UN"
+    if vr == "SQ":
+        return "SQ"
+    if vr in ("DS", "IS"):
+        return "number text"
+    return "text" if vr in _STRING_KIND else "binary"
+
+
+def _converted_value_problem(elem: DataElement, implicit: bool) -> str | None:
+    """value_problem for a converted element: text values as the bytes they came from (near
+    enough: UTF-8 for non-ASCII), binary values as they are; pixel data and sequences skipped."""
+    if elem.tag >> 16 == 0x7FE0 or elem.VR == "SQ":
+        return None
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        return value_problem(elem.VR, bytes(value), implicit) if elem.VR not in _TEXT_VRS_ALL else None
+    if elem.VR not in _TEXT_VRS_ALL or value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return value_problem(elem.VR, text.encode("utf-8", "surrogateescape"), implicit)
+
+
+def _kinds_clash(vr: str | None, tag: int) -> bool:
+    """True if an element's VR is of another kind than the standard's: text where it says binary
+    or a number, and the other way round (a damaged VR; IS for DS, LO for SH and the like are
+    devices' slips and pass)."""
+    kind = _vr_kind(vr)
+    if kind == "UN":
+        return False
+    standard = _dictionary_kind(tag)
+    return standard != "UN" and standard != kind
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_kind(tag: int) -> str:
+    """_vr_kind of the standard's VR for a public tag; "UN" when unknown or ambiguous (US or SS ...)."""
+    try:
+        if not dictionary_has_tag(tag):
+            return "UN"
+        kinds = {_vr_kind(v.strip()) for v in dictionary_VR(tag).split(" or ")}
+    except KeyError:
+        return "UN"
+    return kinds.pop() if len(kinds) == 1 else "UN"
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag) if dictionary_has_tag(tag) else "UN"
+    except KeyError:
+        return "UN"
 
 
 def _check_structure(ds: Dataset) -> None:
@@ -254,23 +550,47 @@ def _check_structure(ds: Dataset) -> None:
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
     know; in a real file that shows as tags out of ascending order (pydicom silently sorts them)
     or as groups that have no place in a stored object (command, file meta, odd below 0008; group
-    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed)."""
+    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
+    command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
+    instead, as no stored object needs them; group FFFF is damage and holds the file. Every
+    value is checked as value_problem says (pydicom converts some elements while reading)."""
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
         current = stack.pop()
+        for tag in [t for t in current.keys() if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+            # a stray command/file meta element: dropped, never written (pydicom reads the command
+            # group apart, so its place in the file cannot be told); unless it holds a person
+            # name's caret, which says damage moved Patient's Name there: then held
+            raw = current.get_item(tag)
+            value = getattr(raw, "value", b"")
+            if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+                raise Unreadable("corrupt: element of a group that has no place in a stored object")
+            del current[tag]
         tags = list(current.keys())  # in the order read from the file
         numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
         if any(a >= b for a, b in zip(numbers, numbers[1:])):
             raise Unreadable("corrupt: elements out of order (damaged tags)")
         for tag, number in zip(tags, numbers):
             group = number >> 16
-            if group < 0x0008 and group != 0x0004 or group == 0xFFFF:
+            if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
             elem = current.get_item(tag)
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]
+            if not group & 1 and _kinds_clash(elem.VR, number):
+                raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                 "(damaged?)")
+            problem = _converted_value_problem(elem, implicit)
+            if problem:
+                raise Unreadable(problem)
             if elem.VR == "SQ":
                 stack.extend(elem.value or [])
+
+
+def transfer_syntax_of(ds: Dataset) -> str:
+    """The transfer syntax of a read dataset: its file meta's, else what it was read as."""
+    return _transfer_syntax(ds)
 
 
 def _transfer_syntax(ds: Dataset) -> str:
@@ -282,6 +602,9 @@ def _transfer_syntax(ds: Dataset) -> str:
     if not little:
         return ExplicitVRBigEndian
     return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+
+
+_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
 
 
 def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSpan | None:
@@ -299,6 +622,8 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
         value_start = stop + 8
     else:
         vr = head[4:6]
+        if vr not in _PIXEL_VRS:  # a damaged VR: the element would go out unreadable
+            raise Unreadable("corrupt: the pixel data element is damaged")
         if vr in _LONG_LENGTH_VRS:
             if len(head) < 12:
                 raise Unreadable("truncated pixel data header")
@@ -884,6 +1209,9 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) 
     """Write the encoded header, then the pixel data element as span.segments says: runs copied
     from src in chunks (never the whole value in memory) and the bytes the plan makes itself.
 
+    span.judged: the source's bytes before the pixel data are hashed again
+    through the same open file the pixels are copied from, and SourceChanged is raised if they
+    are not the bytes that were judged (the file was rewritten in between).
     Returns (size, sha256) of what was written, hashed on the way (no second read)."""
     digest = hashlib.sha256(header)
     size = len(header)
@@ -892,6 +1220,8 @@ def write_streamed(header: bytes, src: Path, span: PixelSpan | None, dst: Path) 
         if span is not None:
             segments = span.segments if span.segments is not None else [(span.start, span.end - span.start)]
             with src.open("rb") as fp:
+                if span.judged and _span_digest(fp, 0, span.start) != span.judged:
+                    raise SourceChanged()
                 for segment in segments:
                     if isinstance(segment, bytes):
                         out.write(segment)

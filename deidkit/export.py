@@ -70,6 +70,7 @@ class FileResult:
     proposal: str | None = None  # boxes proposed to a person (review_decisions.csv); None: not for review
     frames: int = 0              # frames of an image whose pixels were looked at
     references: list[str] = field(default_factory=list)  # instances a delivered label object points at
+    person: str = ""         # hashed family name | sex | birth date of the original (person_of); hospital side
 
 
 @dataclass
@@ -119,23 +120,35 @@ def plan(source: Path, exclude: list[Path]) -> list[Path]:
         if error.filename:
             found.append(Path(error.filename))
 
+    def is_link(path: Path) -> bool | None:  # None: cannot even be looked at (a path too long)
+        try:
+            return path.is_symlink()
+        except OSError:
+            return None
+
+    def resolved(path: Path) -> str:
+        try:
+            return os.path.normcase(str(path.resolve()))
+        except (OSError, RuntimeError):
+            return os.path.normcase(str(path))
+
     for dirpath, dirnames, filenames in os.walk(source, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         keep = []
         for d in sorted(dirnames):
             path = here / d
-            if os.path.normcase(str(path)) in excluded or os.path.normcase(str(path.resolve())) in excluded:
+            if os.path.normcase(str(path)) in excluded or resolved(path) in excluded:
                 continue
-            if path.is_symlink():
-                found.append(path)
+            if is_link(path) is not False:
+                found.append(path)  # a link, or a folder that cannot be looked at: listed with its reason
             else:
                 keep.append(d)
         dirnames[:] = keep
         for name in sorted(filenames):
             path = here / name
-            if path.is_symlink():
+            if is_link(path) is not False:
                 found.append(path)
-            elif os.path.normcase(str(path.resolve())) not in excluded:
+            elif resolved(path) not in excluded:
                 found.append(path)
     unique = {p.relative_to(source).as_posix(): p for p in found if p != source}
     return [unique[k] for k in sorted(unique)]
@@ -148,11 +161,27 @@ _WORKER: dict = {}
 
 def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
     """Set up a worker. Never raises: a Pool whose initializer fails respawns workers forever."""
+    quiet_library_messages()
     try:
         _setup_worker(guidelines, key, dest, hospital, override_dir)
     except Exception as e:  # every file of this worker then fails with this neutral reason
         _WORKER.clear()
-        _WORKER["setup_error"] = f"worker setup failed ({type(e).__name__})"
+        _WORKER["setup_error"] = "the program could not start its work (a damaged installation or guideline file?)"
+
+
+def quiet_library_messages() -> None:
+    """pydicom's warnings and log lines about odd input are not for the clerk's screen: a worker
+    started with "spawn" (Windows, macOS, the frozen program) inherits no filters from the main
+    process, so each worker sets them here. Bad input is reported through results instead."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logger = logging.getLogger("pydicom")
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 def _setup_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, override_dir: str) -> None:
@@ -170,6 +199,18 @@ def process_file(job: tuple[str, ...]) -> FileResult:
     """De-identify one file into the partial folder. Never raises: failures become results.
 
     job = (ref, source path, path relative to SOURCE[, boxes a person approved])."""
+    ref = job[0]
+    _worker_kill_hook(ref, "start")
+    result = _process_file(job)
+    _worker_kill_hook(ref, "written")
+    result.reason = _EXCEPTION_NOTE.sub("", result.reason)  # a clerk reads it: no "(ValueError)"
+    return result
+
+
+_EXCEPTION_NOTE = re.compile(r" ?\((?:[A-Za-z_.]*(?:Error|Exception|Warning)|[A-Z][A-Za-z]*Error: [^)]*)\)")
+
+
+def _process_file(job: tuple[str, ...]) -> FileResult:
     ref, src_str, rel = job[:3]
     approved = job[3] if len(job) > 3 else None
     src = Path(src_str)
@@ -188,13 +229,23 @@ def process_file(job: tuple[str, ...]) -> FileResult:
     except dicomio.NotDicom as e:
         kind = SKIPPED if src.suffix.lower() in NON_DICOM_SUFFIXES else FAILED
         result.status, result.reason = kind, str(e) if kind == FAILED else "not DICOM (not copied)"
+    except dicomio.HeldBack as e:  # the file changed while read, a decompression bomb
+        result.status, result.reason = HELD, str(e)
     except dicomio.Unreadable as e:
         result.reason = str(e)
     except OSError as e:
         result.reason = _os_error_text(e)
     except Exception as e:  # a bug or an input we did not foresee: held, never passed through
-        result.reason = f"unexpected error ({type(e).__name__}); held for review"
+        result.reason = UNEXPECTED
+    except BaseException as e:
+        if type(e).__name__ != "PanicException":  # pyo3's, from a codec written in Rust: not an Exception
+            raise
+        result.reason = "corrupt image data: the image decoder failed on it"
     return result
+
+
+UNEXPECTED = ("the program met something in this file it does not handle; held for review "
+              "(please report it with the reference)")
 
 
 # Errors of the output disk, not of the file: such results are not journaled, so a later run
@@ -202,7 +253,9 @@ def process_file(job: tuple[str, ...]) -> FileResult:
 DISK_FULL = "output disk full: not done (free space, then run again: it resumes)"
 TOO_LARGE_FOR_DISK = "output disk refused the file as too large (FAT32 disks hold at most 4 GB per file)"
 _OUTPUT_ERRNOS = {errno.ENOSPC: DISK_FULL, getattr(errno, "EDQUOT", -1): DISK_FULL, errno.EFBIG: TOO_LARGE_FOR_DISK}
-REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK}
+WORKER_DIED = ("the process working on this file stopped or got stuck (out of memory, or a fault in an "
+               "image decoder): not copied; run again to retry it")
+REDO_REASONS = {DISK_FULL, TOO_LARGE_FOR_DISK, WORKER_DIED}
 
 
 def _os_error_text(e: OSError | None) -> str:
@@ -212,7 +265,10 @@ def _os_error_text(e: OSError | None) -> str:
         return _OUTPUT_ERRNOS[e.errno]
     if isinstance(e, PermissionError):
         return "permission denied"
-    return f"file system error ({e.strerror or type(e).__name__})"
+    if e.errno == errno.ENAMETOOLONG:
+        return ("path longer than the system allows: not read (shorten the folder names above it, "
+                "then run again)")
+    return f"file system error ({e.strerror or 'the system gave no reason'})"
 
 
 def _scandir_error(folder: Path) -> OSError | None:
@@ -240,6 +296,7 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
 
 def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
+    before = dicomio.source_state(src)
     header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
@@ -265,9 +322,22 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
         what = f"burned-in text risk ({at_risk})" if at_risk else "transfer syntax needs a whole-file read"
         result.status, result.reason = HELD, f"{what}; file too large to check in memory"
         return result
+    if at_risk:  # its pixels will be decoded: bounded before anything is unpacked
+        too_large = dicomio.decode_size_problem(ds)
+        if too_large:
+            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {too_large}"
+            return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
+        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in ds.keys() if t < 0x7FE00000]:
+            result.reason = "corrupt: the file reads differently as a whole than its header alone (damaged?)"
+            return result
         ds = full
+        too_large = dicomio.decode_size_problem(ds) if at_risk else None  # now the codec's own headers
+        if too_large:
+            result.status, result.reason = HELD, f"burned-in text risk ({at_risk}): {too_large}"
+            return result
+    result.person = person_of(ds)
     identifiers = Identifiers()
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
     outcome = engine.deidentify(ds, ctx)
@@ -276,7 +346,10 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
         return result
     if at_risk and not _pixels_may_go(ds, result, assessment, approved):
         return result
-    ts = str(ds.file_meta.TransferSyntaxUID) if full is not None else header.transfer_syntax
+    if not str(ds.get("SOPInstanceUID", "") or "").strip() or not str(ds.get("SOPClassUID", "") or "").strip():
+        result.reason = "corrupt: no usable SOP Instance UID or SOP Class UID (damaged?)"
+        return result
+    ts = str(ds.file_meta.get("TransferSyntaxUID") or header.transfer_syntax) if full is not None else header.transfer_syntax
     ds.file_meta = engine.new_file_meta(ds, ts)
     out_rel = output_path(ds, outcome.pseudonym, _WORKER["mapper"])
     partial = partial_path(_WORKER["dest"], result.src)
@@ -284,7 +357,11 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     try:
         if full is None:
             # the header is checked in memory before anything is written
-            encoded = dicomio.encode_header(ds)
+            try:
+                encoded = dicomio.encode_header(ds)
+            except Exception:  # a value pydicom cannot write back (text outside the character set, ...)
+                result.reason = "corrupt: a value cannot be written back as it was read (damaged?)"
+                return result
             if _header_leaks(encoded, identifiers, ds):
                 result.status, result.reason = HELD, "an identifier of the patient is still in the written header"
                 return result
@@ -296,6 +373,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
                 return result
             dicomio.write_whole(ds, partial)
             result.size, result.sha256 = _size_and_hash(partial)
+        if dicomio.source_state(src) != before:  # rewritten while judged and copied: what was judged is gone
+            raise dicomio.SourceChanged()
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -310,13 +389,70 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     return result
 
 
+def person_of(ds: Dataset) -> str:
+    """Who the original file says the patient is, as three short hashes "family|sex|birth date"
+    (an empty part where the header has none). Files of one Patient ID whose persons differ
+    (person_clash) are two people the export mixed up."""
+    def part(value: str) -> str:
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12] if value else ""
+
+    name = str(ds.get("PatientName", "") or "")
+    family = re.sub(r"[^A-Z]", "", name.split("^")[0].upper()) if name.isascii() else name.split("^")[0].strip().upper()
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    birth = re.sub(r"\D", "", str(ds.get("PatientBirthDate", "") or ""))
+    return "|".join((part(family), sex if sex in ("M", "F") else "", part(birth)))
+
+
+def person_clash(a: str, b: str) -> bool:
+    """True if two person_of values cannot be one person: two of family name, sex and birth date
+    given in both and different. One alone is how one person's records differ in real exports
+    (a married name, a corrected birth date, a typing slip): not a second person."""
+    return sum(1 for x, y in zip(a.split("|"), b.split("|")) if x and y and x != y) >= 2
+
+
+PERSON_CLASH = ("two different patients share one Patient ID (different name, sex or birth date): "
+                "held so they are not merged; correct the IDs in the export, then run again")
+
+
+def _hold_mixed_patients(results: dict[str, FileResult], dest: Path, state: "_StateWriter") -> None:
+    """Hold every written file of a pseudonym whose files name more than one person (order-free)."""
+    persons: dict[str, list[str]] = {}
+    for r in results.values():
+        if r.patient and r.person and (r.status == WRITTEN or r.reason == PERSON_CLASH):
+            persons.setdefault(r.patient, []).append(r.person)
+    mixed = set()
+    for patient, found in persons.items():
+        # one person if every version is linked to the others by a chain of versions that differ
+        # in at most one detail (a married name here, a corrected birth date there)
+        distinct = sorted(set(found))[:256]
+        group = list(range(len(distinct)))
+
+        def root(i: int) -> int:
+            while group[i] != i:
+                i = group[i]
+            return i
+
+        for i, a in enumerate(distinct):
+            for j in range(i + 1, len(distinct)):
+                if not person_clash(a, distinct[j]):
+                    group[root(j)] = root(i)
+        if len({root(i) for i in range(len(distinct))}) > 1:
+            mixed.add(patient)
+    for src in sorted(results):
+        r = results[src]
+        if r.status == WRITTEN and r.patient in mixed:
+            (dest / r.out).unlink(missing_ok=True)  # first: a kill before the journal line redoes it
+            r.status, r.reason, r.out = HELD, PERSON_CLASH, ""
+            state.append(r)
+
+
 def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssessment",
                    approved: str | None) -> bool:
     """The pixel step of an image at risk: apply a person's approved boxes, or run the detector and
     decide by rule. True: ds is ready to write (pixels blanked and re-encoded as needed, Burned In
     Annotation NO, Clean Pixel Data code added). False: held; result says why, and result.proposal
     holds the boxes proposed to a person when the pixels could be looked at."""
-    original_ts = str(ds.file_meta.TransferSyntaxUID)
+    original_ts = str(ds.file_meta.get("TransferSyntaxUID") or dicomio.transfer_syntax_of(ds))
     if approved is not None:
         try:
             blanked = pixels.apply_regions(ds, review_decisions.parse_boxes(approved))
@@ -452,7 +588,11 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     """Process every file of config.source into config.dest; resumable; returns all results.
 
     Images a person approved in <hospital_dir>/review_decisions.csv are done again with the boxes
-    decided; review_decisions.DecisionError (before anything is done) if that file is malformed."""
+    decided; review_decisions.DecisionError (before anything is done) if that file is malformed.
+    Raises ValueError if the output or hospital-side folder lies in the export (by any path)."""
+    for folder in (config.dest, config.hospital_dir):
+        if folder_within(folder, config.source) or folder_within(config.source, folder):
+            raise ValueError(f"{folder.name} would be inside the export folder (or the export inside it)")
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
     (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")
@@ -467,6 +607,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
     todo: list[tuple[str, ...]] = [j for j in jobs if j[2] not in done]
     todo += _decided_jobs(jobs, done, decisions)
     placed: dict[str, FileResult] = {r.out: r for r in done.values() if r.status == WRITTEN}
+    by_sop = {r.sop_instance: r for r in placed.values() if r.sop_instance}
     results: dict[str, FileResult] = dict(done)
     if progress:
         progress(len(jobs) - len(todo), len(jobs))
@@ -477,7 +618,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
             if result.proposal is None and result.src in proposals:
                 result.proposal = proposals[result.src]  # the tool's proposal, kept for the review counts
             try:
-                _place(result, placed, results, config.dest, state)
+                _place(result, placed, results, config.dest, state, by_sop)
             except OSError as e:
                 partial_path(config.dest, result.src).unlink(missing_ok=True)
                 result.status, result.reason, result.out = FAILED, _os_error_text(e), ""
@@ -495,6 +636,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
                 progress(len(results), len(jobs))
             if result.reason == DISK_FULL:
                 break  # every further file would fail the same way; stopping keeps the rest intact
+        _hold_mixed_patients(results, config.dest, state)
     for j in jobs:  # only after a full disk: what was not reached is listed and done next time
         if j[2] not in results:
             results[j[2]] = FileResult(ref=j[0], src=j[2], status=FAILED, reason=DISK_FULL)
@@ -568,7 +710,21 @@ def _kill_run() -> None:
     os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
+# A pool in which no file at all has finished for this long is taken as stuck (a decoder in an
+# endless loop): its workers are ended and their files redone one by one, as after a dead worker.
+WORKER_SILENCE_LIMIT = float(os.environ.get("DEIDKIT_WORKER_SILENCE_LIMIT_S", "1800"))
+# Test hook (tests/test_hostile.py): "DIR:F000012,F000040/written,F000077/always" makes the worker
+# SIGKILL itself when it starts (or, with "/written", finishes writing) that file, once per file (a
+# marker in DIR remembers it), as the OOM killer would; "/always" every time, as an aborting codec;
+# "/hang" makes it wait for ever on that file, every time.
+WORKER_KILL_HOOK = "DEIDKIT_TEST_KILL_WORKER"
+
+
 def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[FileResult]:
+    """Results of every job, in the order they finish. A worker that dies (SIGKILL, the OOM
+    killer, a codec that aborts) breaks the pool: its files and every other file then in flight
+    are done again in a new pool; a file that also kills a worker working on it alone gets the
+    result WORKER_DIED (not journaled: the next run tries it again). Never waits for ever."""
     args = (config.guidelines, config.key, str(config.dest), str(config.hospital_dir),
             str(config.override_dir or ""))
     workers = config.workers or min((os.cpu_count() or 1) + 1, 9)  # one extra process overlaps disk waits
@@ -581,31 +737,177 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
     # file) about as much as placing a file; 16 per chunk cut its CPU by two thirds against 4,
     # while every worker still gets several chunks (even load, steady progress) on smaller runs.
     chunksize = max(4, min(16, len(jobs) // (workers * 4)))
-    ctx = multiprocessing.get_context("spawn" if sys.platform == "win32" else None)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
-        yield from pool.imap_unordered(process_file, jobs, chunksize=chunksize)
+    chunks = [jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)]
+    lost: list[tuple[str, str, str]] = []
+    yield from _run_pool(chunks, workers, args, lost)
+    # After a broken pool: the files in flight again, one at a time in a one-worker pool, so the
+    # file a dying worker was on is known for certain. One death can be chance (the OOM killer
+    # picks a process, not a file): a file is given up only after its worker died twice.
+    deaths: dict[str, int] = {}
+    while lost:
+        retry, lost = lost, []
+        suspects: list[tuple[str, str, str]] = []
+        yield from _run_pool([[job] for job in retry], 1, args, suspects)
+        if suspects:
+            job = suspects[0]  # the one the lone worker was on when it died
+            deaths[job[0]] = deaths.get(job[0], 0) + 1
+            if deaths[job[0]] >= 2:
+                yield FileResult(ref=job[0], src=job[2], status=FAILED, reason=WORKER_DIED)
+                suspects = suspects[1:]
+        lost = suspects
+
+
+def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tuple,
+              lost: list[tuple[str, str, str]]) -> Iterator[FileResult]:
+    """Run chunks in a process pool, yielding results as chunks finish; at most a few chunks per
+    worker are in flight. If the pool breaks, the jobs not finished are added to `lost` (the
+    in-flight ones first, in submission order) and the generator ends."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    # DEIDKIT_START_METHOD (tests, troubleshooting): "spawn" as on Windows, macOS and the frozen program
+    ctx = multiprocessing.get_context(os.environ.get("DEIDKIT_START_METHOD") or ("spawn" if sys.platform == "win32" else None))
+    pending = list(reversed(chunks))
+    in_flight: dict = {}
+    limit = workers * 3 if workers > 1 else 1
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=args)
+    try:
+        while pending or in_flight:
+            broken = False
+            while pending and len(in_flight) < limit:
+                chunk = pending.pop()
+                try:
+                    in_flight[pool.submit(_process_chunk, chunk)] = chunk
+                except BrokenProcessPool:
+                    pending.append(chunk)
+                    broken = True
+                    break
+            if not broken:
+                done, _ = wait(in_flight, timeout=WORKER_SILENCE_LIMIT, return_when=FIRST_COMPLETED)
+                if not done:  # no file finished for that long: a worker is stuck; ended like a dead one
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        process.kill()
+                    wait(in_flight, return_when=FIRST_COMPLETED)
+                broken = any(f.exception() is not None for f in done) or not done
+            order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
+            for future in order:
+                if not future.done() or (broken and future.exception() is not None):
+                    continue
+                chunk = in_flight.pop(future)
+                error = future.exception()
+                if error is not None:  # not a broken pool: a bug in the chunk loop itself
+                    raise error
+                yield from future.result()
+            if broken:
+                for future in order:
+                    if future in in_flight:
+                        lost.extend(in_flight.pop(future))
+                for chunk in reversed(pending):
+                    lost.extend(chunk)
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_chunk(chunk: list[tuple[str, str, str]]) -> list[FileResult]:
+    return [process_file(job) for job in chunk]
+
+
+def _worker_kill_hook(ref: str, when: str) -> None:
+    """The test hook WORKER_KILL_HOOK (see there); does nothing unless it names this file."""
+    value = os.environ.get(WORKER_KILL_HOOK, "")
+    if not value:
+        return
+    folder, _, names = value.rpartition(":")
+    for name in names.split(","):
+        target, _, point = name.partition("/")
+        if target == ref and point == "always" and when == "start":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if target == ref and point == "hang" and when == "start":
+            while True:  # as a decoder in an endless loop
+                time.sleep(1)
+        if target == ref and (point or "start") == when:
+            try:
+                os.close(os.open(os.path.join(folder, f"killed_{ref}_{when}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _place(result: FileResult, placed: dict[str, FileResult], results: dict[str, FileResult],
-           dest: Path, state: "_StateWriter") -> None:
-    """Move a finished file from the partial folder to its place; settle duplicates by source order."""
+           dest: Path, state: "_StateWriter", by_sop: dict[str, FileResult]) -> None:
+    """Move a finished file from the partial folder to its place; settle duplicates and name clashes.
+
+    Whatever order the workers finish in, the outcome is the same:
+    - the same SOP Instance UID with the same bytes: a duplicate, dropped quietly;
+    - the same SOP Instance UID with other content: the first by source path goes out, the other
+      is held for a person (the export holds two versions of one image);
+    - two different instances whose names share the 8-digit code (about 1 in 4 billion a pair):
+      the smaller SOP Instance UID keeps the name, the other gets a second code from its own UID."""
     if result.status != WRITTEN:
         return
     partial = partial_path(dest, result.src)
-    final = dest / result.out
-    holder = placed.get(result.out)
-    if holder is not None:
-        if holder.sha256 == result.sha256 or holder.src < result.src:
+    twin = by_sop.get(result.sop_instance) if result.sop_instance else None
+    if twin is not None:
+        if twin.sha256 == result.sha256:
             partial.unlink(missing_ok=True)
-            result.status = DUPLICATE
-            result.reason = f"same instance as {holder.ref}" + ("" if holder.sha256 == result.sha256 else " (different bytes)")
+            result.status, result.reason, result.out = DUPLICATE, f"same instance as {twin.ref}", ""
             return
-        holder.status, holder.reason = DUPLICATE, f"same instance as {result.ref} (different bytes)"
-        results[holder.src] = holder
-        state.append(holder)
+        keeper, other = (twin, result) if twin.src < result.src else (result, twin)
+        other.status, other.reason = HELD, (f"two different files with the same SOP Instance UID ({keeper.ref} and "
+                                            f"{other.ref}): {keeper.ref} was sent, this one held for a person to choose")
+        if other is result:
+            partial.unlink(missing_ok=True)
+            result.out = ""
+            return
+        old_out = twin.out
+        (dest / old_out).unlink(missing_ok=True)  # removed first: a kill before the journal line redoes it
+        twin.out = ""
+        results[twin.src] = twin
+        state.append(twin)
+        del placed[old_out]
+        by_sop.pop(twin.sop_instance, None)
+    holder = placed.get(result.out)
+    if holder is not None:  # a different instance under the same name: a clash of the short code
+        if holder.sop_instance < result.sop_instance:
+            result.out = _second_name(result)
+        else:
+            moved = _second_name(holder)
+            if moved in placed:
+                raise _NameClash()
+            old_out, holder.out = holder.out, moved
+            results[holder.src] = holder
+            state.append(holder)  # journaled first: a kill before the move redoes the holder
+            (dest / moved).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest / old_out, dest / moved)
+            del placed[old_out]
+            placed[moved] = holder
+            by_sop[holder.sop_instance] = holder
+        if result.out in placed:
+            raise _NameClash()
+    final = dest / result.out
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)
     placed[result.out] = result
+    by_sop[result.sop_instance] = result
+
+
+class _NameClash(OSError):
+    """Two instances clash even in their second code (never seen: 64 bits of two hashes)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EEXIST, "two images would get the same output name")
+
+
+def _second_name(r: FileResult) -> str:
+    """The output name with a second code, from the (de-identified) SOP Instance UID."""
+    digest = hashlib.sha256(b"deidkit-second-name\0" + r.sop_instance.encode()).hexdigest()
+    code = f"{int(digest[:16], 16) % 10 ** 9:09d}"  # digits: contract.IMAGE_FILE_RE's "_<n>" suffix
+    return r.out[: -len(".dcm")] + f"_{code}.dcm"
 
 
 _RESULT_FIELDS = tuple(f.name for f in fields(FileResult))
@@ -677,6 +979,80 @@ def _in_place(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except OSError:
         return False
+
+
+def folder_within(inner: Path, outer: Path) -> bool:
+    """True if folder `inner` is `outer` or lies below it, by any path: links resolved, case folded
+    where the system folds it, and the same folder reached by another name (a bind mount, a
+    differently spelled share) recognised by its file-system identity. `inner` need not exist."""
+    try:
+        a, b = inner.resolve(), outer.resolve()
+    except (OSError, RuntimeError):
+        a, b = Path(os.path.abspath(inner)), Path(os.path.abspath(outer))
+    if os.path.normcase(str(a)) == os.path.normcase(str(b)):
+        return True
+    if any(os.path.normcase(str(p)) == os.path.normcase(str(b)) for p in a.parents):
+        return True
+    try:
+        target = b.stat()
+    except OSError:
+        return False
+    for p in (a, *a.parents):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino) and st.st_ino:
+            return True
+    return False
+
+
+# What a run writes into DEST, by name: output images (output_path), the two reports, the partial
+# folder. Only such files are removed when an earlier run is replaced.
+_OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_]+/STUDY_[0-9A-F]+/SERIES_\d{4}_[A-Z0-9]+_[0-9A-F]+/IMG_\d{5}_[0-9A-F]+(_[0-9A-F]+)?\.dcm$")
+
+
+def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
+    """Remove what an earlier run wrote into dest: the files its manifest or its journal lists (and
+    only if named as this kit names them), its reports and partial folder, then the folders left
+    empty. Returns the files left (relative, sorted): files the kit did not write are never
+    removed. The journal of the earlier run is removed too (the new run starts fresh).
+
+    Raises OSError if a file the kit wrote cannot be removed."""
+    import csv
+
+    ours: set[str] = set()
+    manifest = dest / MANIFEST_NAME
+    if manifest.is_file():
+        with manifest.open(encoding="utf-8", errors="replace", newline="") as fp:
+            ours |= {row.get("file", "") for row in csv.DictReader(fp)}
+    state = hospital_dir / STATE_NAME
+    if state.is_file():
+        with state.open(encoding="utf-8", errors="replace") as fp:
+            for line in fp:
+                try:
+                    ours.add(str(json.loads(line).get("out", "")))
+                except (ValueError, AttributeError):
+                    continue
+    for rel in sorted(ours):
+        if _OUTPUT_NAME.match(rel) and ".." not in rel.split("/"):
+            path = dest / rel
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+    for name in (MANIFEST_NAME, SUMMARY_NAME, MANIFEST_NAME + ".tmp", SUMMARY_NAME + ".tmp"):
+        if (dest / name).is_file():
+            (dest / name).unlink()
+    partial = dest / PARTIAL_DIR
+    if partial.is_dir() and not partial.is_symlink():
+        for leftover in partial.iterdir():
+            if leftover.name.endswith(".part") and leftover.is_file():
+                leftover.unlink()
+    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+        if Path(dirpath) != dest and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    if state.is_file():
+        state.unlink()
+    return sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir() or p.is_symlink())
 
 
 def output_is_ours(dest: Path) -> bool:

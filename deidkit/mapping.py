@@ -58,18 +58,14 @@ def load_or_create_key(path: Path) -> tuple[bytes, bool]:
                     return key, False
         raise KeyError_(f"the site key file {path} is damaged (no hex key of 32+ digits)")
     key = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        "# DeidKit site key. Keep it secret and backed up, on the hospital side only.\n"
-        "# The same key gives the same pseudonyms, UIDs and date shifts in later exports,\n"
-        "# so studies of one patient link up. Never send it with the data.\n"
-        f"{key.hex()}\n", encoding="ascii")
-    try:
-        os.chmod(tmp, 0o600)
-    except OSError:
-        pass
-    os.replace(tmp, path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    text = ("# DeidKit site key. Keep it secret and backed up, on the hospital side only.\n"
+            "# The same key gives the same pseudonyms, UIDs and date shifts in later exports,\n"
+            "# so studies of one patient link up. Never send it with the data.\n"
+            f"{key.hex()}\n")
+    from .journal import write_secret  # one place for secret files: 0600 from the first byte, atomic
+
+    write_secret(path, text.encode("ascii"))
     return key, True
 
 

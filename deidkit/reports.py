@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .safe_text import console_text, csv_row
 from .export import (DICOMDIR, DUPLICATE, FAILED, HELD, MANIFEST_NAME, SKIPPED, SUMMARY_NAME, WRITTEN,
                      FileResult, RunSummary)
 from .guidelines import Guidelines
@@ -29,7 +30,7 @@ def manifest_text(summary: RunSummary) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MANIFEST_COLUMNS)
     for r in sorted((r for r in summary.results if r.status == WRITTEN), key=lambda r: r.out):
-        w.writerow([r.out, r.size, r.sha256, r.patient, r.study, r.series, r.modality, r.sop_class])
+        w.writerow(csv_row([r.out, r.size, r.sha256, r.patient, r.study, r.series, r.modality, r.sop_class]))
     return buf.getvalue()
 
 
@@ -65,7 +66,7 @@ def summary_text(summary: RunSummary, guidelines: Guidelines) -> str:
     lines += summary.review_lines
     lines += _labels_missing_lines(summary.results)
     lines += ["", f"Every file is listed with its size and SHA-256 in {MANIFEST_NAME}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(console_text(line) for line in lines) + "\n"
 
 
 def _labels_missing_lines(results: list[FileResult]) -> list[str]:
@@ -96,15 +97,15 @@ def write_hospital_side(hospital_dir: Path, summary: RunSummary, guidelines: Gui
     w.writerow(["ref", "status", "original_file", "reason", "output_file"])
     for r in summary.results:
         if r.status in (HELD, FAILED, SKIPPED, DICOMDIR, DUPLICATE) or r.reason:
-            w.writerow([r.ref, r.status, r.src, r.reason, r.out])
+            w.writerow(csv_row([r.ref, r.status, r.src, r.reason, r.out]))
     held_path = hospital_dir / HELD_BACK_NAME
     _atomic_write(held_path, CSV_BOM + buf.getvalue())  # the mark makes Excel read UTF-8 (MÜLLER)
     log = [
         f"deidkit {__version__} run at {dt.datetime.now().isoformat(timespec='seconds')}",
-        f"Source: {source}",
-        f"Output: {dest}",
+        console_text(f"Source: {source}"),
+        console_text(f"Output: {dest}"),
         f"Guidelines: {guidelines.describe()} (sha256 {guidelines.sha256})",
-        *notes,
+        *(console_text(n) for n in notes),
         "",
         summary_text(summary, guidelines),
     ]

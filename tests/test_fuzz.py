@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -207,3 +208,33 @@ def _through(base: Path, data: bytes) -> export.FileResult:
     for secret in (FAMILY, GIVEN, PATIENT_ID):
         assert secret.lower() not in result.reason.lower()
     return result
+
+
+# ---- mutants of real-shaped files: pydicom's shipped test files and a synthetic export (issue 20) ----
+
+CASES = int(os.environ.get("DEIDKIT_FUZZ_CASES", "400"))
+
+
+@pytest.fixture(scope="module")
+def real_shaped(tmp_path_factory):
+    """benchmarks/fuzz_export.py's engine, its seeds checked unmutated (none may leak)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fuzz_export", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "fuzz_export.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_export"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.Fuzzer(tmp_path_factory.mktemp("fuzz_real"), seed=20)
+
+
+def test_real_shaped_seeds_are_many_and_none_leaks(real_shaped):
+    assert real_shaped.clean_seeds >= 100  # pydicom's test files and the synthetic export's files
+    assert real_shaped.tally.pass_throughs == 0 and real_shaped.tally.tracebacks == 0, real_shaped.tally.failures
+
+
+def test_mutants_of_real_shaped_files_never_crash_hang_or_let_the_planted_patient_out(real_shaped):
+    tally = real_shaped.run(CASES)
+    assert tally.cases >= CASES
+    assert tally.bad == 0, "\n".join(tally.failures[:20])
+    assert tally.statuses.get(export.WRITTEN, 0) > 0 and tally.statuses.get(export.FAILED, 0) > 0

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 import tempfile
 import warnings
@@ -11,8 +10,8 @@ from pathlib import Path
 
 from .. import __version__, console, contract
 from ..contract import DEFAULT_OUT_NAME
-from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, RunSummary, output_is_ours, run_export, source_of,
-                     state_matches)
+from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, RunSummary, folder_within, output_is_ours,
+                     remove_earlier_output, run_export, source_of, state_matches)
 from ..guidelines import GuidelineError, load, locate
 from ..mapping import KeyError_, default_key_path, load_or_create_key
 from ..review_decisions import DecisionError
@@ -47,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "pseudonyms, UIDs and date shifts in later exports. It must not be inside DEST. "
                         f"Default: {default_key_path()}")
     p.add_argument("--yes", action="store_true", help="do not ask before starting (for scripts)")
+    p.add_argument("--replace", action="store_true",
+                   help="DEST holds an earlier run made differently (other export, key or settings): replace it. "
+                        "Only the files deid_tool wrote there are removed; without this the run stops and asks")
     p.add_argument("--guidelines", type=Path, metavar="DIR",
                    help="use guideline/settings files from DIR instead of the bundled ones "
                         "(default: files placed next to this program, if any)")
@@ -136,13 +138,17 @@ def _run(argv: list[str]) -> int:
         return lookup_main(args.lookup, source, (args.out or _default_out(source)).resolve(),
                            (args.key or default_key_path()).resolve(), guidelines)
     dest = (args.out or _default_out(source)).resolve()
-    if dest == source or source in dest.parents and args.out is not None:
+    if folder_within(dest, source) and (dest == source or args.out is not None):
         console.error("the output folder is inside the export folder", "choose --out outside the export")
         return EXIT_USAGE
-    if dest in source.parents:
+    if folder_within(source, dest):
         console.error("the export folder is inside the output folder", "choose another --out")
         return EXIT_USAGE
     hospital = dest.with_name(dest.name + HOSPITAL_SUFFIX)
+    if folder_within(hospital, source) or folder_within(source, hospital):
+        console.error(f"the hospital-only folder {hospital.name} would be inside the export folder (or the export "
+                      "inside it)", "choose --out so that neither the output nor its _HOSPITAL_ONLY folder is in the export")
+        return EXIT_USAGE
     key_path = (args.key or default_key_path()).resolve()
     if dest == key_path.parent or dest in key_path.parents:
         console.error("the key file must not be inside the output folder (it would be sent)",
@@ -163,21 +169,37 @@ def _run(argv: list[str]) -> int:
             return EXIT_USAGE
     config = RunConfig(source=source, dest=dest, hospital_dir=hospital, guidelines=guidelines, key=key,
                        workers=args.workers, program_files=(*program_files, key_path), override_dir=override)
-    if dest.exists() and any(dest.iterdir()) and not state_matches(config):
-        if not output_is_ours(dest):
-            console.error(f"the output folder {dest} is not empty", "choose an empty or new folder with --out")
-            return EXIT_USAGE
-        console.say(f"The output folder {dest} holds an earlier run made differently; it is replaced.")
-        shutil.rmtree(dest)
+    replace = dest.exists() and any(dest.iterdir()) and not state_matches(config)
+    if replace and not output_is_ours(dest):
+        console.error(f"the output folder {dest} is not empty", "choose an empty or new folder with --out")
+        return EXIT_USAGE
     console.say(f"deid_tool {__version__}: makes a de-identified copy of an export; the export is not changed.")
     console.say(f"  Export (not changed):   {source}")
     console.say(f"  De-identified copy:     {dest}")
     console.say(f"  Hospital-only records:  {hospital}  (never send this folder)")
     console.say(f"  Site key:               {key_path}" + ("  (a new key will be made here: back it up)"
                                                             if created else ""))
+    if replace:
+        console.say("  The output folder holds an earlier run made differently (other export, key or settings).")
+        if not args.replace and not _ask_replace(args.yes):
+            console.error("the output folder holds an earlier run; nothing was changed",
+                          "run again with --replace to replace it, or choose another --out")
+            return EXIT_USAGE
     if not console.confirm("Start?", args.yes):
         console.say("Nothing was done.")
         return EXIT_USAGE
+    if replace:
+        try:
+            left = remove_earlier_output(dest, hospital)
+        except OSError as e:
+            console.error(f"cannot remove the earlier run ({e.strerror})", "close programs using it, then run again")
+            return EXIT_USAGE
+        if left:
+            console.error(f"the output folder holds {len(left)} file(s) deid_tool did not write "
+                          f"(for example {left[0]}); they were left as they are",
+                          "move them out of the output folder (or choose another --out), then run again")
+            return EXIT_USAGE
+        console.say("  The earlier run's files were removed; the new copy replaces it.")
     if created:
         try:
             key, _ = load_or_create_key(key_path)
@@ -186,6 +208,18 @@ def _run(argv: list[str]) -> int:
             return EXIT_USAGE
         config = dataclasses.replace(config, key=key)
     return _execute(config)
+
+
+def _ask_replace(assume_yes: bool) -> bool:
+    """Replacing an earlier output is asked on its own, default No; scripts (--yes or no terminal)
+    must say --replace."""
+    if assume_yes or not console.is_interactive():
+        return False
+    try:
+        answer = input("Replace the earlier run in the output folder? [y/N] ").strip().lower()
+    except EOFError:
+        return False
+    return answer in ("y", "yes", "j", "ja", "o", "oui", "s", "si")
 
 
 def _holds_dicom(source: Path, exclude: list[Path]) -> bool:
@@ -217,6 +251,8 @@ def _default_out(source: Path) -> Path:
     parent = source.parent if source.parent != source else source
     for i in range(1, 100):
         candidate = parent / (DEFAULT_OUT_NAME if i == 1 else f"{DEFAULT_OUT_NAME}_{i}")
+        if folder_within(source, candidate.with_name(candidate.name + HOSPITAL_SUFFIX)):
+            continue  # the export is named like this output's hospital folder: the next name
         if not candidate.exists() or not any(candidate.iterdir()):
             return candidate
         if source_of(candidate.with_name(candidate.name + HOSPITAL_SUFFIX)) == source:
