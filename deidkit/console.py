@@ -64,8 +64,9 @@ def confirm(question: str, assume_yes: bool, default: bool = True) -> bool:
         return True
     try:
         answer = input(f"{question} {'[Y/n]' if default else '[y/N]'} ").strip().lower()
-    except EOFError:
-        return default
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C at the question: no answer is not a yes
+        say("")
+        return False
     return default if not answer else answer in YES_WORDS
 
 
@@ -83,11 +84,39 @@ def verdict(title: str, lines: list[str], ok: bool) -> None:
     mark = "OK" if ok else "ATTENTION"
     body = [f"{mark}: {title}", *lines]
     width = min(max(len(line) for line in body) + 4, 100)
+    columns = _window_columns()
+    if columns and columns <= width:  # narrower than the frame: wrap at spaces, not in mid-word
+        import textwrap
+
+        width = max(20, columns - 1)
+        body = [part for line in body for part in textwrap.wrap(
+            line, width - 3, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2),
+            break_long_words=False, break_on_hyphens=False) or [""]]
     say("")
     say("=" * width)
     for line in body:
         say(f"  {line}")
     say("=" * width)
+
+
+def _window_columns() -> int:
+    """The terminal's width in characters, or 0 when it is not a terminal or does not say."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 0
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def unexpected_error(what_to_do: str) -> None:
+    """A program error: the traceback (for IT), then one plain line; the caller still pauses,
+    so a double-clicked window does not vanish with the message."""
+    import traceback
+
+    try:
+        traceback.print_exc(file=sys.stderr)
+    except Exception:  # noqa: BLE001 (an unprintable traceback must not hide the plain line)
+        pass
+    error("an unexpected problem stopped the program (the lines above say where)", what_to_do)
 
 
 def error(message: str, what_to_do: str = "") -> None:

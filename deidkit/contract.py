@@ -160,7 +160,7 @@ GROUP_ADVICE: dict[Group, str] = {
     Group.EXPORT_AGAIN: "damaged or incomplete files: export these studies again from the PACS and run again",
     Group.REVIEW_IMAGES: "images that may show patient details in the pixels: look at them in the review page",
     Group.REPORTS_STAY: "reports and documents (they can name anyone in their text): they stay at the hospital",
-    Group.ASK: "a value could not be placed: ask the research team, giving the reference (F000123)",
+    Group.ASK: "a value could not be placed: ask the research team, giving the reference(s) below",
     Group.CHECK_EXPORT: "links or folders that lead outside the export or cannot be read: check the export folder",
     Group.NOTHING: "not needed for research (not DICOM, DICOMDIR, repeated copies): nothing to do",
 }
@@ -179,6 +179,8 @@ class HeldReason:
 
 HELD_REASONS: tuple[HeldReason, ...] = (
     HeldReason("structured-report", r"^structured report", "a structured report with free text", Group.REPORTS_STAY),
+    HeldReason("text-review", r"free text needs review|\[text-review\]",
+               "a report whose cleaned text may still name someone", Group.REPORTS_STAY),
     HeldReason("encapsulated-document", r"^encapsulated document", "a PDF or CDA document", Group.REPORTS_STAY),
     HeldReason("burned-in-text", r"^burned-in text|text (still )?(found|detected|everywhere|covers)",
                "an image that may show text burned into the pixels", Group.REVIEW_IMAGES),

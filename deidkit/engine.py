@@ -27,6 +27,7 @@ from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from . import __version__, content
+from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
@@ -42,6 +43,11 @@ SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 DOCUMENT_PREFIX = "1.2.840.10008.5.1.4.1.1.104."
 OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
 PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
+DICOM_UID_ROOT = "1.2.840.10008."
+# Every UI attribute whose value is a SOP Class (a kind of object): SOP Class UID, Referenced SOP
+# Class UID, Media Storage SOP Class UID, Referenced SOP Class UID in File, Related General ...
+SOP_CLASS_UID_TAGS = frozenset(tag for tag, entry in DicomDictionary.items()
+                               if entry[0] == "UI" and "SOPClass" in entry[4])
 AGE_CAP_YEARS = 90  # HIPAA Safe Harbor: ages of 90 and over are one category, written 090Y
 
 
@@ -169,9 +175,12 @@ def _elements(ds: Dataset) -> list[DataElement]:
     return list(ds)
 
 
-def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool) -> None:
+def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
+                     inherited_creators: dict[tuple[int, int], str] | None = None) -> None:
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
+    if inherited_creators and has_private:  # items of a private sequence that omit their creator
+        private_creators = {**inherited_creators, **private_creators}
     _pair_times(ds, ctx)
     for elem in _elements(ds):
         tag = elem.tag
@@ -415,9 +424,17 @@ def _parse_da(value: str) -> "dt.date | None":
         return None
 
 
+def uid_is_kept(tag: int, value: str) -> bool:
+    """UIDs that name a kind of thing, not a patient or study, are kept as they are: registered
+    DICOM UIDs, anything under the DICOM root 1.2.840.10008 (PS3.5 9.1), and the value of any SOP
+    Class UID attribute (SOP Class, Referenced / Media Storage / Related General SOP Class UID),
+    vendor-private SOP Classes included."""
+    return value in UID_dictionary or value.startswith(DICOM_UID_ROOT) or int(tag) in SOP_CLASS_UID_TAGS
+
+
 def _remap_uid(elem: DataElement, ctx: Context) -> None:
     values = _str_values(elem)
-    new = [v if (not v or v in UID_dictionary) else ctx.mapper.uid(v) for v in values]
+    new = [v if (not v or uid_is_kept(elem.tag, v)) else ctx.mapper.uid(v) for v in values]
     if values:
         elem.value = new if len(new) > 1 else new[0]
 
@@ -498,34 +515,147 @@ def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
 
 def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str,
                      creators: dict[tuple[int, int], str]) -> None:
+    """A private element: kept only as the private tables say (guidelines.private_entry), with
+    its disposition applied; deleted when no table keeps it or its value cannot be read as listed.
+    Creators are matched as files write them (any case, surrounding spaces, any block 0x10-0xFF),
+    at any depth: this runs for the items of every sequence (per-frame functional groups too)."""
     tag = elem.tag
     if 0x0010 <= tag.element <= 0x00FF:
         return  # creators are dropped afterwards if their block is empty
-    keep = False
+    entry = None
     creator = creators.get((tag.group, tag.element >> 8))
     code = ctx.guidelines.private_rule.code_under(ctx.guidelines.settings.options)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        keep = entry is not None and _private_value_usable(ds, elem, entry.vr)
-    if not keep:
+        if entry is not None and entry.check in _PROTOCOL_CLEANERS:
+            cleaned = _PROTOCOL_CLEANERS[entry.check](elem.value) if isinstance(elem.value, bytes) else None
+            if cleaned is None:
+                entry = None
+            else:
+                ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
+                ctx.findings.append(Finding(location, "C", "Siemens protocol header cleaned"))
+                return
+        elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
+            entry = None
+    if entry is None:
         del ds[tag]
         ctx.findings.append(Finding(location, "X", "private attribute"))
         return
-    elem = ds[tag]  # _private_value_usable may have read a UN value as its listed VR
-    if elem.VR == "SQ":
-        _recurse(elem, ctx, location, cleaning=True)
-    elif elem.VR in ("DA", "DT", "TM"):
-        _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
-    elif elem.VR == "UI":
+    _apply_private(ds, ds[tag], entry, ctx, location, creators)
+
+
+# vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)
+_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol}
+
+
+def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location: str,
+                   creators: dict[tuple[int, int], str] | None = None) -> None:
+    """Apply a kept private element's disposition (k keep, h remap UID, o shift date, oi shift a
+    date counted in seconds) and its check; what does not fit is deleted (fail closed)."""
+    tag, vr, disposition = elem.tag, elem.VR, entry.disposition
+    if vr == "SQ":
+        if disposition != "k":
+            del ds[tag]
+            ctx.findings.append(Finding(location, "X", "private sequence with a value disposition"))
+        else:  # items that omit the private creator (UIH grids) read the sequence's own
+            for i, item in enumerate(elem.value or []):
+                _process_dataset(item, ctx, f"{location}[{i}]>", True, creators)
+        return
+    if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)) or (
+            entry.check == "token" and not all(_TOKEN.fullmatch(v.strip()) for v in _str_values(elem))):
+        del ds[tag]
+        ctx.findings.append(Finding(location, "X", "private value is not what the table expects"))
+        return
+    if disposition == "h":
+        values = _str_values(elem)
+        if vr in BINARY_VRS or not all(_UID_LIKE.fullmatch(v.strip("\0 ")) for v in values):
+            del ds[tag]
+            ctx.findings.append(Finding(location, "X", "private UID-like value unreadable"))
+            return
+        new = [ctx.mapper.uid(v.strip("\0 ")) for v in values]
+        if new:
+            elem.value = new if len(new) > 1 else new[0]
+        ctx.findings.append(Finding(location, "U", "private UID remapped"))
+    elif disposition == "o" or vr in ("DA", "DT", "TM"):
+        _shift_private_date(ds, elem, ctx, location)
+    elif disposition == "oi":
+        _shift_private_seconds(ds, elem, ctx, location)
+    elif vr == "UI":
         _remap_uid(elem, ctx)
-    elif elem.VR == "PN":
+    elif vr == "PN":
         _empty(ds, elem)
-    elif elem.VR == "AS":
+    elif vr == "AS":
         _cap_age(ds, elem, ctx, location)
+    elif vr in FREE_TEXT_VRS or vr == "UR":
+        # kept by the knowledge base, yet text: a PHI shape (URL, date, phone...) still goes
+        if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
+            del ds[tag]
+            ctx.findings.append(Finding(location, "X", "kept private attribute held PHI-shaped text"))
+
+
+_UID_LIKE = re.compile(r"[0-9]+(\.[0-9]+)+")
+_TOKEN = re.compile(r"[A-Za-z0-9_.*+\-;:>()/]{1,32}")  # one technical code: p2, Tra>Cor(-6.2), +LPH
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _all_numbers(elem: DataElement) -> bool:
+    """Every value of the element is a number (a numeric VR, or DS/IS text that parses)."""
+    if elem.VR in NUMBER_VRS or elem.VR in ("OF", "OD", "FL", "FD"):
+        return True
+    if elem.VR in ("DS", "IS") or elem.VR in TEXT_VRS:
+        values = _str_values(elem)
+        return bool(values) and all(_NUMBER_TEXT.fullmatch(v.strip()) for v in values)
+    return False
+
+
+def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
+    """'o': a date or date-time, whatever VR the vendor gave it, shifted like the public dates."""
+    options = ctx.guidelines.settings.options
+    if elem.VR in ("DA", "DT", "TM") and ({"retain_long_modified_dates", "retain_long_full_dates"} & options):
+        _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
+        return
+    values = _str_values(elem) if elem.VR in TEXT_VRS else None
+    if values is not None and "retain_long_full_dates" in options:
+        return
+    shifted = ([shift_value("DT", v, ctx.moment_offset) for v in values]
+               if values and "retain_long_modified_dates" in options else None)
+    if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values)):
+        del ds[elem.tag]
+        ctx.findings.append(Finding(location, "X", "private date removed"))
+        return
+    elem.value = shifted if len(shifted) > 1 else shifted[0]
+    ctx.dates_shifted = True
+    ctx.findings.append(Finding(location, "C", "private date shifted"))
+
+
+def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
+    """'oi': a date held as seconds since 1970 (GE), moved by the patient's offset in days."""
+    options = ctx.guidelines.settings.options
+    if "retain_long_full_dates" in options:
+        return
+    try:
+        values = [float(v) for v in _str_values(elem)] if elem.VR not in BINARY_VRS else None
+    except ValueError:
+        values = None
+    if not values or "retain_long_modified_dates" not in options:
+        del ds[elem.tag]
+        ctx.findings.append(Finding(location, "X", "private date removed"))
+        return
+    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
+    new = [v + delta for v in values]
+    if elem.VR in ("FL", "FD", "OF", "OD"):
+        out: list = new
+    elif elem.VR == "DS" or elem.VR in TEXT_VRS:
+        out = [f"{v:.6g}" if v != int(v) else str(int(v)) for v in new]
+    else:
+        out = [int(v) for v in new]
+    elem.value = out if len(out) > 1 else out[0]
+    ctx.dates_shifted = True
+    ctx.findings.append(Finding(location, "C", "private date shifted"))
 
 
 def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> bool:
-    """Keep a safe-listed private value only when we can read it as the VR the list gives."""
+    """Keep a listed private value only when we can read it as the VR the list gives."""
     if elem.VR != "UN":
         return True
     vr = listed_vr.split("/")[0] if listed_vr else ""
@@ -634,11 +764,11 @@ class _TextMemo:
         return result
 
 
-_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str]], _TextMemo] = {}
+_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str], bool], _TextMemo] = {}
 
 
 def _text_memo(identifiers: Identifiers) -> _TextMemo:
-    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact))
+    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact), identifiers.patient_name_known)
     memo = _TEXT_MEMOS.get(key)
     if memo is None:
         if len(_TEXT_MEMOS) >= 16:

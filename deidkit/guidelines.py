@@ -3,9 +3,12 @@
 Files (bundled in guidelines/, each overridable by a copy next to the executable or --guidelines):
   confidentiality_profile.csv  PS3.15 Table E.1-1 with the Basic Profile and option actions
   safe_private.csv             PS3.15 Table E.3.10-1 (Retain Safe Private option)
+  private_tag_kb.csv           E.3.10-1 merged with TCIA's private tag knowledge base (generated):
+                               per private creator + element byte, keep/hash/offset/delete
+  research_private.csv         our own additions: numeric acquisition parameters research needs
   attribute_types.csv          PS3.3 module Types used to resolve combined codes
   settings.ini                 which options the site runs with, pseudonym and date settings
-  descriptor_vocabulary.txt    words Clean Descriptors may keep
+  descriptor_vocabulary.txt    imaging words Clean Descriptors never reads as names
   pixel_redaction_rules.csv    known screen layouts to blank (read by deidkit.pixels)
   unlisted_text_attributes.csv public text attributes Table E.1-1 does not list, each decided
   burned_in_risk.csv           which images may carry burned-in text (deidkit.risk.assess)
@@ -28,10 +31,18 @@ TYPES_FILE = "attribute_types.csv"
 SETTINGS_FILE = "settings.ini"
 VOCABULARY_FILE = "descriptor_vocabulary.txt"
 PIXEL_RULES_FILE = "pixel_redaction_rules.csv"  # parsed by deidkit.pixels; hashed and bundled here
+PRIVATE_KB_FILE = "private_tag_kb.csv"
+RESEARCH_PRIVATE_FILE = "research_private.csv"
+# Private dispositions (TCIA's codes): k keep, h remap a UID-like value with the keyed UID mapping,
+# o shift a date / date-time by the patient's offset, oi shift a date held as a number of seconds,
+# d delete. Every disposition but d keeps the element (changed as said).
+PRIVATE_DISPOSITIONS = {"k", "h", "o", "oi", "d"}
+PRIVATE_KEEPS = frozenset({"k", "h", "o", "oi"})
+PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv", "geprotocol"}  # csa/ascconv: kept only as deidkit.csa cleans it
 UNLISTED_TEXT_FILE = "unlisted_text_attributes.csv"
 RISK_FILE = "burned_in_risk.csv"
 GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
-                   RISK_FILE, UNLISTED_TEXT_FILE)
+                   RISK_FILE, UNLISTED_TEXT_FILE, PRIVATE_KB_FILE, RESEARCH_PRIVATE_FILE)
 UNLISTED_ACTIONS = {"K", "C", "X", "Z"}
 RISK_MATCHES = ("flag", "sop_class", "modality", "image_type")
 RISK_ACTIONS = ("check", "hold")
@@ -95,11 +106,20 @@ class Rule:
 
 @dataclass(frozen=True)
 class SafePrivate:
+    """One private element the guidelines know: creator + group + element byte in its block."""
+
     private_creator: str
     group: int
     element_byte: int
     name: str
     vr: str
+    disposition: str = "k"  # k, h, o, oi or d (PRIVATE_DISPOSITIONS)
+    source: str = "E.3.10-1"
+    check: str = ""         # "number": every value must read as a number, else it is deleted
+
+    @property
+    def kept(self) -> bool:
+        return self.disposition in PRIVATE_KEEPS
 
 
 @dataclass(frozen=True)
@@ -218,7 +238,14 @@ class Guidelines:
         return general
 
     def safe_private_entry(self, creator: str, group: int, element: int) -> SafePrivate | None:
-        """The Table E.3.10-1 row for a private element, matched by creator and element byte."""
+        """The row that keeps a private element (E.3.10-1, TCIA knowledge base or our research
+        table), matched by creator (case and surrounding spaces ignored) and element byte; None
+        when the element is to be deleted."""
+        entry = self.private_entry(creator, group, element)
+        return entry if entry is not None and entry.kept else None
+
+    def private_entry(self, creator: str, group: int, element: int) -> SafePrivate | None:
+        """Any row for a private element, whatever its disposition (d rows included)."""
         return self.safe_private.get((creator.strip().lower(), group, element & 0xFF))
 
     def private_action(self) -> str:
@@ -367,6 +394,60 @@ def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[s
         out[(row["private_creator"].lower(), group, elem)] = SafePrivate(
             row["private_creator"], group, elem, row.get("name", ""), vr)
     return out
+
+
+def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], SafePrivate]:
+    """private_tag_kb.csv / research_private.csv: private_creator, tag (gggg,xxEE), name, vr,
+    disposition (k h o oi d), optional check (number, sequence), source/reason."""
+    fields, rows = _csv_rows(text, name)
+    if not {"private_creator", "tag", "vr", "disposition"} <= set(fields):
+        raise GuidelineError(f"{name}: needs columns private_creator, tag, vr, disposition")
+    out = {}
+    for line, row in rows:
+        where = f"{name} line {line}"
+        m = re.match(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$", row["tag"])
+        if not m or int(m.group(1), 16) % 2 == 0 or int(m.group(1), 16) <= 0x0008:
+            raise GuidelineError(f"{where}: tag '{row['tag']}' is not a private tag like (0019,xx0C)")
+        if not row["private_creator"]:
+            raise GuidelineError(f"{where}: private_creator is empty")
+        vr = row["vr"].upper()
+        if vr and not set(vr.split("/")) <= VALID_VRS:
+            raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
+        disposition = row["disposition"].lower()
+        if disposition not in PRIVATE_DISPOSITIONS:
+            raise GuidelineError(f"{where}: disposition '{row['disposition']}' is not one of k, h, o, oi, d")
+        check = row.get("check", "").lower()
+        if check not in PRIVATE_CHECKS:
+            raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol or empty")
+        if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
+            raise GuidelineError(f"{where}: check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'")
+        if check == "sequence" and vr != "SQ":
+            raise GuidelineError(f"{where}: check sequence needs VR SQ")
+        if check == "token" and vr not in ("CS", "SH", "LO"):
+            raise GuidelineError(f"{where}: check token needs VR CS, SH or LO")
+        if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
+            raise GuidelineError(f"{where}: check {check} needs VR OB, OW or UN")
+        if name == RESEARCH_PRIVATE_FILE and not row.get("reason"):
+            raise GuidelineError(f"{where}: every row needs a reason")
+        group, elem = int(m.group(1), 16), int(m.group(2), 16)
+        key = (row["private_creator"].lower(), group, elem)
+        if key in out:
+            raise GuidelineError(f"{where}: {row['private_creator']} {row['tag']} is listed twice")
+        out[key] = SafePrivate(row["private_creator"], group, elem, row.get("name", ""), vr, disposition,
+                               row.get("source") or name, check)
+    return out
+
+
+NUMERIC_VRS = {"DS", "IS", "FL", "FD", "US", "SS", "UL", "SL", "UV", "SV", "OF", "OD"}
+
+
+def merge_private_tables(kb: dict, safe: dict, research: dict) -> dict[tuple[str, int, int], SafePrivate]:
+    """The private part of the guidelines: the knowledge base, E.3.10-1 on top (it wins where
+    they differ), our research table on top of both. Elements on none of them are deleted."""
+    merged = dict(kb)
+    merged.update(safe)
+    merged.update(research)
+    return merged
 
 
 def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
@@ -518,7 +599,9 @@ def load(override_dir: Path | None = None) -> Guidelines:
     overridden = tuple(f for f, p in paths.items() if p.parent != bundled_dir())
     return Guidelines(
         edition=edition, rules=exact, masked=masked, private_rule=private_rule,
-        safe_private=parse_safe_private(texts[SAFE_PRIVATE_FILE]),
+        safe_private=merge_private_tables(parse_private_table(texts[PRIVATE_KB_FILE], PRIVATE_KB_FILE),
+                                          parse_safe_private(texts[SAFE_PRIVATE_FILE]),
+                                          parse_private_table(texts[RESEARCH_PRIVATE_FILE], RESEARCH_PRIVATE_FILE)),
         types=parse_types(texts[TYPES_FILE]), settings=parse_settings(texts[SETTINGS_FILE]),
         vocabulary=parse_vocabulary(texts[VOCABULARY_FILE]),
         sha256=digest.hexdigest(), overridden=overridden,

@@ -93,7 +93,9 @@ class ReviewModel:
                 ds = pydicom.dcmread(self.source / item.decision.original_file, force=True)
                 item.frames_cache = display_frames(ds)
             except (OSError, PixelError, ValueError, AttributeError) as e:
-                item.frames_cache, item.error = [], f"cannot show the image ({type(e).__name__})"
+                item.frames_cache, item.error = [], (
+                    "cannot show: the export was moved or deleted" if isinstance(e, FileNotFoundError)
+                    else f"cannot show the image ({type(e).__name__})")
             self._cached.append(item)
             while len(self._cached) > CACHE_ITEMS:
                 self._cached.pop(0).frames_cache = None

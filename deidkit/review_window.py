@@ -11,6 +11,7 @@ Two views:
           the boxes in red. Drag a box to move it, drag it off the image to remove it (or
           right-click it); drag on the image to draw a new box on this frame (Shift: on every
           frame). A = approve, R = reject, U = undecided again; Escape = back to the grid.
+Ctrl+Q (or closing the window) ends the review; every answer is already saved.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ class ReviewWindow:
         root.geometry("1000x800")
         self.status = tk.Label(root, anchor="w", justify="left", font=("TkDefaultFont", 11))
         self.status.pack(side="bottom", fill="x")
+        # wrap at the window's width: a long line would be cut off at the right edge
+        self.status.bind("<Configure>", lambda e: self.status.configure(wraplength=max(200, e.width - 8)))
         self.strip = tk.Frame(root)
         self.strip.pack(side="bottom", fill="x")
         frame = tk.Frame(root)
@@ -80,7 +83,9 @@ class ReviewWindow:
         self._drag: dict = {}
         for key, action in (("<KeyPress-a>", self.on_approve), ("<KeyPress-A>", self.on_approve),
                             ("<KeyPress-r>", self.on_reject), ("<KeyPress-R>", self.on_reject),
-                            ("<KeyPress-u>", self.on_undecide), ("<Escape>", lambda e: self.show_grid()),
+                            ("<KeyPress-u>", self.on_undecide),
+                            ("<KeyPress-U>", self.on_undecide), ("<Control-q>", lambda e: root.destroy()),
+                            ("<Control-w>", lambda e: root.destroy()), ("<Escape>", lambda e: self.show_grid()),
                             ("<Next>", lambda e: self.turn(1)), ("<Prior>", lambda e: self.turn(-1)),
                             ("<Right>", lambda e: self.step(1)), ("<Left>", lambda e: self.step(-1)),
                             ("<plus>", lambda e: self.set_zoom(1)), ("<equal>", lambda e: self.set_zoom(1)),
@@ -132,7 +137,7 @@ class ReviewWindow:
         self.status.configure(text=f"Page {self.page_no + 1}/{self.model.pages(self.per_page)}   "
                                    f"approved {approved}, rejected {rejected}, waiting {undecided}   |   "
                                    "A: approve every waiting image on this page   PageDown/Right: next page   "
-                                   "click: look closely   (saved at once)")
+                                   "click: look closely   (saved at once; Ctrl+Q or close the window when done)")
 
     def turn(self, step: int) -> None:
         """Next/previous page (grid) or next/previous image (image view)."""
@@ -202,12 +207,12 @@ class ReviewWindow:
                 self.canvas.create_rectangle(*self._to_canvas(r), outline=BOX_COLOUR, width=2, tags=("box",))
             h, w = image.shape[:2]
             self.canvas.configure(scrollregion=(0, 0, int(w * self.zoom), int(h * self.zoom)))
-        boxed = sorted({r.frame for r in item.regions if r.frame is not None})
+        boxed = sorted({r.frame + 1 for r in item.regions if r.frame is not None})  # 1-based, as "frame n/m"
         every = any(r.frame is None for r in item.regions)
         self.status.configure(text=(
             f"{item.ref}  ({self.model.items.index(item) + 1}/{len(self.model.items)})  "
             f"{item.state.upper() or 'WAITING'}   frame {self.frame_no + 1}/{max(1, len(frames))}"
-            f"   zoom {self.zoom:g}x   boxes on frames: {'all, ' if every else ''}{boxed or '-'}\n"
+            f"   zoom {self.zoom:g}x   boxes on frames: {'all, ' if every else ''}{', '.join(map(str, boxed)) or '-'}\n"
             f"{item.decision.reason}   {item.error}\n"
             "A approve  R reject  U undecided  drag box: move (off the image: remove)  drag: new box"
             " (Shift: every frame)  +/- zoom  Left/Right frames  PageDown next image  Esc grid"))
@@ -347,9 +352,17 @@ def hospital_dir_for(dest: Path) -> Path:
 def main(dest: Path, say: Callable[[str], None] = print) -> int:
     """Open the window for an output folder; returns 0 when nothing waits afterwards, 1 when some
     images still wait, 2 when there is nothing to review or no display. `say` gets plain lines."""
+    hospital = hospital_dir_for(dest)
+    if not hospital.is_dir():
+        say(f"Nothing to review: {hospital} does not exist. Give the de-identified copy of a run "
+            "(the folder DEID_OUTPUT that deid_tool wrote), e.g. deid_tool --review DEID_OUTPUT.")
+        return 2
     try:
-        model = ReviewModel(hospital_dir_for(dest))
-    except (FileNotFoundError, OSError, ValueError) as e:
+        model = ReviewModel(hospital)
+    except FileNotFoundError:
+        say(f"Nothing to review: no image of the run into {Path(dest).resolve()} waits for a person.")
+        return 2
+    except (OSError, ValueError) as e:
         say(f"Nothing to review: {e}")
         return 2
     try:
@@ -362,7 +375,10 @@ def main(dest: Path, say: Callable[[str], None] = print) -> int:
     root.mainloop()
     approved, rejected, waiting = model.counts()
     say(f"Saved {model.path}: approved {approved}, rejected {rejected}, waiting {waiting}.")
-    say("Run deid_tool again on the same export and output to send the approved images.")
+    if approved:
+        say("Run deid_tool again on the same export and output to send the approved images.")
+    elif waiting:
+        say("Nothing was approved yet: open the review again when ready (deid_tool --review).")
     return 1 if waiting else 0
 
 

@@ -5,7 +5,7 @@
 - `Identifiers.find(text)` says which of them a text still contains (any order, case, accents).
 - `find_generic_phi(text)` finds PHI shapes in free text: dates, phone numbers, e-mail, postal
   addresses, ID-like numbers, person-name syntax.
-- `clean_descriptor(text, ...)` is Clean Descriptors: keep only known-safe words.
+- `clean_descriptor(text, ...)` is Clean Descriptors: remove what identifies, keep the rest.
 """
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ class Identifiers:
 
     name_tokens: set[str] = field(default_factory=set)   # folded name parts
     exact: set[str] = field(default_factory=set)         # folded IDs, dates, phones, address parts
+    patient_name_known: bool = False  # the header named the patient (Clean Descriptors relies on it)
     # name parts this file keeps on purpose where they are a device model or defined term
     # ("MAGNETOM Sola" for a patient named Sola): the written-header search skips them
     term_tokens: set[str] = field(default_factory=set)
@@ -78,6 +79,7 @@ class Identifiers:
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
         ids = cls()
+        ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         for elem in ds.iterall():
             if elem.value in (None, "", b""):
                 continue
@@ -144,6 +146,7 @@ class Identifiers:
     def merge(self, other: "Identifiers") -> None:
         self.name_tokens |= other.name_tokens
         self.exact |= other.exact
+        self.patient_name_known = self.patient_name_known or other.patient_name_known
         self.term_tokens |= other.term_tokens
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
@@ -409,6 +412,8 @@ def mask(text: str, keep: int = 1) -> str:
 
 # ---- Clean Descriptors -----------------------------------------------------------------------
 
+# ---- strict form: known words only ----
+
 _NUMBER_RE = re.compile(r"\d{1,3}([.,]\d{1,4})?(%|x)?", re.I)
 _TECH_RE = re.compile(r"(?=.*\d)[a-z0-9*]{1,6}", re.I)  # kernels and codes: B70f, T2*, 3D, FC13
 _PART_SPLIT = re.compile(r"[/+\-_.:()\[\]^,;=#&]+")
@@ -429,8 +434,9 @@ def _safe_piece(piece: str, vocabulary: frozenset[str]) -> tuple[bool, bool]:
     return False, False
 
 
-def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
-    """Keep only known-safe words, short numbers and technical codes; '' if no word is left.
+def _clean_descriptor_strict(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
+    """Keep only known-safe words, short numbers and technical codes; '' if no word is left
+    (used when the patient's own name is not known, so no name can be recognised).
 
     Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
     unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
@@ -454,3 +460,88 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
             kept.append(chunk)
             has_word = has_word or word
     return " ".join(kept).strip(" -/.,:") if has_word else ""
+
+
+_TITLE_RE = re.compile(  # a title before a name; all-caps "MR" without a dot is the modality
+    r"\b(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof|Drs)\.?|(?:DR|MRS|MS|PROF|MISS)\.?|MR\.)\s+([^\W\d_][\w'-]*)")
+_NAME_WORD = re.compile(r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?")      # Smith, O'Neil, Smith-Jones
+_INITIAL = re.compile(r"[A-Z]\.")                                   # J.
+_SPLIT_KEEP = re.compile(r"(\s+)")
+_LONG_DIGITS = re.compile(r"\d{5,}")
+_PIECES = re.compile(r"[\W_]+")
+
+
+def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
+    """'A^B' is a person name in DICOM syntax (SMITH^JOHN) or Siemens' Region^Exam (HEAD^Brain,
+    Research^MCBI_TESTING). Parts that are alphabetic words not in the vocabulary go when written
+    as a name (Smith) or when every part looks like one (SMITH^JOHN); the rest stays."""
+    parts = chunk.split("^")
+    unknown = [p.isalpha() and p.lower() not in vocabulary for p in parts]
+    all_names = all(u or not p for u, p in zip(unknown, parts))
+    kept = [p for p, u in zip(parts, unknown) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
+    return "^".join(p for p in kept if p)
+
+
+def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
+    """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
+
+    Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers),
+    person names in DICOM syntax (SMITH^JOHN; Siemens' Region^Exam such as HEAD^Brain stays), a title with the name after it ("Dr Smith"; all-caps "MR"
+    without a dot is the modality), the patient's own identifiers (any chunk holding one), runs of
+    two or more capitalised words none of which is a known imaging word ("John Smith"), any chunk
+    with five digits in a row or a part of seven characters with four digits (IDs such as
+    PHI1X0040A730, accession numbers, compact dates), a
+    capitalised word with an initial ("Smith J."), and, when something identifying was found, any
+    remaining capitalised unknown word (a name beside a date is likely). Kept: protocol words,
+    abbreviations, sequence names and technical tokens ("t1_mprage_sag_p2_iso", "ep2d_bold_moco",
+    "Axial EPI-FMRI (Interleaved I to S)", "MR BRAIN T1 AX"). Returns '' when nothing with a letter
+    or digit is left. vocabulary: known imaging words (lower case), never read as names.
+    When the patient's name is not known (no identifiers, or a header without Patient's Name) the
+    strict form runs instead: only vocabulary words, short numbers and technical codes stay.
+    """
+    if identifiers is None or not identifiers.name_tokens or not identifiers.patient_name_known:
+        # without the patient's name nothing tells a surname from a protocol word: known words only
+        return _clean_descriptor_strict(text, vocabulary, identifiers)
+    found_phi = False
+    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
+    for m in _TITLE_RE.finditer(text):
+        if m.group(1).lower() not in vocabulary:
+            spans.append((m.start(), m.end()))
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+        found_phi = True
+    chunks = [_clean_caret_chunk(c, vocabulary) if "^" in c else c for c in text.split()]
+    chunks = [c for c in chunks if c]
+    drop = [False] * len(chunks)
+    for i, chunk in enumerate(chunks):
+        if identifiers is not None and identifiers.find(chunk):
+            drop[i] = found_phi = True
+        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
+                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
+            drop[i] = found_phi = True
+
+    def unknown_name(i: int) -> bool:
+        c = chunks[i].strip(",;:()")
+        low = c.lower()
+        return bool(_NAME_WORD.fullmatch(c)) and low not in vocabulary and not (
+            low.endswith("s") and low[:-1] in vocabulary)  # plurals: Sequences
+
+    for i in range(len(chunks)):
+        if not unknown_name(i):
+            continue
+        run_next = i + 1 < len(chunks) and unknown_name(i + 1)
+        run_prev = i > 0 and unknown_name(i - 1)
+        initial = (i + 1 < len(chunks) and _INITIAL.fullmatch(chunks[i + 1].strip(",;"))) or \
+                  (chunks[i].endswith(",") and i + 1 < len(chunks) and re.fullmatch(r"[A-Z]\.?", chunks[i + 1]))
+        if run_next or run_prev or initial:
+            drop[i] = True
+            if initial:
+                drop[i + 1] = True
+    if found_phi:
+        for i in range(len(chunks)):
+            if unknown_name(i):
+                drop[i] = True
+    kept = " ".join(c for c, d in zip(chunks, drop) if not d)
+    kept = re.sub(r"\(\s*\)|\[\s*\]", " ", kept)
+    kept = " ".join(kept.split()).strip(" -/.,:;")
+    return kept if re.search(r"[^\W_]", kept) else ""

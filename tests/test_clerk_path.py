@@ -437,3 +437,285 @@ def test_double_click_in_a_folder_without_dicom(kind: str, tmp_path: Path) -> No
     assert "no DICOM files were found" in screen and str(folder) in screen and "Press Enter" in screen
     assert "[Y/n]" not in screen, "it asked to start a run that has nothing to do"
     assert not (tmp_path / "DEID_OUTPUT").exists() and not list((tmp_path / "home").rglob("*key*"))
+
+
+# ---- breaker: defects found by a new user -------------------------------------------------------
+def test_report_held_for_text_review_is_a_report_not_a_question_for_the_research_team() -> None:
+    """The engine's "[text-review]" reason (a cleaned SR that may still name someone) was
+    unknown to the catalogue: the screen said "held back for another reason" and told the
+    clerk to ask the research team about it. It is a report: it stays at the hospital."""
+    reason = "free text needs review [text-review]: cleaned, but a word may still name someone"
+    entry = contract.classify_reason(reason)
+    assert entry is not contract.UNKNOWN_REASON and entry.group is contract.Group.REPORTS_STAY
+
+
+def test_verdict_names_the_real_reference_to_give_the_research_team(tmp_path: Path) -> None:
+    """The ASK group used to show the example reference F000123 instead of the held file's."""
+    from types import SimpleNamespace
+
+    from deidkit.cli.deid_tool import verdict_lines
+
+    held = [SimpleNamespace(ref=f"F{n:06d}", reason="an identifier of the patient is still in the written header")
+            for n in (42, 7)]
+    summary = SimpleNamespace(needs_review=held, count=lambda status: 0)
+    config = SimpleNamespace(dest=tmp_path / "DEID_OUTPUT")
+    lines, title = verdict_lines(config, summary, tmp_path / "held_back.csv", None)
+    text = "\n".join(lines)
+    assert "F000007, F000042" in text and "F000123" not in text, text
+
+
+def test_write_failure_names_the_place_and_the_right_advice(tmp_path: Path, capsys) -> None:
+    """A read-only output place said only "cannot write (Read-only file system)" and advised
+    freeing space."""
+    import errno
+
+    from deidkit.cli.deid_tool import _write_failed
+
+    target = tmp_path / "DEID_OUTPUT" / "x.dcm"
+    assert _write_failed(OSError(errno.EROFS, "Read-only file system", str(target))) == 1
+    err = capsys.readouterr()
+    screen = err.out + err.err
+    assert str(target.parent) in screen and "free space" not in screen, screen
+    assert _write_failed(OSError(errno.ENOSPC, "No space left on device", str(target))) == 1
+    err = capsys.readouterr()
+    assert "disk is full" in err.out + err.err
+
+
+def test_readme_says_clean_structured_content_runs_as_settings_ini_says() -> None:
+    """README listed Clean Structured Content under "off" while settings.ini turns it on."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "guidelines" / "settings.ini", encoding="utf-8")
+    on = ini.getboolean("profile", "clean_structured_content")
+    readme = " ".join((ROOT / "README.txt").read_text(encoding="utf-8").split())
+    off_part = readme.split(" off: ", 1)[1].split(".", 1)[0]
+    assert ("Clean Structured Content" in off_part) != on, off_part
+
+
+def test_readme_explains_the_review_window_the_last_screen_points_to() -> None:
+    """The ATTENTION screen says "deid_tool --review DEST ... review_decisions.csv"; the README
+    said nothing about either."""
+    readme = (ROOT / "README.txt").read_text(encoding="utf-8")
+    assert "deid_tool --review" in readme and "review_decisions.csv" in readme
+
+
+def test_undo_in_the_wrong_folder_names_the_folder_and_the_way_forward(tmp_path: Path, capsys) -> None:
+    """--undo where nothing was renamed said only "give --undo --key FILE", though the usual
+    cause is running it from another folder."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    folder = tmp_path / "somewhere else"
+    folder.mkdir()
+    code = cli_rename.main([str(folder), "--undo", "--yes"])
+    out = capsys.readouterr()
+    screen = " ".join((out.out + out.err).split())
+    assert code == 2 and str(folder) in screen and "--undo" in screen and "FOLDER --undo" in screen, screen
+
+
+@pytest.mark.parametrize("stop", [EOFError, KeyboardInterrupt])
+def test_ctrl_d_or_ctrl_c_at_the_start_question_starts_nothing(stop: type, tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    """Ctrl-D at "Start? [Y/n]" started the run (EOF counted as Enter); Ctrl-C there said
+    "stopped by the user ... it resumes where it stopped" and exit 1 though nothing had begun."""
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    monkeypatch.setattr(console, "is_interactive", lambda: True)
+
+    def answer(prompt: str = "") -> str:
+        raise stop
+
+    monkeypatch.setattr("builtins.input", answer)
+    code = cli_deid.main([str(export), "--out", str(tmp_path / "OUT"), "--key", str(tmp_path / "k.txt")])
+    out = capsys.readouterr()
+    assert code == 2 and "Nothing was done" in out.out, out.out + out.err
+    assert "resumes" not in out.out + out.err
+    assert not (tmp_path / "OUT").exists() and not (tmp_path / "k.txt").exists()
+
+
+def test_second_run_into_the_same_output_while_one_runs_is_refused(tmp_path: Path, capsys) -> None:
+    """Double-clicked twice: two runs wrote the same output at once; the first to finish said
+    "safe to send: 539 files" and its manifest lacked 109 files (--verify: REVIEW)."""
+    from deidkit.cli.deid_tool import _lock
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    held = _lock(tmp_path / "OUT_HOSPITAL_ONLY")  # the first run, still working
+    assert held is not None
+    try:
+        args = [str(export), "--out", str(tmp_path / "OUT"), "--yes", "--key", str(tmp_path / "k.txt")]
+        code = cli_deid.main(args)
+        out = capsys.readouterr()
+        assert code == 2 and "already writing" in out.err, out.out + out.err
+        assert not (tmp_path / "OUT" / contract.MANIFEST_NAME).exists()
+    finally:
+        held.close()
+    assert cli_deid.main(args) in (0, 1)  # once it has ended, a run goes through
+    assert (tmp_path / "OUT" / contract.MANIFEST_NAME).is_file()
+
+
+def test_deid_tool_on_its_own_output_says_nothing_to_do(tmp_path: Path, capsys) -> None:
+    """deid_tool copied into DEID_OUTPUT and double-clicked held back every file ("a patient
+    identifier we could not place" x32, "safe to send: 0 files", ask the research team)."""
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    key = tmp_path / "k.txt"
+    assert cli_deid.main([str(export), "--out", str(tmp_path / "DEID_OUTPUT"), "--yes", "--key", str(key)]) in (0, 1)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    code = cli_deid.main([str(tmp_path / "DEID_OUTPUT"), "--yes", "--key", str(key)])
+    out = capsys.readouterr().out
+    assert code == 0 and "Nothing to do" in out and "kept back" not in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "it wrote a second copy"
+
+
+def test_review_of_a_wrong_folder_says_what_to_give(tmp_path: Path) -> None:
+    """--review on a folder that is no output said "no review_decisions.csv in X_HOSPITAL_ONLY";
+    on a run where nothing waits it said the same file name, which means nothing to a clerk."""
+    review_window = pytest.importorskip("deidkit.review_window")
+    said: list[str] = []
+    assert review_window.main(tmp_path / "typo", say=said.append) == 2
+    assert "does not exist" in said[-1] and "DEID_OUTPUT" in said[-1], said
+    (tmp_path / "OUT_HOSPITAL_ONLY").mkdir()
+    assert review_window.main(tmp_path / "OUT", say=said.append) == 2
+    assert "waits for a person" in said[-1] and "review_decisions.csv" not in said[-1], said
+
+
+def test_rename_folders_twice_is_nothing_to_do_and_undo_still_rolls_back_the_real_run(tmp_path: Path,
+                                                                                       capsys) -> None:
+    """The second run "renamed" 3 items to themselves, wrote rename_folders_undo_2.json and said
+    "Renaming done"; --undo then rolled back that empty run and said every file had its old
+    name again, while the names stayed neutral."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    out = tmp_path / "OUT"
+    assert cli_deid.main([str(export), "--out", str(out), "--yes", "--key", str(tmp_path / "k.txt")]) in (0, 1)
+    cleaned = tmp_path / "CLEANED"  # what another anonymizer leaves: clean headers, named folders
+    cleaned.mkdir()
+    for n, subject in enumerate(sorted(p for p in out.iterdir() if p.is_dir())):
+        shutil.copytree(subject, cleaned / f"Müller Hans {n}")
+    before = sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*"))
+    assert cli_rename.main([str(cleaned), "--yes"]) in (0, 1)
+    renamed = sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*"))
+    assert renamed != before
+    capsys.readouterr()
+    assert cli_rename.main([str(cleaned), "--yes"]) in (0, 1)
+    screen = capsys.readouterr().out
+    assert "Nothing to do" in screen and "Plan: 0 item(s)" in screen, screen
+    hospital = tmp_path / "CLEANED_HOSPITAL_ONLY"
+    assert sorted(p.name for p in hospital.glob("rename_folders_undo*.json")) == ["rename_folders_undo.json"]
+    assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == renamed
+    assert cli_rename.main([str(cleaned), "--undo", "--yes"]) == 0
+    assert sorted(str(p.relative_to(cleaned)) for p in cleaned.rglob("*")) == before
+
+
+def test_verdict_fits_a_narrow_window_without_cutting_words(monkeypatch, capsys) -> None:
+    """On an 80-column terminal the 100-wide frame and its lines wrapped in mid-word
+    ("rename_folde / rs", "he / ld_back.csv")."""
+    monkeypatch.setattr(console, "_window_columns", lambda: 60)
+    words = ("Next: upload /tmp/x/DEID_OUTPUT as agreed. Its names are already neutral: rename_folders is not "
+             "needed and the list is in /tmp/x/DEID_OUTPUT_HOSPITAL_ONLY/held_back.csv")
+    console.verdict("Finished: the copy can be sent; 6 file(s) kept back at the hospital", [words], ok=False)
+    shown = capsys.readouterr().out.splitlines()
+    assert all(len(line) < 60 for line in shown), shown
+    assert " ".join(" ".join(shown).split()).count("/tmp/x/DEID_OUTPUT_HOSPITAL_ONLY/held_back.csv") == 1
+    assert "rename_folders" in " ".join(shown)
+    monkeypatch.setattr(console, "_window_columns", lambda: 0)  # not a terminal: lines as they are
+    console.verdict("t", [words], ok=True)
+    assert words in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("program", ["deid_tool", "rename_folders"])
+def test_a_crash_in_a_double_clicked_window_says_so_and_waits(program: str, monkeypatch, capsys) -> None:
+    """A file name that is not valid UTF-8 crashed deid_tool with a bare traceback (export.py,
+    progress.jsonl); double-clicked, the window closed at once and the clerk saw nothing."""
+    from deidkit.cli import deid_tool as cli_d
+    from deidkit.cli import rename_folders as cli_r
+
+    module, inner = (cli_d, "_run") if program == "deid_tool" else (cli_r, "run")
+
+    def boom(argv):
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(module, inner, boom)
+    monkeypatch.setattr(console, "is_interactive", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": prompts.append(prompt) or "")
+    code = module.main([])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "unexpected problem" in err and "UnicodeEncodeError" in err, err
+    assert any("Press Enter" in p for p in prompts), "the window closed without waiting"
+
+
+def test_rename_folders_refuses_names_that_are_not_text_before_changing_anything(tmp_path: Path, capsys) -> None:
+    """A Latin-1 name on Linux (bytes, not UTF-8) crashed rename_folders with a traceback while
+    writing the undo data. It now says so, names nothing in the tree changed, and exits 2."""
+    from deidkit.cli import rename_folders as cli_rename
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16, include_problems=False)
+    try:
+        odd = os.path.join(os.fsencode(export), b"M\xfcller")
+        os.mkdir(odd)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system stores only valid names")
+    first = next(p for p in export.rglob("*") if p.is_file() and p.stat().st_size > 1000)
+    shutil.copy(first, os.path.join(odd, b"IM\xe91"))
+    before = sorted(os.fsencode(p) for p in export.rglob("*"))
+    code = cli_rename.main([str(export), "--yes"])
+    out = capsys.readouterr()
+    assert code == 2 and "not valid text" in out.err and "Nothing was renamed" in out.err, out.out + out.err
+    assert "Traceback" not in out.err
+    assert sorted(os.fsencode(p) for p in export.rglob("*")) == before
+    assert not list(tmp_path.glob("*_HOSPITAL_ONLY/rename_folders_undo*.json"))
+
+
+def test_review_of_a_moved_export_says_so_and_a_approves_nothing_unseen(tmp_path: Path) -> None:
+    """The export moved after the run: the thumbnail said "cannot show the image
+    (FileNotFoundError)". It now says what happened; A on the page still approves nothing unseen."""
+    from deidkit.review_model import ReviewModel
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=1, image_size=16)
+    assert cli_deid.main([str(export), "--out", str(tmp_path / "OUT"), "--yes", "--key", str(tmp_path / "k")]) == 1
+    export.rename(tmp_path / "EXPORT_moved")
+    model = ReviewModel(tmp_path / "OUT_HOSPITAL_ONLY")
+    assert model.items, "the synthetic export has an image that waits for a person"
+    item = model.items[0]
+    assert model.frames(item) == [] and "moved or deleted" in item.error
+    assert model.approve_all(model.items) == 0
+
+
+def test_undo_of_an_interrupted_run_leaves_no_undo_data_for_a_second_undo(tmp_path: Path, capsys) -> None:
+    """Ctrl-C while renaming, then --undo: the tree came back, but its undo file stayed, so a
+    second --undo "rolled back" again and said every name was restored."""
+    from deidkit.cli import rename_folders as cli_rename
+    from deidkit.journal import Journal
+
+    export = tmp_path / "EXPORT"
+    make_export(export, instances_per_series=2, image_size=16, include_problems=False)
+    before = tree(export)
+    original_mark = Journal.mark
+    calls = {"n": 0}
+
+    def interrupted(self, step):  # the person presses Ctrl-C after the third step
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original_mark(self, step)
+
+    Journal.mark = interrupted
+    try:
+        assert cli_rename.main([str(export), "--yes"]) == 1
+    finally:
+        Journal.mark = original_mark
+    assert Journal(export).exists(), "the test did not interrupt the run"
+    assert cli_rename.main([str(export), "--undo", "--yes"]) == 0
+    assert tree(export) == before
+    assert not list((tmp_path / "EXPORT_HOSPITAL_ONLY").glob("rename_folders_undo*.json"))
+    capsys.readouterr()
+    assert cli_rename.main([str(export), "--undo", "--yes"]) == 2
+    assert "no run to roll back" in capsys.readouterr().err

@@ -186,7 +186,8 @@ def _header(**values) -> Dataset:
     ({"Modality": "CT", "ImageType": ["DERIVED", "SECONDARY"]}, "check", False),
     ({"Modality": "MR", "ImageType": ["DERIVED", "PRIMARY"]}, "check", False),
     ({"Modality": "MR", "ImageType": ["ORIGINAL", "PRIMARY", "SCREEN SAVE"]}, "check", True),
-    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4"}, "check", False),
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4"}, "none", False),  # masks are labels
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4", "BurnedInAnnotation": "YES"}, "check", True),
     ({"Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.30"}, "check", False),
     ({"Modality": "CT", "BurnedInAnnotation": "YES"}, "check", True),
     ({"Modality": "XC", "RecognizableVisualFeatures": "YES"}, "hold", True),

@@ -183,7 +183,7 @@ def test_ae_titles_certificates_selectors_and_overlays_are_named(tmp_path, g):
 
 def test_private_outside_kept_list_is_named(tmp_path, g):
     ds = clean_dataset(0, 0, 1)
-    block = ds.private_block(0x0011, "GEMS_PATI_01", create=True)
+    block = ds.private_block(0x0011, "ACME PATIENT DATA 01", create=True)  # on no private table (GEMS_PATI_01 xx10 is kept by the TCIA knowledge base)
     block.add_new(0x10, "SS", 3)
     block.add_new(0x11, "LO", "PET4711")
     findings = check(ds, tmp_path, g)

@@ -1,13 +1,18 @@
-"""Regenerate guidelines/confidentiality_profile.csv and guidelines/safe_private.csv.
+"""Regenerate guidelines/confidentiality_profile.csv, safe_private.csv and private_tag_kb.csv.
 
-Source: ../shared/reference (DICOM PS3.15 2026d Table E.1-1 and Table E.3.10-1, see its README).
+Source: ../shared/reference (DICOM PS3.15 2026d Table E.1-1 and Table E.3.10-1, and TCIA's
+Private Tag Knowledge Base 2024-02-01; see its README). private_tag_kb.csv merges the two private
+lists (E.3.10-1 wins where they differ); guidelines/research_private.csv (our own, hand-written)
+is read by the loader on top of it and is not generated.
 Run from the repository root:  python tools/make_guidelines.py [REFERENCE_DIR]
 The output is committed; the tools never read the reference folder at run time.
 """
 from __future__ import annotations
 
 import csv
+import re
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -82,8 +87,96 @@ def make_safe_private(reference: Path, out: Path) -> int:
     return len(rows)
 
 
+# TCIA dispositions (README of the reference folder); 'na' = inside a structure removed whole.
+KB_MEANING = {"k": "keep", "h": "hash: remap UID-like value with the keyed UID mapping",
+              "o": "offset: shift the date/date-time by the patient's offset",
+              "oi": "offset integer: a date as a number of seconds, shifted by the patient's offset",
+              "d": "delete"}
+# Order when one element has several rows that disagree: the most protective wins.
+KB_PROTECTION = {"d": 4, "h": 3, "o": 2, "oi": 2, "k": 1}
+_SEGMENT_RE = re.compile(r'^\(([0-9A-Fa-f]{4}),"?(.*?)"?,([0-9A-Fa-f]{2})\)$')
+# Siemens CSA headers hold free text (protocol, operator comments): dropped, whatever a list says.
+NEVER_KEEP_CREATORS = {"siemens csa header", "siemens csa non-image", "siemens csa report"}
+
+
+def _last_private_segment(pattern: str) -> tuple[int, str, int, bool] | None:
+    """'(0008,1115)[<0>](2001,"Philips Imaging DD 001",c1)' -> (0x2001, creator, 0xC1, nested)."""
+    segments = re.split(r"\[<\d+>\]", pattern)
+    m = _SEGMENT_RE.match(segments[-1].strip())
+    if not m or not m.group(2).strip():
+        return None  # a public element inside a private sequence, or no creator: not a row for us
+    return int(m.group(1), 16), m.group(2), int(m.group(3), 16), len(segments) > 1
+
+
+def merge_private(reference: Path) -> list[dict[str, str]]:
+    """One row per (creator, group, element byte): E.3.10-1 keeps win, then TCIA's disposition.
+
+    TCIA often lists an element once per VR it was seen with and once per place (top level or
+    inside a sequence). Rows at top level are preferred to nested ones, rows with a real VR to
+    UN/OB ones (TCIA deletes what it could not read); if the rest still disagree the most
+    protective disposition wins (d > h > o/oi > k)."""
+    rows: dict[tuple[str, int, int], list[tuple[str, str, bool, str, str]]] = defaultdict(list)
+    with (reference / "tcia_private_tag_kb.csv").open(encoding="utf-8-sig") as f:
+        for r in csv.DictReader(f):
+            seg = _last_private_segment(r["element_sig_pattern"])
+            if seg is None:
+                continue
+            group, creator, elem, nested = seg
+            disposition = r["private_disposition"].strip().lower() or "d"
+            disposition = "d" if disposition == "na" else disposition
+            if disposition not in KB_MEANING:
+                raise SystemExit(f"unknown TCIA disposition {disposition!r} in {r['element_sig_pattern']}")
+            name = r["tag_name"].split(":")[-1]
+            rows[(creator.strip().lower(), group, elem)].append((disposition, r["vr"].strip().upper(), nested,
+                                                                 creator.strip(), name))
+    out: dict[tuple[str, int, int], dict[str, str]] = {}
+    for key, seen in rows.items():
+        chosen = [s for s in seen if not s[2]] or seen
+        typed = [s for s in chosen if s[1] not in ("UN", "OB", "OW", "")]
+        chosen = typed or chosen
+        disposition = max((s[0] for s in chosen), key=lambda d: KB_PROTECTION[d])
+        if key[0] in NEVER_KEEP_CREATORS:
+            disposition = "d"
+        vrs = sorted({s[1] for s in chosen if s[1]} - {"UN"})
+        out[key] = {"private_creator": chosen[0][3], "tag": f"({key[1]:04X},xx{key[2]:02X})",
+                    "name": chosen[0][4], "vr": "/".join(vrs), "disposition": disposition,
+                    "source": "TCIA 2024-02-01"}
+    with (reference / "safe_private.csv").open(encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            group, elem = int(r["tag"][1:5], 16), int(r["tag"][8:10], 16)
+            key = (r["private_creator"].strip().lower(), group, elem)
+            before = out.get(key)
+            note = "E.3.10-1" if before is None else (
+                "E.3.10-1 (TCIA agrees)" if before["disposition"] == "k" else f"E.3.10-1 (TCIA: {before['disposition']})")
+            out[key] = {"private_creator": r["private_creator"].strip(), "tag": f"({group:04X},xx{elem:02X})",
+                        "name": r["name"], "vr": r["vr"], "disposition": "k", "source": note}
+    return [out[k] for k in sorted(out, key=lambda k: (k[1], k[0], k[2]))]
+
+
+def make_private_kb(reference: Path, out: Path) -> int:
+    rows = merge_private(reference)
+    counts = {d: sum(1 for r in rows if r["disposition"] == d) for d in KB_MEANING}
+    with out.open("w", encoding="utf-8", newline="") as f:
+        f.write("# Private attribute knowledge base: PS3.15 Table E.3.10-1 (Safe Private Attributes) merged with\n"
+                "# The Cancer Imaging Archive's Private Tag Knowledge Base (edition 2024-02-01). Generated by\n"
+                "# tools/make_guidelines.py; do not edit by hand (site additions go in research_private.csv).\n"
+                "# Used when retain_safe_private = yes. One row per private creator + element byte (tag (gggg,xxEE):\n"
+                "# xx is whatever block the creator got in the file). E.3.10-1 wins where the lists differ; an\n"
+                "# element on neither list is deleted. Elements kept here are kept on the judgement of DICOM's\n"
+                "# sample list and of TCIA (PS3.15 E.3.10: vendors guarantee no list). Siemens CSA headers are\n"
+                "# deleted here (free text); research_private.csv keeps them only as deidkit/csa.py cleans them.\n"
+                "# disposition: " + "; ".join(f"{k} = {v}" for k, v in KB_MEANING.items()) + "\n"
+                "# counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
+        w = csv.DictWriter(f, fieldnames=["private_creator", "tag", "name", "vr", "disposition", "source"],
+                           lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
+
+
 if __name__ == "__main__":
     ref = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "reference"
     root = Path(__file__).resolve().parents[1] / "guidelines"
     print(make_profile(ref, root / "confidentiality_profile.csv"), "profile rows")
     print(make_safe_private(ref, root / "safe_private.csv"), "safe private rows")
+    print(make_private_kb(ref, root / "private_tag_kb.csv"), "private knowledge base rows")

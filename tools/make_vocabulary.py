@@ -43,6 +43,27 @@ stack series1 ssfp trufisp fiesta balanced b0 b50 b100 b500 b800 b1000 b1500 b20
 exp eadc fa md tensor colfa fibers tract tractography resting state task fmri
 1st 2nd 3rd 4th first second third fourth fifth final prelim preliminary
 no yes none other unknown normal abnormal
+research clinical testing qa phantom physics service neuro neuroradiology msk body vascular cardio
+interleaved ascending descending sequential mosaic moco localizer scout loc survey calibration
+shim fieldmap field gradient echo spin inversion recovery diffusion weighted tensor resting
+task rest run acq dir rec bold sbref mbep2d cmrr multiband accelerated grappa sense asset
+isotropic iso resolution hires lowres highres magnitude mag phase real imaginary
+advanced basic sequence sequences multiphase multi-phase single-shot singleshot multishot segmented
+delay delayed group groups timing slice slices interleave ascending descending asc desc int seq
+volume volumes volumetric navigator navigated motion corrected correction correct uncorrected
+reference ref calibration prescan noise mapping map maps quantitative quant relaxometry
+susceptibility weighted weighting spectroscopy spectro svs csi mrs chemical shift metabolite
+water fat only silent quiet fast faster turbo rapid ultrafast short long tau echo echoes
+dual triple multi-echo multiecho single view views plane planes oblique reformatted reformats
+source raw original derived processed filtered unfiltered normalized norm prenorm
+high low medium resolution contrast enhanced pre post gad gadolinium bolus dynamic
+perfusion permeability flow velocity encoded encoding phase-contrast pc angiography
+tracking tracker track test trial sample demo example protocol protocols package exam
+brain head neck spine whole body cardiac heart breast abdominal pelvic prostate knee
+functional anatomical anatomic structural physiological physio respiratory respiration triggered
+breath hold breathhold free breathing gated ungated retrospective prospective
+default custom user clinical research study series acquisition acquired reconstruction
+left right anterior posterior superior inferior medial lateral caudal cranial
 """.split()
 
 CID_NAME_RE = re.compile(r"Anatom|Region|Laterality|View|Contrast|Radiograph|Mammograph|Modality|"

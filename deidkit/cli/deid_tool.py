@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("stopped by the user", "run the same command again: it resumes where it stopped")
         code = EXIT_REVIEW
+    except Exception:  # noqa: BLE001 (a double-clicked window must not close on a traceback)
+        console.unexpected_error("run the same command again: it resumes where it stopped. If it stops the "
+                                 "same way, show this screen to your IT department")
+        code = EXIT_USAGE
     console.pause_before_exit(double_clicked)
     return code
 
@@ -137,6 +141,8 @@ def _run(argv: list[str]) -> int:
 
         return lookup_main(args.lookup, source, (args.out or _default_out(source)).resolve(),
                            (args.key or default_key_path()).resolve(), guidelines)
+    if contract.kit_file_kind(source / contract.MANIFEST_NAME, contract.MANIFEST_NAME) == "manifest":
+        return _already_deidentified(source)
     dest = (args.out or _default_out(source)).resolve()
     if folder_within(dest, source) and (dest == source or args.out is not None):
         console.error("the output folder is inside the export folder", "choose --out outside the export")
@@ -222,6 +228,22 @@ def _ask_replace(assume_yes: bool) -> bool:
     return answer in ("y", "yes", "j", "ja", "o", "oui", "s", "si")
 
 
+def _already_deidentified(source: Path) -> int:
+    """deid_tool started on its own output (copied into DEID_OUTPUT and double-clicked): running
+    again would hold back every file (its pseudonyms look like identifiers) and send nothing."""
+    inside = sorted(p.name for p in console.kit_files_beside_program()
+                    if p.parent == source and p.name.startswith(contract.PROGRAM_NAMES))
+    lines = [f"{source} is a de-identified copy written by deid_tool: there is nothing more to do.",
+             "Nothing was written. Upload it as it is; to check it first:",
+             f"deid_tool --verify {source} (it must say PASS). To de-identify an export, put deid_tool",
+             "into the export folder instead."]
+    if inside:
+        lines += [f"Before sending, take the program(s) out of this folder ({', '.join(inside)}):",
+                  "they are not part of the delivery (deid_tool --verify ignores them)."]
+    console.verdict("Nothing to do", lines, ok=True)
+    return EXIT_OK
+
+
 def _holds_dicom(source: Path, exclude: list[Path]) -> bool:
     """True when at least one file below source could be DICOM (damaged ones count: they are
     listed). Only regular files are opened (a FIFO or device would block)."""
@@ -260,7 +282,49 @@ def _default_out(source: Path) -> Path:
     return parent / f"{DEFAULT_OUT_NAME}_new"
 
 
+LOCK_NAME = ".deid_tool.lock"  # in <DEST>_HOSPITAL_ONLY: one run at a time into one output
+
+
+def _lock(hospital_dir: Path):
+    """An open file holding an exclusive lock for the run into this output, or None when another
+    running deid_tool holds it (double-clicked twice). The system drops the lock when the process
+    ends, so a power cut leaves nothing to clean up. Raises OSError when the folder cannot be made."""
+    import os
+
+    hospital_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(hospital_dir / LOCK_NAME, "a+b")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
 def _execute(config: RunConfig) -> int:
+    try:
+        lock = _lock(config.hospital_dir)
+    except OSError as e:
+        return _write_failed(e)
+    if lock is None:
+        console.error(f"another deid_tool is already writing {config.dest}",
+                      "wait until its window shows the verdict (or close it), then run again if needed")
+        return EXIT_USAGE
+    try:
+        return _execute_locked(config)
+    finally:
+        lock.close()
+
+
+def _execute_locked(config: RunConfig) -> int:
     from .. import reports
 
     bar: list[console.Progress] = []
@@ -313,13 +377,16 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
     lines = [f"The copy in {config.dest} is safe to send as it is: {summary.count('written')} files."]
     if kept:
         lines.append(f"{len(kept)} file(s) were kept back: they are NOT in the copy. What to do about them:")
-        groups: dict[contract.Group, int] = {}
+        groups: dict[contract.Group, list[str]] = {}
         for r in kept:
-            group = contract.classify_reason(r.reason).group
-            groups[group] = groups.get(group, 0) + 1
+            groups.setdefault(contract.classify_reason(r.reason).group, []).append(r.ref)
         for group in contract.Group:
             if group in groups:
-                lines.append(f"  {groups[group]:>5}  {contract.GROUP_ADVICE[group]}")
+                lines.append(f"  {len(groups[group]):>5}  {contract.GROUP_ADVICE[group]}")
+                if group is contract.Group.ASK:  # the real references, not an example
+                    refs = sorted(groups[group])
+                    lines.append("         " + ", ".join(refs[:8]) + (f" and {len(refs) - 8} more (held_back.csv)"
+                                                                      if len(refs) > 8 else ""))
                 if group is contract.Group.REVIEW_IMAGES and waiting:
                     lines.append(f"         {waiting} wait for a person: deid_tool --review \"{config.dest}\" (or edit")
                     lines.append("         review_decisions.csv), then run again to send the approved ones")
@@ -338,8 +405,17 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
 
 
 def _write_failed(e: OSError) -> int:
-    what = "the output disk is full" if getattr(e, "errno", None) == 28 else f"cannot write ({e.strerror})"
-    console.error(what, "free space or choose another --out, then run again: it resumes")
+    import errno
+
+    where = f" in {Path(e.filename).parent}" if getattr(e, "filename", None) else ""
+    if getattr(e, "errno", None) == errno.ENOSPC:
+        console.error(f"the output disk is full{where}", "free space or choose another --out, then run again: it resumes")
+    elif getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        console.error(f"cannot write{where} ({e.strerror})",
+                      "copy the export to a folder you may write to (the copy is made beside it), or choose "
+                      "another --out, then run again: it resumes")
+    else:
+        console.error(f"cannot write{where} ({e.strerror})", "free space or choose another --out, then run again: it resumes")
     return EXIT_REVIEW
 
 

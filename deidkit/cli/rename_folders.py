@@ -194,7 +194,17 @@ def _resume(root: Path, journal: Journal, args: argparse.Namespace) -> int:
                     + ("rolled back." if undo else "finished.") + " Nothing changed (--dry-run).")
         return 0
     console.say("An interrupted run was found: " + ("rolling it back." if undo else "finishing it."))
-    return _replay(root, journal, plan, undo)
+    code = _replay(root, journal, plan, undo)
+    if undo and code == 0 and not args.key:  # its undo data is done with (it holds old names)
+        hospital = Path(args.hospital_dir).resolve() if args.hospital_dir else _default_hospital_dir(root)
+        for undo_file in hospital.glob("rename_folders_undo*.json"):
+            try:
+                same = json.loads(undo_file.read_text(encoding="utf-8"))["plan"]["token"] == plan.token
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if same:
+                undo_file.unlink()
+    return code
 
 
 def _latest_undo_file(hospital: Path) -> Path | None:
@@ -215,8 +225,9 @@ def _new_undo_file(hospital: Path) -> Path:
 def _undo_finished(root: Path, journal: Journal, key_path: Path | None, args: argparse.Namespace) -> int:
     """Roll back a finished run from its undo data (the --key file, or the hospital-side copy)."""
     if not key_path:
-        console.error("there is no run to roll back here (no journal, no undo data in the hospital-side folder).",
-                      "give the file written by the run: --undo --key FILE")
+        console.error(f"there is no run to roll back in {root} (no journal, no undo data in the hospital-side "
+                      "folder).", "run it in the folder that was renamed (rename_folders FOLDER --undo), or give "
+                      "the undo file the run wrote: --undo --key FILE")
         return 2
     try:
         plan = RenamePlan.from_json(json.loads(key_path.read_text(encoding="utf-8"))["plan"])
@@ -260,10 +271,24 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
     plan = make_plan(tree, {p.name for p in own}, os.fspath(base), args.move_other_out, plan_token(tree))
     for problem in plan_problems(plan, os.fspath(root)):
         console.say(f"Note: {problem}")
-    n_steps = sum(len(g.entries) for g in plan.groups)
+    n_steps = sum(1 for g in plan.groups for e in g.entries if e.out or e.final != e.old)  # real changes
     console.say(f"Plan: {n_steps} item(s) to rename or move in {len(plan.index) - 1} folder(s) below the top folder.")
     if args.dry_run:
         return _show_dry_run(plan)
+    if not n_steps and is_our_index(root / INDEX_NAME):  # run again on its own result (double-clicked twice)
+        lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+        console.verdict("Nothing to do", [
+            "Every name below this folder is already neutral (an earlier run renamed it): nothing was",
+            "renamed and no new undo data was written (--undo still rolls back that earlier run)."]
+            + lines[1:] + _kit_lines(root), ok)
+        return 0 if ok else 1
+    undecodable = _undecodable_names(plan)
+    if undecodable:  # the journal and the undo data (UTF-8 JSON) could not record these names
+        console.error(f"{len(undecodable)} name(s) below this folder are not valid text in this system's "
+                      f"encoding, for example {undecodable[0]!a}. Nothing was renamed.",
+                      "rename those by hand (or copy the export with a tool that converts the names), "
+                      "then run again")
+        return 2
     if plan.review_identified:
         if not _ask_despite_identified(plan, args.yes):
             return 1
@@ -289,6 +314,18 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
         console.error("the journal cannot be written at the top of the folder (read-only?). Nothing was renamed.")
         return 2
     return _replay(root, journal, plan, undo=False)
+
+
+def _undecodable_names(plan: RenamePlan) -> list[str]:
+    """Old paths (relative) holding bytes that are not text (Linux: a name written in another
+    encoding decodes to lone surrogates), which UTF-8 cannot store."""
+    bad = []
+    for old, _new in key_mapping(plan):
+        try:
+            old.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(old)
+    return bad
 
 
 def _show_dry_run(plan: RenamePlan) -> int:
@@ -343,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     except SystemExit as exc:  # argparse usage errors and --version
         code = exc.code if isinstance(exc.code, int) else 2
+    except Exception:  # noqa: BLE001 (a double-clicked window must not close on a traceback)
+        console.unexpected_error("nothing is lost: run it again to finish, or with --undo to roll back. If it "
+                                 "stops the same way, show this screen to your IT department")
+        code = 1
     console.pause_before_exit(double_click)
     return code
 

@@ -1,0 +1,317 @@
+"""Research value kept: does a de-identified MR/CT series convert exactly like the original?
+
+    python benchmarks/bench_utility.py --data /work/cache/dcm_qa [--only dcm_qa_ge] [--work DIR] [-v]
+                                       [--neutral-names]
+
+--data holds one folder per corpus (the BSD-licensed dcm2niix QA repositories,
+github.com/neurolabusc/dcm_qa, dcm_qa_ge, dcm_qa_nih, dcm_qa_philips, dcm_qa_philips_enh, dcm_qa_uih,
+dcm_qa_xa30, dcm_qa_enh ...; their In/ folders extracted there). Nothing is fetched here: the data
+stays outside the repository. Needs the `dcm2niix` package (requirements-dev.txt).
+
+For each corpus: `deid_tool.py CORPUS --out WORK/deid --yes --key WORK/key` in a subprocess, then
+per MR/CT series (by Series Instance UID) dcm2niix on the original files and on their de-identified
+copies (each in its own folder of links), and a comparison of
+  - the NIfTI files: number of files/volumes, dimensions, voxel sizes, orientation (qform/sform),
+    data values (bytes after the header, with scaling);
+  - .bval/.bvec (text identical);
+  - the BIDS sidecar fields a researcher uses (FIELDS); fields identifying by nature (dates,
+    times, institution, device serial, UIDs) are listed apart and do not count against identity.
+Prints per vendor the share of series identical and which fields differ, the share of Series
+Description / Protocol Name values kept unchanged, and a leak check: no identifying value of the
+original headers (names, IDs, institution, station, serial number, birth date...) in any byte or
+path of the output. Figures only: nothing is asserted.
+
+--neutral-names: the QA data names its "patients" with protocol words (epiRT^GroupDelay, fMRI,
+IRC - Slice Timing), so the own-identifier sweep rightly removes every value holding those words
+(SequenceName epiRT, protocol blocks). This option first copies each corpus with Patient's Name
+and ID replaced by neutral fake values (Qxpatient^Zy<letters>), as real patients are named, and
+converts that copy on both sides: it measures what the tables and cleaners keep.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELDS = ("EchoTime", "RepetitionTime", "FlipAngle", "SliceTiming", "PhaseEncodingDirection",
+          "EffectiveEchoSpacing", "TotalReadoutTime", "MultibandAccelerationFactor", "ImageType",
+          "SeriesDescription", "ProtocolName", "InversionTime", "SliceThickness", "MagneticFieldStrength",
+          "Manufacturer", "ManufacturersModelName", "ScanningSequence", "SequenceVariant", "SequenceName",
+          "PulseSequenceDetails", "ParallelReductionFactorInPlane", "PartialFourier", "BandwidthPerPixelPhaseEncode",
+          "DerivedVendorReportedEchoSpacing", "AcquisitionMatrixPE", "ReconMatrixPE", "PhaseEncodingSteps",
+          "DiffusionScheme", "ImageOrientationPatientDICOM", "PhilipsRescaleSlope", "PhilipsScaleSlope",
+          "UsePhilipsFloatNotDisplayScaling", "EchoNumber", "EchoTrainLength", "PixelBandwidth")
+# identifying by nature: shifted or removed on purpose
+IDENTIFYING = ("AcquisitionDateTime", "AcquisitionTime", "AcquisitionDate", "ContentTime", "SeriesInstanceUID",
+               "StudyInstanceUID", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+               "DeviceSerialNumber", "StationName", "PatientName", "PatientID", "PatientBirthDate",
+               "ReferringPhysicianName", "AccessionNumber", "StudyID", "SeriesNumber_hidden",
+               "ProcedureStepDescription", "PerformedProcedureStepStartTime", "StudyTime", "SeriesTime",
+               "SoftwareVersions_hidden", "DateOfLastCalibration", "TimeOfLastCalibration", "ConversionSoftware",
+               "ConversionSoftwareVersion", "PatientWeight", "PatientSex", "PatientAge",
+               # written by the de-identification itself, or free text removed on purpose
+               "DeidentificationMethod", "DeidentificationMethodCodeSequence", "WipMemBlock")
+LEAK_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "InstitutionAddress",
+                 "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "StationName",
+                 "DeviceSerialNumber", "AccessionNumber", "InstitutionalDepartmentName", "RequestingPhysician",
+                 "PatientAddress", "OtherPatientIDs", "PatientTelephoneNumbers")
+DESCRIPTORS = ("SeriesDescription", "ProtocolName")
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def dcm2niix_exe() -> str:
+    exe = shutil.which("dcm2niix") or str(Path(sys.executable).parent / "dcm2niix")
+    if not Path(exe).exists():
+        raise SystemExit("dcm2niix not found: pip install dcm2niix (requirements-dev.txt)")
+    return exe
+
+
+def deidentify(corpus: Path, work: Path) -> dict[str, str]:
+    """Run deid_tool on the corpus; original path -> output path (absolute) for written files."""
+    dest = work / "deid"
+    cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(corpus), "--out", str(dest), "--yes",
+           "--key", str(work / "site_key.txt"), "--workers", "2"]
+    proc = run(cmd)
+    if proc.returncode not in (0, 1):
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+        raise SystemExit(f"deid_tool failed on {corpus}")
+    mapping = {}
+    held = Counter()
+    for line in (work / "deid_HOSPITAL_ONLY" / "progress.jsonl").read_text(encoding="utf-8").splitlines()[1:]:
+        r = json.loads(line)
+        if r.get("out"):
+            mapping[str(corpus / r["src"])] = str(dest / r["out"])
+        elif r.get("status") != "skipped":
+            held[r.get("reason", "")[:60]] += 1
+    for reason, n in held.most_common():
+        print(f"    not written: {n} x {reason}")
+    return mapping
+
+
+def neutral_copy(corpus: Path, dest: Path) -> Path:
+    """The corpus with Patient's Name / ID replaced by neutral fake values (same per original)."""
+    codes: dict[str, int] = {}
+    for p in sorted(corpus.rglob("*")):
+        if not p.is_file():
+            continue
+        out = dest / p.relative_to(corpus)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            ds = pydicom.dcmread(p)
+            key = str(ds.get("PatientID", "")) + "|" + str(ds.get("PatientName", ""))
+            n = codes.setdefault(key, len(codes) + 1)
+            code = "".join(chr(ord("a") + int(d)) for d in str(n))  # letters only: no digit run to match
+            ds.PatientName, ds.PatientID = f"Qxpatient^Zy{code}", f"QXPATIENT{code.upper()}"
+            ds.save_as(out)
+        except Exception:
+            shutil.copyfile(p, out)
+    return dest
+
+
+def series_of(corpus: Path) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = defaultdict(list)
+    for p in sorted(corpus.rglob("*")):
+        if not p.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality", "SeriesInstanceUID"])
+        except Exception:
+            continue
+        if str(ds.get("Modality", "")) in ("MR", "CT") and ds.get("SeriesInstanceUID"):
+            out[str(ds.SeriesInstanceUID)].append(p)
+    return out
+
+
+def convert(files: list[str], folder: Path) -> dict[str, Path]:
+    src, out = folder / "in", folder / "out"
+    src.mkdir(parents=True)
+    out.mkdir()
+    for i, f in enumerate(files):
+        os.symlink(f, src / f"{i:05d}.dcm")
+    run([dcm2niix_exe(), "-b", "y", "-ba", "y", "-z", "n", "-f", "v", "-o", str(out), str(src)])
+    return {p.name: p for p in sorted(out.iterdir())}
+
+
+def nifti_summary(path: Path) -> dict:
+    raw = path.read_bytes()
+    dim = struct.unpack_from("<8h", raw, 40)
+    pixdim = struct.unpack_from("<8f", raw, 76)
+    vox_offset = int(struct.unpack_from("<f", raw, 108)[0])
+    scl = struct.unpack_from("<2f", raw, 112)
+    qform = struct.unpack_from("<2h", raw, 252)
+    quat = struct.unpack_from("<6f", raw, 256)
+    srow = struct.unpack_from("<12f", raw, 280)
+    return {"dims": dim[: dim[0] + 1], "voxel sizes": tuple(round(v, 5) for v in pixdim[1: dim[0] + 1]),
+            "orientation": (qform, tuple(round(v, 4) for v in quat), tuple(round(v, 4) for v in srow)),
+            "scaling": tuple(round(v, 6) for v in scl), "data values": hash(raw[vox_offset:]),
+            "volumes": dim[4] if dim[0] >= 4 else 1}
+
+
+def compare(orig: dict[str, Path], deid: dict[str, Path]) -> tuple[set[str], set[str]]:
+    """(fields that differ and matter, identifying fields that differ)."""
+    differ, ident = set(), set()
+    if set(orig) != set(deid):
+        differ.add("output files")
+    for name in set(orig) & set(deid):
+        a, b = orig[name], deid[name]
+        if name.endswith(".nii"):
+            sa, sb = nifti_summary(a), nifti_summary(b)
+            differ |= {k for k in sa if sa[k] != sb[k]}
+        elif name.endswith((".bval", ".bvec")):
+            if a.read_bytes() != b.read_bytes():
+                differ.add(name.rsplit(".", 1)[1])
+        elif name.endswith(".json"):
+            ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
+            for key in set(ja) | set(jb):
+                if ja.get(key) != jb.get(key):
+                    (ident if key in IDENTIFYING else differ).add(f"json:{key}")
+    return differ, ident
+
+
+def leak_values(files: list[Path]) -> set[str]:
+    values: set[str] = set()
+    for p in files:
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True)
+        except Exception:
+            continue
+        for elem in ds.iterall():
+            if elem.keyword in LEAK_KEYWORDS and elem.value not in (None, ""):
+                vals = elem.value if elem.VM > 1 and not isinstance(elem.value, str) else [elem.value]
+                for v in vals:
+                    text = str(v).strip()
+                    # names by their parts; other values whole or by their comma-separated parts
+                    parts = text.replace("^", " ").split() if elem.VR == "PN" else [text] + text.split(",")
+                    for part in parts:
+                        part = part.strip()
+                        if len(part) >= 5 and not part.replace(".", "").isdigit() or (part.isdigit() and len(part) >= 8):
+                            values.add(part)
+    return values
+
+
+def leak_check(values: set[str], dest: Path) -> Counter:
+    hits: Counter = Counter()
+    needles = [(v, v.encode("latin-1", "ignore")) for v in values if v.encode("latin-1", "ignore")]
+    for p in dest.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            rel = str(p.relative_to(dest))
+            for v, b in needles:
+                if b in data or v.lower() in rel.lower():
+                    hits[v] += 1
+    return hits
+
+
+def descriptors(files_by_series: dict[str, list[Path]], mapping: dict[str, str]) -> tuple[int, int, list]:
+    kept = total = 0
+    lost = []
+    for files in files_by_series.values():
+        f = files[0]
+        if str(f) not in mapping:
+            continue
+        a = pydicom.dcmread(f, stop_before_pixels=True)
+        b = pydicom.dcmread(mapping[str(f)], stop_before_pixels=True)
+        for kw in DESCRIPTORS:
+            va = str(a.get(kw, "") or "")
+            if not va:
+                continue
+            total += 1
+            vb = str(b.get(kw, "") or "")
+            if va == vb:
+                kept += 1
+            else:
+                lost.append((va, vb))
+    return kept, total, lost
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/cache/dcm_qa"))
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--work", type=Path, default=None, help="keep the work folder here")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--neutral-names", action="store_true", help="replace the QA data's patient names first")
+    args = ap.parse_args()
+    corpora = sorted(p for p in args.data.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
+    work_root = args.work or Path(tempfile.mkdtemp(prefix="bench_utility_"))
+    per_vendor: dict[str, Counter] = defaultdict(Counter)
+    vendor_fields: dict[str, Counter] = defaultdict(Counter)
+    vendor_ident: dict[str, Counter] = defaultdict(Counter)
+    desc_kept = desc_total = 0
+    all_lost = []
+    leaks: Counter = Counter()
+    try:
+        for corpus in corpora:
+            print(f"== {corpus.name}")
+            work = work_root / corpus.name
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            if args.neutral_names:
+                corpus = neutral_copy(corpus, work / "source")
+            mapping = deidentify(corpus, work)
+            by_series = series_of(corpus)
+            k, t, lost = descriptors(by_series, mapping)
+            desc_kept, desc_total = desc_kept + k, desc_total + t
+            all_lost += lost
+            for n, (uid, files) in enumerate(sorted(by_series.items())):
+                ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Manufacturer"])
+                vendor = (str(ds.get("Manufacturer", "")) or "unknown").split()[0].upper().strip(",")
+                missing = [f for f in files if str(f) not in mapping]
+                per_vendor[vendor]["series"] += 1
+                if missing:
+                    vendor_fields[vendor]["files held back"] += 1
+                    if args.verbose:
+                        print(f"   {files[0].parent.name}: {len(missing)} files held back")
+                    continue
+                orig = convert([str(f) for f in files], work / "conv" / f"{n:04d}" / "orig")
+                deid = convert([mapping[str(f)] for f in files], work / "conv" / f"{n:04d}" / "deid")
+                if not orig:
+                    per_vendor[vendor]["not converted"] += 1
+                    continue
+                differ, ident = compare(orig, deid)
+                for f in differ:
+                    vendor_fields[vendor][f] += 1
+                for f in ident:
+                    vendor_ident[vendor][f] += 1
+                if not differ:
+                    per_vendor[vendor]["identical"] += 1
+                elif args.verbose:
+                    print(f"   {files[0].parent.name}/{files[0].name}: {sorted(differ)}")
+            leaks += leak_check(leak_values([f for fs in by_series.values() for f in fs]), work / "deid")
+        print("\nper vendor: series identical (MR/CT, converted by dcm2niix), fields that differ")
+        for vendor, c in sorted(per_vendor.items()):
+            converted = c["series"] - c["not converted"]
+            share = 100.0 * c["identical"] / converted if converted else 0.0
+            print(f"  {vendor:10s} {c['identical']:4d}/{converted:<4d} {share:5.1f}%   "
+                  f"differ: {dict(vendor_fields[vendor].most_common()) or '-'}")
+            if vendor_ident[vendor]:
+                print(f"  {'':10s} identifying by nature (shifted/removed): {sorted(vendor_ident[vendor])}")
+        share = 100.0 * desc_kept / desc_total if desc_total else 0.0
+        print(f"\ndescriptors kept unchanged (Series Description, Protocol Name per series): "
+              f"{desc_kept}/{desc_total} = {share:.1f}%")
+        for a, b in all_lost[:40]:
+            print(f"   {a!r} -> {b!r}")
+        print(f"\nleak check: {sum(leaks.values())} hits of original identifying values in output bytes/paths")
+        for v, n in leaks.most_common(20):
+            print(f"   {v[:2]}*** ({len(v)} chars) in {n} files")
+    finally:
+        if args.work is None:
+            shutil.rmtree(work_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Siemens CSA headers (private (0029,xx10) image / (0029,xx20) series, creator "SIEMENS CSA HEADER"):
+parse, keep what is numeric or known technical text, blank every other value, write back.
+
+The format ("SV10", or the older CSA1 without the signature) is public: nibabel.nicom.csareader
+reads it, dcm2niix reads it for mosaic slice timing, b-vectors, phase-encoding polarity and (in
+the series header's MrPhoenixProtocol, its "### ASCCONV" section) parallel imaging, partial
+Fourier, multiband and echo spacing. Layout, all little-endian:
+  [b"SV10" + 4 bytes]  n_tags uint32, 77 uint32
+  per tag:  name 64 bytes (NUL-terminated), vm int32, vr 4 bytes, syngodt int32, n_items int32,
+            77 or 205 int32
+  per item: 4 int32 (x0, length, x2, x3), then `length` bytes padded to a multiple of 4
+            (CSA1, syngo VA before 2004, has no signature and other lengths: not rewritten, dropped).
+A blanked item keeps its place with length 0, so readers see the same tags and counts. Bytes
+after a NUL terminator (tag names, values) are leftover scanner memory and are never copied.
+
+`clean_csa(data)` returns the cleaned bytes, or None when the value cannot be parsed (the caller
+then deletes the element: fail closed). Two other vendor protocol texts are cleaned the same way:
+`clean_protocol_text` (Siemens XA (0021,xx19): the ASCCONV text itself) and `clean_ge_protocol`
+(GE Protocol Data Block (0025,xx1B): uint32 length + gzip of lines KEY "value", which dcm2niix
+reads for slice order, phase-encoding polarity, multiband and group delay).
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+import zlib
+
+from .sweep import find_generic_phi
+
+NUMERIC_VRS = {"IS", "DS", "FD", "FL", "SL", "UL", "US", "SS", "SV", "UV"}
+# text entries that are technical codes dcm2niix and others read (never names or places)
+TEXT_KEEP = {"ImaCoilString", "ICE_Dims", "ImaPATModeText", "SequenceMask", "GradientMode", "FlowCompensation",
+             "DiffusionDirectionality", "ImageHistory", "CoilForGradient", "CoilForGradient2", "PATModeText",
+             "CoilString", "ImageTypeText", "RFSWDDataType", "GSWDDataType", "GradientDelayTime",
+             "PhaseEncodingDirectionPositive", "SliceArrayConcatenations", "TransmitterCalibration",
+             "AbsTablePosition", "ImaAbsTablePosition", "SequenceFileName"}
+PROTOCOL_TAGS = {"MrPhoenixProtocol", "MrProtocol"}
+# numbers about the patient go even as numbers
+DROP_NAMES = re.compile(r"Patient|Weight|Height|Birth|(^|[a-z])Age([A-Z]|$)|(^|[a-z])Sex([A-Z]|$)|Date|Serial|"
+                        r"Institution|Station|Operator|Physician|PatRein|tComment|tFree")
+_TOKEN = re.compile(r"[\w.;:+\-*/%#]{1,64}")  # one technical token: 90p*90, +LPH, HEA;HEP, NONE
+_TECHNICAL_TEXT = re.compile(r"[\w\s.,:;+\-*/\\%=<>#()\[\]&|!?'\"@]{0,512}")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|0x[0-9a-fA-F]+")
+# ASCCONV (MrPhoenixProtocol) string values kept: technical, read by dcm2niix
+ASCCONV_TEXT_KEYS = re.compile(r"^(tSequenceFileName|sProtConsistencyInfo\.t\w+|\S*sCoilStringForConversion|"
+                               r"\S*\.tCoilID|\S*\.tElement|\S*\.tNucleus|sGRADSPEC\.\w+|sKSpace\.\w+|"
+                               r"sSliceArray\.\w+)$")
+_ASCCONV_LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*(#.*)?$")
+MAX_ITEMS = 10_000
+
+
+class CSAError(ValueError):
+    """The bytes are not a CSA header we can read."""
+
+
+def parse_csa(data: bytes) -> tuple[bytes, list[dict]]:
+    """(prefix bytes before the first tag, tags). Each tag: name, vm, vr, syngodt, last, items
+    (list of (x0, x2, x3, value bytes)). Raises CSAError on anything unexpected."""
+    try:
+        if data[:4] == b"SV10":
+            csa_type, pos = 2, 8
+        else:
+            csa_type, pos = 1, 0
+        n_tags, check = struct.unpack_from("<2I", data, pos)
+        if not 0 < n_tags <= 1000 or check != 77:
+            raise CSAError("bad CSA header")
+        pos += 8
+        prefix = data[:pos]
+        tags = []
+        tag0_n_items = 0
+        for tag_no in range(n_tags):
+            name, vm, vr, syngodt, n_items, last = struct.unpack_from("<64si4s3i", data, pos)
+            pos += 84
+            if tag_no == 1:
+                tag0_n_items = n_items
+            if not 0 <= n_items <= MAX_ITEMS:
+                raise CSAError("bad item count")
+            items = []
+            for _ in range(n_items):
+                x0, x1, x2, x3 = struct.unpack_from("<4i", data, pos)
+                pos += 16
+                length = x0 - tag0_n_items if csa_type == 1 else x1
+                if length < 0 or pos + length > len(data):
+                    raise CSAError("item runs past the end")
+                items.append((x0, x2, x3, data[pos:pos + length]))
+                pos += (length + 3) // 4 * 4
+            tags.append({"name": name.split(b"\0", 1)[0].decode("latin-1"), "raw_name": name, "vm": vm,
+                         "vr": vr.split(b"\0", 1)[0].decode("latin-1"), "raw_vr": vr, "syngodt": syngodt,
+                         "last": last, "items": items, "csa_type": csa_type})
+        return prefix, tags
+    except struct.error:
+        raise CSAError("truncated CSA header") from None
+
+
+def _write(prefix: bytes, tags: list[dict]) -> bytes:
+    out = bytearray(prefix)
+    for tag in tags:
+        # name and VR rewritten from their text: the bytes after a NUL are leftover memory of
+        # the scanner (station names were seen there), never copied
+        out += struct.pack("<64si4s3i", tag["name"].encode("latin-1")[:63], tag["vm"],
+                           tag["vr"].encode("latin-1")[:3], tag["syngodt"], len(tag["items"]), tag["last"])
+        for x0, x2, x3, value in tag["items"]:
+            length = len(value)
+            out += struct.pack("<4i", length, length, x2, length)
+            out += value + b"\0" * ((4 - length % 4) % 4)
+    if len(out) % 2:
+        out += b"\0"
+    return bytes(out)
+
+
+def _text(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode("latin-1")
+
+
+def _safe_text(text: str) -> bool:
+    return bool(_TECHNICAL_TEXT.fullmatch(text)) and not any(f.kind != "id" for f in find_generic_phi(text))
+
+
+def clean_ascconv(text: str) -> str:
+    """The MrPhoenixProtocol text reduced to its ASCCONV section, each line kept only when its
+    value is a number, or a technical string under a known key; the XProtocol part goes."""
+    begin = text.find("### ASCCONV BEGIN")
+    end = text.find("### ASCCONV END", begin + 1)
+    if begin < 0 or end < 0:
+        return ""
+    lines = text[begin:].splitlines()
+    out = [re.sub(r"[^\w\s#@=%/.\-]", "", lines[0])]
+    for line in lines[1:]:
+        if line.startswith("### ASCCONV END"):
+            out.append("### ASCCONV END ###")
+            break
+        m = _ASCCONV_LINE.match(line)
+        if not m:
+            continue
+        key, value = m.group(1), m.group(2)
+        if DROP_NAMES.search(key):
+            continue
+        if _NUMBER.fullmatch(value) or (ASCCONV_TEXT_KEYS.match(key) and re.fullmatch(r'""[\w.%\\/:;+\- ]*""', value)
+                                         and _safe_text(value.strip('"'))):
+            out.append(f"{key}\t = \t{value}")
+    return "\n".join(out) + "\n"
+
+
+def clean_protocol_text(data: bytes) -> bytes | None:
+    """A Siemens protocol held as plain text (XA enhanced MR: (0021,xx19) of "SIEMENS MR SDS 01"):
+    its ASCCONV section cleaned as in the CSA series header; None when there is none."""
+    cleaned = clean_ascconv(bytes(data).split(b"\0", 1)[0].decode("latin-1"))
+    if not cleaned:
+        return None
+    out = b"\n" + cleaned.encode("latin-1")  # readers look for the marker after a line break
+    return out + b"\0" * (len(out) % 2)
+
+
+def clean_csa(data: bytes) -> bytes | None:
+    """The CSA header with every value that is not a number or known technical text blanked;
+    None if it cannot be parsed."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < 16:
+        return None
+    try:
+        prefix, tags = parse_csa(bytes(data))
+    except CSAError:
+        return None
+    if tags[0]["csa_type"] != 2:
+        return None  # CSA1 (syngo VA, before 2004): its odd item lengths are not rewritten; dropped
+    for tag in tags:
+        name, vr = tag["name"], tag["vr"]
+        new_items = []
+        for x0, x2, x3, value in tag["items"]:
+            text = _text(value)
+            keep = b""
+            value = value.split(b"\0", 1)[0] + b"\0"  # what follows the NUL is leftover memory: dropped
+            if not text.strip():
+                keep = b""
+            elif name in PROTOCOL_TAGS:
+                cleaned = clean_ascconv(text)
+                keep = cleaned.encode("latin-1") + b"\0" if cleaned else b""
+            elif DROP_NAMES.search(name) and name not in TEXT_KEEP:
+                keep = b""
+            elif vr in NUMERIC_VRS:
+                keep = value if _NUMBER.fullmatch(text.strip()) else b""
+            elif (name in TEXT_KEEP or _TOKEN.fullmatch(text.strip())) and _safe_text(text):
+                keep = value
+            new_items.append((x0, x2, x3, keep))
+        tag["items"] = new_items
+    return _write(prefix, tags)
+
+
+# GE Protocol Data Block: keys whose text value is a technical code (values of other keys are kept
+# only when they are numbers)
+GE_TEXT_KEYS = {"POSITION", "ENTRY", "PLANE", "IMODE", "PSEQ", "IOPT", "SWAPPF", "SLOC1", "SLOC2", "SLOC3",
+                "ELOC1", "ELOC2", "ELOC3", "FOVCNT1", "FOVCNT2", "CONTRAST", "AUTOSHIM", "PHASECORR",
+                "EXCITATIONMODE", "PSDNAME", "COIL", "FILTCHOICE", "TAG_TYPE", "RFDRIVEMODE", "CALINPRESCAN",
+                "MULTIBVALUE", "MULTINEXVALUE", "MULTISYNBVALUE", "GRIP_SLGROUP1", "DIFFUSIONDIRS", "ASSET",
+                "ARC", "DIFFDIR", "SLICEORDER", "VIEWORDER"}
+_GE_LINE = re.compile(r'^([A-Z][A-Z0-9_]*) "(.*)"$')
+_NUMBERS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([;\s]+[+-]?(\d+\.?\d*|\.\d+))*[;\s]*")
+
+
+def clean_ge_protocol(data: bytes) -> bytes | None:
+    """The GE Protocol Data Block with only numeric values and technical codes; None if unreadable."""
+    try:
+        length = struct.unpack_from("<I", data, 0)[0]
+        text = gzip.decompress(bytes(data[4:4 + length])).decode("latin-1")
+    except (struct.error, OSError, EOFError, zlib.error):
+        return None
+    kept = []
+    for line in text.splitlines():
+        m = _GE_LINE.match(line.strip())
+        if not m:
+            continue
+        key, value = m.groups()
+        if _NUMBERS.fullmatch(value) or (key in GE_TEXT_KEYS and re.fullmatch(r"[\w ,;./%+\-]{0,64}", value)
+                                         and _safe_text(value)):
+            kept.append(f'{key} "{value}"')
+    packed = gzip.compress(("\n".join(kept) + "\n").encode("latin-1"), mtime=0)  # deterministic bytes
+    out = struct.pack("<I", len(packed)) + packed
+    return out + b"\0" * (len(out) % 2)
