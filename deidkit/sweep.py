@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 # Honorifics and particles that are not identifying on their own.
@@ -119,7 +120,7 @@ class Identifiers:
             f = fold(token)
             if len(f) >= 2 and not f.isdigit():
                 parts.append(f)
-        for a, b in zip(parts, parts[1:]):
+        for a, b in zip(parts, parts[1:], strict=False):
             if len(a) + len(b) >= 6 and not _is_cjk(a + b):
                 self.name_tokens.add(a + b)
 
@@ -191,7 +192,7 @@ def _has_camel(text: str) -> bool:
     """A lower-case letter followed by an upper-case one ("MrQuistgaard", "aÉ"), in any script."""
     if text.isascii():
         return _CAMEL_RE.search(text) is not None
-    return any(a.islower() and b.isupper() for a, b in zip(text, text[1:]))
+    return any(a.islower() and b.isupper() for a, b in zip(text, text[1:], strict=False))
 
 
 def _prefix_pattern(token: str, least: int) -> str:
@@ -221,7 +222,7 @@ def _folded_map(text: str) -> tuple[str, tuple[int, ...]]:
     return "".join(out), tuple(index)
 
 
-def _text_values(elem) -> list[str]:
+def _text_values(elem: DataElement) -> list[str]:
     """An element's values as text (bytes of UN/private values read as Latin-1)."""
     value = elem.value
     if isinstance(value, bytes):
@@ -231,7 +232,7 @@ def _text_values(elem) -> list[str]:
     return [str(value)]
 
 
-def _names_a_person(elem) -> bool:
+def _names_a_person(elem: DataElement) -> bool:
     """Patient's Name in another VR (LO, UN ...) or a private element named as a patient's name."""
     if elem.tag == 0x00100010 or elem.tag == 0x00101001:  # Patient's Name, Other Patient Names
         return True
@@ -477,8 +478,8 @@ def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
     as a name (Smith) or when every part looks like one (SMITH^JOHN); the rest stays."""
     parts = chunk.split("^")
     unknown = [p.isalpha() and p.lower() not in vocabulary for p in parts]
-    all_names = all(u or not p for u, p in zip(unknown, parts))
-    kept = [p for p, u in zip(parts, unknown) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
+    all_names = all(u or not p for u, p in zip(unknown, parts, strict=True))
+    kept = [p for p, u in zip(parts, unknown, strict=True) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
     return "^".join(p for p in kept if p)
 
 
@@ -541,7 +542,7 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
         for i in range(len(chunks)):
             if unknown_name(i):
                 drop[i] = True
-    kept = " ".join(c for c, d in zip(chunks, drop) if not d)
+    kept = " ".join(c for c, d in zip(chunks, drop, strict=True) if not d)
     kept = re.sub(r"\(\s*\)|\[\s*\]", " ", kept)
     kept = " ".join(kept.split()).strip(" -/.,:;")
     return kept if re.search(r"[^\W_]", kept) else ""
