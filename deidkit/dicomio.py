@@ -52,6 +52,7 @@ class Unreadable(Exception):
 
 
 class NotDicom(Unreadable):
+    """The file is not DICOM at all (no DICM prefix and no raw dataset shape)."""
     pass
 
 
@@ -89,6 +90,7 @@ class PixelSpan:
 
 @dataclass
 class Header:
+    """A file header read without its pixel data: the dataset, its transfer syntax, where the pixel data lies."""
     dataset: Dataset
     transfer_syntax: str
     pixel_span: PixelSpan | None
@@ -300,6 +302,7 @@ def deflated_size_problem(fp: BinaryIO, start: int, limit: int) -> str | None:
 
 
 def is_dicomdir(ds: Dataset) -> bool:
+    """True for a DICOMDIR (Media Storage Directory SOP Class, or a Directory Record Sequence)."""
     meta = getattr(ds, "file_meta", None)
     return str(getattr(meta, "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
 

@@ -103,6 +103,7 @@ class Context:
 
 @dataclass
 class EngineResult:
+    """What deidentify did to one dataset: the dataset, findings, hold reason, pseudonym and date offset (days)."""
     dataset: Dataset
     findings: list[Finding]
     hold_reason: str | None
@@ -111,6 +112,7 @@ class EngineResult:
 
 
 def tag_text(tag: int) -> str:
+    """A tag as "(GGGG,EEEE)", upper-case hex (memoised)."""
     text = _TAG_TEXT.get(tag)
     if text is None:
         text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

@@ -75,6 +75,7 @@ class FileResult:
 
 @dataclass
 class RunConfig:
+    """Everything one deid_tool run needs: source, destination, hospital-side folder, guidelines, key."""
     source: Path
     dest: Path
     hospital_dir: Path
@@ -93,15 +94,18 @@ class RunConfig:
 
 @dataclass
 class RunSummary:
+    """What a run did: one FileResult per file, and counts for the verdict."""
     results: list[FileResult]
     resumed: int = 0
     review_lines: list[str] = field(default_factory=list)  # what people decided (counts, no PHI)
 
     def count(self, status: str) -> int:
+        """How many files ended with this status."""
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def needs_review(self) -> list[FileResult]:
+        """The files held back or failed (a person must look at them)."""
         return [r for r in self.results if r.status in (HELD, FAILED)]
 
 
@@ -1056,10 +1060,12 @@ def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
 
 
 def output_is_ours(dest: Path) -> bool:
+    """True when dest holds a delivery (manifest) or a partial run of deid_tool."""
     return (dest / MANIFEST_NAME).is_file() or (dest / PARTIAL_DIR).is_dir()
 
 
 def state_matches(config: RunConfig) -> bool:
+    """True when the run state beside the output was written with this configuration (same fingerprint): the run may resume."""
     path = config.hospital_dir / STATE_NAME
     if not path.exists():
         return False

@@ -119,6 +119,7 @@ class SafePrivate:
 
     @property
     def kept(self) -> bool:
+        """True when the disposition keeps the element (every one but d)."""
         return self.disposition in PRIVATE_KEEPS
 
 
@@ -133,6 +134,7 @@ class UnlistedText:
     reason: str
 
     def code_under(self, enabled: frozenset[str]) -> str:
+        """The action code with these options enabled (K when the option that keeps an X row is on)."""
         return "K" if self.kept_by and self.kept_by in enabled else self.action
 
 
@@ -154,6 +156,7 @@ class RiskRule:
 
 @dataclass(frozen=True)
 class Settings:
+    """The site settings of settings.ini: options, pixel cleaning, pseudonyms, date shift range, what is held."""
     options: frozenset[str]
     clean_pixel_data: bool = True
     trust_pixel_detector: bool = False
@@ -167,6 +170,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Guidelines:
+    """Every guideline table and setting, loaded and validated: the one source the engine and --verify read."""
     edition: str
     rules: dict[int, Rule]
     masked: tuple[tuple[int, int, Rule], ...]  # (mask, value, rule) for (50xx,xxxx) etc.
@@ -224,6 +228,7 @@ class Guidelines:
         return row.code_under(self.settings.options) if row is not None else None
 
     def settings_pseudonym_tags(self) -> tuple[int, ...]:
+        """The tags that get the pseudonym (settings.ini), as ints."""
         return self.settings.pseudonym_tags
 
     def module_type(self, tag: int, sop_class_uid: str = "") -> str | None:
@@ -254,9 +259,11 @@ class Guidelines:
 
     @property
     def retain_safe_private(self) -> bool:
+        """True when the Retain Safe Private option is on."""
         return "retain_safe_private" in self.settings.options
 
     def describe(self) -> str:
+        """The standard edition and options in force, in one line for the reports."""
         opts = ", ".join(o for o in OPTIONS if o in self.settings.options) or "none"
         return f"PS3.15 {self.edition} Table E.1-1, options: {opts}"
 
@@ -335,6 +342,7 @@ def _edition(text: str, name: str) -> str:
 
 
 def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, Rule], tuple, Rule]:
+    """The profile table (Table E.1-1 as CSV): edition, rules by tag, masked rules, the private rule; GuidelineError names the line."""
     edition = _edition(text, name)
     fields, rows = _csv_rows(text, name)
     required = {"tag", "name", "vr", "basic", *OPTIONS}
@@ -379,6 +387,7 @@ def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, R
 
 
 def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[str, int, int], SafePrivate]:
+    """The safe private table (E.3.10-1 as CSV) keyed by (creator lower case, group, element byte); GuidelineError names the line."""
     fields, rows = _csv_rows(text, name)
     if not {"private_creator", "tag", "vr"} <= set(fields):
         raise GuidelineError(f"{name}: needs columns private_creator, tag, vr")
@@ -451,6 +460,7 @@ def merge_private_tables(kb: dict, safe: dict, research: dict) -> dict[tuple[str
 
 
 def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
+    """attribute_types.csv: per tag, (PS3.3 Type, SOP Class UID prefixes) pairs; GuidelineError names the line."""
     _, rows = _csv_rows(text, name)
     out: dict[int, list] = {}
     for line, row in rows:
@@ -464,6 +474,7 @@ def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
 
 
 def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, UnlistedText]:
+    """unlisted_text_attributes.csv by tag; GuidelineError names the line."""
     _, rows = _csv_rows(text, name)
     out = {}
     for line, row in rows:
@@ -478,6 +489,7 @@ def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, 
 
 
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
+    """settings.ini as Settings; GuidelineError names the setting that is wrong."""
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
         cp.read_string(text, source=name)
@@ -575,6 +587,7 @@ def parse_burned_in_risk(text: str, name: str = RISK_FILE) -> tuple[RiskRule, ..
 
 
 def parse_vocabulary(text: str) -> frozenset[str]:
+    """The imaging vocabulary: one lower-case word a line, # comments skipped."""
     return frozenset(line.strip().lower() for line in text.splitlines()
                      if line.strip() and not line.startswith("#"))
 

@@ -79,6 +79,7 @@ class Identifiers:
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
+        """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         for elem in ds.iterall():
@@ -125,6 +126,7 @@ class Identifiers:
                 self.name_tokens.add(a + b)
 
     def add_exact(self, value: str) -> None:
+        """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""
         f = fold(value.strip())
         if len(f) >= 3:
             self.exact.add(f)
@@ -133,6 +135,7 @@ class Identifiers:
                 self.exact.add(digits)
 
     def add_free_text(self, value: str) -> None:
+        """Add the parts and words of a free-text value (an address, say) as identifiers."""
         for part in re.split(r"[,;^\n]+", value):
             part = part.strip()
             if len(part) >= 4:
@@ -145,6 +148,7 @@ class Identifiers:
                 self.name_tokens.add(fold(token))
 
     def merge(self, other: "Identifiers") -> None:
+        """Add the identifiers of other (another file of the same patient) to these."""
         self.name_tokens |= other.name_tokens
         self.exact |= other.exact
         self.patient_name_known = self.patient_name_known or other.patient_name_known
@@ -381,6 +385,7 @@ _GENERIC = [
 
 @dataclass(frozen=True)
 class TextFinding:
+    """One span of generic PHI found in text: kind, start and end offsets (end exclusive)."""
     kind: str   # date, email, url, phone, address, id, person_name
     start: int
     end: int

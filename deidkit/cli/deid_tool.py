@@ -34,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The deid_tool command line parser (usage errors print one plain line and exit 2)."""
     p = _Parser(prog="deid_tool", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Exit status: 0 everything de-identified; 1 something was held back or failed (listed in "
                        "the _HOSPITAL_ONLY folder); 2 wrong command or nothing could run.")
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run deid_tool with argv (default sys.argv[1:]); returns the exit status: 0 all de-identified, 1 something held back or failed, 2 wrong command or nothing could run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.filterwarnings("ignore")  # pydicom's notes on odd input are not for the user's screen
     double_clicked = not argv
@@ -293,8 +295,6 @@ def _lock(hospital_dir: Path) -> BinaryIO | None:
     """An open file holding an exclusive lock for the run into this output, or None when another
     running deid_tool holds it (double-clicked twice). The system drops the lock when the process
     ends, so a power cut leaves nothing to clean up. Raises OSError when the folder cannot be made."""
-    import os
-
     hospital_dir.mkdir(parents=True, exist_ok=True)
     fh = open(hospital_dir / LOCK_NAME, "a+b")
     try:
