@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom import __version__ as pydicom_version
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
@@ -1003,17 +1004,28 @@ def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
             raise Unreadable("truncated: pixel data shorter than declared")
 
 
+# The fast path of encode_header reads pydicom internals and was checked byte for byte against
+# dcmwrite on this pydicom release line only (tests/test_pydicom_internals.py fails loudly when
+# pydicom changes what it imitates).
+FAST_ENCODER_PYDICOM = "3.0."
+# The switch: False sends every header through pydicom's dcmwrite (the same bytes, slower). Off
+# by itself on another pydicom release, or with DEIDKIT_HEADER_ENCODER=dcmwrite in the environment.
+FAST_HEADER_ENCODER = (pydicom_version.startswith(FAST_ENCODER_PYDICOM)
+                       and os.environ.get("DEIDKIT_HEADER_ENCODER", "") != "dcmwrite")
+
+
 def encode_header(ds: Dataset) -> bytes:
     """The de-identified dataset (pixel data left out) as file bytes: preamble, meta, elements.
 
     The same bytes as dcmwrite(enforce_file_format=True), without its deep copy of the file meta
     (a third of a millisecond per file): for the usual case (file meta whose SOP UIDs match the
     dataset, a public non-deflated transfer syntax) the file meta is copied element by element and
-    written with pydicom's own writers; anything else goes through dcmwrite itself."""
+    written with pydicom's own writers; anything else goes through dcmwrite itself, and so does
+    every header when FAST_HEADER_ENCODER is off (another pydicom release, or the switch above)."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else UID("")
     preamble = ds.preamble = b"\0" * 128  # never the source's: it may carry AE titles, IDs, an "MZ" header
-    if (meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
+    if (not FAST_HEADER_ENCODER or meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
             or len(preamble) != 128 or any(tag >> 16 in (0, 2) for tag in ds.keys())
             or meta.get("MediaStorageSOPClassUID") is None or meta.get("MediaStorageSOPInstanceUID") is None
             or ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID")
