@@ -249,13 +249,18 @@ def _undo_finished(root: Path, journal: Journal, key_path: Path | None, args: ar
     return code
 
 
-def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None, args: argparse.Namespace) -> int:
-    """Scan, plan, warn, ask, keep the undo data, journal, rename."""
+def _moved_out_dir(hospital: Path) -> Path:
+    """Where this run moves files out to: moved_out, or moved_out_N when earlier runs used that."""
     base = hospital / "moved_out"
     n = 1
     while base.exists():
         n += 1
         base = hospital / f"moved_out_{n}"
+    return base
+
+
+def _scan_and_plan(root: Path, base: Path, args: argparse.Namespace) -> RenamePlan:
+    """Read the tree below root (with a progress bar) and plan its new names; notes on screen."""
     own = _own_files(root)
     bar: list[console.Progress] = []
 
@@ -271,12 +276,18 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
     plan = make_plan(tree, {p.name for p in own}, os.fspath(base), args.move_other_out, plan_token(tree))
     for problem in plan_problems(plan, os.fspath(root)):
         console.say(f"Note: {problem}")
+    return plan
+
+
+def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None, args: argparse.Namespace) -> int:
+    """Scan, plan, warn, ask, keep the undo data, journal, rename."""
+    plan = _scan_and_plan(root, _moved_out_dir(hospital), args)
     n_steps = sum(1 for g in plan.groups for e in g.entries if e.out or e.final != e.old)  # real changes
     console.say(f"Plan: {n_steps} item(s) to rename or move in {len(plan.index) - 1} folder(s) below the top folder.")
     if args.dry_run:
         return _show_dry_run(plan)
     if not n_steps and is_our_index(root / INDEX_NAME):  # run again on its own result (double-clicked twice)
-        lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+        lines, ok = _finish_lines(plan, Outcome(), True)
         console.verdict("Nothing to do", [
             "Every name below this folder is already neutral (an earlier run renamed it): nothing was",
             "renamed and no new undo data was written (--undo still rolls back that earlier run)."]
@@ -333,7 +344,7 @@ def _show_dry_run(plan: RenamePlan) -> int:
     for row in plan.index:
         console.say(f"  {row['folder']}  [{row['level']}] {row['dicom_files']} DICOM, {row['other_files']} other"
                     + (f"  ! {row['identity_warnings']}" if row["identity_warnings"] else ""))
-    lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+    lines, ok = _finish_lines(plan, Outcome(), True)
     console.verdict("Dry run: this is what would happen", lines[1:], ok)
     return 0 if ok else 1
 
