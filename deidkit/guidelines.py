@@ -341,6 +341,22 @@ def _edition(text: str, name: str) -> str:
     return m.group(1)
 
 
+def _profile_rule(row: dict[str, str], where: str) -> Rule:
+    """One row of the profile table as a Rule; GuidelineError (where: file and line) if wrong."""
+    basic = row["basic"].upper()
+    if basic not in BASIC_CODES:
+        raise GuidelineError(f"{where}: action '{row['basic']}' is not one of {sorted(BASIC_CODES)}")
+    options = {o: row[o].upper() for o in OPTIONS}
+    for o, v in options.items():
+        if v not in OPTION_VALUES:
+            raise GuidelineError(f"{where}: column {o} holds '{v}'; only K, C or empty")
+    vr = row["vr"].upper()
+    if vr and vr not in VALID_VRS:
+        raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
+    return Rule(row["tag"], row["name"], row.get("keyword", ""), vr, basic, options,
+                row.get("retired", "N").upper() == "Y")
+
+
 def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, Rule], tuple, Rule]:
     """The profile table (Table E.1-1 as CSV): edition, rules by tag, masked rules, the private rule; GuidelineError names the line."""
     edition = _edition(text, name)
@@ -354,18 +370,7 @@ def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, R
     private_rule = None
     for line, row in rows:
         where = f"{name} line {line}"
-        basic = row["basic"].upper()
-        if basic not in BASIC_CODES:
-            raise GuidelineError(f"{where}: action '{row['basic']}' is not one of {sorted(BASIC_CODES)}")
-        options = {o: row[o].upper() for o in OPTIONS}
-        for o, v in options.items():
-            if v not in OPTION_VALUES:
-                raise GuidelineError(f"{where}: column {o} holds '{v}'; only K, C or empty")
-        vr = row["vr"].upper()
-        if vr and vr not in VALID_VRS:
-            raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
-        rule = Rule(row["tag"], row["name"], row.get("keyword", ""), vr, basic, options,
-                    row.get("retired", "N").upper() == "Y")
+        rule = _profile_rule(row, where)
         if row["tag"].lower() == PRIVATE_TAG_TEXT:
             private_rule = rule
             continue
@@ -405,6 +410,19 @@ def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[s
     return out
 
 
+def _check_vr_problem(check: str, vr: str) -> str | None:
+    """Why a private table row's check cannot apply to its VR, or None when it can."""
+    if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
+        return f"check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'"
+    if check == "sequence" and vr != "SQ":
+        return "check sequence needs VR SQ"
+    if check == "token" and vr not in ("CS", "SH", "LO"):
+        return "check token needs VR CS, SH or LO"
+    if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
+        return f"check {check} needs VR OB, OW or UN"
+    return None
+
+
 def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], SafePrivate]:
     """private_tag_kb.csv / research_private.csv: private_creator, tag (gggg,xxEE), name, vr,
     disposition (k h o oi d), optional check (number, sequence), source/reason."""
@@ -428,14 +446,9 @@ def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], Safe
         check = row.get("check", "").lower()
         if check not in PRIVATE_CHECKS:
             raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol or empty")
-        if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
-            raise GuidelineError(f"{where}: check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'")
-        if check == "sequence" and vr != "SQ":
-            raise GuidelineError(f"{where}: check sequence needs VR SQ")
-        if check == "token" and vr not in ("CS", "SH", "LO"):
-            raise GuidelineError(f"{where}: check token needs VR CS, SH or LO")
-        if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
-            raise GuidelineError(f"{where}: check {check} needs VR OB, OW or UN")
+        problem = _check_vr_problem(check, vr)
+        if problem:
+            raise GuidelineError(f"{where}: {problem}")
         if name == RESEARCH_PRIVATE_FILE and not row.get("reason"):
             raise GuidelineError(f"{where}: every row needs a reason")
         group, elem = int(m.group(1), 16), int(m.group(2), 16)
@@ -488,6 +501,22 @@ def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, 
     return out
 
 
+def _pseudonym_settings(cp: configparser.ConfigParser, name: str) -> tuple[str, list[int]]:
+    """[pseudonyms] prefix and the tags of its attributes; GuidelineError names what is wrong."""
+    from pydicom.datadict import tag_for_keyword
+
+    tags = []
+    for keyword in cp.get("pseudonyms", "attributes", fallback="PatientName, PatientID").split(","):
+        tag = tag_for_keyword(keyword.strip())
+        if tag is None:
+            raise GuidelineError(f"{name}: [pseudonyms] attributes: '{keyword.strip()}' is not a DICOM keyword")
+        tags.append(tag)
+    prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
+        raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
+    return prefix, tags
+
+
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     """settings.ini as Settings; GuidelineError names the setting that is wrong."""
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
@@ -518,17 +547,7 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     lo, hi = number("dates", "min_shift_days", 365), number("dates", "max_shift_days", 3650)
     if not 1 <= lo <= hi <= 36500:
         raise GuidelineError(f"{name}: [dates] needs 1 <= min_shift_days <= max_shift_days <= 36500")
-    from pydicom.datadict import tag_for_keyword
-
-    tags = []
-    for keyword in cp.get("pseudonyms", "attributes", fallback="PatientName, PatientID").split(","):
-        tag = tag_for_keyword(keyword.strip())
-        if tag is None:
-            raise GuidelineError(f"{name}: [pseudonyms] attributes: '{keyword.strip()}' is not a DICOM keyword")
-        tags.append(tag)
-    prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
-    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
-        raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
+    prefix, tags = _pseudonym_settings(cp, name)
     return Settings(
         options=enabled,
         clean_pixel_data=flag("profile", "clean_pixel_data", True),
