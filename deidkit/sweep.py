@@ -88,17 +88,7 @@ class Identifiers:
             if elem.VR == "PN" or _names_a_person(elem):
                 for v in _text_values(elem):
                     ids.add_name(v)
-        for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
-                        "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
-            value = ds.get(keyword)
-            if isinstance(value, str):
-                ids.add_exact(value)
-        for seq_item in ds.get("OtherPatientIDsSequence", []) or []:
-            ids.add_exact(str(seq_item.get("PatientID", "")))
-        other = ds.get("OtherPatientIDs")
-        if other:
-            for v in (other if not isinstance(other, str) else [other]):
-                ids.add_exact(str(v))
+        ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
         for spelling in date_spellings(birth):
             ids.exact.add(fold(spelling))
@@ -109,6 +99,20 @@ class Identifiers:
                 for v in (value if not isinstance(value, str) else [value]):
                     ids.add_free_text(str(v))
         return ids
+
+    def _add_patient_ids(self, ds: Dataset) -> None:
+        """Patient ID, accession and study numbers, other patient IDs: searched as whole values."""
+        for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+                        "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
+            value = ds.get(keyword)
+            if isinstance(value, str):
+                self.add_exact(value)
+        for seq_item in ds.get("OtherPatientIDsSequence", []) or []:
+            self.add_exact(str(seq_item.get("PatientID", "")))
+        other = ds.get("OtherPatientIDs")
+        if other:
+            for v in (other if not isinstance(other, str) else [other]):
+                self.add_exact(str(v))
 
     def add_name(self, pn: str) -> None:
         """Learn a person name's parts, and each two neighbouring parts joined ("MARYANNE")."""
@@ -488,6 +492,32 @@ def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
     return "^".join(p for p in kept if p)
 
 
+def _blank_phi_spans(text: str, vocabulary: frozenset[str]) -> tuple[str, bool]:
+    """text with generic PHI (not names) and titles before a name blanked; True if any was."""
+    found_phi = False
+    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
+    for m in _TITLE_RE.finditer(text):
+        if m.group(1).lower() not in vocabulary:
+            spans.append((m.start(), m.end()))
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+        found_phi = True
+    return text, found_phi
+
+
+def _identifying_chunks(chunks: list[str], identifiers: Identifiers | None) -> list[bool]:
+    """Per chunk: True when it holds one of the patient's identifiers, or an ID, accession number
+    or date (five digits in a row, or a piece of 7+ characters with 4+ digits)."""
+    drop = [False] * len(chunks)
+    for i, chunk in enumerate(chunks):
+        if identifiers is not None and identifiers.find(chunk):
+            drop[i] = True
+        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
+                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
+            drop[i] = True
+    return drop
+
+
 def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
     """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
 
@@ -508,23 +538,11 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     if identifiers is None or not identifiers.name_tokens or not identifiers.patient_name_known:
         # without the patient's name nothing tells a surname from a protocol word: known words only
         return _clean_descriptor_strict(text, vocabulary, identifiers)
-    found_phi = False
-    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
-    for m in _TITLE_RE.finditer(text):
-        if m.group(1).lower() not in vocabulary:
-            spans.append((m.start(), m.end()))
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + " " + text[end:]
-        found_phi = True
+    text, found_phi = _blank_phi_spans(text, vocabulary)
     chunks = [_clean_caret_chunk(c, vocabulary) if "^" in c else c for c in text.split()]
     chunks = [c for c in chunks if c]
-    drop = [False] * len(chunks)
-    for i, chunk in enumerate(chunks):
-        if identifiers is not None and identifiers.find(chunk):
-            drop[i] = found_phi = True
-        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
-                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
-            drop[i] = found_phi = True
+    drop = _identifying_chunks(chunks, identifiers)
+    found_phi = found_phi or any(drop)
 
     def unknown_name(i: int) -> bool:
         c = chunks[i].strip(",;:()")
