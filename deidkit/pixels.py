@@ -384,12 +384,19 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
         return PixelOutcome("hold", CANNOT_JUDGE, [], first_thumb, None, for_person=True)
     if hold_reason:
         return _hold(hold_reason, best[1] or first_thumb, all_boxes)
+    return _redacted_outcome(ds, bytes(out), out_photometric, frame, all_boxes, first_thumb, best)
+
+
+def _redacted_outcome(ds: pydicom.Dataset, data: bytes, photometric: str, frame: np.ndarray | None,
+                      all_boxes: list[list[list[int]]], first_thumb: bytes | None,
+                      best: tuple[int, bytes | None, bytes | None]) -> PixelOutcome:
+    """The outcome once every frame was looked at and none is held: clean, or blanked in place."""
     if not any(all_boxes):
         return PixelOutcome("clean", "no burned-in text detected", all_boxes, first_thumb)
     if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
         return _hold(f"text found but {ds.get('BitsAllocated')}-bit pixel data cannot be rewritten",
                      best[1], all_boxes)
-    _replace_pixel_data(ds, bytes(out), out_photometric, cast(np.ndarray, frame))  # frames were read
+    _replace_pixel_data(ds, data, photometric, cast(np.ndarray, frame))  # frames were read
     n_text = sum(len(b) for b in all_boxes)
     return PixelOutcome("redacted", f"{n_text} region(s) blanked on {sum(1 for b in all_boxes if b)} frame(s)",
                         all_boxes, best[1], best[2])
