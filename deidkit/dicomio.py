@@ -18,6 +18,7 @@ import io
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +89,16 @@ class Header:
     transfer_syntax: str
     pixel_span: PixelSpan | None
     streamable: bool  # False for deflated/big-endian: these are read and written whole
+    # (tag, reason) of top-level elements `prune` removed before their values were converted
+    pruned: tuple[tuple[int, str], ...] = ()
 
 
-def read_header(path: Path) -> Header:
-    """Read a file's header (no pixel data) and locate its pixel data element."""
+def read_header(path: Path, prune: Callable[[Dataset], list[tuple[int, str]]] | None = None) -> Header:
+    """Read a file's header (no pixel data) and locate its pixel data element. prune (e.g.
+    deidkit.rawheader.prune_removed with the tables bound) may delete top-level raw elements
+    after the raw damage checks and before every value is converted; what it returns is kept in
+    Header.pruned."""
+    pruned: tuple[tuple[int, str], ...] = ()
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -118,6 +125,8 @@ def read_header(path: Path) -> Header:
             stop = fp.tell()
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
+            if prune is not None:
+                pruned = tuple(prune(ds))
             _touch_all_values(ds)
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
@@ -151,11 +160,11 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable)
+            return Header(ds, ts, span, streamable=streamable, pruned=pruned)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=streamable)
+    return Header(ds, ts, span, streamable=streamable, pruned=pruned)
 
 
 def _span_digest(fp, start: int, end: int) -> bytes:

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine, pixels, review_decisions, risk
+from . import dicomio, engine, pixels, rawheader, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from . import content
@@ -297,7 +297,7 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
 def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
-    header = dicomio.read_header(src)
+    header = dicomio.read_header(src, prune=functools.partial(rawheader.prune_removed, guidelines=g))
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
             result.status, result.reason = HELD, "DICOMDIR names files outside the export (left out, not followed)"
@@ -329,7 +329,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
-        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in ds.keys() if t < 0x7FE00000]:
+        read_keys = sorted([*ds.keys(), *(tag for tag, _ in header.pruned)])
+        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in read_keys if t < 0x7FE00000]:
             result.reason = "corrupt: the file reads differently as a whole than its header alone (damaged?)"
             return result
         ds = full
