@@ -119,17 +119,17 @@ def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
         group, element = number >> 16, number & 0xFFFF
         if group < 0x0008 or group >= 0x5000 and (group < 0x6100 or group >= 0x7F00):
             continue  # file meta, command, stray groups, curves, overlays, pixel data, FFFx
+        if group & 1 and element <= 0x00FF:
+            if 0x0010 <= element:  # a private creator: read (as the engine does), never pruned
+                value = ds[number].value
+                if isinstance(value, (str, bytes)):
+                    text = value.decode("latin-1") if isinstance(value, bytes) else value
+                    creators[(group, element)] = text
+            continue
         raw = ds.get_item(number)
         if type(raw) is not RawDataElement or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
             continue
         if group & 1:
-            if element <= 0x00FF:
-                if 0x0010 <= element:  # a private creator: read (as the engine does), never pruned
-                    value = ds[number].value
-                    if isinstance(value, (str, bytes)):
-                        text = value.decode("latin-1") if isinstance(value, bytes) else value
-                        creators[(group, element)] = text
-                continue
             creator = creators.get((group, element >> 8))
             if raw.VR == "SQ" or _private_entry_says_keep(number, creator):
                 continue
