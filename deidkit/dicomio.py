@@ -11,6 +11,8 @@ element or Data Set Trailing Padding is written.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import functools
 import hashlib
@@ -18,7 +20,7 @@ import io
 import os
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,12 +95,29 @@ class Header:
     pruned: tuple[tuple[int, str], ...] = ()
 
 
-def read_header(path: Path, prune: Callable[[Dataset], list[tuple[int, str]]] | None = None) -> Header:
-    """Read a file's header (no pixel data) and locate its pixel data element. prune (e.g.
-    deidkit.rawheader.prune_removed with the tables bound) may delete top-level raw elements
-    after the raw damage checks and before every value is converted; what it returns is kept in
-    Header.pruned."""
+# Set only around one read_header call (export: `with dicomio.pruning(fn): read_header(...)`):
+# fn (deidkit.rawheader.prune_removed with the tables bound) deletes top-level raw elements after
+# the raw damage checks and before every value is converted. --verify and every other reader
+# never prune.
+_PRUNE: contextvars.ContextVar[Callable[[Dataset], list[tuple[int, str]]] | None] = contextvars.ContextVar(
+    "deidkit_prune", default=None)
+
+
+@contextlib.contextmanager
+def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]:
+    """read_header calls inside this block let prune remove elements before conversion; what
+    it returns is kept in Header.pruned."""
+    token = _PRUNE.set(prune)
+    try:
+        yield
+    finally:
+        _PRUNE.reset(token)
+
+
+def read_header(path: Path) -> Header:
+    """Read a file's header (no pixel data) and locate its pixel data element."""
     pruned: tuple[tuple[int, str], ...] = ()
+    prune = _PRUNE.get()
     try:
         size = path.stat().st_size
     except OSError as e:

@@ -297,7 +297,8 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
 def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
-    header = dicomio.read_header(src, prune=functools.partial(rawheader.prune_removed, guidelines=g))
+    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g)):
+        header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
             result.status, result.reason = HELD, "DICOMDIR names files outside the export (left out, not followed)"
@@ -329,7 +330,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
-        read_keys = sorted([*ds.keys(), *(tag for tag, _ in header.pruned)])
+        read_keys = sorted([*ds.keys(), *(tag for tag, _ in header.pruned)]) if header.pruned else list(ds.keys())
         if [t for t in full.keys() if t < 0x7FE00000] != [t for t in read_keys if t < 0x7FE00000]:
             result.reason = "corrupt: the file reads differently as a whole than its header alone (damaged?)"
             return result
