@@ -297,7 +297,8 @@ def _link_result(link: Path, source: Path, result: FileResult) -> FileResult:
 def _process(src: Path, result: FileResult, root: Path, approved: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
-    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g)):
+    pruned_names: list[str] = []  # names in sequences pruned unread: learned as the engine would
+    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g, names=pruned_names)):
         header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
@@ -341,6 +342,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             return result
     result.person = person_of(ds)
     identifiers = Identifiers()
+    for name in pruned_names:
+        identifiers.add_name(name)
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
     outcome = engine.deidentify(ds, ctx)
     if outcome.hold_reason:

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from pydicom.datadict import (dictionary_has_tag, dictionary_VR, private_dictionary_description,
                               private_dictionary_VR, tag_for_keyword)
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
+from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
+from .sweep import _names_a_person, _text_values
 
 # attributes read before the engine removes anything (Identifiers.from_dataset, person_of,
 # engine.deidentify's patient key, hold_reason_for, the output path, the character set)
@@ -94,9 +96,11 @@ def _private_entry_says_keep(tag: int, creator: str | None) -> bool:
     return False
 
 
-def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
+def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None = None) -> list[tuple[int, str]]:
     """Delete from ds's top level the raw elements the engine removes whatever their value (see
-    the module docstring); returns (tag, reason) for each, in tag order. Raises
+    the module docstring); returns (tag, reason) for each, in tag order. The person names a
+    pruned sequence holds (what sweep.Identifiers.from_dataset would learn from it) are appended
+    to names (a sequence is pruned only when names is given). Raises
     dicomio.Unreadable (as _check_structure would) for tags out of order or a pruned element
     whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
     before conversion; elements already converted are left alone."""
@@ -108,6 +112,11 @@ def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
     if 0x00080016 not in ds:
         return []
+    if names is None:
+        names = []
+        sequences_allowed = False
+    else:
+        sequences_allowed = True
     sop_class = str(ds.get("SOPClassUID", "") or "")
     protected = _PROTECTED.get(id(guidelines))
     if protected is None:
@@ -116,6 +125,8 @@ def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
     keep_private_tables = private_code in ("C", "K")
     creators: dict[tuple[int, int], str] = {}
     pruned: list[tuple[int, str]] = []
+    # a structured report's or document's hold decision reads every item (hold_reason_for)
+    sequences_prunable = sequences_allowed and not sop_class.startswith((SR_PREFIX, DOCUMENT_PREFIX))
     for number in numbers:
         group, element = number >> 16, number & 0xFFFF
         if group < 0x0008 or group >= 0x5000 and (group < 0x6100 or group >= 0x7F00):
@@ -128,6 +139,12 @@ def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
                     creators[(group, element)] = text
             continue
         raw = ds.get_item(number)
+        if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and sequences_prunable
+                and number not in protected and guidelines.action_for(number, sop_class) == "X"):
+            _harvest_names(raw, names)  # Identifiers.from_dataset reads nested names: learned first
+            del ds[number]
+            pruned.append((number, "removed"))
+            continue
         if type(raw) is not RawDataElement or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
             continue
         if group & 1:
@@ -153,3 +170,49 @@ def prune_removed(ds: Dataset, guidelines: Guidelines) -> list[tuple[int, str]]:
         del ds[number]
         pruned.append((number, reason))
     return pruned
+
+
+def _harvest_names(seq: DataElement, names: list[str]) -> None:
+    """The names Identifiers.from_dataset learns from a sequence's items (PN elements, Patient's
+    Name in another VR, private elements named as a person's name), converting only those; and
+    the checks dicomio._check_structure makes on items that need no value (tag order, groups
+    that have no place in a stored object, VR kinds). Raises dicomio.Unreadable as it does."""
+    from . import dicomio
+
+    stack = [item for item in seq.value or [] if isinstance(item, Dataset)]
+    while stack:
+        item = stack.pop()
+        tags = list(item.keys())
+        for tag in [t for t in tags if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+            value = getattr(item.get_item(tag), "value", b"")
+            if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+                raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
+        numbers = [int(t) for t in tags if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
+        if any(a >= b for a, b in zip(numbers, numbers[1:])):
+            raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
+        for number in numbers:
+            group = number >> 16
+            if group == 0xFFFF:
+                raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
+            raw = item.get_item(number)
+            vr = getattr(raw, "VR", None)
+            if not group & 1 and dicomio._kinds_clash(vr, number):
+                raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                         "(damaged?)")
+            if type(raw) is DataElement and raw.VR == "SQ":
+                stack.extend(i for i in raw.value or [] if isinstance(i, Dataset))
+                continue
+            if group & 1:
+                if (number & 0xFFFF) <= 0x00FF:
+                    continue
+            elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
+                      or number in (0x00100010, 0x00101001)):
+                continue
+            elem = item[number]  # converted as Dataset.iterall would
+            if elem.VR == "SQ":
+                stack.extend(i for i in elem.value or [] if isinstance(i, Dataset))
+                continue
+            if elem.value in (None, "", b""):
+                continue
+            if elem.VR == "PN" or _names_a_person(elem):
+                names.extend(_text_values(elem))
