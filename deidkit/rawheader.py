@@ -26,11 +26,14 @@ element is returned as (tag, reason) so the caller can account for it.
 """
 from __future__ import annotations
 
+import functools
+
 from pydicom.datadict import (dictionary_has_tag, dictionary_VR, private_dictionary_description,
                               private_dictionary_VR, tag_for_keyword)
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
+from . import dicomio
 from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
 from .sweep import _names_a_person, _text_values
@@ -75,6 +78,7 @@ def _public_vr(tag: int, raw_vr: str | None) -> str:
         return raw_vr or "UN"
 
 
+@functools.lru_cache(maxsize=65536)
 def _private_entry_says_keep(tag: int, creator: str | None) -> bool:
     """The private dictionary calls the element a sequence or a person's name (any spelling of
     its creator that pydicom or the engine may use)."""
@@ -104,8 +108,6 @@ def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None =
     dicomio.Unreadable (as _check_structure would) for tags out of order or a pruned element
     whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
     before conversion; elements already converted are left alone."""
-    from . import dicomio
-
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
     numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
     if any(a >= b for a, b in zip(numbers, numbers[1:])):
@@ -177,8 +179,6 @@ def _harvest_names(seq: DataElement, names: list[str]) -> None:
     Name in another VR, private elements named as a person's name), converting only those; and
     the checks dicomio._check_structure makes on items that need no value (tag order, groups
     that have no place in a stored object, VR kinds). Raises dicomio.Unreadable as it does."""
-    from . import dicomio
-
     stack = [item for item in seq.value or [] if isinstance(item, Dataset)]
     while stack:
         item = stack.pop()
