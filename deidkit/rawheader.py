@@ -9,11 +9,14 @@ converted, looked up or walked. Only elements whose removal does not depend on t
 pruned, and only those no earlier step reads:
 
 - a public element whose resolved action (Guidelines.action_for, for this SOP class and the
-  site's options) is X, unless it is a person name (PN), a sequence (names may be nested), of
-  undefined length, of group 0028 (pixel description), an overlay/curve group, or one of the
+  site's options) is X, unless it is a person name (PN), of undefined length, of group 0028 (pixel description), an overlay/curve group, or one of the
   attributes the patient's identifiers are learned from (sweep.Identifiers.from_dataset), the
   date/time pairs the engine reads before it removes anything, the risk table's attributes and
   the few the export reads before the engine (PROTECTED_KEYWORDS);
+- a public sequence whose action is X (not in structured reports or documents, whose hold
+  decision reads every item), after the names Identifiers.from_dataset would learn from its
+  items have been read (converting only those elements) and its items' tag order, groups and
+  VR kinds checked;
 - a private data element (not a creator) of a block no private table keeps it for
   (Guidelines.safe_private_entry, under the private rule's code), unless it is or may become a
   sequence or the private dictionary names it as a person's name (sweep._names_a_person).
@@ -27,9 +30,15 @@ element is returned as (tag, reason) so the caller can account for it.
 from __future__ import annotations
 
 import functools
+import itertools
 
-from pydicom.datadict import (dictionary_has_tag, dictionary_VR, private_dictionary_description,
-                              private_dictionary_VR, tag_for_keyword)
+from pydicom.datadict import (
+    dictionary_has_tag,
+    dictionary_VR,
+    private_dictionary_description,
+    private_dictionary_VR,
+    tag_for_keyword,
+)
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
@@ -53,18 +62,16 @@ _PERSON_WORDS = ("patient", "person", "physician", "operator")
 _UNDEFINED = 0xFFFFFFFF
 
 
-def _protected_tags(guidelines: Guidelines) -> frozenset[int]:
-    from .engine import DATE_TIME_PAIRS, _REFERENCE_DATES
+@functools.lru_cache(maxsize=16)
+def _protected_tags(risk_keywords: tuple[str, ...]) -> frozenset[int]:
+    from .engine import _REFERENCE_DATES, DATE_TIME_PAIRS
 
     tags = {tag_for_keyword(k) for k in PROTECTED_KEYWORDS}
-    tags.update(tag_for_keyword(r.keyword) for r in guidelines.burned_in_risk)
+    tags.update(tag_for_keyword(k) for k in risk_keywords)
     tags.update(DATE_TIME_PAIRS)
     tags.update(DATE_TIME_PAIRS.values())
     tags.update(_REFERENCE_DATES)
     return frozenset(t for t in tags if t is not None)
-
-
-_PROTECTED: dict[int, frozenset[int]] = {}
 
 
 def _public_vr(tag: int, raw_vr: str | None) -> str:
@@ -109,8 +116,8 @@ def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None =
     whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
     before conversion; elements already converted are left alone."""
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
-    numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
-    if any(a >= b for a, b in zip(numbers, numbers[1:])):
+    numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]  # noqa: SIM118 (iterating a Dataset converts)
+    if any(a >= b for a, b in itertools.pairwise(numbers)):
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
     if 0x00080016 not in ds:
         return []
@@ -120,9 +127,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None =
     else:
         sequences_allowed = True
     sop_class = str(ds.get("SOPClassUID", "") or "")
-    protected = _PROTECTED.get(id(guidelines))
-    if protected is None:
-        protected = _PROTECTED[id(guidelines)] = _protected_tags(guidelines)
+    protected = _protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk))
     private_code = guidelines.private_rule.code_under(guidelines.settings.options)
     keep_private_tables = private_code in ("C", "K")
     creators: dict[tuple[int, int], str] = {}
@@ -188,7 +193,7 @@ def _harvest_names(seq: DataElement, names: list[str]) -> None:
             if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
                 raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
         numbers = [int(t) for t in tags if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
-        if any(a >= b for a, b in zip(numbers, numbers[1:])):
+        if any(a >= b for a, b in itertools.pairwise(numbers)):
             raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
         for number in numbers:
             group = number >> 16

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import find_leaks
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from conftest import find_leaks
 from deidkit import cli_deid, dicomio, rawheader
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
