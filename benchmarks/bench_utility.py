@@ -80,15 +80,17 @@ def dcm2niix_exe() -> str:
     return exe
 
 
-def deidentify(corpus: Path, work: Path) -> dict[str, str]:
-    """Run deid_tool on the corpus; original path -> output path (absolute) for written files."""
+def deidentify(corpus: Path, work: Path) -> dict[str, str] | None:
+    """Run deid_tool on the corpus; original path -> output path (absolute) for written files;
+    None when deid_tool stopped (exit status 2, e.g. a corpus of .gz files only): the corpus is skipped."""
     dest = work / "deid"
     cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(corpus), "--out", str(dest), "--yes",
            "--key", str(work / "site_key.txt"), "--workers", "2"]
     proc = run(cmd)
     if proc.returncode not in (0, 1):
         print(proc.stdout[-2000:], proc.stderr[-2000:])
-        raise SystemExit(f"deid_tool failed on {corpus}")
+        print(f"    skipped: deid_tool stopped on {corpus} (exit status {proc.returncode})")
+        return None
     mapping = {}
     held = Counter()
     for line in (work / "deid_HOSPITAL_ONLY" / "progress.jsonl").read_text(encoding="utf-8").splitlines()[1:]:
@@ -263,6 +265,8 @@ def main() -> None:
             if args.neutral_names:
                 corpus = neutral_copy(corpus, work / "source")
             mapping = deidentify(corpus, work)
+            if mapping is None:
+                continue
             by_series = series_of(corpus)
             k, t, lost = descriptors(by_series, mapping)
             desc_kept, desc_total = desc_kept + k, desc_total + t

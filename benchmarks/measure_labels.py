@@ -66,11 +66,21 @@ def _secrets(ds, g: gl.Guidelines) -> set[str]:
         value = str(ds.get(keyword, "") or "").strip()
         if len(value) >= 4:
             out.add(value)
-    # a removed value that is also the whole value of a kept attribute (Institution Name
-    # "PixelMed" = Manufacturer "PixelMed") is not counted: the kept attribute carries it
-    kept = {str(e.value).strip() for e in ds.iterall() if e.VR != "SQ" and not e.tag.is_private
-            and g.action_for(e.tag) in (None, "K") and isinstance(e.value, str)}
-    return {s for s in out if s not in kept}
+    # a removed value that is also in the value of a kept attribute (Institution Name "PixelMed"
+    # = Manufacturer "PixelMed", name part "Test" in Manufacturer "Test Manufacturer", Institution
+    # "TOSHIBA" in Manufacturer "TOSHIBA_MEC") is not counted: the kept attribute carries it
+    kept = [str(e.value).strip().lower() for e in ds.iterall() if e.VR != "SQ" and not e.tag.is_private
+            and g.action_for(e.tag) in (None, "K") and isinstance(e.value, str)]
+    return {s for s in out if not any(s.lower() in k for k in kept)}
+
+
+def _own_words(ds) -> str:
+    """The tool's own words in an output (De-identification Method and its codes, lower case):
+    a name part "Patient" found only in "Retain Patient Characteristics Option" is not a leak."""
+    words = [str(ds.get("DeidentificationMethod", ""))]
+    for item in ds.get("DeidentificationMethodCodeSequence", []) or []:
+        words.append(str(item.get("CodeMeaning", "")))
+    return " ".join(words).lower()
 
 
 def main() -> None:
@@ -139,12 +149,16 @@ def main() -> None:
     secrets_by_file = {rel: _secrets(ds, g) for rel, ds in sources.items()}
     all_uids = {str(e.value) for ds in sources.values() for e in ds.iterall()
                 if e.VR == "UI" and e.value and str(e.value) not in pydicom.uid.UID_dictionary
+                and not str(e.value).startswith("1.2.840.10008.")  # DICOM's own (SOP classes newer than pydicom)
                 and len(str(e.value)) > 12}
     for uid, (path, ds) in delivered.items():
         data = path.read_bytes()
         rel = new_to_source.get(uid)
         secrets = secrets_by_file.get(rel, set()) if rel else set()
+        own = _own_words(ds)
         for s in secrets:
+            if s.lower() in own and data.lower().count(s.lower().encode("utf-8", "ignore")) <= own.count(s.lower()):
+                continue  # only in the tool's own words
             for variant in {s, s.upper(), s.lower()}:
                 if variant.encode("utf-8", "ignore") in data:
                     leaks.append((path.name, rel, s))

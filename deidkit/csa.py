@@ -192,7 +192,7 @@ GE_TEXT_KEYS = {"POSITION", "ENTRY", "PLANE", "IMODE", "PSEQ", "IOPT", "SWAPPF",
                 "ELOC1", "ELOC2", "ELOC3", "FOVCNT1", "FOVCNT2", "CONTRAST", "AUTOSHIM", "PHASECORR",
                 "EXCITATIONMODE", "PSDNAME", "COIL", "FILTCHOICE", "TAG_TYPE", "RFDRIVEMODE", "CALINPRESCAN",
                 "MULTIBVALUE", "MULTINEXVALUE", "MULTISYNBVALUE", "GRIP_SLGROUP1", "DIFFUSIONDIRS", "ASSET",
-                "ARC", "DIFFDIR", "SLICEORDER", "VIEWORDER"}
+                "ARC", "DIFFDIR", "SLICEORDER", "VIEWORDER", "DELACQ"}
 _GE_LINE = re.compile(r'^([A-Z][A-Z0-9_]*) "(.*)"$')
 _NUMBERS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([;\s]+[+-]?(\d+\.?\d*|\.\d+))*[;\s]*")
 

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine, pixels, rawheader, review_decisions, risk
+from . import dicomio, engine, pixels, program, rawheader, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from . import content
@@ -88,7 +88,7 @@ class RunConfig:
         """What must match for a run to resume another: same source, output, table and key."""
         key_id = hashlib.sha256(b"deidkit-key-id\0" + self.key).hexdigest()[:16]
         return hashlib.sha256("|".join([str(self.source), str(self.dest), self.guidelines.sha256, key_id])
-                              .encode()).hexdigest()
+                              .encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass
@@ -460,10 +460,23 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
     original_ts = str(ds.file_meta.get("TransferSyntaxUID") or dicomio.transfer_syntax_of(ds))
     if approved is not None:
         try:
-            blanked = pixels.apply_regions(ds, review_decisions.parse_boxes(approved))
+            regions = review_decisions.parse_boxes(approved)
+            blanked = pixels.apply_regions(ds, regions)
+            # the look --verify takes: text still seen beyond the person's boxes keeps it here
+            left = pixels.text_left(ds)
         except (review_decisions.DecisionError, pixels.PixelError) as e:
             result.status, result.reason = HELD, f"burned-in text risk ({assessment.reason}): approved, but {e}"
             result.proposal = approved
+            return False
+        if any(left):
+            where = "; ".join(f"frame {i + 1} rows {b[0]}-{b[2]}, cols {b[1]}-{b[3]}"
+                              for i, boxes in enumerate(left) for b in boxes[:3])
+            result.status = HELD
+            result.reason = (f"burned-in text risk ({assessment.reason}): approved, but text is still found "
+                             f"outside the approved boxes ({where}): widen the boxes or reject, and run again")
+            grown = [[pixels.Box(*b).grown(pixels.REDACTION_MARGIN, int(ds.Rows), int(ds.Columns)).as_list()
+                      for b in boxes] for boxes in left]
+            result.proposal = review_decisions.format_boxes(regions + review_decisions.regions_from_frames(grown))
             return False
         result.reason = f"approved by a person ({blanked} region(s) blanked)" if blanked else "approved by a person"
     else:
@@ -600,7 +613,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
             raise ValueError(f"{folder.name} would be inside the export folder (or the export inside it)")
     config.dest.mkdir(parents=True, exist_ok=True)
     config.hospital_dir.mkdir(parents=True, exist_ok=True)
-    (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8")
+    (config.hospital_dir / SOURCE_NOTE).write_text(str(config.source), encoding="utf-8", errors="surrogateescape")
     files = plan(config.source, [config.dest, config.hospital_dir, *config.program_files])
     jobs = [(f"F{i + 1:06d}", str(p), p.relative_to(config.source).as_posix()) for i, p in enumerate(files)]
     state_path = config.hospital_dir / STATE_NAME
@@ -775,7 +788,7 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
     pending = list(reversed(chunks))
     in_flight: dict = {}
     limit = workers * 3 if workers > 1 else 1
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=args)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=args)
     try:
         while pending or in_flight:
             broken = False
@@ -810,8 +823,17 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
                 for chunk in reversed(pending):
                     lost.extend(chunk)
                 return
+    except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
+        program.end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_pool_worker(*args) -> None:
+    """_init_worker in a pool process, which leaves Ctrl-C to the main process."""
+    program.ignore_interrupt()
+    _init_worker(*args)
 
 
 def _process_chunk(chunk: list[tuple[str, str, str]]) -> list[FileResult]:
@@ -943,7 +965,7 @@ class _StateWriter:
 
     def append(self, result: FileResult) -> None:
         # the fields one level deep: asdict's recursive copy costs three times the json encoding
-        self.fp.write(json.dumps({name: getattr(result, name) for name in _RESULT_FIELDS}, ensure_ascii=False) + "\n")
+        self.fp.write(json.dumps({name: getattr(result, name) for name in _RESULT_FIELDS}, ensure_ascii=True) + "\n")
         self.fp.flush()
         if time.monotonic() - self.last_sync >= self.FSYNC_INTERVAL:
             os.fsync(self.fp.fileno())
@@ -1078,6 +1100,6 @@ def state_matches(config: RunConfig) -> bool:
 def source_of(hospital_dir: Path) -> Path | None:
     """The export an earlier run into this output came from (read from its hospital-side note)."""
     try:
-        return Path((hospital_dir / SOURCE_NOTE).read_text(encoding="utf-8").strip())
+        return Path((hospital_dir / SOURCE_NOTE).read_text(encoding="utf-8", errors="surrogateescape").strip())
     except OSError:
         return None

@@ -45,7 +45,7 @@ GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, V
                    RISK_FILE, UNLISTED_TEXT_FILE, PRIVATE_KB_FILE, RESEARCH_PRIVATE_FILE)
 UNLISTED_ACTIONS = {"K", "C", "X", "Z"}
 RISK_MATCHES = ("flag", "sop_class", "modality", "image_type")
-RISK_ACTIONS = ("check", "hold")
+RISK_ACTIONS = ("check", "hold", "labels")
 
 OPTIONS = (
     "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
@@ -146,7 +146,8 @@ class RiskRule:
     match: str
     value: str
     keyword: str             # the attribute compared (pydicom keyword)
-    action: str              # "check" (detector looks, person sees proposals) or "hold"
+    action: str              # "check" (detector looks, person sees proposals), "hold", or "labels"
+                             # (frames are labels, e.g. segment masks: only flag rows apply)
     person_must_see: bool    # listed for a person even when the detector finds no text
     reason: str              # plain words shown to the person
     line: int

@@ -298,6 +298,70 @@ def _cells_touched(mask: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
     return padded.reshape(cells[0], CELL, cells[1], CELL).any(axis=(1, 3))
 
 
+BLANK_SQUARE = 8          # pixels: a blanked rectangle is at least this wide and high
+BLANK_EDGE_RUN = 16       # pixels: a blanked rectangle's cut edge is straight for at least this long
+BLANK_EDGE_FILL = 0.75    # share of such a run that must border non-blank pixels
+
+
+def blank_edges(frame: np.ndarray, blank) -> np.ndarray:
+    """Pixels (bool, rows x cols) on the cut edges of blanked rectangles, found from the pixels alone.
+
+    Redaction leaves axis-aligned rectangles of exactly one value (blank: the frame's black as
+    displayed; RGB frames: every channel equal to blank). A pixel is on a cut edge when it lies in
+    a BLANK_SQUARE x BLANK_SQUARE square of blank pixels and borders, straight across, a pixel
+    that is not blank, along a straight row or column of such pixels BLANK_EDGE_RUN long (at least
+    BLANK_EDGE_FILL of it). The detector sees such a straight edge through anatomy as text; glyphs
+    on a black background give short, broken edges and are not marked. deid_tool's looks after
+    blanking and --verify both pass this to find_text_in_frame (see edge_aware_look in pixels.py).
+    """
+    flat = frame == blank
+    is_blank = flat.all(axis=2) if flat.ndim == 3 else flat
+    rows, cols = is_blank.shape
+    k = BLANK_SQUARE
+    out = np.zeros((rows, cols), bool)
+    if rows < k or cols < k or not is_blank.any():
+        return out
+    run = np.zeros((rows + 1, cols + 1), np.int32)
+    run[1:, 1:] = np.cumsum(np.cumsum(is_blank, axis=0, dtype=np.int32), axis=1)
+    full = (run[k:, k:] - run[:-k, k:] - run[k:, :-k] + run[:-k, :-k]) == k * k  # square at (i, j)
+    solid = np.zeros((rows, cols), bool)
+    solid[:rows - k + 1, :cols - k + 1] = full
+    solid = _spread_forward(_spread_forward(solid, k - 1, 0), k - 1, 1)
+    for axis, step in ((0, 1), (0, -1), (1, 1), (1, -1)):
+        across = ~np.roll(is_blank, -step, axis=axis)  # the neighbour straight across is not blank
+        edge = solid & across
+        # the wrapped-around row or column has no neighbour
+        if axis == 0:
+            edge[-1 if step == 1 else 0, :] = False
+        else:
+            edge[:, -1 if step == 1 else 0] = False
+        along = 1 - axis
+        n = edge.shape[along]
+        if n < BLANK_EDGE_RUN:
+            continue
+        c = np.cumsum(edge, axis=along, dtype=np.int32)
+        c = np.concatenate([np.zeros_like(c.take([0], axis=along)), c], axis=along)
+        starts = np.arange(n - BLANK_EDGE_RUN + 1)
+        window = c.take(starts + BLANK_EDGE_RUN, axis=along) - c.take(starts, axis=along)
+        good = window >= BLANK_EDGE_FILL * BLANK_EDGE_RUN  # windows that start here
+        covered = np.zeros_like(edge)
+        sl = [slice(None), slice(None)]
+        sl[along] = slice(0, n - BLANK_EDGE_RUN + 1)
+        covered[tuple(sl)] = good
+        out |= _spread_forward(covered, BLANK_EDGE_RUN - 1, along) & edge
+    return out
+
+
+def _spread_forward(mask: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """True wherever a True lies up to k pixels before along axis (mask grown forward by k)."""
+    n = mask.shape[axis]
+    run = np.cumsum(mask, axis=axis, dtype=np.int32)
+    run = np.concatenate([np.zeros_like(run.take([0], axis=axis)), run], axis=axis)
+    hi = np.arange(n) + 1
+    lo = np.maximum(np.arange(n) - k, 0)
+    return (run.take(hi, axis=axis) - run.take(lo, axis=axis)) > 0
+
+
 def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
                        blanked: np.ndarray | None = None) -> list[Box]:
     """Boxes around rendered text in one frame (uint8/uint16 grey, or RGB); blanked: pixels

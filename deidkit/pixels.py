@@ -219,15 +219,13 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
                  layout: list[Box]) -> _FrameResult:
     """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds)."""
     rows, cols = frame.shape[:2]
-    display = _display(frame, photometric, palette)
     work = frame.copy() if layout else frame
     blank = _blank_value(frame, photometric, palette)
     covered = np.zeros((rows, cols), bool)
     for b in layout:
         work[b.top:b.bottom, b.left:b.right] = blank
         covered[b.top:b.bottom, b.left:b.right] = True
-    found = pixel_detect.find_text_in_frame(_display(work, photometric, palette) if layout else display,
-                                            blanked=covered)
+    found = edge_aware_look(work, photometric, palette, blank, covered)
     # Blank, look again, blank what appears (text hidden by a neighbour's line); a frame still
     # showing text after REDETECT_PASSES is held (its boxes are still proposed to a person).
     grown: list[Box] = []
@@ -247,14 +245,57 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
         if covered.mean() > MAX_TEXT_FRACTION:  # (layout rectangles count as covered too)
             return _FrameResult(work, layout + grown, [],
                                 f"text covers {100 * covered.mean():.0f}% of frame {index + 1}")
-        found = pixel_detect.find_text_in_frame(_display(work, photometric, palette), blanked=covered)
+        found = edge_aware_look(work, photometric, palette, blank, covered)
     if (grown or layout) and not found:
-        # The last look is at the whole blanked frame, as --verify will look at it: what goes
-        # out must pass the receiving side's check too.
-        found = pixel_detect.find_text_in_frame(_display(work, photometric, palette))
+        # The last look is at the whole blanked frame, as --verify will look at it (blanked
+        # rectangles found from the pixels alone): what goes out must pass its check too.
+        found = edge_aware_look(work, photometric, palette, blank)
     if found:
         return _FrameResult(work, layout + grown, found, f"text still detected after blanking on frame {index + 1}")
     return _FrameResult(work, layout + grown, [])
+
+
+def edge_aware_look(frame: np.ndarray, photometric: str, palette: np.ndarray | None, blank,
+                    covered: np.ndarray | None = None) -> list[Box]:
+    """Text boxes in one decoded frame, ignoring the straight cut edges of rectangles blanked to
+    `blank` (found from the pixels: pixel_detect.blank_edges), plus `covered` (rows x cols, pixels
+    this run blanked). The one look used after blanking by deid_tool (detector-blanked and
+    person-approved images) and, through clean_pixels, by --verify, so both give one verdict.
+    Text beside a blanked rectangle is still found (only edge cells cannot start a box)."""
+    edges = pixel_detect.blank_edges(frame, blank)
+    if covered is not None:
+        edges |= covered
+    return pixel_detect.find_text_in_frame(_display(frame, photometric, palette), blanked=edges)
+
+
+def text_left(ds: pydicom.Dataset) -> list[list[list[int]]]:
+    """What --verify will find in ds's pixels after a person's boxes were blanked: per frame, the
+    text boxes [top, left, bottom, right] (exclusive ends) edge_aware_look still sees. Raises
+    PixelError when the pixel data cannot be decoded."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None or _pixel_keyword(ds) is None:
+        raise PixelError("no pixel data or transfer syntax unknown")
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(ts)
+        if not decoder.is_available:
+            raise PixelError(f"no decoder for transfer syntax {ts}")
+        palette = _palette(ds)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = _text(ds, "PhotometricInterpretation")
+        out: list[list[list[int]]] = []
+        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
+            photometric = str(meta.get("photometric_interpretation", photometric))
+            blank = _blank_value(frame, photometric, palette)
+            out.append([b.as_list() for b in edge_aware_look(frame, photometric, palette, blank)])
+            if index + 1 >= n_frames:
+                break
+    except PixelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a codec error: the caller holds the image, neutral reason
+        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
+    return out
 
 
 def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:

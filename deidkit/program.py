@@ -16,3 +16,20 @@ def program_dir() -> Path:
     if is_frozen():
         return Path(sys.executable).resolve().parent
     return Path(sys.argv[0]).resolve().parent
+
+
+def ignore_interrupt() -> None:
+    """Initialiser step for pool worker processes: Ctrl-C reaches every process of the console,
+    but only the main process handles it (it ends the pool and says how to resume), so a worker
+    ignores SIGINT and prints no "Process ForkPoolWorker-N" traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def end_workers(pool) -> None:
+    """The main process was interrupted: end a ProcessPoolExecutor's workers now (they ignore
+    Ctrl-C, see ignore_interrupt) and drop the work not started; their work is redone on resume."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)

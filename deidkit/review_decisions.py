@@ -11,7 +11,9 @@ image, header first:
   boxes          rectangles to blank, "F:x0,y0,x1,y1;..." where F is the frame number from 0 or
                  "*" for every frame; pixel coordinates, x1 and y1 exclusive. Pre-filled with the
                  tool's proposal; a person (or the review window) may edit it.
-  reason, original_file, frames   shown to the person; not read back
+  reason, original_file, frames   shown to the person; original_file is read back only to
+                 match the row to its file (a name that is not UTF-8 is stored as its own bytes,
+                 surrogateescape, so it matches exactly)
 
 Pure text functions plus one reader and one writer; nothing here knows about DICOM.
 """
@@ -138,7 +140,8 @@ def read_decisions(path: Path) -> dict[str, Decision]:
     """ref -> Decision from the file ({} if it does not exist). Decisions are matched without
     case; an unknown decision word raises DecisionError naming the ref. Extra columns are ignored."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        # original_file: a name that is not UTF-8 was written with surrogateescape (its bytes)
+        text = Path(path).read_text(encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         return {}
     first = text.split("\n", 1)[0]
@@ -176,7 +179,8 @@ def decisions_text(rows: list[Decision]) -> str:
 def write_decisions(path: Path, rows: list[Decision]) -> None:
     """Write the file atomically (a reader never sees half of it)."""
     tmp = Path(path).with_name(Path(path).name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fp:
+    # original_file as the bytes of its name when it is not UTF-8 (read back by read_decisions)
+    with tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as fp:
         fp.write(decisions_text(rows))
         fp.flush()
         os.fsync(fp.fileno())

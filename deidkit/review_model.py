@@ -55,7 +55,8 @@ class ReviewModel:
             raise FileNotFoundError(f"no {DECISIONS_NAME} in {self.hospital_dir}")
         if source is None:
             note = self.hospital_dir / SOURCE_NOTE
-            source = Path(note.read_text(encoding="utf-8").strip()) if note.is_file() else self.hospital_dir
+            source = (Path(note.read_text(encoding="utf-8", errors="surrogateescape").strip()) if note.is_file()
+                      else self.hospital_dir)
         self.source = Path(source)
         self._cached: list[ReviewItem] = []
         self.items: list[ReviewItem] = []

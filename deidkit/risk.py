@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from .guidelines import RISK_FILE, Guidelines, RiskRule, bundled_dir, parse_burned_in_risk
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-CHECK, HOLD, NONE = "check", "hold", "none"
+CHECK, HOLD, NONE, LABELS = "check", "hold", "none", "labels"
 LAYOUT_REASON = "known screen layout"
 
 
@@ -80,6 +80,7 @@ def assess(ds: Dataset, guidelines: Guidelines | None = None, layout_matched: bo
                     even when no row does ("known screen layout", person need not see)
     Returns NO_RISK for objects that are not images (reports, documents). Never raises on odd
     values (an unreadable attribute matches no row). Burned In Annotation NO clears nothing.
+    A matching "labels" row (Segmentation: frames are masks) leaves only the flag rows in force.
     """
     if not is_image(ds):
         return NO_RISK
@@ -91,6 +92,10 @@ def assess(ds: Dataset, guidelines: Guidelines | None = None, layout_matched: bo
             cache[rule.keyword] = _values(ds, rule.keyword)
         if rule.value in cache[rule.keyword]:
             matched.append(rule)
+    if any(r.action == LABELS for r in matched):
+        # frames that are labels (segment masks), not a rendering: only what the header declares
+        # (Burned In Annotation, Recognizable Visual Features) puts them at risk, not Image Type
+        matched = [r for r in matched if r.match == "flag"]
     if not matched:
         return RiskAssessment(CHECK, LAYOUT_REASON, False) if layout_matched else NO_RISK
     held = [r for r in matched if r.action == HOLD]

@@ -34,12 +34,19 @@ def _visible(match: re.Match) -> str:
 
 def console_text(value: object) -> str:
     """value as one printable line: every control character (ESC, CR, LF, BEL, C1, bidi) shown as
-    an escape such as \\x1b or \\n; lone surrogates (undecodable file names) shown as '?'."""
+    an escape such as \\x1b or \\n; a byte of a file name that is not UTF-8 (os.fsdecode's
+    surrogateescape, U+DC80-U+DCFF) shown as \\xNN, the byte itself; other lone surrogates as '?'."""
     text = value if isinstance(value, str) else str(value)
-    text = _CONTROL.sub(_visible, text)
-    if any("\ud800" <= c <= "\udfff" for c in text):
-        text = "".join("?" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
+    return undecodable_visible(_CONTROL.sub(_visible, text))
+
+
+def undecodable_visible(text: str) -> str:
+    """text with every byte of a file name that is not UTF-8 (os.fsdecode's surrogateescape,
+    U+DC80-U+DCFF) written as \\xNN, other lone surrogates as '?': UTF-8 can then store it."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return "".join((f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else "?")
+                   if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def csv_cell(value: object) -> str:

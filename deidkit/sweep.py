@@ -385,6 +385,11 @@ class TextFinding:
     end: int
 
 
+# a decimal number's integer part just before its fractional digits: "3." in "3.000000", "12," in
+# "12,345678" (0, or 1-3 digits without a leading zero: "030.1234567" is a phone number, not a decimal)
+_DECIMAL_HEAD = re.compile(r"(?:^|[^\w.,])(?:0|[1-9]\d{0,2})[.,]$")
+
+
 def find_generic_phi(text: str) -> list[TextFinding]:
     """PHI-shaped spans in free text. Conservative: used to decide what must not stay."""
     found = []
@@ -392,6 +397,8 @@ def find_generic_phi(text: str) -> list[TextFinding]:
         for m in pattern.finditer(text):
             if kind == "phone" and sum(c.isdigit() for c in m.group()) < 7:
                 continue  # "512 512" is a matrix, not a phone number
+            if kind == "id" and m.group().isdigit() and _DECIMAL_HEAD.search(text, 0, m.start()):
+                continue  # the fractional digits of a measurement (3.000000 T, 12.345678 ml), not an ID
             found.append(TextFinding(kind, m.start(), m.end()))
     return sorted(found, key=lambda f: (f.start, f.kind))
 
@@ -480,6 +487,13 @@ def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
     all_names = all(u or not p for u, p in zip(unknown, parts))
     kept = [p for p, u in zip(parts, unknown) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
     return "^".join(p for p in kept if p)
+
+
+def caret_names_someone(chunk: str, vocabulary: frozenset[str]) -> bool:
+    """Whether Clean Descriptors reads 'A^B' as naming a person (it would remove a part of it):
+    SMITH^JOHN, Smith^CT yes; HEAD^Brain, Research^MCBI (Siemens Region^Exam) no. --verify asks
+    this too, so deid_tool's own output is judged as it was cleaned."""
+    return _clean_caret_chunk(chunk, vocabulary) != chunk
 
 
 def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:

@@ -460,6 +460,8 @@ def _media_subtree(cd_root: Path, patient: FakePatient, out: SynthExport, size: 
     from pydicom.fileset import FileSet
 
     fs = FileSet()
+    fs.UID = synth_uid("cdfileset", patient.patient_id)  # else pydicom draws a random one: same export every time
+    out.planted_uids.add(fs.UID)
     study_uid = synth_uid("cdstudy", patient.patient_id)
     series_uid = synth_uid("cdseries", patient.patient_id)
     staged = []

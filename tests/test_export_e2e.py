@@ -177,3 +177,15 @@ def test_full_disk_while_writing_reports_gives_a_clear_line(synth_export, tmp_pa
     code = cli_deid.main([str(synth_export.root), "--out", str(tmp_path / "F"), "--yes", "--key", str(tmp_path / "k")])
     err = capsys.readouterr().err
     assert code == 1 and "output disk is full" in err and "Traceback" not in err
+
+
+def test_the_synthetic_export_is_the_same_bytes_every_time(tmp_path):
+    """--demo's export (and the planted values a leak scan looks for) can be made again exactly:
+    the DICOMDIR's File-set UID was drawn at random by pydicom."""
+    from deidkit.synth import make_export
+
+    a, b = make_export(tmp_path / "A", image_size=32), make_export(tmp_path / "B", image_size=32)
+    files = sorted(p.relative_to(a.root) for p in a.root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b.root) for p in b.root.rglob("*") if p.is_file())
+    assert [f for f in files if (a.root / f).read_bytes() != (b.root / f).read_bytes()] == []
+    assert a.planted_uids == b.planted_uids

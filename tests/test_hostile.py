@@ -534,7 +534,8 @@ def test_csv_cell_and_console_text_neutralise_formulas_and_control_characters():
     text = safe_text.console_text("a\x1b[2Jb\x1b]0;owned\x07c\nOK: Finished\u202e")
     assert "\x1b" not in text and "\n" not in text and "\x07" not in text and "\u202e" not in text
     assert "\\x1b[2J" in text
-    assert safe_text.console_text("name\udcff") == "name?"
+    assert safe_text.console_text("name\udcff") == "name\\xff"  # the byte of a name that is not UTF-8
+    assert safe_text.console_text("name\ud800") == "name?"
     assert "<script>" not in safe_text.html_text("<script>alert(1)</script>")
     escaped = safe_text.html_text('"><img src=x onerror=alert(1)>')
     assert "<img" not in escaped and '"' not in escaped and escaped.startswith("&quot;&gt;")

@@ -488,3 +488,39 @@ def test_a_label_whose_image_was_held_is_listed_in_the_summary(tmp_path):
     assert "Labels pointing at held-back instances: 1 file(s), 1 reference(s)" in summary
     kos = [p for p in out.rglob("*.dcm") if str(pydicom.dcmread(p).SOPClassUID) == KO]
     assert len(kos) == 1 and kos[0].relative_to(out).as_posix() in summary
+
+
+@pytest.mark.parametrize("sop_class", [SEG, "1.2.840.10008.5.1.4.1.1.66.7"])
+def test_segmentation_whose_mask_looks_like_text_is_delivered_unchanged(tmp_path, sop_class):
+    """A real SEG has Image Type DERIVED\\PRIMARY (PS3.3 C.8.20.2); its mask frames are labels, so
+    the detector must not hold or blank them even when a mask is shaped like letters."""
+    import numpy as np
+
+    from deidkit.synth import burn_text
+
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    burn_text(mask, "LIVER 123", 20, 2, 255)
+    seg = _seg()
+    seg.SOPClassUID = sop_class
+    seg.Rows = seg.Columns = 64
+    seg.NumberOfFrames = 1
+    seg.BitsAllocated = seg.BitsStored = 8
+    seg.HighBit = 7
+    seg.SamplesPerPixel = 1
+    seg.PixelRepresentation = 0
+    seg.PhotometricInterpretation = "MONOCHROME2"
+    seg.SegmentationType = "FRACTIONAL"
+    seg.MaximumFractionalValue = 255
+    seg.SegmentationFractionalType = "PROBABILITY"
+    seg.PixelData = mask.tobytes()
+    src = tmp_path / "EXPORT"
+    _write(seg, src / "QUISTGAARD" / "SEG.dcm")
+    out = tmp_path / "OUT"
+    code = cli_deid.main([str(src), "--out", str(out), "--yes", "--key", str(tmp_path / "k.txt"), "--workers", "1"])
+    assert code == 0, (tmp_path / "OUT_HOSPITAL_ONLY" / "held_back.csv").read_text()
+    (written,) = sorted(out.rglob("*.dcm"))
+    assert pydicom.dcmread(written).PixelData == mask.tobytes()
+    held = seg.copy()
+    held.BurnedInAnnotation = "YES"  # what the header declares still applies
+    from deidkit import risk
+    assert risk.assess(held).at_risk and risk.assess(held).person_must_see

@@ -232,3 +232,25 @@ def test_identifying_text_planted_in_every_unlisted_attribute_goes(guidelines):
     for tag, marker in planted.items():
         if guidelines.unlisted_text[tag].action != "K":  # kept coded values are swept, not cleaned
             assert marker[:16] not in written, guidelines.unlisted_text[tag].keyword
+
+
+@pytest.mark.parametrize("text, kept, gone", [
+    ("Field strength 3.000000 T", "3.000000", None),                # Siemens Phoenix SR TEXT item
+    ("volume 12.345678 ml", "12.345678", None),
+    ("ratio 0.123456; 1,234567 mm", "1,234567", None),
+    ("call 030.1234567 today", None, "1234567"),                     # a phone number with a dot stays removed
+    ("MRN 1234567 and ID 1.2.1234567", None, "1234567"),
+    ("ref A12.7654321", None, "7654321"),
+])
+def test_free_text_keeps_decimals_and_still_removes_ids(text, kept, gone):
+    """The fractional digits of a measurement are not an ID (was: '3.000000' -> '3.')."""
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+
+    ids = Identifiers(patient_name_known=True)
+    ids.add_name("QUISTGAARD^ASTRID")
+    out = clean_free_text(text, ids, None, gl.load().vocabulary).text
+    if kept:
+        assert kept in out and out == text
+    if gone:
+        assert gone not in out

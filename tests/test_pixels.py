@@ -188,6 +188,13 @@ def _header(**values) -> Dataset:
     ({"Modality": "MR", "ImageType": ["ORIGINAL", "PRIMARY", "SCREEN SAVE"]}, "check", True),
     ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4"}, "none", False),  # masks are labels
     ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4", "BurnedInAnnotation": "YES"}, "check", True),
+    # a real SEG always has Image Type DERIVED\PRIMARY (PS3.3 C.8.20.2): the DERIVED row must not put it back
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4", "ImageType": ["DERIVED", "PRIMARY"]}, "none", False),
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.7", "ImageType": ["DERIVED", "PRIMARY"]}, "none", False),
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4", "ImageType": ["DERIVED", "PRIMARY"],
+      "BurnedInAnnotation": "YES"}, "check", True),
+    ({"Modality": "SEG", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.66.4", "ImageType": ["DERIVED", "PRIMARY"],
+      "RecognizableVisualFeatures": "YES"}, "hold", True),
     ({"Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.30"}, "check", False),
     ({"Modality": "CT", "BurnedInAnnotation": "YES"}, "check", True),
     ({"Modality": "XC", "RecognizableVisualFeatures": "YES"}, "hold", True),

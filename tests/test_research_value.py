@@ -428,3 +428,16 @@ def test_descriptors_without_a_known_patient_name_keep_known_words_only(guidelin
     ids = Identifiers()
     ids.add_name("SMITH^GREGORY")          # a physician's name, not the patient's
     assert clean_descriptor("CT CHEST ZEBRAFINCH", guidelines.vocabulary, ids) == "CT CHEST"
+
+
+@pytest.mark.parametrize("value", ["Minimum", "Equally Spaced", "2000"])
+def test_ge_protocol_block_keeps_delay_after_acquisition(value):
+    """DELACQ (delay after acquisition) is an acquisition parameter: dcm2niix derives the repetition
+    time of GE multiphase fMRI from it (dcm_qa_ge 5_fMRI_Multiphase: TR 1 s became 3 s without it)."""
+    import gzip
+    from deidkit.csa import clean_ge_protocol
+    text = f'SEDESC "John Doe brain"\nDELACQ "{value}"\nTR "1000.0"\n'
+    packed = gzip.compress(text.encode())
+    out = clean_ge_protocol(struct.pack("<I", len(packed)) + packed)
+    kept = gzip.decompress(out[4:4 + struct.unpack("<I", out[:4])[0]]).decode()
+    assert f'DELACQ "{value}"' in kept and "Doe" not in kept

@@ -396,3 +396,48 @@ def test_parallel_run_gives_the_same_findings(raw_export, raw_result, tmp_path):
     _, serial_rows, _, _ = raw_result  # default run (parallel when >= 16 files)
     _, one_rows, _ = run_verify(raw_export.root, tmp_path, "--jobs", "1")
     assert one_rows == serial_rows
+
+
+@pytest.mark.parametrize("class_uid", ["1.3.12.2.1107.5.9.1", "0"])  # Siemens CSA Non-Image; pydicom's reportsi.dcm
+def test_sop_class_values_deid_tool_keeps_are_not_a_fail_on_its_own_output(tmp_path, class_uid):
+    """deid_tool keeps every SOP Class UID value as it is (engine.uid_is_kept): a reference to a
+    vendor-private SOP class (or a junk class value) in its own output is not a FAIL for --verify."""
+    from deidkit import cli_deid
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = "1.3.12.2.1107.5.1.4.777.1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.3.12.2.1107.5.1.4.777.2", "1.3.12.2.1107.5.1.4.777.3"
+    ds.PatientName, ds.PatientID, ds.Modality = "QUISTGAARD^ASTRID", "MRN7766554", "CT"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.Rows = ds.Columns = 4
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 0, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = bytes(32)
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = class_uid
+    ref.ReferencedSOPInstanceUID = "1.3.12.2.1107.5.1.4.777.9"
+    ds.ReferencedImageSequence = Sequence([ref])
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    src = tmp_path / "EXPORT" / "QUISTGAARD"
+    src.mkdir(parents=True)
+    ds.save_as(src / "CT1.dcm", enforce_file_format=True)
+    out = tmp_path / "OUT"
+    assert cli_deid.main([str(src.parent), "--out", str(out), "--yes", "--key", str(tmp_path / "k.txt"), "--workers", "1"]) == 0
+    (written,) = out.rglob("*.dcm")
+    kept = pydicom.dcmread(written).ReferencedImageSequence[0]
+    assert kept.ReferencedSOPClassUID == class_uid and kept.ReferencedSOPInstanceUID.startswith("2.25.")
+    _, rows, _ = run_verify(out, tmp_path)
+    assert not [r for r in rows if r["severity"] == "FAIL"], rows
+    # the same class value in a file the tool did not write is still shown to a person, and an
+    # instance UID left under the vendor root is still a FAIL
+    ds = pydicom.dcmread(written)
+    ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.3.12.2.1107.5.1.4.777.9"
+    ds.save_as(written)
+    _, rows, _ = run_verify(out, tmp_path)
+    found = {(r["location"], r["rule"], r["severity"]) for r in rows}
+    assert ("(0008,1140)[0]>(0008,1155)", "uids:uid-not-remapped", "FAIL") in found
+    assert ("(0008,1140)[0]>(0008,1150)", "uids:uid-not-remapped", "REVIEW") in found

@@ -65,6 +65,9 @@ def named(findings: list[verify.Finding], location: str, rule: str | None = None
     ("SeriesDescription", "T1_MPRAGE_SAG_P2_ISO_1.0"),
     ("ImageComments", "Philips MR Imaging DD 001"),                # the MR 'title' rule
     ("ImageComments", "MS lesion follow-up"),
+    ("StudyDescription", "FMRIF^QA"),                              # NIH dcm_qa: Region^Exam with an acronym
+    ("PerformedProcedureStepDescription", "FMRIF^QA"),
+    ("StudyDescription", "Research^MCBI_TESTING"),                 # Siemens dcm_qa
 ])
 def test_vendor_text_is_not_a_leak(keyword, value, tmp_path, g):
     ds = clean_dataset(0, 0, 1)
@@ -528,3 +531,23 @@ def test_declared_retention_options_are_recorded_not_findings(tmp_path, g):
     v = verify.verify(root, g, jobs=1)
     assert v.findings == () and v.status == "PASS"
     assert "retain_uids" in v.profiles[0][0] and "retain_device_identity" in v.profiles[0][0]
+
+
+@pytest.mark.parametrize("value", ["SMITH^JOHN", "Smith^CT", "DOE^JOHN T2", "HEAD^Harms"])
+def test_caret_names_in_descriptors_still_fail(value, tmp_path, g):
+    ds = clean_dataset(0, 0, 1)
+    ds.StudyDescription = value
+    assert named(fails(check(ds, tmp_path, g)), "(0008,1030)", "names:person-name-in-text")
+
+
+@pytest.mark.parametrize("value", ["FMRIF^QA", "NEURO^HIRNSTAMM", "HEAD^Brain", "Research^MCBI_TESTING", "SMITH^JOHN T2",
+                                   "Smith^CT", "HEAD^Harms", "DOE^CT", "MR^HEAD^Smith", "QA^FMRIF^JONES"])
+def test_what_clean_descriptors_leaves_is_no_caret_name_for_verify(value, g):
+    """deid_tool and --verify judge A^B alike: what Clean Descriptors keeps, --verify does not FAIL."""
+    from deidkit.sweep import Identifiers, clean_descriptor
+    from deidkit.verify.text import text_hits
+
+    ids = Identifiers(patient_name_known=True)
+    ids.add_name("QUISTGAARD^ASTRID")
+    cleaned = clean_descriptor(value, g.vocabulary, ids)
+    assert [h for h in text_hits(cleaned, "LO", "StudyDescription", g.vocabulary) if h[0] == "person_name"] == []

@@ -17,6 +17,7 @@ from ..journal import JOURNAL_NAME, Journal, Replay, count_steps, write_atomic, 
 from ..rename.index import index_csv, is_our_index
 from ..rename.plan import RenamePlan, key_mapping, make_plan, plan_problems, plan_token
 from ..rename.scan import scan
+from ..safe_text import console_text
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -284,7 +285,8 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
     undecodable = _undecodable_names(plan)
     if undecodable:  # the journal and the undo data (UTF-8 JSON) could not record these names
         console.error(f"{len(undecodable)} name(s) below this folder are not valid text in this system's "
-                      f"encoding, for example {undecodable[0]!a}. Nothing was renamed.",
+                      f"encoding (bytes shown as \\xNN), for example '{console_text(undecodable[0])}'. "
+                      "Nothing was renamed.",
                       "rename those by hand (or copy the export with a tool that converts the names), "
                       "then run again")
         return 2

@@ -87,7 +87,13 @@ def main(argv: list[str]) -> int:
             bar.append(console.Progress(total, "Checking"))
         bar[0].advance(done - bar[0].done)
 
-    v = verify(root, g, jobs=args.jobs, progress=progress)
+    try:
+        v = verify(root, g, jobs=args.jobs, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (the workers ignore it)
+        if bar:
+            bar[0].close()
+        console.error("stopped by the user; nothing was checked to the end", "run the same command again")
+        return 2
     if bar:
         bar[0].close()
     record = record_lines(folder, v, g)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import guidelines as gl
+from .. import program
 from ..sweep import Identifiers, date_spellings, fold, mask
 from .elements import FileResult
 from .kitfiles import MANIFEST_NAME, NOTES, kit_file_note, kit_folder
@@ -57,6 +58,12 @@ def _worker_init(g: gl.Guidelines) -> None:
 
     warnings.simplefilter("ignore")
     gl.register_new_attributes(g)
+
+
+def _pool_worker_init(g: gl.Guidelines) -> None:
+    """_worker_init in a pool process, which leaves Ctrl-C to the main process."""
+    program.ignore_interrupt()
+    _worker_init(g)
 
 
 def _check_one(args: tuple[Path, str, bool, gl.Guidelines]) -> FileResult:
@@ -126,12 +133,16 @@ def check_files(items: list[tuple[Path, str]], g: gl.Guidelines, want_hash: bool
                 progress(len(out), len(args))
         return out
     results = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(g,)) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker_init, initargs=(g,)) as pool:
         chunk = max(1, min(64, len(args) // (jobs * 8) or 1))
-        for r in pool.map(_check_one, args, chunksize=chunk):
-            results.append(r)
-            if progress:
-                progress(len(results), len(args))
+        try:
+            for r in pool.map(_check_one, args, chunksize=chunk):
+                results.append(r)
+                if progress:
+                    progress(len(results), len(args))
+        except KeyboardInterrupt:  # the workers ignore Ctrl-C: end them now, not after every file
+            program.end_workers(pool)
+            raise
     return results
 
 

@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from .. import content
 from .. import guidelines as gl
+from ..engine import SOP_CLASS_UID_TAGS
 from ..sweep import Identifiers, mask
 from ..text_clean import clean_free_text
 from .rules import FAIL, REVIEW, Finding, make
@@ -320,10 +321,13 @@ class Checker:
     def uid(self, tag: int, values: list[str], code: str | None, location: str) -> None:
         if "retain_uids" in self.options:
             return
+        # deid_tool keeps the value of every SOP Class UID attribute as it is (engine.uid_is_kept:
+        # a kind of object, vendor-private classes included): kept by rule, so REVIEW, not FAIL
+        kept = code not in ("U", "D", None) or int(tag) in SOP_CLASS_UID_TAGS
         for v in values:
             problem = uid_problem(v)
             if problem:
-                severity = FAIL if code in ("U", "D", None) else REVIEW
+                severity = REVIEW if kept else FAIL
                 self.add(location, "uids:uid-not-remapped", severity, f"{describe(tag)}: UID {problem}")
                 return
 

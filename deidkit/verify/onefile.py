@@ -317,7 +317,8 @@ def look_for_text(path: Path) -> tuple[list[list[int]] | None, str]:
     """(text boxes, '') for an image at risk, or (None, why it could not be looked at).
 
     deidkit.pixels.clean_pixels (without layout rules) is the detector, so the verdict matches
-    what deid_tool does. Any transfer syntax pydicom can decode is read."""
+    what deid_tool does: the straight edges of rectangles blanked earlier (found from the pixels,
+    pixels.edge_aware_look) are not text. Any transfer syntax pydicom can decode is read."""
     from .. import pixels
 
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import __version__
 from .. import guidelines as gl
+from ..safe_text import undecodable_visible
 from ..sweep import mask
 from .delivery import Verdict
 from .rules import CATALOGUE, CATEGORY_WORDS, CSV_HEADER, FAIL, Finding
@@ -40,7 +41,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def safe_cell(text: str) -> str:
     """A CSV cell no spreadsheet runs: control characters out, a formula-leading cell quoted."""
-    text = _CONTROL.sub("?", text)
+    text = undecodable_visible(_CONTROL.sub("?", text))
     return "'" + text if text[:1] in ("=", "+", "@", "-", "\t", "\r") else text
 
 
@@ -149,5 +150,5 @@ def render_html(folder: str, v: Verdict, record: list[str], summary: list[str]) 
 def write_html(path: Path, folder: str, v: Verdict, record: list[str], summary: list[str]) -> None:
     """Write the page atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(folder, v, record, summary), encoding="utf-8")
+    tmp.write_text(undecodable_visible(render_html(folder, v, record, summary)), encoding="utf-8")
     os.replace(tmp, path)

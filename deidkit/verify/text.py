@@ -15,7 +15,7 @@ from typing import Any
 from pydicom.uid import UID_dictionary
 
 from ..contract import is_pseudonym, neutral_name_patterns
-from ..sweep import find_generic_phi, mask
+from ..sweep import caret_names_someone, find_generic_phi, mask
 from .rules import FAIL, REVIEW
 
 __all__ = ["is_pseudonym", "name_problems", "name_problems_for", "text_hits", "uid_problem", "values_of"]
@@ -93,9 +93,9 @@ def is_phone(text: str, start: int, end: int) -> bool:
 
 
 def name_syntax(piece: str, vocabulary: frozenset[str]) -> bool:
-    """LAST^FIRST whose words are not all descriptor vocabulary ('MAR^CT' is a label)."""
-    words = [w.lower() for w in re.findall(r"[^\W\d_]+", piece)]
-    return bool(words) and not all(w in vocabulary for w in words)
+    """LAST^FIRST as Clean Descriptors judges it (sweep.caret_names_someone): 'SMITH^JOHN' and
+    'Smith^CT' are names; 'MAR^CT', 'HEAD^Brain', 'FMRIF^QA' (Region^Exam, acronyms) are labels."""
+    return caret_names_someone(piece, vocabulary)
 
 
 def title_name(piece: str, vocabulary: frozenset[str]) -> bool:
