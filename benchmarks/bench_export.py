@@ -373,7 +373,7 @@ def measure_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     copy_wall, tool_wall = _median([c[0] for c in copies]), _median([t[0] for t in tools])
     copy_cpu, tool_cpu = _median([c[3] for c in copies]), _median([t[3] for t in tools])
-    ratios = [t[0] / c[0] for c, t in zip(copies, tools)]
+    ratios = [t[0] / c[0] for c, t in zip(copies, tools, strict=True)]
     peak = max(t[2] for t in tools)
     print(f"\n[{shape}] {n} files, {mb(total)}; workers {args.workers or 'default'} (cores {os.cpu_count()}), "
           f"Python {sys.version.split()[0]}; {args.runs} runs; load average {load_before:.1f} before, "
@@ -423,7 +423,7 @@ def profile_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -
     files = sorted(p for p in src.rglob("*") if p.is_file())[: args.profile]
     sub = work / "PROFILE SRC"
     shutil.rmtree(sub, ignore_errors=True)
-    for i, f in enumerate(files):  # hard links: the same bytes, a tree of exactly these files
+    for f in files:  # hard links: the same bytes, a tree of exactly these files
         dst = sub / f.relative_to(src)
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -472,7 +472,7 @@ def profile_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -
         rows = sorted(raw.items(), key=lambda kv: kv[1][3 if key == "cumulative" else 2], reverse=True)[: args.top]
         print(f"  top {args.top} functions {title}:")
         print(f"    {'own %':>6s} {'cum %':>6s} {'calls':>9s}  function")
-        for (f, line, fn), (cc, nc, tt, ct, _) in rows:
+        for (f, line, fn), (_cc, nc, tt, ct, _) in rows:
             where = f"{Path(f).parent.name}/{Path(f).name}:{line}({fn})" if f != "~" else fn
             print(f"    {100 * tt / total:6.1f} {100 * ct / total:6.1f} {nc:9d}  {where[:width]}")
     if args.keep:

@@ -40,7 +40,6 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 import pydicom
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +270,7 @@ def main() -> None:
             k, t, lost = descriptors(by_series, mapping)
             desc_kept, desc_total = desc_kept + k, desc_total + t
             all_lost += lost
-            for n, (uid, files) in enumerate(sorted(by_series.items())):
+            for n, (_uid, files) in enumerate(sorted(by_series.items())):
                 ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Manufacturer"])
                 vendor = (str(ds.get("Manufacturer", "")) or "unknown").split()[0].upper().strip(",")
                 missing = [f for f in files if str(f) not in mapping]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import random
 import re
 import signal
@@ -296,7 +295,7 @@ class Fuzzer:
 
     def run(self, cases: int, seconds: float = 0.0) -> Tally:
         started = time.monotonic()
-        for i in range(cases):
+        for _ in range(cases):
             if seconds and time.monotonic() - started > seconds:
                 break
             name, data = self.seeds[self.rng.randrange(len(self.seeds))]

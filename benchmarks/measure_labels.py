@@ -131,7 +131,7 @@ def main() -> None:
     for cls in sorted({c for c, _ in per_class}):
         print(f"  {cls:12s} {per_class[(cls, 'delivered')]:3d} / {per_class[(cls, 'held')]:3d}")
     refs: Counter = Counter()
-    for uid, (path, ds) in delivered.items():
+    for _uid, (_path, ds) in delivered.items():
         if CLASSES.get(str(ds.get("SOPClassUID", ""))) is None:
             continue
         for elem in ds.iterall():
@@ -151,7 +151,7 @@ def main() -> None:
                 if e.VR == "UI" and e.value and str(e.value) not in pydicom.uid.UID_dictionary
                 and not str(e.value).startswith("1.2.840.10008.")  # DICOM's own (SOP classes newer than pydicom)
                 and len(str(e.value)) > 12}
-    for uid, (path, ds) in delivered.items():
+    for uid, (path, _ds) in delivered.items():
         data = path.read_bytes()
         rel = new_to_source.get(uid)
         secrets = secrets_by_file.get(rel, set()) if rel else set()

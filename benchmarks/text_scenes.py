@@ -276,7 +276,7 @@ def nf_ecg(rng):
     ph = (xs % period) / period
     sig = 4 * np.sin(2 * np.pi * ph) + np.where(np.abs(ph - 0.5) < 0.03, -40 * (1 - np.abs(ph - 0.5) / 0.03), 0)
     sig += np.where(np.abs(ph - 0.7) < 0.08, -8 * np.cos((ph - 0.7) / 0.08 * np.pi / 2), 0)
-    pts = [(int(x), int(base + s)) for x, s in zip(xs, sig)]
+    pts = [(int(x), int(base + s)) for x, s in zip(xs, sig, strict=True)]
     val = (0, 255, 0) if rng.random() < 0.5 else (255, 255, 255)
 
     def paint(d):

@@ -120,6 +120,7 @@ def unexpected_error(what_to_do: str) -> None:
 
 
 def error(message: str, what_to_do: str = "") -> None:
+    """Print an ERROR line, and what to do about it, to stderr."""
     say(f"ERROR: {message}", sys.stderr)
     if what_to_do:
         say(f"  What to do: {what_to_do}", sys.stderr)
@@ -140,6 +141,7 @@ class Progress:
         self._drawn = 0  # length of the line on screen, so a shorter one blanks what is left
 
     def advance(self, n: int = 1) -> None:
+        """Count n more steps done and redraw (terminal: at most every 0.1 s; otherwise every tenth)."""
         self.done += n
         now = time.monotonic()
         if self.tty:
@@ -166,6 +168,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
+        """Finish the bar (terminal: draw it once more and end the line)."""
         if self.tty:
             self._draw(time.monotonic())
             self.stream.write("\n")

@@ -100,7 +100,7 @@ def _write(prefix: bytes, tags: list[dict]) -> bytes:
         # the scanner (station names were seen there), never copied
         out += struct.pack("<64si4s3i", tag["name"].encode("latin-1")[:63], tag["vm"],
                            tag["vr"].encode("latin-1")[:3], tag["syngodt"], len(tag["items"]), tag["last"])
-        for x0, x2, x3, value in tag["items"]:
+        for _x0, x2, _x3, value in tag["items"]:
             length = len(value)
             out += struct.pack("<4i", length, length, x2, length)
             out += value + b"\0" * ((4 - length % 4) % 4)

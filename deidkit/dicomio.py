@@ -20,10 +20,12 @@ import io
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom import __version__ as pydicom_version
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
@@ -45,11 +47,16 @@ _LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN
 _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 
 
+# read(offset, length) -> bytes: random access to the bytes of a pixel data value.
+ReadAt = Callable[[int, int], bytes]
+
+
 class Unreadable(Exception):
     """A file that cannot be read as DICOM; the message is neutral (no value from the file)."""
 
 
 class NotDicom(Unreadable):
+    """The file is not DICOM at all (no DICM prefix and no raw dataset shape)."""
     pass
 
 
@@ -87,6 +94,7 @@ class PixelSpan:
 
 @dataclass
 class Header:
+    """A file header read without its pixel data: the dataset, its transfer syntax, where the pixel data lies."""
     dataset: Dataset
     transfer_syntax: str
     pixel_span: PixelSpan | None
@@ -175,7 +183,7 @@ def read_header(path: Path) -> Header:
         raise Unreadable("permission denied") from None
     except OSError as e:
         raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
-    except Exception as e:  # pydicom raises many kinds on corrupt input
+    except Exception:  # pydicom raises many kinds on corrupt input
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
@@ -186,7 +194,7 @@ def read_header(path: Path) -> Header:
     return Header(ds, ts, span, streamable=streamable, pruned=pruned)
 
 
-def _span_digest(fp, start: int, end: int) -> bytes:
+def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:
     """sha256 of bytes [start, end) of an open file."""
     fp.seek(start)
     h = hashlib.sha256()
@@ -294,7 +302,7 @@ def _codec_dimensions(head: bytes) -> tuple[int, int, int, int] | None:
     return None
 
 
-def deflated_size_problem(fp, start: int, limit: int) -> str | None:
+def deflated_size_problem(fp: BinaryIO, start: int, limit: int) -> str | None:
     """For a deflated transfer syntax: None if the data from `start` inflates to at most `limit`
     bytes, else why not (a zip bomb is stopped after `limit` bytes, never held in memory)."""
     import zlib
@@ -323,6 +331,7 @@ def deflated_size_problem(fp, start: int, limit: int) -> str | None:
 
 
 def is_dicomdir(ds: Dataset) -> bool:
+    """True for a DICOMDIR (Media Storage Directory SOP Class, or a Directory Record Sequence)."""
     meta = getattr(ds, "file_meta", None)
     return str(getattr(meta, "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
 
@@ -597,9 +606,9 @@ def _check_structure(ds: Dataset) -> None:
             del current[tag]
         tags = list(current.keys())  # in the order read from the file
         numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
-        if any(a >= b for a, b in zip(numbers, numbers[1:])):
+        if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
             raise Unreadable("corrupt: elements out of order (damaged tags)")
-        for tag, number in zip(tags, numbers):
+        for tag, number in zip(tags, numbers, strict=True):
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
@@ -747,7 +756,8 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
                 else struct.pack("<HH2sH", 0x7FE0, tag & 0xFFFF, span.vr, new_length)
         else:
             head = struct.pack("<HHL", 0x7FE0, tag & 0xFFFF, new_length)
-        return [head, (span.value_start, keep)] + ([pad] if pad else [])
+        planned: list[tuple[int, int] | bytes] = [head, (span.value_start, keep)]
+        return planned + ([pad] if pad else [])
 
     def read(offset: int, n: int) -> bytes:
         fp.seek(span.value_start + offset)
@@ -769,7 +779,7 @@ def _starts_frame(head: bytes) -> bool:
     return head[:2] in (b"\xff\xd8", b"\xff\x4f") or head == b"\x00\x00\x00\x0cjP  "
 
 
-def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[int]:
+def check_fragments(read: ReadAt, total: int, ts: str, frame_pixels: int = 0) -> list[int]:
     """Check the items of encapsulated pixel data (PS3.5 A.4) whose value is `total` bytes read
     through read(offset, n) (offsets from the start of the value, the delimiter included).
 
@@ -784,7 +794,7 @@ def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[in
     if _ENCAPSULATED_JPEG_FAMILY is None:
         import pydicom.uid as uid_module
 
-        family = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
+        family: set[str] = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
             | set(uid_module.JPEG2000TransferSyntaxes)
         family |= {str(v) for k, v in vars(uid_module).items() if k.startswith("HTJ2K") and isinstance(v, str)}
         _ENCAPSULATED_JPEG_FAMILY = frozenset(str(u) for u in family)
@@ -804,7 +814,7 @@ def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[in
     if bot_length:
         offsets = struct.unpack(f"<{bot_length // 4}I", read(bot_at, bot_length))
         span = sum(8 + n for _, n in items[1:])
-        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] >= max(span, 1):
+        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] >= max(span, 1):
             raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
     fragments = items[1:]
     if str(ts) == RLELossless and frame_pixels:
@@ -824,7 +834,7 @@ def check_fragments(read, total: int, ts: str, frame_pixels: int = 0) -> list[in
     return patches
 
 
-def _check_frame(read, fragments: list[tuple[int, int]]) -> list[int]:
+def _check_frame(read: ReadAt, fragments: list[tuple[int, int]]) -> list[int]:
     """One frame (its fragments, in order): the bytes after the end of its codestream (parsed, so
     leftovers that happen to end in FF D9 are found too) must be zeros or one pad byte. Where the
     codestream cannot be parsed, the frame must end with its EOI/EOC marker plus at most one pad
@@ -841,7 +851,7 @@ def _check_frame(read, fragments: list[tuple[int, int]]) -> list[int]:
                      "they are not part of the image)")
 
 
-def _check_rle_fragment(read, at: int, length: int, frame_pixels: int) -> list[int]:
+def _check_rle_fragment(read: ReadAt, at: int, length: int, frame_pixels: int) -> list[int]:
     """One RLE frame: 64-byte header (segment count, offsets), then segments that each decode
     (PackBits) to frame_pixels bytes; what follows a segment's data may only be zeros or a pad."""
     data = read(at, length)
@@ -854,15 +864,15 @@ def _check_rle_fragment(read, at: int, length: int, frame_pixels: int) -> list[i
         raise Unreadable(refuse)
     bounds = offsets[:count] + [len(data)]
     patches = []
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         if end <= start:
             raise Unreadable(refuse)
         used = _packbits_length(data, start, end, frame_pixels)
         tail = data[used:end] if used is not None else b"x" * 2
         if tail.strip(b"\0") and len(tail) > 1:
             raise Unreadable(refuse)
-        if len(tail) == 1 and tail != b"\0":
-            patches.append(at + used)
+        if len(tail) == 1 and tail != b"\0":  # so used is not None
+            patches.append(at + (used or 0))
     return patches
 
 
@@ -1022,17 +1032,28 @@ def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
             raise Unreadable("truncated: pixel data shorter than declared")
 
 
+# The fast path of encode_header reads pydicom internals and was checked byte for byte against
+# dcmwrite on this pydicom release line only (tests/test_pydicom_internals.py fails loudly when
+# pydicom changes what it imitates).
+FAST_ENCODER_PYDICOM = "3.0."
+# The switch: False sends every header through pydicom's dcmwrite (the same bytes, slower). Off
+# by itself on another pydicom release, or with DEIDKIT_HEADER_ENCODER=dcmwrite in the environment.
+FAST_HEADER_ENCODER = (pydicom_version.startswith(FAST_ENCODER_PYDICOM)
+                       and os.environ.get("DEIDKIT_HEADER_ENCODER", "") != "dcmwrite")
+
+
 def encode_header(ds: Dataset) -> bytes:
     """The de-identified dataset (pixel data left out) as file bytes: preamble, meta, elements.
 
     The same bytes as dcmwrite(enforce_file_format=True), without its deep copy of the file meta
     (a third of a millisecond per file): for the usual case (file meta whose SOP UIDs match the
     dataset, a public non-deflated transfer syntax) the file meta is copied element by element and
-    written with pydicom's own writers; anything else goes through dcmwrite itself."""
+    written with pydicom's own writers; anything else goes through dcmwrite itself, and so does
+    every header when FAST_HEADER_ENCODER is off (another pydicom release, or the switch above)."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else UID("")
     preamble = ds.preamble = b"\0" * 128  # never the source's: it may carry AE titles, IDs, an "MZ" header
-    if (meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
+    if (not FAST_HEADER_ENCODER or meta is None or not ts or ts.is_private or not ts.is_transfer_syntax or ts == DeflatedExplicitVRLittleEndian
             or len(preamble) != 128 or any(tag >> 16 in (0, 2) for tag in ds.keys())
             or meta.get("MediaStorageSOPClassUID") is None or meta.get("MediaStorageSOPInstanceUID") is None
             or ds.get("SOPClassUID") != meta.get("MediaStorageSOPClassUID")
@@ -1112,7 +1133,8 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset) -> None:
     _write_elements(fp, ds, dataset_encoding, encodings)
 
 
-def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding, encodings: list[str]) -> None:
+def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[str],
+                    encodings: list[str]) -> None:
     """The elements of ds in tag order, as pydicom's write_dataset loop writes them."""
     implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
@@ -1224,7 +1246,7 @@ def _fast_value(elem: DataElement, ascii_text: bool) -> bytes | None:
     return data if len(data) <= 0xFFFF or vr in EXPLICIT_VR_LENGTH_32 else None
 
 
-def _plain_text(value) -> str | None:
+def _plain_text(value: Any) -> str | None:
     """A str value, or str values joined as pydicom joins them; None for anything else."""
     if type(value) in (str, UID):
         return value

@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom.datadict import DicomDictionary, keyword_dict
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -28,7 +29,7 @@ from pydicom.valuerep import PersonName
 
 from . import __version__, content
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
-from .guidelines import OPTION_CODES, OPTIONS, Guidelines
+from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
@@ -102,6 +103,7 @@ class Context:
 
 @dataclass
 class EngineResult:
+    """What deidentify did to one dataset: the dataset, findings, hold reason, pseudonym and date offset (days)."""
     dataset: Dataset
     findings: list[Finding]
     hold_reason: str | None
@@ -110,6 +112,7 @@ class EngineResult:
 
 
 def tag_text(tag: int) -> str:
+    """A tag as "(GGGG,EEEE)", upper-case hex (memoised)."""
     text = _TAG_TEXT.get(tag)
     if text is None:
         text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
@@ -338,7 +341,7 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
     if len(times) != len(values):
         times = [""] * len(values)
-    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times)]
+    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
         ctx.findings.append(Finding(location, "Z", "unparseable date emptied"))
@@ -352,7 +355,7 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
 def _pair_times(ds: Dataset, ctx: Context) -> None:
     """Remember, before any element of ds changes, the time of each date that has one in the same
     dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
-    found = {}
+    found: dict[int, list[str]] = {}
     for tag in ds.keys():
         time_tag = DATE_TIME_PAIRS.get(tag)
         if time_tag is not None and time_tag in ds:
@@ -387,7 +390,7 @@ def _cap_age(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> Non
         ctx.findings.append(Finding(location, "Z", "unreadable age emptied"))
         return
     if any(y >= AGE_CAP_YEARS for y in years):  # type: ignore[operator]
-        new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years)]  # type: ignore[operator]
+        new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years, strict=True)]  # type: ignore[operator]
         elem.value = new if len(new) > 1 else new[0]
         ctx.age_capped = True
         ctx.findings.append(Finding(location, "C", "age of 90 or over written 090Y"))
@@ -548,7 +551,7 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
 _PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol}
 
 
-def _apply_private(ds: Dataset, elem: DataElement, entry, ctx: Context, location: str,
+def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Context, location: str,
                    creators: dict[tuple[int, int], str] | None = None) -> None:
     """Apply a kept private element's disposition (k keep, h remap UID, o shift date, oi shift a
     date counted in seconds) and its check; what does not fit is deleted (fail closed)."""
@@ -619,7 +622,7 @@ def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
         return
     shifted = ([shift_value("DT", v, ctx.moment_offset) for v in values]
                if values and "retain_long_modified_dates" in options else None)
-    if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values)):
+    if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values or [], strict=True)):
         del ds[elem.tag]
         ctx.findings.append(Finding(location, "X", "private date removed"))
         return
@@ -665,21 +668,12 @@ def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> boo
         from pydicom.values import convert_value
 
         raw = elem.value if isinstance(elem.value, bytes) else b""
-        value = convert_value(vr, _RawForConvert(elem.tag, vr, raw))
+        # little endian implicit VR: the value bytes as a private UN element holds them
+        value = convert_value(vr, RawDataElement(elem.tag, vr, len(raw), raw, 0, True, True))
     except Exception:  # any parse failure: not usable, so it is removed
         return False
     ds[elem.tag] = DataElement(elem.tag, vr, value)
     return True
-
-
-class _RawForConvert:
-    """The minimal raw-element shape pydicom.values.convert_value reads."""
-
-    def __init__(self, tag: BaseTag, vr: str, value: bytes) -> None:
-        self.tag, self.VR, self.value, self.length = tag, vr, value, len(value)
-        self.is_little_endian, self.is_implicit_VR = True, True
-        self.value_tell = 0
-        self.is_undefined_length = False
 
 
 def _drop_empty_private_creators(ds: Dataset) -> None:
@@ -814,7 +808,7 @@ _CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x0008
 _LONGITUDINAL = BaseTag(0x00280303)  # Longitudinal Temporal Information Modified
 
 
-def _set_keyword(ds: Dataset, tag: int, vr: str, value) -> None:
+def _set_keyword(ds: Dataset, tag: int, vr: str, value: Any) -> None:
     """What `ds.Keyword = value` does (vr is the keyword's dictionary VR), without the keyword lookup."""
     tag = BaseTag(tag)
     if tag not in ds:

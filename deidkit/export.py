@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from pydicom.dataset import Dataset
 
@@ -75,6 +75,7 @@ class FileResult:
 
 @dataclass
 class RunConfig:
+    """Everything one deid_tool run needs: source, destination, hospital-side folder, guidelines, key."""
     source: Path
     dest: Path
     hospital_dir: Path
@@ -93,15 +94,18 @@ class RunConfig:
 
 @dataclass
 class RunSummary:
+    """What a run did: one FileResult per file, and counts for the verdict."""
     results: list[FileResult]
     resumed: int = 0
     review_lines: list[str] = field(default_factory=list)  # what people decided (counts, no PHI)
 
     def count(self, status: str) -> int:
+        """How many files ended with this status."""
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def needs_review(self) -> list[FileResult]:
+        """The files held back or failed (a person must look at them)."""
         return [r for r in self.results if r.status in (HELD, FAILED)]
 
 
@@ -164,7 +168,7 @@ def _init_worker(guidelines: Guidelines, key: bytes, dest: str, hospital: str, o
     quiet_library_messages()
     try:
         _setup_worker(guidelines, key, dest, hospital, override_dir)
-    except Exception as e:  # every file of this worker then fails with this neutral reason
+    except Exception:  # every file of this worker then fails with this neutral reason
         _WORKER.clear()
         _WORKER["setup_error"] = "the program could not start its work (a damaged installation or guideline file?)"
 
@@ -235,7 +239,7 @@ def _process_file(job: tuple[str, ...]) -> FileResult:
         result.reason = str(e)
     except OSError as e:
         result.reason = _os_error_text(e)
-    except Exception as e:  # a bug or an input we did not foresee: held, never passed through
+    except Exception:  # a bug or an input we did not foresee: held, never passed through
         result.reason = UNEXPECTED
     except BaseException as e:
         if type(e).__name__ != "PanicException":  # pyo3's, from a codec written in Rust: not an Exception
@@ -412,7 +416,7 @@ def person_clash(a: str, b: str) -> bool:
     """True if two person_of values cannot be one person: two of family name, sex and birth date
     given in both and different. One alone is how one person's records differ in real exports
     (a married name, a corrected birth date, a typing slip): not a second person."""
-    return sum(1 for x, y in zip(a.split("|"), b.split("|")) if x and y and x != y) >= 2
+    return sum(1 for x, y in zip(a.split("|"), b.split("|"), strict=False) if x and y and x != y) >= 2
 
 
 PERSON_CLASH = ("two different patients share one Patient ID (different name, sex or birth date): "
@@ -432,7 +436,7 @@ def _hold_mixed_patients(results: dict[str, FileResult], dest: Path, state: "_St
         distinct = sorted(set(found))[:256]
         group = list(range(len(distinct)))
 
-        def root(i: int) -> int:
+        def root(i: int, group: list[int] = group) -> int:
             while group[i] != i:
                 i = group[i]
             return i
@@ -499,7 +503,7 @@ def _pixels_may_go(ds: Dataset, result: FileResult, assessment: "risk.RiskAssess
     return True
 
 
-def _save_thumbnails(ref: str, outcome) -> list[str]:
+def _save_thumbnails(ref: str, outcome: pixels.PixelOutcome) -> list[str]:
     """Review images go to the hospital-side folder (they may show PHI)."""
     saved = []
     folder = _WORKER["hospital"] / "review_images"
@@ -529,7 +533,7 @@ def output_path(ds: Dataset, pseudonym: str, mapper: Mapper) -> str:
             f"/IMG_{instance_no:05d}_{mapper.short_code(sop)}.dcm")
 
 
-def _small_number(value, limit: int) -> int:
+def _small_number(value: object, limit: int) -> int:
     try:
         n = int(str(value).strip())
     except (TypeError, ValueError):
@@ -668,7 +672,7 @@ def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = 
                       review_lines=_write_decisions(decisions_path, decisions, ordered))
 
 
-def _decision_for(r: FileResult, decisions: dict[str, "review_decisions.Decision"]):
+def _decision_for(r: FileResult, decisions: dict[str, "review_decisions.Decision"]) -> "review_decisions.Decision | None":
     """The person's row for a result, when it names the same original file (or none)."""
     d = decisions.get(r.ref)
     if d is None or (d.original_file and d.original_file != r.src):
@@ -738,7 +742,7 @@ WORKER_SILENCE_LIMIT = float(os.environ.get("DEIDKIT_WORKER_SILENCE_LIMIT_S", "1
 WORKER_KILL_HOOK = "DEIDKIT_TEST_KILL_WORKER"
 
 
-def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[FileResult]:
+def _execute(jobs: list[tuple[str, ...]], config: RunConfig) -> Iterator[FileResult]:
     """Results of every job, in the order they finish. A worker that dies (SIGKILL, the OOM
     killer, a codec that aborts) breaks the pool: its files and every other file then in flight
     are done again in a new pool; a file that also kills a worker working on it alone gets the
@@ -756,7 +760,7 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
     # while every worker still gets several chunks (even load, steady progress) on smaller runs.
     chunksize = max(4, min(16, len(jobs) // (workers * 4)))
     chunks = [jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)]
-    lost: list[tuple[str, str, str]] = []
+    lost: list[tuple[str, ...]] = []
     yield from _run_pool(chunks, workers, args, lost)
     # After a broken pool: the files in flight again, one at a time in a one-worker pool, so the
     # file a dying worker was on is known for certain. One death can be chance (the OOM killer
@@ -764,7 +768,7 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
     deaths: dict[str, int] = {}
     while lost:
         retry, lost = lost, []
-        suspects: list[tuple[str, str, str]] = []
+        suspects: list[tuple[str, ...]] = []
         yield from _run_pool([[job] for job in retry], 1, args, suspects)
         if suspects:
             job = suspects[0]  # the one the lone worker was on when it died
@@ -775,8 +779,8 @@ def _execute(jobs: list[tuple[str, str, str]], config: RunConfig) -> Iterator[Fi
         lost = suspects
 
 
-def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tuple,
-              lost: list[tuple[str, str, str]]) -> Iterator[FileResult]:
+def _run_pool(chunks: list[list[tuple[str, ...]]], workers: int, args: tuple,
+              lost: list[tuple[str, ...]]) -> Iterator[FileResult]:
     """Run chunks in a process pool, yielding results as chunks finish; at most a few chunks per
     worker are in flight. If the pool breaks, the jobs not finished are added to `lost` (the
     in-flight ones first, in submission order) and the generator ends."""
@@ -830,13 +834,13 @@ def _run_pool(chunks: list[list[tuple[str, str, str]]], workers: int, args: tupl
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _init_pool_worker(*args) -> None:
+def _init_pool_worker(*args: Any) -> None:
     """_init_worker in a pool process, which leaves Ctrl-C to the main process."""
     program.ignore_interrupt()
     _init_worker(*args)
 
 
-def _process_chunk(chunk: list[tuple[str, str, str]]) -> list[FileResult]:
+def _process_chunk(chunk: list[tuple[str, ...]]) -> list[FileResult]:
     return [process_file(job) for job in chunk]
 
 
@@ -971,7 +975,7 @@ class _StateWriter:
             os.fsync(self.fp.fileno())
             self.last_sync = time.monotonic()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.fp.flush()
         os.fsync(self.fp.fileno())
         self.fp.close()
@@ -1074,7 +1078,7 @@ def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
         for leftover in partial.iterdir():
             if leftover.name.endswith(".part") and leftover.is_file():
                 leftover.unlink()
-    for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+    for dirpath, _dirnames, _filenames in os.walk(dest, topdown=False):
         if Path(dirpath) != dest and not os.listdir(dirpath):
             os.rmdir(dirpath)
     if state.is_file():
@@ -1083,10 +1087,12 @@ def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
 
 
 def output_is_ours(dest: Path) -> bool:
+    """True when dest holds a delivery (manifest) or a partial run of deid_tool."""
     return (dest / MANIFEST_NAME).is_file() or (dest / PARTIAL_DIR).is_dir()
 
 
 def state_matches(config: RunConfig) -> bool:
+    """True when the run state beside the output was written with this configuration (same fingerprint): the run may resume."""
     path = config.hospital_dir / STATE_NAME
     if not path.exists():
         return False

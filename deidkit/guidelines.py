@@ -119,6 +119,7 @@ class SafePrivate:
 
     @property
     def kept(self) -> bool:
+        """True when the disposition keeps the element (every one but d)."""
         return self.disposition in PRIVATE_KEEPS
 
 
@@ -133,6 +134,7 @@ class UnlistedText:
     reason: str
 
     def code_under(self, enabled: frozenset[str]) -> str:
+        """The action code with these options enabled (K when the option that keeps an X row is on)."""
         return "K" if self.kept_by and self.kept_by in enabled else self.action
 
 
@@ -155,6 +157,7 @@ class RiskRule:
 
 @dataclass(frozen=True)
 class Settings:
+    """The site settings of settings.ini: options, pixel cleaning, pseudonyms, date shift range, what is held."""
     options: frozenset[str]
     clean_pixel_data: bool = True
     trust_pixel_detector: bool = False
@@ -168,6 +171,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Guidelines:
+    """Every guideline table and setting, loaded and validated: the one source the engine and --verify read."""
     edition: str
     rules: dict[int, Rule]
     masked: tuple[tuple[int, int, Rule], ...]  # (mask, value, rule) for (50xx,xxxx) etc.
@@ -225,6 +229,7 @@ class Guidelines:
         return row.code_under(self.settings.options) if row is not None else None
 
     def settings_pseudonym_tags(self) -> tuple[int, ...]:
+        """The tags that get the pseudonym (settings.ini), as ints."""
         return self.settings.pseudonym_tags
 
     def module_type(self, tag: int, sop_class_uid: str = "") -> str | None:
@@ -255,9 +260,11 @@ class Guidelines:
 
     @property
     def retain_safe_private(self) -> bool:
+        """True when the Retain Safe Private option is on."""
         return "retain_safe_private" in self.settings.options
 
     def describe(self) -> str:
+        """The standard edition and options in force, in one line for the reports."""
         opts = ", ".join(o for o in OPTIONS if o in self.settings.options) or "none"
         return f"PS3.15 {self.edition} Table E.1-1, options: {opts}"
 
@@ -335,7 +342,24 @@ def _edition(text: str, name: str) -> str:
     return m.group(1)
 
 
+def _profile_rule(row: dict[str, str], where: str) -> Rule:
+    """One row of the profile table as a Rule; GuidelineError (where: file and line) if wrong."""
+    basic = row["basic"].upper()
+    if basic not in BASIC_CODES:
+        raise GuidelineError(f"{where}: action '{row['basic']}' is not one of {sorted(BASIC_CODES)}")
+    options = {o: row[o].upper() for o in OPTIONS}
+    for o, v in options.items():
+        if v not in OPTION_VALUES:
+            raise GuidelineError(f"{where}: column {o} holds '{v}'; only K, C or empty")
+    vr = row["vr"].upper()
+    if vr and vr not in VALID_VRS:
+        raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
+    return Rule(row["tag"], row["name"], row.get("keyword", ""), vr, basic, options,
+                row.get("retired", "N").upper() == "Y")
+
+
 def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, Rule], tuple, Rule]:
+    """The profile table (Table E.1-1 as CSV): edition, rules by tag, masked rules, the private rule; GuidelineError names the line."""
     edition = _edition(text, name)
     fields, rows = _csv_rows(text, name)
     required = {"tag", "name", "vr", "basic", *OPTIONS}
@@ -347,18 +371,7 @@ def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, R
     private_rule = None
     for line, row in rows:
         where = f"{name} line {line}"
-        basic = row["basic"].upper()
-        if basic not in BASIC_CODES:
-            raise GuidelineError(f"{where}: action '{row['basic']}' is not one of {sorted(BASIC_CODES)}")
-        options = {o: row[o].upper() for o in OPTIONS}
-        for o, v in options.items():
-            if v not in OPTION_VALUES:
-                raise GuidelineError(f"{where}: column {o} holds '{v}'; only K, C or empty")
-        vr = row["vr"].upper()
-        if vr and vr not in VALID_VRS:
-            raise GuidelineError(f"{where}: VR '{vr}' is not a DICOM VR")
-        rule = Rule(row["tag"], row["name"], row.get("keyword", ""), vr, basic, options,
-                    row.get("retired", "N").upper() == "Y")
+        rule = _profile_rule(row, where)
         if row["tag"].lower() == PRIVATE_TAG_TEXT:
             private_rule = rule
             continue
@@ -380,6 +393,7 @@ def parse_profile(text: str, name: str = PROFILE_FILE) -> tuple[str, dict[int, R
 
 
 def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[str, int, int], SafePrivate]:
+    """The safe private table (E.3.10-1 as CSV) keyed by (creator lower case, group, element byte); GuidelineError names the line."""
     fields, rows = _csv_rows(text, name)
     if not {"private_creator", "tag", "vr"} <= set(fields):
         raise GuidelineError(f"{name}: needs columns private_creator, tag, vr")
@@ -395,6 +409,19 @@ def parse_safe_private(text: str, name: str = SAFE_PRIVATE_FILE) -> dict[tuple[s
         out[(row["private_creator"].lower(), group, elem)] = SafePrivate(
             row["private_creator"], group, elem, row.get("name", ""), vr)
     return out
+
+
+def _check_vr_problem(check: str, vr: str) -> str | None:
+    """Why a private table row's check cannot apply to its VR, or None when it can."""
+    if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
+        return f"check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'"
+    if check == "sequence" and vr != "SQ":
+        return "check sequence needs VR SQ"
+    if check == "token" and vr not in ("CS", "SH", "LO"):
+        return "check token needs VR CS, SH or LO"
+    if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
+        return f"check {check} needs VR OB, OW or UN"
+    return None
 
 
 def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], SafePrivate]:
@@ -420,14 +447,9 @@ def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], Safe
         check = row.get("check", "").lower()
         if check not in PRIVATE_CHECKS:
             raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol or empty")
-        if check == "number" and vr and not set(vr.split("/")) <= NUMERIC_VRS | {"SH", "LO"}:
-            raise GuidelineError(f"{where}: check number needs a numeric VR (or SH/LO holding numbers), not '{vr}'")
-        if check == "sequence" and vr != "SQ":
-            raise GuidelineError(f"{where}: check sequence needs VR SQ")
-        if check == "token" and vr not in ("CS", "SH", "LO"):
-            raise GuidelineError(f"{where}: check token needs VR CS, SH or LO")
-        if check in ("csa", "ascconv", "geprotocol") and vr not in ("OB", "OW", "UN"):
-            raise GuidelineError(f"{where}: check {check} needs VR OB, OW or UN")
+        problem = _check_vr_problem(check, vr)
+        if problem:
+            raise GuidelineError(f"{where}: {problem}")
         if name == RESEARCH_PRIVATE_FILE and not row.get("reason"):
             raise GuidelineError(f"{where}: every row needs a reason")
         group, elem = int(m.group(1), 16), int(m.group(2), 16)
@@ -452,6 +474,7 @@ def merge_private_tables(kb: dict, safe: dict, research: dict) -> dict[tuple[str
 
 
 def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
+    """attribute_types.csv: per tag, (PS3.3 Type, SOP Class UID prefixes) pairs; GuidelineError names the line."""
     _, rows = _csv_rows(text, name)
     out: dict[int, list] = {}
     for line, row in rows:
@@ -465,6 +488,7 @@ def parse_types(text: str, name: str = TYPES_FILE) -> dict[int, tuple]:
 
 
 def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, UnlistedText]:
+    """unlisted_text_attributes.csv by tag; GuidelineError names the line."""
     _, rows = _csv_rows(text, name)
     out = {}
     for line, row in rows:
@@ -478,7 +502,24 @@ def parse_unlisted_text(text: str, name: str = UNLISTED_TEXT_FILE) -> dict[int, 
     return out
 
 
+def _pseudonym_settings(cp: configparser.ConfigParser, name: str) -> tuple[str, list[int]]:
+    """[pseudonyms] prefix and the tags of its attributes; GuidelineError names what is wrong."""
+    from pydicom.datadict import tag_for_keyword
+
+    tags = []
+    for keyword in cp.get("pseudonyms", "attributes", fallback="PatientName, PatientID").split(","):
+        tag = tag_for_keyword(keyword.strip())
+        if tag is None:
+            raise GuidelineError(f"{name}: [pseudonyms] attributes: '{keyword.strip()}' is not a DICOM keyword")
+        tags.append(tag)
+    prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
+        raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
+    return prefix, tags
+
+
 def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
+    """settings.ini as Settings; GuidelineError names the setting that is wrong."""
     cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
         cp.read_string(text, source=name)
@@ -507,17 +548,7 @@ def parse_settings(text: str, name: str = SETTINGS_FILE) -> Settings:
     lo, hi = number("dates", "min_shift_days", 365), number("dates", "max_shift_days", 3650)
     if not 1 <= lo <= hi <= 36500:
         raise GuidelineError(f"{name}: [dates] needs 1 <= min_shift_days <= max_shift_days <= 36500")
-    from pydicom.datadict import tag_for_keyword
-
-    tags = []
-    for keyword in cp.get("pseudonyms", "attributes", fallback="PatientName, PatientID").split(","):
-        tag = tag_for_keyword(keyword.strip())
-        if tag is None:
-            raise GuidelineError(f"{name}: [pseudonyms] attributes: '{keyword.strip()}' is not a DICOM keyword")
-        tags.append(tag)
-    prefix = cp.get("pseudonyms", "prefix", fallback="SUBJ").strip()
-    if not re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", prefix):
-        raise GuidelineError(f"{name}: [pseudonyms] prefix must be 1-8 capital letters/digits")
+    prefix, tags = _pseudonym_settings(cp, name)
     return Settings(
         options=enabled,
         clean_pixel_data=flag("profile", "clean_pixel_data", True),
@@ -576,6 +607,7 @@ def parse_burned_in_risk(text: str, name: str = RISK_FILE) -> tuple[RiskRule, ..
 
 
 def parse_vocabulary(text: str) -> frozenset[str]:
+    """The imaging vocabulary: one lower-case word a line, # comments skipped."""
     return frozenset(line.strip().lower() for line in text.splitlines()
                      if line.strip() and not line.startswith("#"))
 

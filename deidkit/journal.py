@@ -103,9 +103,11 @@ class Journal:
 
     @staticmethod
     def own_names() -> set[str]:
+        """The names of the journal files, which a scan of the tree skips."""
         return {JOURNAL_NAME, PROGRESS_NAME, JOURNAL_NAME + ".tmp"}
 
     def exists(self) -> bool:
+        """True when a plan is journaled (a run was started and not finished or rolled back)."""
         return self.plan_path.is_file()
 
     def write_plan(self, plan: "RenamePlan | dict") -> None:
@@ -138,12 +140,14 @@ class Journal:
         return {line for line in lines[:-1] if line}  # the last piece has no newline yet
 
     def mark(self, line: str) -> None:
+        """Append one progress line and fsync it (a step is done only once this returns)."""
         with open(self.progress_path, "a", encoding="ascii", newline="\n") as fh:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def remove(self) -> None:
+        """Delete the journal files, plan first (the run is finished or rolled back)."""
         # Plan first: a progress log without a plan is harmless, the reverse would replay done groups.
         for path in (self.plan_path, self.plan_path.with_name(JOURNAL_NAME + ".tmp"), self.progress_path):
             try:
@@ -155,6 +159,7 @@ class Journal:
 
 @dataclass
 class Outcome:
+    """What a replay did: renames done, neutral failure and missing-item lines, complete or not."""
     renamed: int = 0
     failures: list[str] = field(default_factory=list)   # neutral one-line messages
     missing: list[str] = field(default_factory=list)
@@ -252,7 +257,7 @@ class Replay:
 
     def _out(self, group: "PlanGroup", entry: "PlanEntry", back: bool) -> None:
         src = os.path.join(self._dir(group), entry.old)
-        dst = entry.out
+        dst = _named(entry.out)
         a, b = (dst, src) if back else (src, dst)
         if os.path.lexists(long_path(a)):
             try:
@@ -265,6 +270,7 @@ class Replay:
 
     # -- forward ------------------------------------------------------------------------------
     def forward(self) -> Outcome:
+        """Replay the plan forward, group by group, skipping done groups; RuntimeError during an undo."""
         if "UNDO" in self.done:
             raise RuntimeError("undo in progress")
         for k, group in enumerate(self.groups):
@@ -292,36 +298,47 @@ class Replay:
                     failed = True
         renames = [e for e in entries if not e.out]
         if group.routed:
-            if f"A {k}" not in self.done:
-                if any(self._blocked(e) for e in renames):
-                    raise _Failed()
-                for entry in renames:
-                    try:
-                        self._step(group, entry, [entry.old], entry.tmp)
-                    except _Failed:
-                        failed = True
-                if failed:
-                    raise _Failed()
-                fsync_dir(self._dir(group))
-                self._mark(f"A {k}")
-            for entry in renames:
-                try:
-                    self._step(group, entry, [entry.tmp], entry.final)
-                except _Failed:
-                    failed = True
+            failed = self._forward_routed(k, group, renames, failed)
         else:
-            for entry in renames:
-                if self._blocked(entry):
-                    failed = True
-                    continue
-                try:
-                    self._step(group, entry, [entry.old], entry.final)
-                except _Failed:
-                    failed = True
+            failed = self._forward_in_place(group, renames) or failed
         if failed:
             raise _Failed()
         fsync_dir(self._dir(group))
         self._mark(f"F {k}")
+
+    def _forward_routed(self, k: int, group: "PlanGroup", renames: list["PlanEntry"], failed: bool) -> bool:
+        """Phase A (old -> tmp, journaled once all are there), then tmp -> final; True if one failed."""
+        if f"A {k}" not in self.done:
+            if any(self._blocked(e) for e in renames):
+                raise _Failed()
+            for entry in renames:
+                try:
+                    self._step(group, entry, [entry.old], _named(entry.tmp))
+                except _Failed:
+                    failed = True
+            if failed:
+                raise _Failed()
+            fsync_dir(self._dir(group))
+            self._mark(f"A {k}")
+        for entry in renames:
+            try:
+                self._step(group, entry, [entry.tmp], _named(entry.final))
+            except _Failed:
+                failed = True
+        return failed
+
+    def _forward_in_place(self, group: "PlanGroup", renames: list["PlanEntry"]) -> bool:
+        """old -> final for each entry whose child group is done; True if one was blocked or failed."""
+        failed = False
+        for entry in renames:
+            if self._blocked(entry):
+                failed = True
+                continue
+            try:
+                self._step(group, entry, [entry.old], _named(entry.final))
+            except _Failed:
+                failed = True
+        return failed
 
     # -- undo ---------------------------------------------------------------------------------
     def undo(self) -> Outcome:
@@ -344,7 +361,7 @@ class Replay:
         if group.routed:
             if started_b and f"UB {k}" not in self.done:
                 for entry in renames:   # entries are at tmp or final: bring all to tmp
-                    self._step(group, entry, [entry.final], entry.tmp)
+                    self._step(group, entry, [entry.final], _named(entry.tmp))
                 fsync_dir(self._dir(group))
                 self._mark(f"UB {k}")
             for entry in renames:       # entries are at tmp or old
@@ -357,6 +374,13 @@ class Replay:
                 self._out(group, entry, back=True)
         fsync_dir(self._dir(group))
         self._mark(f"U {k}")
+
+
+def _named(name: str | None) -> str:
+    """A plan entry's name that its kind of entry always has (TypeError, as os.path would, if not)."""
+    if name is None:
+        raise TypeError("a plan entry lacks a name its kind always has")
+    return name
 
 
 def count_steps(plan: "RenamePlan", progress: set[str]) -> int:

@@ -262,8 +262,8 @@ def shift_tm(value: str, offset: MomentOffset) -> str | None:
     parsed = _parse_tm(value)
     if parsed is None:
         return None
-    seconds, parts, frac = parsed
-    return _format_time((seconds + offset.seconds) % SECONDS_PER_DAY, parts, frac)
+    seconds, precision, frac = parsed
+    return _format_time((seconds + offset.seconds) % SECONDS_PER_DAY, precision, frac)
 
 
 def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
@@ -288,14 +288,14 @@ def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
     parsed = _parse_tm(time_text + (frac or ""))
     if parsed is None:
         return None
-    seconds, parts, frac_text = parsed
+    seconds, precision, frac_text = parsed
     try:
         date = dt.date(int(year), int(month), int(day))
         total = seconds + offset.seconds
         date += dt.timedelta(days=offset.days + total // SECONDS_PER_DAY)
     except (ValueError, OverflowError):
         return None
-    return date.strftime("%Y%m%d") + _format_time(total % SECONDS_PER_DAY, parts, frac_text) + (zone or "")
+    return date.strftime("%Y%m%d") + _format_time(total % SECONDS_PER_DAY, precision, frac_text) + (zone or "")
 
 
 def shift_value(vr: str, value: str, offset: MomentOffset, time_of_date: str = "") -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -48,13 +49,16 @@ class Box:
 
     @property
     def area(self) -> int:
+        """Area in pixels (0 for an empty box)."""
         return max(0, self.bottom - self.top) * max(0, self.right - self.left)
 
     def grown(self, margin: int, rows: int, cols: int) -> "Box":
+        """This box grown by margin pixels on every side, clipped to a rows x cols image."""
         return Box(max(0, self.top - margin), max(0, self.left - margin),
                    min(rows, self.bottom + margin), min(cols, self.right + margin))
 
     def as_list(self) -> list[int]:
+        """[top, left, bottom, right] in pixels."""
         return [self.top, self.left, self.bottom, self.right]
 
 
@@ -119,7 +123,7 @@ def _label_runs(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
         d = np.diff(np.concatenate(([0], row.view(np.int8), [0])))
         starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
         cur = []
-        for s, e in zip(starts.tolist(), ends.tolist()):
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             rid = len(parent)
             parent.append(rid)
             for ps, pe, pid in prev:
@@ -133,12 +137,13 @@ def _label_runs(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
     boxes: dict[int, list[int]] = {}
     for r, s, e, rid in runs:
         root = find(rid)
-        b = boxes.get(root)
-        if b is None:
+        box = boxes.get(root)
+        if box is None:
             boxes[root] = [r, s, r + 1, e]
         else:
-            b[0], b[1], b[2], b[3] = min(b[0], r), min(b[1], s), max(b[2], r + 1), max(b[3], e)
-    return [tuple(b) for b in boxes.values()]
+            box[0], box[1], box[2], box[3] = (min(box[0], r), min(box[1], s),
+                                              max(box[2], r + 1), max(box[3], e))
+    return [(b[0], b[1], b[2], b[3]) for b in boxes.values()]
 
 
 
@@ -295,7 +300,7 @@ def _cells_touched(mask: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
     """Cells (of CELL x CELL pixels) holding any True pixel of mask."""
     padded = np.zeros((cells[0] * CELL, cells[1] * CELL), bool)
     padded[:mask.shape[0], :mask.shape[1]] = mask
-    return padded.reshape(cells[0], CELL, cells[1], CELL).any(axis=(1, 3))
+    return cast(np.ndarray, padded.reshape(cells[0], CELL, cells[1], CELL).any(axis=(1, 3)))
 
 
 BLANK_SQUARE = 8          # pixels: a blanked rectangle is at least this wide and high
@@ -303,7 +308,7 @@ BLANK_EDGE_RUN = 16       # pixels: a blanked rectangle's cut edge is straight f
 BLANK_EDGE_FILL = 0.75    # share of such a run that must border non-blank pixels
 
 
-def blank_edges(frame: np.ndarray, blank) -> np.ndarray:
+def blank_edges(frame: np.ndarray, blank: Any) -> np.ndarray:
     """Pixels (bool, rows x cols) on the cut edges of blanked rectangles, found from the pixels alone.
 
     Redaction leaves axis-aligned rectangles of exactly one value (blank: the frame's black as

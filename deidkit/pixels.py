@@ -25,6 +25,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pydicom
@@ -76,6 +77,7 @@ class LayoutRule:
     line: int
 
     def matches(self, manufacturer: str, model: str, rows: int, columns: int) -> bool:
+        """True when this rule covers an image of this manufacturer, model name and size (upper case)."""
         return (self.manufacturer in manufacturer and self.model in model
                 and self.rows in (None, rows) and self.columns in (None, columns))
 
@@ -88,6 +90,7 @@ def redaction_rules_path(override_dir: Path | None = None) -> Path:
 
 
 def parse_redaction_rules(text: str, name: str = RULES_FILE) -> list[LayoutRule]:
+    """The layout rules in a layout table text (CSV after comment lines); GuidelineError names the line."""
     lines = text.splitlines()
     start = 0
     while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
@@ -105,7 +108,7 @@ def parse_redaction_rules(text: str, name: str = RULES_FILE) -> list[LayoutRule]
         where = f"{name} line {line}"
         if not row["manufacturer"]:
             raise GuidelineError(f"{where}: manufacturer is empty")
-        size = []
+        size: list[int | None] = []
         for key in ("rows", "columns"):
             v = row[key]
             if v in ("", "*"):
@@ -136,6 +139,7 @@ def load_redaction_rules(path: Path) -> list[LayoutRule]:
 
 
 def matching_rules(ds: pydicom.Dataset, rules: list[LayoutRule]) -> list[LayoutRule]:
+    """The layout rules that cover this image (none when Manufacturer is empty)."""
     manufacturer, model = _text(ds, "Manufacturer"), _text(ds, "ManufacturerModelName")
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if not manufacturer:
@@ -147,6 +151,7 @@ def matching_rules(ds: pydicom.Dataset, rules: list[LayoutRule]) -> list[LayoutR
 
 @dataclass
 class PixelOutcome:
+    """What clean_pixels decided for one image: status, neutral reason, boxes and thumbnails."""
     status: str                                  # "clean", "redacted" or "hold"
     reason: str                                  # neutral, no PHI
     boxes: list[list[list[int]]] = field(default_factory=list)  # per frame: [top, left, bottom, right]
@@ -159,7 +164,8 @@ def _pixel_keyword(ds: pydicom.Dataset) -> str | None:
     return next((k for k in risk.PIXEL_KEYWORDS if k in ds), None)
 
 
-def _hold(reason: str, before: bytes | None = None, boxes=None) -> PixelOutcome:
+def _hold(reason: str, before: bytes | None = None,
+          boxes: list[list[list[int]]] | None = None) -> PixelOutcome:
     return PixelOutcome("hold", reason, boxes or [], before, None)
 
 
@@ -178,7 +184,7 @@ def _display(frame: np.ndarray, photometric: str, palette_rgb: np.ndarray | None
     return 255 - grey if photometric == "MONOCHROME1" else grey
 
 
-def _blank_value(frame: np.ndarray, photometric: str, palette_rgb: np.ndarray | None):
+def _blank_value(frame: np.ndarray, photometric: str, palette_rgb: np.ndarray | None) -> Any:
     """Black as displayed: the darkest palette entry, the frame's minimum (maximum for MONOCHROME1)."""
     if palette_rgb is not None:
         return int(np.argmin(palette_rgb.astype(np.int32).sum(axis=1)))
@@ -255,7 +261,19 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
     return _FrameResult(work, layout + grown, [])
 
 
-def edge_aware_look(frame: np.ndarray, photometric: str, palette: np.ndarray | None, blank,
+def _pixels_to_read(ds: pydicom.Dataset) -> tuple[Any, str]:
+    """(transfer syntax UID, "") when clean_pixels can look at the pixels, else (None, why not)."""
+    if _text(ds, "RecognizableVisualFeatures") == "YES":
+        return None, "recognizable visual features (not text) cannot be redacted"
+    if _pixel_keyword(ds) is None:
+        return None, "no pixel data to check"
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None:
+        return None, "transfer syntax unknown"
+    return ts, ""
+
+
+def edge_aware_look(frame: np.ndarray, photometric: str, palette: np.ndarray | None, blank: Any,
                     covered: np.ndarray | None = None) -> list[Box]:
     """Text boxes in one decoded frame, ignoring the straight cut edges of rectangles blanked to
     `blank` (found from the pixels: pixel_detect.blank_edges), plus `covered` (rows x cols, pixels
@@ -305,13 +323,9 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
     right], exclusive ends) is the whole proposal a person reviews. Integer, float and double
     pixel data (parametric maps: windowed like 16-bit) are looked at.
     """
-    if _text(ds, "RecognizableVisualFeatures") == "YES":
-        return _hold("recognizable visual features (not text) cannot be redacted")
-    if _pixel_keyword(ds) is None:
-        return _hold("no pixel data to check")
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    ts, not_readable = _pixels_to_read(ds)
     if ts is None:
-        return _hold("transfer syntax unknown")
+        return _hold(not_readable)
     photometric = _text(ds, "PhotometricInterpretation")
     try:
         from pydicom.pixels import get_decoder
@@ -327,7 +341,7 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
                               for r in rect_boxes) if b.area > 0]
         out = bytearray()
         all_boxes: list[list[list[int]]] = []
-        best = (-1, None, None)  # (text area, before png, after png)
+        best: tuple[int, bytes | None, bytes | None] = (-1, None, None)  # (text area, before png, after png)
         first_thumb = None
         hold_reason = ""
         out_photometric = photometric
@@ -358,7 +372,7 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
     if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
         return _hold(f"text found but {ds.get('BitsAllocated')}-bit pixel data cannot be rewritten",
                      best[1], all_boxes)
-    _replace_pixel_data(ds, bytes(out), out_photometric, frame)
+    _replace_pixel_data(ds, bytes(out), out_photometric, cast(np.ndarray, frame))  # frames were read
     n_text = sum(len(b) for b in all_boxes)
     return PixelOutcome("redacted", f"{n_text} region(s) blanked on {sum(1 for b in all_boxes if b)} frame(s)",
                         all_boxes, best[1], best[2])
@@ -414,6 +428,17 @@ class PixelError(ValueError):
     """The pixel data cannot be decoded or rewritten (the message is neutral: no PHI)."""
 
 
+def _blank_regions(frame: np.ndarray, regions: list, blank: Any, rows: int, cols: int) -> int:
+    """Set each region (clipped to rows x cols) of frame to blank, in place; how many were not empty."""
+    done = 0
+    for r in regions:
+        y0, y1, x0, x1 = max(0, r.y0), min(rows, r.y1), max(0, r.x0), min(cols, r.x1)
+        if y1 > y0 and x1 > x0:
+            frame[y0:y1, x0:x1] = blank
+            done += 1
+    return done
+
+
 def apply_regions(ds: pydicom.Dataset, regions: list) -> int:
     """Blank exactly the given rectangles (deidkit.review_decisions.Region: frame from 0 or None
     for every frame; x0..x1 columns, y0..y1 rows, exclusive ends; clipped to the image) with black
@@ -447,12 +472,7 @@ def apply_regions(ds: pydicom.Dataset, regions: list) -> int:
             here = [r for r in regions if r.on(index)]
             if here:
                 frame = frame.copy()
-                blank = _blank_value(frame, photometric, palette)
-                for r in here:
-                    y0, y1, x0, x1 = max(0, r.y0), min(rows, r.y1), max(0, r.x0), min(cols, r.x1)
-                    if y1 > y0 and x1 > x0:
-                        frame[y0:y1, x0:x1] = blank
-                        done += 1
+                done += _blank_regions(frame, here, _blank_value(frame, photometric, palette), rows, cols)
             out += np.ascontiguousarray(frame).tobytes()
             if index + 1 >= n_frames:
                 break

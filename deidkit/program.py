@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 
 def is_frozen() -> bool:
@@ -27,7 +31,7 @@ def ignore_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def end_workers(pool) -> None:
+def end_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     """The main process was interrupted: end a ProcessPoolExecutor's workers now (they ignore
     Ctrl-C, see ignore_interrupt) and drop the work not started; their work is redone on resume."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):

@@ -26,6 +26,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def manifest_text(summary: RunSummary) -> str:
+    """manifest.csv: one row per written file (neutral path, size, sha256, pseudonym, study, series, modality, SOP class), sorted by path."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MANIFEST_COLUMNS)
@@ -35,6 +36,7 @@ def manifest_text(summary: RunSummary) -> str:
 
 
 def reason_counts(results: list[FileResult], statuses: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(reason group, count) of the results with these statuses, most frequent first."""
     counts = Counter(_reason_group(r.reason) for r in results if r.status in statuses)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
@@ -85,6 +87,7 @@ def _labels_missing_lines(results: list[FileResult]) -> list[str]:
 
 
 def write_outward(dest: Path, summary: RunSummary, guidelines: Guidelines) -> None:
+    """Write manifest.csv and summary.txt into the delivery (atomically; no PHI)."""
     _atomic_write(dest / MANIFEST_NAME, manifest_text(summary))
     _atomic_write(dest / SUMMARY_NAME, summary_text(summary, guidelines))
 

@@ -32,6 +32,7 @@ class ReviewItem:
 
     @property
     def ref(self) -> str:
+        """The neutral reference of the held image (its decision row key)."""
         return self.decision.ref
 
     @property
@@ -78,6 +79,7 @@ class ReviewModel:
         return self.items[number * per_page:(number + 1) * per_page]
 
     def pages(self, per_page: int) -> int:
+        """How many grid pages of per_page items there are (at least 1)."""
         return max(1, -(-len(self.items) // per_page))
 
     def frames(self, item: ReviewItem) -> list[np.ndarray]:
@@ -106,6 +108,7 @@ class ReviewModel:
         return min(numbered) if numbered else 0
 
     def regions_on(self, item: ReviewItem, frame: int) -> list[Region]:
+        """The item regions that apply to frame (0-based), in drawing order."""
         return [r for r in item.regions if r.on(frame)]
 
     # ---- what a person does ----------------------------------------------------------------
@@ -163,6 +166,7 @@ class ReviewModel:
         return moved
 
     def remove_region(self, item: ReviewItem, region: Region) -> None:
+        """Delete one region of the item; saved at once."""
         item.regions.remove(region)
         self._changed(item)
 

@@ -13,14 +13,19 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .pixel_detect import Box
 
 THUMB_SIDE = 256  # longest side of a thumbnail, pixels
 
 
 @dataclass(frozen=True)
 class ReviewEntry:
+    """One image on the pixel review page: neutral label and reason, status, PNG thumbnails."""
     label: str                    # neutral reference chosen by the caller (never a file name with PHI)
     reason: str                   # why it is here, neutral
     status: str                   # "hold" or "redacted"
@@ -61,7 +66,7 @@ def downscale(image: np.ndarray, side: int = THUMB_SIDE) -> tuple[np.ndarray, in
     return a.reshape(shape).mean(axis=(1, 3)).round().astype(np.uint8), f
 
 
-def thumbnail_png(display: np.ndarray, outline=()) -> bytes:
+def thumbnail_png(display: np.ndarray, outline: Sequence[Box] = ()) -> bytes:
     """Thumbnail of a displayable uint8 frame, with boxes (top, left, bottom, right) outlined in red."""
     small, f = downscale(display)
     if outline:
@@ -95,6 +100,7 @@ h2{margin-top:1.5em}
 
 
 def render_review_page(entries: list[ReviewEntry]) -> str:
+    """The pixel review page as one HTML document, images inline: held ones first, then redacted."""
     held = [e for e in entries if e.status == "hold"]
     redacted = [e for e in entries if e.status != "hold"]
     parts = [

@@ -16,9 +16,11 @@ Ctrl+Q (or closing the window) ends the review; every answer is already saved.
 from __future__ import annotations
 
 import base64
+import functools
 import sys
 import tkinter as tk
 from pathlib import Path
+from typing import Callable, cast
 
 import numpy as np
 
@@ -184,7 +186,7 @@ class ReviewWindow:
             marked = bool(self.model.regions_on(item, n))
             tk.Button(self.strip, text=f"{n}{'*' if marked else ''}", padx=2, pady=0,
                       fg=BOX_COLOUR if marked else "black",
-                      command=lambda n=n: self._goto_frame(n)).pack(side="left")
+                      command=functools.partial(self._goto_frame, n)).pack(side="left")
 
     def _goto_frame(self, n: int) -> None:
         self.frame_no = n
@@ -224,6 +226,7 @@ class ReviewWindow:
         return int(x / self.zoom), int(y / self.zoom)
 
     def set_zoom(self, step: int) -> None:
+        """Zoom the image view one step in (step 1) or out (-1) within ZOOMS; nothing in the grid view."""
         if self.mode != "image":
             return
         index = min(max(0, ZOOMS.index(self.zoom) + step), len(ZOOMS) - 1)
@@ -232,6 +235,7 @@ class ReviewWindow:
 
     # ---- mouse ---------------------------------------------------------------------------
     def on_press(self, event: tk.Event) -> None:
+        """Mouse down: open a grid cell, or start drawing a new box or moving the box under the pointer."""
         if self.mode == "grid":
             x, y = self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
             for x0, y0, x1, y1, item in self._cells:
@@ -243,7 +247,7 @@ class ReviewWindow:
             return
         ix, iy = self._to_image(event)
         region = self.model.region_at(self.item, self.frame_no, ix, iy)
-        every = bool(event.state & 0x0001)  # Shift held: a new box on every frame
+        every = bool(cast(int, event.state) & 0x0001)  # Shift held: a new box on every frame
         self._drag = {"start": (ix, iy), "region": region, "every": every, "shape": None,
                       "last": (event.x, event.y)}
         if region is None:
@@ -261,6 +265,7 @@ class ReviewWindow:
         return None
 
     def on_motion(self, event: tk.Event) -> None:
+        """Mouse drag: grow the box being drawn or move the box being moved."""
         if self.mode != "image" or not self._drag:
             return
         shape = self._drag["shape"]
@@ -274,6 +279,7 @@ class ReviewWindow:
         self._drag["last"] = (event.x, event.y)
 
     def on_release(self, event: tk.Event) -> None:
+        """Mouse up: store the box drawn (on this frame, or every frame with Shift), or move the box dragged."""
         if self.mode != "image" or not self._drag or self.item is None:
             return
         drag, self._drag = self._drag, {}
@@ -288,6 +294,7 @@ class ReviewWindow:
         self.draw_item()
 
     def on_right_click(self, event: tk.Event) -> None:
+        """Right click: delete the box under the pointer."""
         if self.mode != "image" or self.item is None:
             return
         ix, iy = self._to_image(event)
@@ -299,6 +306,7 @@ class ReviewWindow:
 
     # ---- keys ------------------------------------------------------------------------------
     def on_approve(self, event: tk.Event | None = None) -> None:
+        """Approve key: the whole page in the grid view, the image shown in the image view."""
         if self.mode == "grid":
             self.model.approve_all(self.model.page(self.page_no, self.per_page))
             if self.page_no + 1 < self.model.pages(self.per_page):
@@ -309,16 +317,19 @@ class ReviewWindow:
             self.turn(1)
 
     def on_reject(self, event: tk.Event | None = None) -> None:
+        """Reject key: hold the image shown back (image view only)."""
         if self.mode == "image" and self.item is not None:
             self.model.decide(self.item, REJECT)
             self.turn(1)
 
     def on_undecide(self, event: tk.Event | None = None) -> None:
+        """Undo key: the image shown is undecided again (image view only)."""
         if self.mode == "image" and self.item is not None:
             self.model.decide(self.item, "")
             self.draw_item()
 
     def on_enter(self, event: tk.Event | None = None) -> None:
+        """Enter key: open the first image of the grid page."""
         if self.mode == "grid":
             page = self.model.page(self.page_no, self.per_page)
             if page:
@@ -338,7 +349,7 @@ def hospital_dir_for(dest: Path) -> Path:
     return dest if dest.name.endswith(HOSPITAL_SUFFIX) else dest.with_name(dest.name + HOSPITAL_SUFFIX)
 
 
-def main(dest: Path, say=print) -> int:
+def main(dest: Path, say: Callable[[str], None] = print) -> int:
     """Open the window for an output folder; returns 0 when nothing waits afterwards, 1 when some
     images still wait, 2 when there is nothing to review or no display. `say` gets plain lines."""
     hospital = hospital_dir_for(dest)

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 # Honorifics and particles that are not identifying on their own.
@@ -78,6 +79,7 @@ class Identifiers:
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Identifiers":
+        """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         for elem in ds.iterall():
@@ -86,17 +88,7 @@ class Identifiers:
             if elem.VR == "PN" or _names_a_person(elem):
                 for v in _text_values(elem):
                     ids.add_name(v)
-        for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
-                        "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
-            value = ds.get(keyword)
-            if isinstance(value, str):
-                ids.add_exact(value)
-        for seq_item in ds.get("OtherPatientIDsSequence", []) or []:
-            ids.add_exact(str(seq_item.get("PatientID", "")))
-        other = ds.get("OtherPatientIDs")
-        if other:
-            for v in (other if not isinstance(other, str) else [other]):
-                ids.add_exact(str(v))
+        ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
         for spelling in date_spellings(birth):
             ids.exact.add(fold(spelling))
@@ -107,6 +99,20 @@ class Identifiers:
                 for v in (value if not isinstance(value, str) else [value]):
                     ids.add_free_text(str(v))
         return ids
+
+    def _add_patient_ids(self, ds: Dataset) -> None:
+        """Patient ID, accession and study numbers, other patient IDs: searched as whole values."""
+        for keyword in ("PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+                        "MedicalRecordLocator", "PatientInsurancePlanCodeSequence"):
+            value = ds.get(keyword)
+            if isinstance(value, str):
+                self.add_exact(value)
+        for seq_item in ds.get("OtherPatientIDsSequence", []) or []:
+            self.add_exact(str(seq_item.get("PatientID", "")))
+        other = ds.get("OtherPatientIDs")
+        if other:
+            for v in (other if not isinstance(other, str) else [other]):
+                self.add_exact(str(v))
 
     def add_name(self, pn: str) -> None:
         """Learn a person name's parts, and each two neighbouring parts joined ("MARYANNE")."""
@@ -119,11 +125,12 @@ class Identifiers:
             f = fold(token)
             if len(f) >= 2 and not f.isdigit():
                 parts.append(f)
-        for a, b in zip(parts, parts[1:]):
+        for a, b in zip(parts, parts[1:], strict=False):
             if len(a) + len(b) >= 6 and not _is_cjk(a + b):
                 self.name_tokens.add(a + b)
 
     def add_exact(self, value: str) -> None:
+        """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""
         f = fold(value.strip())
         if len(f) >= 3:
             self.exact.add(f)
@@ -132,6 +139,7 @@ class Identifiers:
                 self.exact.add(digits)
 
     def add_free_text(self, value: str) -> None:
+        """Add the parts and words of a free-text value (an address, say) as identifiers."""
         for part in re.split(r"[,;^\n]+", value):
             part = part.strip()
             if len(part) >= 4:
@@ -144,6 +152,7 @@ class Identifiers:
                 self.name_tokens.add(fold(token))
 
     def merge(self, other: "Identifiers") -> None:
+        """Add the identifiers of other (another file of the same patient) to these."""
         self.name_tokens |= other.name_tokens
         self.exact |= other.exact
         self.patient_name_known = self.patient_name_known or other.patient_name_known
@@ -191,7 +200,7 @@ def _has_camel(text: str) -> bool:
     """A lower-case letter followed by an upper-case one ("MrQuistgaard", "aÉ"), in any script."""
     if text.isascii():
         return _CAMEL_RE.search(text) is not None
-    return any(a.islower() and b.isupper() for a, b in zip(text, text[1:]))
+    return any(a.islower() and b.isupper() for a, b in zip(text, text[1:], strict=False))
 
 
 def _prefix_pattern(token: str, least: int) -> str:
@@ -221,7 +230,7 @@ def _folded_map(text: str) -> tuple[str, tuple[int, ...]]:
     return "".join(out), tuple(index)
 
 
-def _text_values(elem) -> list[str]:
+def _text_values(elem: DataElement) -> list[str]:
     """An element's values as text (bytes of UN/private values read as Latin-1)."""
     value = elem.value
     if isinstance(value, bytes):
@@ -231,7 +240,7 @@ def _text_values(elem) -> list[str]:
     return [str(value)]
 
 
-def _names_a_person(elem) -> bool:
+def _names_a_person(elem: DataElement) -> bool:
     """Patient's Name in another VR (LO, UN ...) or a private element named as a patient's name."""
     if elem.tag == 0x00100010 or elem.tag == 0x00101001:  # Patient's Name, Other Patient Names
         return True
@@ -380,6 +389,7 @@ _GENERIC = [
 
 @dataclass(frozen=True)
 class TextFinding:
+    """One span of generic PHI found in text: kind, start and end offsets (end exclusive)."""
     kind: str   # date, email, url, phone, address, id, person_name
     start: int
     end: int
@@ -484,9 +494,35 @@ def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
     as a name (Smith) or when every part looks like one (SMITH^JOHN); the rest stays."""
     parts = chunk.split("^")
     unknown = [p.isalpha() and p.lower() not in vocabulary for p in parts]
-    all_names = all(u or not p for u, p in zip(unknown, parts))
-    kept = [p for p, u in zip(parts, unknown) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
+    all_names = all(u or not p for u, p in zip(unknown, parts, strict=True))
+    kept = [p for p, u in zip(parts, unknown, strict=True) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
     return "^".join(p for p in kept if p)
+
+
+def _blank_phi_spans(text: str, vocabulary: frozenset[str]) -> tuple[str, bool]:
+    """text with generic PHI (not names) and titles before a name blanked; True if any was."""
+    found_phi = False
+    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
+    for m in _TITLE_RE.finditer(text):
+        if m.group(1).lower() not in vocabulary:
+            spans.append((m.start(), m.end()))
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+        found_phi = True
+    return text, found_phi
+
+
+def _identifying_chunks(chunks: list[str], identifiers: Identifiers | None) -> list[bool]:
+    """Per chunk: True when it holds one of the patient's identifiers, or an ID, accession number
+    or date (five digits in a row, or a piece of 7+ characters with 4+ digits)."""
+    drop = [False] * len(chunks)
+    for i, chunk in enumerate(chunks):
+        if identifiers is not None and identifiers.find(chunk):
+            drop[i] = True
+        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
+                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
+            drop[i] = True
+    return drop
 
 
 def caret_names_someone(chunk: str, vocabulary: frozenset[str]) -> bool:
@@ -516,23 +552,11 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
     if identifiers is None or not identifiers.name_tokens or not identifiers.patient_name_known:
         # without the patient's name nothing tells a surname from a protocol word: known words only
         return _clean_descriptor_strict(text, vocabulary, identifiers)
-    found_phi = False
-    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
-    for m in _TITLE_RE.finditer(text):
-        if m.group(1).lower() not in vocabulary:
-            spans.append((m.start(), m.end()))
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + " " + text[end:]
-        found_phi = True
+    text, found_phi = _blank_phi_spans(text, vocabulary)
     chunks = [_clean_caret_chunk(c, vocabulary) if "^" in c else c for c in text.split()]
     chunks = [c for c in chunks if c]
-    drop = [False] * len(chunks)
-    for i, chunk in enumerate(chunks):
-        if identifiers is not None and identifiers.find(chunk):
-            drop[i] = found_phi = True
-        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
-                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
-            drop[i] = found_phi = True
+    drop = _identifying_chunks(chunks, identifiers)
+    found_phi = found_phi or any(drop)
 
     def unknown_name(i: int) -> bool:
         c = chunks[i].strip(",;:()")
@@ -555,7 +579,7 @@ def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identif
         for i in range(len(chunks)):
             if unknown_name(i):
                 drop[i] = True
-    kept = " ".join(c for c, d in zip(chunks, drop) if not d)
+    kept = " ".join(c for c, d in zip(chunks, drop, strict=True) if not d)
     kept = re.sub(r"\(\s*\)|\[\s*\]", " ", kept)
     kept = " ".join(kept.split()).strip(" -/.,:;")
     return kept if re.search(r"[^\W_]", kept) else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from . import guidelines as gl
 
@@ -35,6 +35,7 @@ _STRUCTURAL = {0x00080018, 0x0020000D, 0x0020000E, 0x00200052, 0x00080016}
 
 @dataclass
 class FakePatient:
+    """A made-up patient with the identifying values a PACS export would carry."""
     name: str            # DICOM PN, "Family^Given^Middle"
     patient_id: str
     birth_date: str      # YYYYMMDD
@@ -46,6 +47,7 @@ class FakePatient:
     folder: str          # how the PACS named the export folder
 
     def name_parts(self) -> list[str]:
+        """The name components of at least 2 characters, from every PN component group."""
         parts = []
         for group in self.name.split("="):
             for p in group.replace("^", " ").split():
@@ -72,6 +74,7 @@ PATIENTS = [
 
 @dataclass
 class SynthExport:
+    """A synthetic export written to root, and what a test expects of it."""
     root: Path
     patients: list[FakePatient]
     planted_text: set[str] = field(default_factory=set)     # strings that must never come out
@@ -82,6 +85,7 @@ class SynthExport:
     non_dicom: list[Path] = field(default_factory=list)
 
     def all_secrets(self) -> set[str]:
+        """Every planted identifying string of at least 4 characters (must never come out)."""
         out = set(self.planted_text)
         for p in self.patients:
             out.update([p.patient_id, p.birth_date, p.accession, p.address, p.phone,
@@ -90,6 +94,7 @@ class SynthExport:
 
 
 def synth_uid(*parts: object) -> str:
+    """A deterministic UID under SITE_ROOT made from the given parts."""
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
 
@@ -152,44 +157,37 @@ def _phantom(rows: int, cols: int, seed: int, bits: int = 16) -> np.ndarray:
 
 # ---- planting PHI in every table attribute ------------------------------------------------
 
-def _value_for(vr: str, marker: str, patient: FakePatient, uids: set[str], seq_depth: int):
+# VRs whose planted value is the same for every attribute.
+_FIXED_VALUES: dict[str, str | int | float] = {
+    "TM": "101112", "IS": "4711", "DS": "47.11", "AS": "061Y",
+    **{vr: 47 for vr in ("US", "SS", "UL", "SL", "UV", "SV")},
+    "FL": 47.11, "FD": 47.11, "AT": 0x00100010,
+}
+
+
+def _value_for(vr: str, marker: str, patient: FakePatient, uids: set[str],
+               seq_depth: int) -> str | int | float | bytes | None:
     """A planted value of the right VR; text markers are unique per attribute."""
+    if vr in _FIXED_VALUES:
+        return _FIXED_VALUES[vr]
     if vr == "PN":
         return f"{patient.name.split('=')[0].split('^')[0]}^{marker}"
     if vr in ("LO", "SH", "LT", "ST", "UT", "UC"):
         limit = {"SH": 16, "LO": 64}.get(vr, 200)
         return f"{marker} {patient.name_parts()[0]} {patient.patient_id}"[:limit]
-    if vr == "CS":
-        return marker[:16].upper()
-    if vr == "AE":
-        return marker[:16]
-    if vr == "DA":
-        return patient.study_date
-    if vr == "DT":
-        return patient.study_date + "101112.000000+0100"
-    if vr == "TM":
-        return "101112"
+    if vr in ("CS", "AE"):
+        return marker[:16].upper() if vr == "CS" else marker[:16]
+    if vr in ("DA", "DT"):
+        return patient.study_date + ("101112.000000+0100" if vr == "DT" else "")
     if vr == "UI":
         uid = synth_uid("planted", marker)
         uids.add(uid)
         return uid
     if vr == "UR":
         return f"http://hospital.example/{marker}"
-    if vr in ("IS",):
-        return "4711"
-    if vr == "DS":
-        return "47.11"
-    if vr == "AS":
-        return "061Y"
-    if vr in ("US", "SS", "UL", "SL", "UV", "SV"):
-        return 47
-    if vr in ("FL", "FD"):
-        return 47.11
     if vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV"):
         data = f"{marker} {patient.patient_id} ".encode()
         return data + (b"\0" if len(data) % 2 else b"")
-    if vr == "AT":
-        return 0x00100010
     return None
 
 
@@ -257,10 +255,10 @@ def base_dataset(patient: FakePatient, sop_class: str, study_uid: str, series_ui
                  modality: str, series_number: int, instance: int) -> Dataset:
     """A header with the usual identifying attributes filled with this fake patient's values."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = SITE_ROOT + "1"
+    meta.ImplementationClassUID = UID(SITE_ROOT + "1")
     meta.ImplementationVersionName = "HOSPPACS_7"
     meta.SourceApplicationEntityTitle = "HOSP_PACS_AE1"
     ds = Dataset()
@@ -352,7 +350,7 @@ def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
         study_uid = synth_uid("study", patient.patient_id)
         out.planted_uids.add(study_uid)
         pdir = root / patient.folder / f"CT CHEST {patient.study_date[:4]}-{patient.study_date[4:6]}-{patient.study_date[6:]}"
-        image_uids = []
+        image_uids: list[str] = []
         for s_index, (modality, sop_class) in enumerate([("CT", CT_IMAGE), ("CT", CT_IMAGE)]):
             series_uid = synth_uid("series", patient.patient_id, s_index)
             out.planted_uids.add(series_uid)
@@ -460,7 +458,7 @@ def _media_subtree(cd_root: Path, patient: FakePatient, out: SynthExport, size: 
     from pydicom.fileset import FileSet
 
     fs = FileSet()
-    fs.UID = synth_uid("cdfileset", patient.patient_id)  # else pydicom draws a random one: same export every time
+    fs.UID = UID(synth_uid("cdfileset", patient.patient_id))  # else pydicom draws a random one: same export every time
     out.planted_uids.add(fs.UID)
     study_uid = synth_uid("cdstudy", patient.patient_id)
     series_uid = synth_uid("cdseries", patient.patient_id)

@@ -22,9 +22,13 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .mapping import shift_da
 from .sweep import Identifiers, find_generic_phi, matcher_spans
+
+if TYPE_CHECKING:
+    from .sweep import _Matcher
 
 # Held-back reason (id "text-review") for narrative text that still looks risky after cleaning.
 REVIEW_REASON_ID = "text-review"
@@ -121,8 +125,21 @@ def clean_free_text(text: str, identifiers: Identifiers, date_offset: int | None
 
 
 @functools.lru_cache(maxsize=8192)
-def _clean_cached(text: str, matcher, date_offset: int | None, vocabulary: frozenset[str],
+def _clean_cached(text: str, matcher: _Matcher, date_offset: int | None, vocabulary: frozenset[str],
                   narrative: bool) -> CleanedText:
+    replacements = (_identifier_spans(text, matcher, date_offset, vocabulary)
+                    + _pattern_spans(text, vocabulary))
+    if not replacements:
+        cleaned, removed = text, 0
+    else:
+        cleaned, removed = _apply(text, replacements)
+    review = _review_spans(cleaned, vocabulary) if narrative else ()
+    return CleanedText(cleaned, removed, review)
+
+
+def _identifier_spans(text: str, matcher: _Matcher, date_offset: int | None,
+                      vocabulary: frozenset[str]) -> list[tuple[int, int, str]]:
+    """(start, end, new text) for this file's identifiers and generic PHI (dates shifted)."""
     replacements: list[tuple[int, int, str]] = []  # (start, end, new text)
     for start, end, kind in matcher_spans(matcher, text):
         if kind == "name":
@@ -133,6 +150,12 @@ def _clean_cached(text: str, matcher, date_offset: int | None, vocabulary: froze
     for found in find_generic_phi(text):
         new = shift_text_date(text[found.start:found.end], date_offset) if found.kind == "date" else ""
         replacements.append((found.start, found.end, new))
+    return replacements
+
+
+def _pattern_spans(text: str, vocabulary: frozenset[str]) -> list[tuple[int, int, str]]:
+    """(start, end, "") for names after titles, institutions, phone numbers and code-like words."""
+    replacements: list[tuple[int, int, str]] = []
     for m in _TITLE_NAME.finditer(text):
         for w in _WORD.finditer(m.group(1)):
             word = w.group()
@@ -150,12 +173,7 @@ def _clean_cached(text: str, matcher, date_offset: int | None, vocabulary: froze
     for m in _CODE_LIKE.finditer(text):
         if len(_TRANSITION.findall(m.group())) >= 3:  # "PHI2X0040A730T", "AB12CD34": an identifier
             replacements.append((m.start(), m.end(), ""))
-    if not replacements:
-        cleaned, removed = text, 0
-    else:
-        cleaned, removed = _apply(text, replacements)
-    review = _review_spans(cleaned, vocabulary) if narrative else ()
-    return CleanedText(cleaned, removed, review)
+    return replacements
 
 
 def _whole_word(text: str, start: int, end: int) -> tuple[int, int]:
@@ -167,7 +185,7 @@ def _whole_word(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _term_use(text: str, start: int, end: int, vocabulary: frozenset[str], matcher) -> bool:
+def _term_use(text: str, start: int, end: int, vocabulary: frozenset[str], matcher: _Matcher) -> bool:
     """A name part that is also an imaging word ("Foot", "Long") used as that word: kept, unless a
     title or another name part stands next to it (then it is the person)."""
     word = text[start:end]

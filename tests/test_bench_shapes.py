@@ -99,7 +99,7 @@ def test_heavy_export_is_deterministic(tmp_path, written):
         header_shapes.SLICES_PER_SERIES = old
     again = sorted(p for p in root.rglob("*") if p.is_file())
     assert [p.relative_to(root) for p in again] == [p.relative_to(written[0].parents[2]) for p in written]
-    for a, b in zip(written, again):
+    for a, b in zip(written, again, strict=True):
         assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
 
 

@@ -14,7 +14,6 @@ import stat
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
-                         ImplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless)
+                         JPEGBaseline8Bit, RLELossless)
 
 from conftest import find_leaks
 from deidkit import cli_deid, console, dicomio, export, mapping, safe_text

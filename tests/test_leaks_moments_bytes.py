@@ -510,7 +510,7 @@ def test_pixel_plans_keep_every_image_of_pydicoms_own_test_files(tmp_path):
             continue  # broken on purpose, or a codec this machine lacks
         try:
             header = dicomio.read_header(path)
-        except dicomio.Unreadable as e:
+        except dicomio.Unreadable:
             refused.add(path.name)
             continue
         if header.pixel_span is None:

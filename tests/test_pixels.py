@@ -540,7 +540,7 @@ def test_bundled_network_matches_its_declared_layers():
     channels = 2 * 4  # two planes after 2x2 space-to-depth
     convs = [(c, d) for kind, c, d in pixel_detect.NETWORK_LAYERS if kind != "pool"]
     assert len(net.weights) == len(convs) == len(net.biases)
-    for (cout, dilation), w, b in zip(convs, net.weights, net.biases):
+    for (cout, dilation), w, b in zip(convs, net.weights, net.biases, strict=True):
         taps = 1 if dilation == 0 else 9
         assert w.shape == (taps * channels, cout) and b.shape == (cout,)
         assert w.dtype == np.float32 and np.isfinite(w).all()

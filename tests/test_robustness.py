@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import errno
 import os
-import shutil
 import struct
 from pathlib import Path
 

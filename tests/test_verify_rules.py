@@ -418,7 +418,7 @@ def test_check_file_is_pure(tmp_path, g):
 
 
 def test_dask_local_cluster_gives_the_same_verdict(tmp_path, g, monkeypatch):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     pytest.importorskip("dask.bag")
     import distributed.comm.inproc
     import distributed.comm.utils

@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_VR
 
 EDITION = "2026d"
 # VRs from PS3.6 2026d for attributes newer than pydicom 3.0.2's dictionary.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment, build the executables, run the whole test suite.
+# Set up a virtual environment, run the static checks (ruff, mypy), build the executables,
+# run the whole test suite.
 # This is the README.txt test command and exactly what CI (.ci/run) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,11 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# Static checks first (configuration in pyproject.toml): both must report zero.
+echo "ruff check (pyflakes, bugbear, complexity, docstrings)..."
+.venv/bin/python -m ruff check --no-cache --quiet .
+echo "mypy (deidkit and the two tool scripts)..."
+.venv/bin/python -m mypy --no-incremental --cache-dir=/dev/null
 if [[ -f requirements-build.txt && -f build.spec && "${DEIDKIT_SKIP_BUILD:-0}" != "1" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-build.txt
   PYTHON=.venv/bin/python bash tools/build_executables.sh

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import multiprocessing
 import os
 import sys
@@ -49,7 +50,7 @@ def all_fonts() -> list[tuple[str, object]]:
         if os.path.isdir(d):
             for f in sorted(os.listdir(d)):
                 if f.lower().endswith((".ttf", ".otf")) and "Math" not in f:
-                    out.append((f, lambda size, p=os.path.join(d, f): ImageFont.truetype(p, size)))
+                    out.append((f, functools.partial(ImageFont.truetype, os.path.join(d, f))))
     return out
 
 
@@ -298,8 +299,8 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, batch: int = 16, init: Path
             idx = order[s * batch:(s + 1) * batch]
             oy = rng.integers(0, (SIZE - CROP) // CELL + 1, len(idx)) * CELL
             ox = rng.integers(0, (SIZE - CROP) // CELL + 1, len(idx)) * CELL
-            xb = np.stack([x[i, :, a:a + CROP, b:b + CROP] for i, a, b in zip(idx, oy, ox)])
-            yb = np.stack([y[i, a // CELL:a // CELL + c, b // CELL:b // CELL + c] for i, a, b in zip(idx, oy, ox)])
+            xb = np.stack([x[i, :, a:a + CROP, b:b + CROP] for i, a, b in zip(idx, oy, ox, strict=True)])
+            yb = np.stack([y[i, a // CELL:a // CELL + c, b // CELL:b // CELL + c] for i, a, b in zip(idx, oy, ox, strict=True)])
             if rng.random() < 0.5:  # text reads either way round on screen; flip for variety
                 xb, yb = xb[..., ::-1], yb[..., ::-1]
             xt = torch.from_numpy(np.ascontiguousarray(xb)).float() / 255.0

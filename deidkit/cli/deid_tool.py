@@ -7,12 +7,13 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO, NoReturn
 
 from .. import __version__, console, contract
 from ..contract import DEFAULT_OUT_NAME
-from ..export import (HELD, HOSPITAL_SUFFIX, RunConfig, RunSummary, folder_within, output_is_ours,
+from ..export import (HELD, HOSPITAL_SUFFIX, FileResult, RunConfig, RunSummary, folder_within, output_is_ours,
                      remove_earlier_output, run_export, source_of, state_matches)
-from ..guidelines import GuidelineError, load, locate
+from ..guidelines import GuidelineError, Guidelines, load, locate
 from ..mapping import KeyError_, default_key_path, load_or_create_key
 from ..review_decisions import DecisionError
 
@@ -27,12 +28,13 @@ unreadable files) are held back and listed in a folder that stays at the hospita
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with a plain line
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with a plain line
         console.error(message, "run with --help to see the options")
         raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The deid_tool command line parser (usage errors print one plain line and exit 2)."""
     p = _Parser(prog="deid_tool", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Exit status: 0 everything de-identified; 1 something was held back or failed (listed in "
                        "the _HOSPITAL_ONLY folder); 2 wrong command or nothing could run.")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run deid_tool with argv (default sys.argv[1:]); returns the exit status: 0 all de-identified, 1 something held back or failed, 2 wrong command or nothing could run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.filterwarnings("ignore")  # pydicom's notes on odd input are not for the user's screen
     double_clicked = not argv
@@ -104,7 +107,10 @@ def _review(dest: Path | None = None, config_dest: tuple | None = None) -> int:
         console.error("the review window needs Tk, which this Python lacks",
                       "edit review_decisions.csv in the _HOSPITAL_ONLY folder instead (approve or reject)")
         return EXIT_USAGE
-    return review_window.main(dest if dest is not None else config_dest[0], say=console.say)
+    if dest is None:
+        assert config_dest is not None  # one of the two is given
+        dest = config_dest[0]
+    return review_window.main(dest, say=console.say)
 
 
 def _override_dir(args: argparse.Namespace) -> Path | None:
@@ -285,16 +291,14 @@ def _default_out(source: Path) -> Path:
 LOCK_NAME = ".deid_tool.lock"  # in <DEST>_HOSPITAL_ONLY: one run at a time into one output
 
 
-def _lock(hospital_dir: Path):
+def _lock(hospital_dir: Path) -> BinaryIO | None:
     """An open file holding an exclusive lock for the run into this output, or None when another
     running deid_tool holds it (double-clicked twice). The system drops the lock when the process
     ends, so a power cut leaves nothing to clean up. Raises OSError when the folder cannot be made."""
-    import os
-
     hospital_dir.mkdir(parents=True, exist_ok=True)
     fh = open(hospital_dir / LOCK_NAME, "a+b")
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":  # os.name "nt" (written so for mypy)
             import msvcrt
 
             fh.seek(0)
@@ -334,7 +338,7 @@ def _execute_locked(config: RunConfig) -> int:
             bar.append(console.Progress(total, "De-identifying"))
         bar[0].advance(done - bar[0].done)
 
-    def on_problem(result) -> None:
+    def on_problem(result: "FileResult") -> None:
         # plain words on screen (contract.HELD_REASONS); the exact reason is in held_back.csv
         console.say(f"\n  {result.ref}: kept back: {contract.classify_reason(result.reason).text}", sys.stderr)
 
@@ -419,7 +423,7 @@ def _write_failed(e: OSError) -> int:
     return EXIT_REVIEW
 
 
-def _write_review_page(config: RunConfig, summary) -> Path | None:
+def _write_review_page(config: RunConfig, summary: RunSummary) -> Path | None:
     """The hospital-side page showing held-back and blanked images (it may show PHI)."""
     from ..review_page import ReviewEntry, write_review_page
 
@@ -439,7 +443,7 @@ def _write_review_page(config: RunConfig, summary) -> Path | None:
     return page
 
 
-def _demo(args: argparse.Namespace, guidelines, override: Path | None) -> int:
+def _demo(args: argparse.Namespace, guidelines: Guidelines, override: Path | None) -> int:
     from ..synth import make_export
 
     base = Path(tempfile.mkdtemp(prefix="deidkit_demo_")) if args.out is None else args.out.resolve()

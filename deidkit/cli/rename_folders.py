@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__, console, contract
 from ..contract import INDEX_NAME
-from ..journal import JOURNAL_NAME, Journal, Replay, count_steps, write_atomic, write_secret
+from ..journal import JOURNAL_NAME, Journal, Outcome, Replay, count_steps, write_atomic, write_secret
 from ..rename.index import index_csv, is_our_index
 from ..rename.plan import RenamePlan, key_mapping, make_plan, plan_problems, plan_token
 from ..rename.scan import scan
@@ -43,6 +43,7 @@ def _own_files(root: Path) -> set[Path]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (argv without the program name); argparse exits on --help or a bad option."""
     ap = argparse.ArgumentParser(
         prog="rename_folders",
         description="Rename every folder and file below ROOT to neutral indexed names, write "
@@ -65,7 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _finish_lines(plan: RenamePlan, outcome, complete: bool) -> tuple[list[str], bool]:
+def _finish_lines(plan: RenamePlan, outcome: Outcome, complete: bool) -> tuple[list[str], bool]:
     lines: list[str] = []
     ok = complete and not outcome.failures and not outcome.missing
     if complete:
@@ -249,13 +250,18 @@ def _undo_finished(root: Path, journal: Journal, key_path: Path | None, args: ar
     return code
 
 
-def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None, args: argparse.Namespace) -> int:
-    """Scan, plan, warn, ask, keep the undo data, journal, rename."""
+def _moved_out_dir(hospital: Path) -> Path:
+    """Where this run moves files out to: moved_out, or moved_out_N when earlier runs used that."""
     base = hospital / "moved_out"
     n = 1
     while base.exists():
         n += 1
         base = hospital / f"moved_out_{n}"
+    return base
+
+
+def _scan_and_plan(root: Path, base: Path, args: argparse.Namespace) -> RenamePlan:
+    """Read the tree below root (with a progress bar) and plan its new names; notes on screen."""
     own = _own_files(root)
     bar: list[console.Progress] = []
 
@@ -271,12 +277,18 @@ def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None,
     plan = make_plan(tree, {p.name for p in own}, os.fspath(base), args.move_other_out, plan_token(tree))
     for problem in plan_problems(plan, os.fspath(root)):
         console.say(f"Note: {problem}")
+    return plan
+
+
+def _rename(root: Path, journal: Journal, hospital: Path, key_path: Path | None, args: argparse.Namespace) -> int:
+    """Scan, plan, warn, ask, keep the undo data, journal, rename."""
+    plan = _scan_and_plan(root, _moved_out_dir(hospital), args)
     n_steps = sum(1 for g in plan.groups for e in g.entries if e.out or e.final != e.old)  # real changes
     console.say(f"Plan: {n_steps} item(s) to rename or move in {len(plan.index) - 1} folder(s) below the top folder.")
     if args.dry_run:
         return _show_dry_run(plan)
     if not n_steps and is_our_index(root / INDEX_NAME):  # run again on its own result (double-clicked twice)
-        lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+        lines, ok = _finish_lines(plan, Outcome(), True)
         console.verdict("Nothing to do", [
             "Every name below this folder is already neutral (an earlier run renamed it): nothing was",
             "renamed and no new undo data was written (--undo still rolls back that earlier run)."]
@@ -334,7 +346,7 @@ def _show_dry_run(plan: RenamePlan) -> int:
     for row in plan.index:
         console.say(f"  {row['folder']}  [{row['level']}] {row['dicom_files']} DICOM, {row['other_files']} other"
                     + (f"  ! {row['identity_warnings']}" if row["identity_warnings"] else ""))
-    lines, ok = _finish_lines(plan, type("O", (), {"failures": [], "missing": []})(), True)
+    lines, ok = _finish_lines(plan, Outcome(), True)
     console.verdict("Dry run: this is what would happen", lines[1:], ok)
     return 0 if ok else 1
 
@@ -368,6 +380,10 @@ def _kit_lines(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run rename_folders with argv (default sys.argv[1:]) and wait for a key when double-clicked.
+
+    Returns the exit status: 0 all done, 1 something needs a person (or stopped), 2 could not run.
+    """
     argv = sys.argv[1:] if argv is None else argv
     double_click = not argv
     try:

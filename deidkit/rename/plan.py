@@ -97,6 +97,7 @@ class PlanEntry:
         return getattr(self, key)
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A field by name, or default (dict-like read access, as in the journal JSON)."""
         return getattr(self, key, default)
 
 
@@ -376,7 +377,7 @@ class _Planner:
         owidth = max(4, len(str(len(others))))
         proposed += [(c, f"OTHER{i + 1:0{owidth}d}{_kept_extension(c)}") for i, c in enumerate(others)]
         finals = _unique([n for _, n in proposed], self.reserved_top if not folder.old_dir else set())
-        return [(c, f) for (c, _), f in zip(proposed, finals)], levels
+        return [(c, f) for (c, _), f in zip(proposed, finals, strict=True)], levels
 
     def _dicoms(self, node: Node) -> list[Node]:
         return sorted((c for c in node.children if c.kind == "dicom"), key=self.numbers.dicom_order)

@@ -39,6 +39,7 @@ class Facts:
 
 @dataclass
 class Node:
+    """One folder, file or link of the scanned tree: name, kind, DICOM facts, children."""
     name: str
     kind: str                      # dir, dicom, other, link, dicomdir
     facts: Facts | None = None

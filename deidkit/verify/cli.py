@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import console
 from .. import guidelines as gl
-from .delivery import verify
+from .delivery import Verdict, verify
 from .report import record_lines, summary_lines, write_findings_csv, write_html
 from .rules import catalogue_lines
 
@@ -17,6 +17,7 @@ SCREEN_WORDS = {"PASS": "PASS: nothing suspicious found.",
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The deid_tool --verify command line parser."""
     p = argparse.ArgumentParser(prog="deid_tool --verify", description="Check a de-identified delivery (read-only).")
     p.add_argument("--verify", dest="dir", metavar="DIR", nargs="?", help="the delivered folder")
     p.add_argument("--report", metavar="PATH", help="HTML record (default: beside DIR)")
@@ -54,6 +55,27 @@ def _root(given: str | None) -> Path | None:
     return root
 
 
+def _verify_with_progress(root: Path, g: gl.Guidelines, jobs: int) -> Verdict | None:
+    """verify() with a progress bar on screen; None (and one line) when stopped with Ctrl-C."""
+    bar: list[console.Progress] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(console.Progress(total, "Checking"))
+        bar[0].advance(done - bar[0].done)
+
+    try:
+        v = verify(root, g, jobs=jobs, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (the workers ignore it)
+        if bar:
+            bar[0].close()
+        console.error("stopped by the user; nothing was checked to the end", "run the same command again")
+        return None
+    if bar:
+        bar[0].close()
+    return v
+
+
 def main(argv: list[str]) -> int:
     """Run --verify from the command line; returns the exit status."""
     parser = build_parser()
@@ -80,22 +102,9 @@ def main(argv: list[str]) -> int:
         return 2
     folder = Path(args.dir).name or root.name
     console.say(f"Verifying {root} against {g.describe()} (read-only).")
-    bar: list[console.Progress] = []
-
-    def progress(done: int, total: int) -> None:
-        if not bar:
-            bar.append(console.Progress(total, "Checking"))
-        bar[0].advance(done - bar[0].done)
-
-    try:
-        v = verify(root, g, jobs=args.jobs, progress=progress)
-    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (the workers ignore it)
-        if bar:
-            bar[0].close()
-        console.error("stopped by the user; nothing was checked to the end", "run the same command again")
+    v = _verify_with_progress(root, g, args.jobs)
+    if v is None:
         return 2
-    if bar:
-        bar[0].close()
     record = record_lines(folder, v, g)
     try:
         write_findings_csv(findings_path, v.findings)

@@ -45,6 +45,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
+        """0 when the delivery passed, 1 otherwise."""
         return 0 if self.status == "PASS" else 1
 
     @property
@@ -73,7 +74,10 @@ def _check_one(args: tuple[Path, str, bool, gl.Guidelines]) -> FileResult:
 def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tuple[Path, str]]]:
     """(files, folders, links, problems) under root, sorted; links are not followed, special files
     are listed among files (check_file names them), folders that cannot be listed are problems."""
-    files, folders, links, problems = [], [], [], []
+    files: list[Path] = []
+    folders: list[Path] = []
+    links: list[Path] = []
+    problems: list[tuple[Path, str]] = []
 
     def onerror(e: OSError) -> None:
         problems.append((Path(e.filename or root), e.strerror or str(e)))
@@ -101,6 +105,7 @@ def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tupl
 
 
 def rel_of(path: Path, root: Path) -> str:
+    """path relative to root, in / form (path itself when it is not under root)."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

@@ -41,14 +41,17 @@ MAX_TEXTS_PER_FILE = 2000  # kept text values per file for the cross-check (boun
 
 
 def tag_text(tag: int) -> str:
+    """A tag as "(GGGG,EEEE)", upper-case hex."""
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 def describe(tag: int) -> str:
+    """The dictionary name of a tag, or "attribute" for one pydicom does not know."""
     return dictionary_description(tag) if dictionary_has_tag(tag) else "attribute"
 
 
 def keyword_of(tag: int) -> str:
+    """The pydicom keyword of a tag, or "" for one pydicom does not know."""
     return (keyword_for_tag(tag) or "") if dictionary_has_tag(tag) else ""
 
 
@@ -168,6 +171,7 @@ class Checker:
         self.skip: frozenset[int] = frozenset()  # top-level tags that are bytes after the dataset
 
     def add(self, location: str, rule: str, severity: str, detail: str) -> None:
+        """Record one finding for this file (a PHI rule inside a DICOMDIR record is a FAIL of its own)."""
         if self.in_dicomdir and rule.split(":")[0] in ("names", "ids", "dates", "addresses"):
             rule = rule.split(":")[0] + ":dicomdir-record"
             severity = FAIL
@@ -237,6 +241,7 @@ class Checker:
 
     # -- public data --
     def public_binary(self, tag: int, vr: str, location: str) -> None:
+        """Check a binary-VR standard attribute against its table action (X or Z present is a FAIL)."""
         code = action_of(self.g, tag, self.sop_class)
         if code in ("X", "Z"):
             self.add(location, self._removal_rule(tag, vr, code), FAIL,
@@ -277,6 +282,7 @@ class Checker:
             self.kept_value(tag, elem, vr, code, values, location)
 
     def removed_but_present(self, tag: int, vr: str, code: str, values: list[str], location: str) -> None:
+        """An attribute the table removes (X) or empties (Z) still has a value: FAIL, values kept as leaks."""
         if code == "Z" and tag in self.pseudonym_tags and all(is_pseudonym(v, self.prefix) for v in values):
             return
         shown = mask("\\".join(values)) if values else f"{vr} data"
@@ -285,6 +291,7 @@ class Checker:
         self.leak(tag, dictionary_vr(tag, vr), values)
 
     def kept_value(self, tag: int, elem: Any, vr: str, code: str | None, values: list[str], location: str) -> None:
+        """Check a value that stays, by VR and table action (UIDs, dummies, names, dates, AE titles, text)."""
         if vr == "UI":
             self.uid(tag, values, code, location)
         elif code == "D":
@@ -303,6 +310,7 @@ class Checker:
             self.keep_text(location, values)
 
     def age(self, values: list[str], location: str) -> None:
+        """Patient Age over 89 years (other than the 090Y aggregate) is a FAIL."""
         m = re.fullmatch(r"0*(\d+)([DWMY])", values[0].strip()) if values else None
         if m:
             years = int(m.group(1)) / {"D": 365.25, "W": 52.18, "M": 12, "Y": 1}[m.group(2)]
@@ -310,6 +318,7 @@ class Checker:
                 self.add(location, "dates:age-over-89", FAIL, f"Patient's Age {mask(values[0], keep=0)} is over 89 years")
 
     def wrong_vr_name(self, tag: int, vr: str, values: list[str], location: str, code: str | None) -> bool:
+        """A patient name stored under a non-PN VR; True (and a FAIL) when a real-looking one is there."""
         real = [v for v in values if not is_pseudonym(v, self.prefix) and v.strip().upper() not in KNOWN_DUMMIES]
         if not real or code == "K":
             return False
@@ -319,6 +328,7 @@ class Checker:
         return True
 
     def uid(self, tag: int, values: list[str], code: str | None, location: str) -> None:
+        """A UID that looks like an original one (not remapped) is a finding, unless the profile keeps UIDs."""
         if "retain_uids" in self.options:
             return
         # deid_tool keeps the value of every SOP Class UID attribute as it is (engine.uid_is_kept:
@@ -332,6 +342,7 @@ class Checker:
                 return
 
     def dummy(self, tag: int, vr: str, value: Any, values: list[str], location: str) -> None:
+        """A D (dummy) value must look like a dummy for its VR: readable binary or real dates are findings."""
         cat = category_of(tag, vr)
         if tag in self.pseudonym_tags and all(is_pseudonym(v, self.prefix) for v in values):
             return
@@ -350,6 +361,7 @@ class Checker:
             self.dummy_text(tag, vr, values, location, cat)
 
     def dummy_text(self, tag: int, vr: str, values: list[str], location: str, cat: str) -> None:
+        """A text dummy that holds what looks like identifying text is a finding."""
         for v in values:
             if v.strip().upper() in KNOWN_DUMMIES or is_pseudonym(v, self.prefix):
                 continue
@@ -366,6 +378,7 @@ class Checker:
         self.keep_text(location, values)
 
     def person_name(self, tag: int, values: list[str], location: str, code: str | None) -> None:
+        """A person name that is neither a pseudonym nor a known dummy is a leak (unless kept, K)."""
         if code == "K":
             return
         real = [v for v in values if not is_pseudonym(v, self.prefix) and v.strip().upper() not in KNOWN_DUMMIES]
@@ -376,6 +389,7 @@ class Checker:
         self.leak(tag, "PN", real)
 
     def unlisted_date(self, tag: int, vr: str, values: list[str], location: str) -> None:
+        """A date or time the table does not list must be a dummy, unless the profile keeps dates."""
         if "retain_long_modified_dates" in self.options or "retain_long_full_dates" in self.options:
             return
         if all(DUMMY_DATES.fullmatch(v.strip()) for v in values):
@@ -384,6 +398,7 @@ class Checker:
         self.leak(tag, vr, values)
 
     def free_text(self, tag: int, vr: str, values: list[str], location: str, cleaned: bool) -> None:
+        """Text values are searched for names, dates, IDs and addresses; what is found is a finding."""
         free = is_free_text(self.g, tag, vr)
         for v in values:
             seen: set[str] = set()
@@ -412,6 +427,7 @@ class Checker:
                      f"{describe(tag)}: narrative text holds what looks like a name: {mask(out.text[start:end])}")
 
     def keep_text(self, location: str, values: list[str]) -> None:
+        """Keep text values (at most MAX_TEXTS_PER_FILE) for the whole-delivery identity checks."""
         if len(self.result.texts) < MAX_TEXTS_PER_FILE:
             self.result.texts.extend((location, v) for v in values if len(v.strip()) >= 2)
 

@@ -206,11 +206,11 @@ def trailing_elements(ds: Dataset) -> tuple[frozenset[int], int]:
     """Top-level elements that are really bytes after the dataset, and where they start: in file
     order, the first element whose tag is not above the one before it, or anything after Pixel
     Data other than the signature and padding (PS3.5 7.1: elements come in ascending order)."""
-    placed = []
-    for tag in ds.keys():
-        raw = ds.get_item(tag, keep_deferred=True)
+    placed: list[tuple[int, int]] = []
+    for key in ds.keys():
+        raw = ds.get_item(key, keep_deferred=True)
         if isinstance(raw, RawDataElement):
-            placed.append((raw.value_tell, int(tag)))
+            placed.append((raw.value_tell, int(key)))
     placed.sort()
     previous, pixels_seen = -1, False
     for i, (tell, tag) in enumerate(placed):

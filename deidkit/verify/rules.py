@@ -25,6 +25,7 @@ class VerifyRule:
 
     @property
     def category(self) -> str:
+        """The rule category: the part of the id before the colon."""
         return self.id.split(":", 1)[0]
 
 
@@ -144,9 +145,11 @@ class Finding:
 
     @property
     def category(self) -> str:
+        """The category of the finding rule: the part before the colon."""
         return self.rule.split(":", 1)[0]
 
     def row(self) -> tuple[str, str, str, str, str]:
+        """The finding as a findings CSV row: file, location, rule, severity, detail."""
         return (self.file, self.location, self.rule, self.severity, self.detail)
 
 

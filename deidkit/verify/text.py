@@ -152,7 +152,7 @@ NEUTRAL_NAME_WORDS = frozenset({
     "delivery", "part", "instance", "instances", "object", "objects", "readme", "manifest",
     "summary", "report", "reports", "csv", "txt", "json", "xml", "html", "zip", "dir", "folder",
     "volume", "vol", "run", "seq", "sequence", "acq", "acquisition", "raw", "output", "input",
-    "ct", "mr", "us", "cr", "dx", "mg", "pt", "nm", "xa", "rf", "ot", "sc", "sr", "pr", "ko", "seg",
+    "ct", "mr", "us", "cr", "dx", "mg", "nm", "xa", "rf", "ot", "sc", "sr", "pr", "ko", "seg",
     "rtstruct", "rtplan", "rtdose", "rtimage", "doc", "io", "px", "es", "xc", "sm", "gm", "op",
     "opt", "ivus", "bmd", "hd", "ecg", "au", "reg", "fid", "pdf", "cdrom", "media", "viewer",
     "index", "autorun", "inf", "broken", "empty", "trunc", "truncated", "nopreamble", "thumbs",
