@@ -107,7 +107,8 @@ def _private_entry_says_keep(tag: int, creator: str | None) -> bool:
     return False
 
 
-def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None = None) -> list[tuple[int, str]]:
+def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, the engine's rules in order)
+                  names: list[str] | None = None) -> list[tuple[int, str]]:
     """Delete from ds's top level the raw elements the engine removes whatever their value (see
     the module docstring); returns (tag, reason) for each, in tag order. The person names a
     pruned sequence holds (what sweep.Identifiers.from_dataset would learn from it) are appended
@@ -152,7 +153,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None =
             del ds[number]
             pruned.append((number, "removed"))
             continue
-        if type(raw) is not RawDataElement or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
+        if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
             continue
         if group & 1:
             creator = creators.get((group, element >> 8))
@@ -179,7 +180,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines, names: list[str] | None =
     return pruned
 
 
-def _harvest_names(seq: DataElement, names: list[str]) -> None:
+def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_check_structure's checks in order)
     """The names Identifiers.from_dataset learns from a sequence's items (PN elements, Patient's
     Name in another VR, private elements named as a person's name), converting only those; and
     the checks dicomio._check_structure makes on items that need no value (tag order, groups
