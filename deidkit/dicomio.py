@@ -11,6 +11,8 @@ element or Data Set Trailing Padding is written.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import functools
 import hashlib
@@ -18,6 +20,7 @@ import io
 import os
 import re
 import struct
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +99,33 @@ class Header:
     transfer_syntax: str
     pixel_span: PixelSpan | None
     streamable: bool  # False for deflated/big-endian: these are read and written whole
+    # (tag, reason) of top-level elements `prune` removed before their values were converted
+    pruned: tuple[tuple[int, str], ...] = ()
+
+
+# Set only around one read_header call (export: `with dicomio.pruning(fn): read_header(...)`):
+# fn (deidkit.rawheader.prune_removed with the tables bound) deletes top-level raw elements after
+# the raw damage checks and before every value is converted. --verify and every other reader
+# never prune.
+_PRUNE: contextvars.ContextVar[Callable[[Dataset], list[tuple[int, str]]] | None] = contextvars.ContextVar(
+    "deidkit_prune", default=None)
+
+
+@contextlib.contextmanager
+def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]:
+    """read_header calls inside this block let prune remove elements before conversion; what
+    it returns is kept in Header.pruned."""
+    token = _PRUNE.set(prune)
+    try:
+        yield
+    finally:
+        _PRUNE.reset(token)
 
 
 def read_header(path: Path) -> Header:
     """Read a file's header (no pixel data) and locate its pixel data element."""
+    pruned: tuple[tuple[int, str], ...] = ()
+    prune = _PRUNE.get()
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -126,6 +152,8 @@ def read_header(path: Path) -> Header:
             stop = fp.tell()
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
+            if prune is not None:
+                pruned = tuple(prune(ds))
             _touch_all_values(ds)
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
@@ -159,11 +187,11 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable)
+            return Header(ds, ts, span, streamable=streamable, pruned=pruned)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=streamable)
+    return Header(ds, ts, span, streamable=streamable, pruned=pruned)
 
 
 def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine, pixels, program, review_decisions, risk
+from . import dicomio, engine, pixels, program, rawheader, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from . import content
@@ -304,7 +304,9 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
              proposed: str | None = None) -> FileResult:
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
-    header = dicomio.read_header(src)
+    pruned_names: list[str] = []  # names in sequences pruned unread: learned as the engine would
+    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g, names=pruned_names)):
+        header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
             result.status, result.reason = HELD, "DICOMDIR names files outside the export (left out, not followed)"
@@ -336,7 +338,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             return result
     if at_risk or not header.streamable:
         full = dicomio.read_full(src)
-        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in ds.keys() if t < 0x7FE00000]:
+        read_keys = sorted([*ds.keys(), *(tag for tag, _ in header.pruned)]) if header.pruned else list(ds.keys())
+        if [t for t in full.keys() if t < 0x7FE00000] != [t for t in read_keys if t < 0x7FE00000]:
             result.reason = "corrupt: the file reads differently as a whole than its header alone (damaged?)"
             return result
         ds = full
@@ -346,6 +349,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
             return result
     result.person = person_of(ds)
     identifiers = Identifiers()
+    for name in pruned_names:
+        identifiers.add_name(name)
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
     outcome = engine.deidentify(ds, ctx)
     if outcome.hold_reason:

@@ -1,0 +1,224 @@
+"""Elements the engine removes whatever they hold, dropped before their values are converted
+(issue 19, docs/throughput_design.md step 3 "X: skip the bytes").
+
+Reading a header converts every raw element into a Python value (dicomio._touch_all_values),
+then the engine deletes most of them again: Table E.1-1 X attributes and private elements no
+private table keeps. `prune_removed` deletes those from the top level of a freshly read dataset
+while they are still raw (pydicom's RawDataElement: tag, VR, bytes), so they are never
+converted, looked up or walked. Only elements whose removal does not depend on their value are
+pruned, and only those no earlier step reads:
+
+- a public element whose resolved action (Guidelines.action_for, for this SOP class and the
+  site's options) is X, unless it is a person name (PN), of undefined length, of group 0028 (pixel description), an overlay/curve group, or one of the
+  attributes the patient's identifiers are learned from (sweep.Identifiers.from_dataset), the
+  date/time pairs the engine reads before it removes anything, the risk table's attributes and
+  the few the export reads before the engine (PROTECTED_KEYWORDS);
+- a public sequence whose action is X (not in structured reports or documents, whose hold
+  decision reads every item), after the names Identifiers.from_dataset would learn from its
+  items have been read (converting only those elements) and its items' tag order, groups and
+  VR kinds checked;
+- a private data element (not a creator) of a block no private table keeps it for
+  (Guidelines.safe_private_entry, under the private rule's code), unless it is or may become a
+  sequence or the private dictionary names it as a person's name (sweep._names_a_person).
+
+Everything else (and every element of a sequence) goes the usual way. Damage is still found:
+the raw checks (dicomio._check_lengths) run before pruning, and here the top-level tag order and
+each pruned element's VR kind are checked as dicomio._check_structure checks them, raising
+dicomio.Unreadable with the same messages. What the engine would have recorded for a pruned
+element is returned as (tag, reason) so the caller can account for it.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+
+from pydicom.datadict import (
+    dictionary_has_tag,
+    dictionary_VR,
+    private_dictionary_description,
+    private_dictionary_VR,
+    tag_for_keyword,
+)
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+
+from . import dicomio
+from .engine import DOCUMENT_PREFIX, SR_PREFIX
+from .guidelines import Guidelines
+from .sweep import _names_a_person, _text_values
+
+# attributes read before the engine removes anything (Identifiers.from_dataset, person_of,
+# engine.deidentify's patient key, hold_reason_for, the output path, the character set)
+PROTECTED_KEYWORDS = (
+    "PatientName", "OtherPatientNames", "PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+    "MedicalRecordLocator", "PatientInsurancePlanCodeSequence", "OtherPatientIDsSequence", "OtherPatientIDs",
+    "PatientBirthDate", "PatientBirthTime", "PatientAddress", "PatientTelephoneNumbers",
+    "PatientTelecomInformation", "PatientMotherBirthName", "RegionOfResidence", "MilitaryRank", "PatientSex",
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
+    "SpecificCharacterSet", "Modality", "ImageType", "BurnedInAnnotation", "Manufacturer",
+    "ManufacturerModelName", "DirectoryRecordSequence", "DeidentificationMethodCodeSequence",
+)
+_PERSON_WORDS = ("patient", "person", "physician", "operator")
+_UNDEFINED = 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=16)
+def _protected_tags(risk_keywords: tuple[str, ...]) -> frozenset[int]:
+    from .engine import _REFERENCE_DATES, DATE_TIME_PAIRS
+
+    tags = {tag_for_keyword(k) for k in PROTECTED_KEYWORDS}
+    tags.update(tag_for_keyword(k) for k in risk_keywords)
+    tags.update(DATE_TIME_PAIRS)
+    tags.update(DATE_TIME_PAIRS.values())
+    tags.update(_REFERENCE_DATES)
+    return frozenset(t for t in tags if t is not None)
+
+
+def _public_vr(tag: int, raw_vr: str | None) -> str:
+    """The VR pydicom will give the element (hooks.raw_element_vr): the dictionary's for implicit
+    VR and for UN (replace_un_with_known_vr); an ambiguous one as written in the dictionary."""
+    if raw_vr is not None and raw_vr != "UN":
+        return raw_vr
+    try:
+        return dictionary_VR(tag) if dictionary_has_tag(tag) else (raw_vr or "UN")
+    except KeyError:
+        return raw_vr or "UN"
+
+
+@functools.lru_cache(maxsize=65536)
+def _private_entry_says_keep(tag: int, creator: str | None) -> bool:
+    """The private dictionary calls the element a sequence or a person's name (any spelling of
+    its creator that pydicom or the engine may use)."""
+    if not creator:
+        return False
+    for spelling in {creator, creator.strip()}:
+        try:
+            vr = private_dictionary_VR(tag, spelling)
+        except KeyError:
+            continue
+        if "SQ" in vr:
+            return True
+        try:
+            name = private_dictionary_description(tag, spelling).lower()
+        except KeyError:
+            continue
+        if "name" in name and any(w in name for w in _PERSON_WORDS):
+            return True
+    return False
+
+
+def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, the engine's rules in order)
+                  names: list[str] | None = None) -> list[tuple[int, str]]:
+    """Delete from ds's top level the raw elements the engine removes whatever their value (see
+    the module docstring); returns (tag, reason) for each, in tag order. The person names a
+    pruned sequence holds (what sweep.Identifiers.from_dataset would learn from it) are appended
+    to names (a sequence is pruned only when names is given). Raises
+    dicomio.Unreadable (as _check_structure would) for tags out of order or a pruned element
+    whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
+    before conversion; elements already converted are left alone."""
+    # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
+    numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]  # noqa: SIM118 (iterating a Dataset converts)
+    if any(a >= b for a, b in itertools.pairwise(numbers)):
+        raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
+    if 0x00080016 not in ds:
+        return []
+    if names is None:
+        names = []
+        sequences_allowed = False
+    else:
+        sequences_allowed = True
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    protected = _protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk))
+    private_code = guidelines.private_rule.code_under(guidelines.settings.options)
+    keep_private_tables = private_code in ("C", "K")
+    creators: dict[tuple[int, int], str] = {}
+    pruned: list[tuple[int, str]] = []
+    # a structured report's or document's hold decision reads every item (hold_reason_for)
+    sequences_prunable = sequences_allowed and not sop_class.startswith((SR_PREFIX, DOCUMENT_PREFIX))
+    for number in numbers:
+        group, element = number >> 16, number & 0xFFFF
+        if group < 0x0008 or group >= 0x5000 and (group < 0x6100 or group >= 0x7F00):
+            continue  # file meta, command, stray groups, curves, overlays, pixel data, FFFx
+        if group & 1 and element <= 0x00FF:
+            if 0x0010 <= element:  # a private creator: read (as the engine does), never pruned
+                value = ds[number].value
+                if isinstance(value, (str, bytes)):
+                    text = value.decode("latin-1") if isinstance(value, bytes) else value
+                    creators[(group, element)] = text
+            continue
+        raw = ds.get_item(number)
+        if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and sequences_prunable
+                and number not in protected and guidelines.action_for(number, sop_class) == "X"):
+            _harvest_names(raw, names)  # Identifiers.from_dataset reads nested names: learned first
+            del ds[number]
+            pruned.append((number, "removed"))
+            continue
+        if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
+            continue
+        if group & 1:
+            creator = creators.get((group, element >> 8))
+            if raw.VR == "SQ" or _private_entry_says_keep(number, creator):
+                continue
+            if keep_private_tables and creator is not None and group > 0x0008 and guidelines.safe_private_entry(
+                    creator.strip(), group, element) is not None:
+                continue
+            reason = "private attribute"
+        else:
+            if element == 0x0000 or group == 0x0028 or number in protected:
+                continue
+            vr = _public_vr(number, raw.VR)
+            if "PN" in vr or "SQ" in vr or " or " in vr:
+                continue
+            if guidelines.action_for(number, sop_class) != "X":
+                continue
+            if dicomio._kinds_clash(raw.VR, number):
+                raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                         "(damaged?)")
+            reason = "removed"
+        del ds[number]
+        pruned.append((number, reason))
+    return pruned
+
+
+def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_check_structure's checks in order)
+    """The names Identifiers.from_dataset learns from a sequence's items (PN elements, Patient's
+    Name in another VR, private elements named as a person's name), converting only those; and
+    the checks dicomio._check_structure makes on items that need no value (tag order, groups
+    that have no place in a stored object, VR kinds). Raises dicomio.Unreadable as it does."""
+    stack = [item for item in seq.value or [] if isinstance(item, Dataset)]
+    while stack:
+        item = stack.pop()
+        tags = list(item.keys())
+        for tag in [t for t in tags if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+            value = getattr(item.get_item(tag), "value", b"")
+            if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+                raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
+        numbers = [int(t) for t in tags if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
+        if any(a >= b for a, b in itertools.pairwise(numbers)):
+            raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
+        for number in numbers:
+            group = number >> 16
+            if group == 0xFFFF:
+                raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
+            raw = item.get_item(number)
+            vr = getattr(raw, "VR", None)
+            if not group & 1 and dicomio._kinds_clash(vr, number):
+                raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                         "(damaged?)")
+            if type(raw) is DataElement and raw.VR == "SQ":
+                stack.extend(i for i in raw.value or [] if isinstance(i, Dataset))
+                continue
+            if group & 1:
+                if (number & 0xFFFF) <= 0x00FF:
+                    continue
+            elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
+                      or number in (0x00100010, 0x00101001)):
+                continue
+            elem = item[number]  # converted as Dataset.iterall would
+            if elem.VR == "SQ":
+                stack.extend(i for i in elem.value or [] if isinstance(i, Dataset))
+                continue
+            if elem.value in (None, "", b""):
+                continue
+            if elem.VR == "PN" or _names_a_person(elem):
+                names.extend(_text_values(elem))
