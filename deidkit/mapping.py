@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -149,17 +150,25 @@ def patient_key_of(patient_id: str, name: str, birth_date: str, study_uid: str) 
 
 # ---- dates ------------------------------------------------------------------------------------
 
+def _shift_range(value: str, shift: Callable[[str], str | None]) -> str | None:
+    """A range query value "A-B" (either end may be empty) with both ends shifted; None when it
+    is not a range of two readable values (PS3.4 C.2.2.2.5)."""
+    parts = value.split("-")
+    if len(parts) != 2:
+        return None
+    shifted = [shift(p) if p else "" for p in parts]
+    if any(x is None for x in shifted):
+        return None
+    return "-".join(x or "" for x in shifted)
+
+
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DA value (YYYYMMDD, also legacy YYYY.MM.DD and ranges). None if not a date."""
     value = value.strip()
     if not value:
         return value
     if "-" in value:
-        parts = value.split("-")
-        if len(parts) != 2:
-            return None
-        shifted = [shift_da(p, days) if p else "" for p in parts]
-        return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+        return _shift_range(value, lambda part: shift_da(part, days))
     digits = value.replace(".", "") if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", value) else value
     if not re.fullmatch(r"\d{8}", digits):
         return None
@@ -254,11 +263,7 @@ def shift_tm(value: str, offset: MomentOffset) -> str | None:
     if not value:
         return value
     if "-" in value:
-        parts = value.split("-")
-        if len(parts) != 2:
-            return None
-        shifted = [shift_tm(p, offset) if p else "" for p in parts]
-        return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+        return _shift_range(value, lambda part: shift_tm(part, offset))
     parsed = _parse_tm(value)
     if parsed is None:
         return None
