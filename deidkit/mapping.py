@@ -184,11 +184,8 @@ def shift_dt(value: str, days: int) -> str | None:
     value = value.strip()
     if not value:
         return value
-    if "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
-        parts = value.split("-")
-        if len(parts) == 2:
-            shifted = [shift_dt(p, days) if p else "" for p in parts]
-            return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    if value.count("-") == 1 and "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
+        return _shift_range(value, lambda part: shift_dt(part, days))
     m = _DT_RE.match(value)
     if not m:
         return None
@@ -278,11 +275,8 @@ def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
     value = value.strip()
     if not value:
         return value
-    if "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
-        parts = value.split("-")
-        if len(parts) == 2:
-            shifted = [shift_dt_moment(p, offset) if p else "" for p in parts]
-            return None if any(s is None for s in shifted) else "-".join(shifted)  # type: ignore[arg-type]
+    if value.count("-") == 1 and "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
+        return _shift_range(value, lambda part: shift_dt_moment(part, offset))
     m = _DT_FULL_RE.match(value)
     if not m or m.group(4) is None:
         return shift_dt(value, offset.days)
