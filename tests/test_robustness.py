@@ -385,7 +385,7 @@ def test_file_too_large_for_the_output_file_system_is_listed_and_the_run_goes_on
 
 
 def test_file_too_big_to_check_pixels_in_memory_is_held_not_read(tmp_path, monkeypatch):
-    from deidkit import export as export_module
+    from deidkit import export_worker as export_module
 
     root = tmp_path / "EXPORT"
     root.mkdir()
