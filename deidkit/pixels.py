@@ -13,6 +13,7 @@ load_redaction_rules):
   apply_regions(ds, r)      blank exactly the rectangles a person approved (review_decisions.csv)
   encode_like(ds, ts)       re-encode blanked pixels in their lossless family (RLE, JPEG-LS, J2K)
   display_frames(ds)        frames as a viewer shows them (the review window)
+  decoded_frames(ds, ts)    the one walk over decoded frames that all of the above use
 When is detection not confident ("hold")? Recognizable Visual Features YES (a face is not text);
 a decode failure or a transfer syntax without a decoder; text still detected after blanking.
 Such images still get proposals when their pixels could be seen: a person decides. Detected
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Iterator, cast
 
 import numpy as np
 import pydicom
@@ -303,30 +305,90 @@ def text_left(ds: pydicom.Dataset) -> list[list[list[int]]]:
     """What --verify will find in ds's pixels after a person's boxes were blanked: per frame, the
     text boxes [top, left, bottom, right] (exclusive ends) edge_aware_look still sees. Raises
     PixelError when the pixel data cannot be decoded."""
+    ts = _transfer_syntax(ds)
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
+        palette = _palette(ds)
+        out: list[list[list[int]]] = []
+        for frame, photometric in frames:
+            blank = _blank_value(frame, photometric, palette)
+            out.append([b.as_list() for b in edge_aware_look(frame, photometric, palette, blank)])
+    return out
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> Any:
+    """ds's Transfer Syntax UID. Raises PixelError when it has none or no pixel data element."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if ts is None or _pixel_keyword(ds) is None:
         raise PixelError("no pixel data or transfer syntax unknown")
+    return ts
+
+
+def decoded_frames(ds: pydicom.Dataset, ts: Any) -> Iterator[tuple[np.ndarray, str]]:
+    """The frames of ds as pydicom decodes them (colour as RGB; integer, float or double data),
+    each with the Photometric Interpretation it has as decoded, at most Number of Frames (0028,0008).
+
+    The decoder is found at once: PixelError "no decoder for transfer syntax ..." when pydicom has
+    none available for ts. pydicom's own errors (a transfer syntax it does not know, a codec
+    failing on a frame) propagate as they are: each caller words them (_decode_errors, or a hold)."""
     from pydicom.pixels import get_decoder
 
+    decoder = get_decoder(ts)
+    if not decoder.is_available:
+        raise PixelError(f"no decoder for transfer syntax {ts}")
+    return _frames(ds, decoder)
+
+
+def _frames(ds: pydicom.Dataset, decoder: Any) -> Iterator[tuple[np.ndarray, str]]:
+    photometric = _text(ds, "PhotometricInterpretation")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
+        photometric = str(meta.get("photometric_interpretation", photometric))
+        yield frame, photometric
+        if index + 1 >= n_frames:
+            break
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """PixelError passes as it is; any other error (a codec's) becomes PixelError with a neutral reason."""
     try:
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            raise PixelError(f"no decoder for transfer syntax {ts}")
-        palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        photometric = _text(ds, "PhotometricInterpretation")
-        out: list[list[list[int]]] = []
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            photometric = str(meta.get("photometric_interpretation", photometric))
-            blank = _blank_value(frame, photometric, palette)
-            out.append([b.as_list() for b in edge_aware_look(frame, photometric, palette, blank)])
-            if index + 1 >= n_frames:
-                break
+        yield
     except PixelError:
         raise
     except Exception as e:  # noqa: BLE001 - a codec error: the caller holds the image, neutral reason
         raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
-    return out
+
+
+@dataclass
+class _Look:
+    """What clean_pixels gathers over the frames of one image."""
+    photometric: str                                      # as decoded (the last frame's)
+    all_boxes: list[list[list[int]]] = field(default_factory=list)
+    best: tuple[int, bytes | None, bytes | None] = (-1, None, None)  # (text area, before png, after png)
+    first_thumb: bytes | None = None
+    hold_reason: str = ""
+    cannot_judge: bool = False
+    out: bytearray = field(default_factory=bytearray)     # blanked frames (while none is held)
+    frame: np.ndarray | None = None                       # the last frame decoded
+
+    def add(self, index: int, frame: np.ndarray, done: _FrameResult, palette: np.ndarray | None,
+            rows: int, cols: int) -> None:
+        """One frame looked at (done: _clean_frame's result for it)."""
+        self.frame = frame
+        if index == 0:
+            self.first_thumb = _thumb(_display(frame, self.photometric, palette), [])
+        # text still seen after blanking is proposed with the same margin as the rest
+        boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
+        self.all_boxes.append([b.as_list() for b in boxes_here])
+        self.hold_reason = self.hold_reason or done.hold
+        self.cannot_judge = self.cannot_judge or done.cannot_judge
+        area = sum(b.area for b in boxes_here)
+        if boxes_here and area > self.best[0]:
+            self.best = (area, _thumb(_display(frame, self.photometric, palette), boxes_here),
+                         _thumb(_display(done.work, self.photometric, palette), []))
+        if not self.hold_reason:
+            self.out += np.ascontiguousarray(done.work).tobytes()
 
 
 def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
@@ -339,52 +401,27 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
     ts, not_readable = _pixels_to_read(ds)
     if ts is None:
         return _hold(not_readable)
-    photometric = _text(ds, "PhotometricInterpretation")
+    look = _Look(_text(ds, "PhotometricInterpretation"))
     try:
-        from pydicom.pixels import get_decoder
-
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            return _hold(f"no decoder for transfer syntax {ts}")
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         rows, cols = int(ds.Rows), int(ds.Columns)
         rect_boxes = [b for r in matching_rules(ds, rules) for b in r.rectangles]
         layout = [b for b in (Box(max(0, r.top), max(0, r.left), min(rows, r.bottom), min(cols, r.right))
                               for r in rect_boxes) if b.area > 0]
-        out = bytearray()
-        all_boxes: list[list[list[int]]] = []
-        best: tuple[int, bytes | None, bytes | None] = (-1, None, None)  # (text area, before png, after png)
-        first_thumb = None
-        hold_reason = ""
-        cannot_judge = False
-        out_photometric = photometric
-        frame = None
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            out_photometric = str(meta.get("photometric_interpretation", photometric))
-            if index == 0:
-                first_thumb = _thumb(_display(frame, out_photometric, palette), [])
-            done = _clean_frame(frame, index, out_photometric, palette, layout)
-            # text still seen after blanking is proposed with the same margin as the rest
-            boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
-            all_boxes.append([b.as_list() for b in boxes_here])
-            hold_reason = hold_reason or done.hold
-            cannot_judge = cannot_judge or done.cannot_judge
-            area = sum(b.area for b in boxes_here)
-            if boxes_here and area > best[0]:
-                best = (area, _thumb(_display(frame, out_photometric, palette), boxes_here),
-                        _thumb(_display(done.work, out_photometric, palette), []))
-            if not hold_reason:
-                out += np.ascontiguousarray(done.work).tobytes()
-            if index + 1 >= n_frames:
-                break
+        for index, (frame, photometric) in enumerate(frames):
+            look.photometric = photometric
+            look.add(index, frame, _clean_frame(frame, index, photometric, palette, layout), palette, rows, cols)
+    except PixelError as e:  # no decoder available for the transfer syntax
+        return _hold(str(e))
     except Exception as e:  # a codec error is not worth a crash: the image is held, named by the caller
         return _hold(f"pixel data could not be decoded ({type(e).__name__})")
-    if cannot_judge:  # no proposal: boxes over texture would only hide the image from the person
-        return PixelOutcome("hold", CANNOT_JUDGE, [], first_thumb, None, for_person=True)
-    if hold_reason:
-        return _hold(hold_reason, best[1] or first_thumb, all_boxes)
-    return _redacted_outcome(ds, bytes(out), out_photometric, frame, all_boxes, first_thumb, best)
+    if look.cannot_judge:  # no proposal: boxes over texture would only hide the image from the person
+        return PixelOutcome("hold", CANNOT_JUDGE, [], look.first_thumb, None, for_person=True)
+    if look.hold_reason:
+        return _hold(look.hold_reason, look.best[1] or look.first_thumb, look.all_boxes)
+    return _redacted_outcome(ds, bytes(look.out), look.photometric, look.frame, look.all_boxes, look.first_thumb,
+                             look.best)
 
 
 def _redacted_outcome(ds: pydicom.Dataset, data: bytes, photometric: str, frame: np.ndarray | None,
@@ -473,37 +510,23 @@ def apply_regions(ds: pydicom.Dataset, regions: list) -> int:
     ds.BurnedInAnnotation = "NO"
     if not regions:
         return 0
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if ts is None or _pixel_keyword(ds) is None:
-        raise PixelError("no pixel data or transfer syntax unknown")
+    ts = _transfer_syntax(ds)
     if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
         raise PixelError(f"{ds.get('BitsAllocated')}-bit pixel data cannot be rewritten")
-    from pydicom.pixels import get_decoder
-
-    try:
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            raise PixelError(f"no decoder for transfer syntax {ts}")
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         rows, cols = int(ds.Rows), int(ds.Columns)
         out = bytearray()
         done = 0
         frame = None
         photometric = _text(ds, "PhotometricInterpretation")
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            photometric = str(meta.get("photometric_interpretation", photometric))
+        for index, (frame, photometric) in enumerate(frames):
             here = [r for r in regions if r.on(index)]
             if here:
                 frame = frame.copy()
                 done += _blank_regions(frame, here, _blank_value(frame, photometric, palette), rows, cols)
             out += np.ascontiguousarray(frame).tobytes()
-            if index + 1 >= n_frames:
-                break
-    except PixelError:
-        raise
-    except Exception as e:  # a codec error: the caller holds the image with this neutral reason
-        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
     if frame is None:
         raise PixelError("no frames in the pixel data")
     _replace_pixel_data(ds, bytes(out), photometric, frame)
@@ -537,20 +560,13 @@ def display_frames(ds: pydicom.Dataset, limit: int | None = None) -> list[np.nda
     (rows x cols x 3), MONOCHROME1 inverted, palettes applied, more than 8 bits and float data
     windowed. For the review window (hospital side: the pixels may show PHI). Raises PixelError
     when the pixel data cannot be decoded."""
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if ts is None or _pixel_keyword(ds) is None:
-        raise PixelError("no pixel data or transfer syntax unknown")
-    from pydicom.pixels import get_decoder
-
-    try:
+    ts = _transfer_syntax(ds)
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        photometric = _text(ds, "PhotometricInterpretation")
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         out = []
-        for index, (frame, meta) in enumerate(get_decoder(ts).iter_array(ds, as_rgb=True)):
-            out.append(_display(frame, str(meta.get("photometric_interpretation", photometric)), palette))
-            if index + 1 >= n_frames or (limit is not None and len(out) >= limit):
+        for frame, photometric in frames:
+            out.append(_display(frame, photometric, palette))
+            if limit is not None and len(out) >= limit:
                 break
-    except Exception as e:  # noqa: BLE001
-        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
     return out
