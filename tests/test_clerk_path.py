@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import tree
 from deidkit import cli_deid, console, contract
 from deidkit import rename as rn
 from deidkit.synth import make_export
@@ -105,10 +106,6 @@ def in_terminal(cmd: list[str], cwd: Path, env: dict[str, str], answers: dict[by
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=TIMEOUT, encoding="utf-8", errors="replace")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def verify_handles_kit_files() -> bool:

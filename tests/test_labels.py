@@ -2,7 +2,6 @@
 RTSTRUCT, presentation state, content items outside SR), references across a delivery."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pydicom
@@ -12,6 +11,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from conftest import find_leaks
+from helpers import engine_context
 from deidkit import cli_deid, engine
 from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers
@@ -33,13 +33,7 @@ SECRETS = {"QUISTGAARD", "Quistgaard", "ASTRID", "Astrid", "BRANDTOFT", "Brandto
 
 
 def _ctx(guidelines, **options):
-    g = guidelines
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(guidelines, KEY, **options)
 
 
 def _base(sop_class: str, sop_uid: str, modality: str) -> Dataset:
