@@ -98,3 +98,60 @@ def journal_sources(hospital: Path) -> list[str]:
     """The source files the resume journal in `hospital` lists, in its order."""
     lines = (hospital / STATE_NAME).read_text(encoding="utf-8").splitlines()[1:]
     return [json.loads(line)["src"] for line in lines]
+
+
+# ---- a program in a terminal (POSIX) -------------------------------------------------------------
+
+def run_in_terminal(cmd: list[str], cwd: Path, env: dict[str, str], answers: dict[bytes, bytes],
+                    timeout: float, label: str) -> tuple[int, bytes]:
+    """Run cmd under a pseudo-terminal, as a person at a terminal would: answer each prompt in
+    `answers` (prompt -> keys) once per time it appears, press Enter at "Press Enter". Returns
+    (the raw wait status, everything shown). A program that does not end in time + 30 s is
+    killed and the test fails, naming `label`."""
+    import pty
+    import select
+    import time
+
+    import pytest
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the terminal is ours
+        try:
+            os.chdir(cwd)
+            os.execve(cmd[0], cmd, env)
+        finally:
+            os._exit(127)
+    seen = b""
+    answered = {p: 0 for p in answers}
+    pressed = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # Linux: EIO once the child has closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                seen += chunk
+            for prompt, keys in answers.items():
+                if seen.count(prompt) > answered[prompt]:
+                    answered[prompt] += 1
+                    os.write(fd, keys)
+            if b"Press Enter" in seen and not pressed:  # ... reads the verdict, presses Enter
+                pressed = True
+                os.write(fd, b"\n")
+        status = 0
+        done = 0
+        while done == 0 and time.monotonic() < deadline + 30:  # the terminal closes before a
+            done, status = os.waitpid(pid, os.WNOHANG)         # one-file program has cleaned up
+            time.sleep(0.05)
+        if done == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail(f"{label} did not end:\n{seen.decode(errors='replace')[-3000:]}")
+    finally:
+        os.close(fd)
+    return status, seen

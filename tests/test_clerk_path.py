@@ -14,12 +14,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import tree
+from helpers import run_in_terminal, tree
 from deidkit import cli_deid, console, contract
 from deidkit import rename as rn
 from deidkit.synth import make_export
@@ -57,49 +56,7 @@ def home_env(tmp_path: Path) -> dict[str, str]:
 def in_terminal(cmd: list[str], cwd: Path, env: dict[str, str], answers: dict[bytes, bytes]) -> tuple[int, str]:
     """Run cmd under a pseudo-terminal; answer each prompt in `answers` (prompt -> keys) once per
     time it appears, press Enter at "Press Enter". Returns (exit status, everything shown)."""
-    import pty
-    import select
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(cwd)
-            os.execve(cmd[0], cmd, env)
-        finally:
-            os._exit(127)
-    seen = b""
-    answered = {p: 0 for p in answers}
-    pressed = False
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                seen += chunk
-            for prompt, keys in answers.items():
-                if seen.count(prompt) > answered[prompt]:
-                    answered[prompt] += 1
-                    os.write(fd, keys)
-            if b"Press Enter" in seen and not pressed:
-                pressed = True
-                os.write(fd, b"\n")
-        status = 0
-        done = 0
-        while done == 0 and time.monotonic() < deadline + 30:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
-        if done == 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail(f"{cmd[-1]} did not end:\n{seen.decode(errors='replace')[-3000:]}")
-    finally:
-        os.close(fd)
+    status, seen = run_in_terminal(cmd, cwd, env, answers, TIMEOUT, cmd[-1])
     return os.waitstatus_to_exitcode(status), seen.decode("utf-8", errors="replace")
 
 

@@ -411,19 +411,25 @@ def _write(ds: Dataset, path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _ct_image(uid: str, number: int) -> Dataset:
+    """_ct with a 4 x 4 16-bit image and its Instance Number."""
+    ct = _ct(uid)
+    ct.InstanceNumber = number
+    ct.Rows = ct.Columns = 4
+    ct.BitsAllocated = ct.BitsStored = 16
+    ct.HighBit = 15
+    ct.PixelRepresentation = 0
+    ct.SamplesPerPixel = 1
+    ct.PhotometricInterpretation = "MONOCHROME2"
+    ct.PixelData = bytes(32)
+    return ct
+
+
 def test_delivery_of_labels_with_references_resolving(tmp_path):
     src = tmp_path / "EXPORT"
     for i, uid in enumerate(CT_UIDS):
-        ct = _ct(uid)
-        ct.InstanceNumber = i + 1
-        ct.Rows = ct.Columns = 4
-        ct.BitsAllocated = ct.BitsStored = 16
-        ct.HighBit = 15
-        ct.PixelRepresentation = 0
-        ct.SamplesPerPixel = 1
-        ct.PhotometricInterpretation = "MONOCHROME2"
+        ct = _ct_image(uid, i + 1)
         ct.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ct.PixelData = bytes(32)
         _write(ct, src / "QUISTGAARD" / f"CT{i}.dcm")
     seg = _seg()
     seg.NumberOfFrames = 1
@@ -457,15 +463,7 @@ def test_delivery_of_labels_with_references_resolving(tmp_path):
 def test_a_label_whose_image_was_held_is_listed_in_the_summary(tmp_path):
     src = tmp_path / "EXPORT"
     for i, uid in enumerate(CT_UIDS):
-        ct = _ct(uid)
-        ct.InstanceNumber = i + 1
-        ct.Rows = ct.Columns = 4
-        ct.BitsAllocated = ct.BitsStored = 16
-        ct.HighBit = 15
-        ct.PixelRepresentation = 0
-        ct.SamplesPerPixel = 1
-        ct.PhotometricInterpretation = "MONOCHROME2"
-        ct.PixelData = bytes(32)
+        ct = _ct_image(uid, i + 1)
         if i == 0:
             ct.BurnedInAnnotation = "YES"  # held: the detector is not trusted to clear it alone
         _write(ct, src / f"CT{i}.dcm")
