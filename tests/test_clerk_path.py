@@ -673,3 +673,14 @@ def test_undo_of_an_interrupted_run_leaves_no_undo_data_for_a_second_undo(tmp_pa
     capsys.readouterr()
     assert cli_rename.main([str(export), "--undo", "--yes"]) == 2
     assert "no run to roll back" in capsys.readouterr().err
+
+
+def test_held_reason_catalogue_knows_what_the_export_writes() -> None:
+    """The reasons the export itself writes (two versions of one instance, two patients under one
+    Patient ID) are classified by their own catalogue entries, not as "other"."""
+    from deidkit.export_place import PERSON_CLASH
+
+    two_versions = ("two different files with the same SOP Instance UID (F000001 and F000002): F000001 was "
+                    "sent, this one held for a person to choose")
+    assert contract.classify_reason(two_versions).id == "conflicting-duplicate"
+    assert contract.classify_reason(PERSON_CLASH).id == "mixed-patients"
