@@ -34,7 +34,7 @@ from .export_model import (DICOMDIR, DISK_FULL, DUPLICATE, FAILED, HELD, REDO_RE
                            UNEXPECTED, WORKER_DIED, WRITTEN, FileResult, RunConfig, RunSummary, os_error_text)
 from .export_place import PERSON_CLASH, Placement, person_clash
 from .export_plan import NON_DICOM_SUFFIXES, folder_within, output_path, partial_path, plan
-from .export_pool import execute
+from .export_pool import Job, execute
 from .export_resume import StateWriter, load_state, source_of, state_matches
 from .export_worker import WORKER_KILL_HOOK, init_worker, person_of, process_file, quiet_library_messages
 
@@ -53,8 +53,6 @@ _init_worker, _header_leaks, _identifier_in_header, _needle_search = (
 # Test hook (tests/test_resume.py): "N" kills the whole run (process group) with SIGKILL once the
 # N-th result of this run is journaled; "N:placed" once it is in place but not yet journaled.
 KILL_HOOK = "DEIDKIT_TEST_KILL_AFTER"
-
-Job = tuple[str, ...]
 
 
 def run_export(config: RunConfig, progress: Callable[[int, int], None] | None = None,
