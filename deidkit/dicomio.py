@@ -101,20 +101,24 @@ class Header:
     streamable: bool  # False for deflated/big-endian: these are read and written whole
     # (tag, reason) of top-level elements `prune` removed before their values were converted
     pruned: tuple[tuple[int, str], ...] = ()
+    # top-level tags left as raw bytes (deidkit.rawkeep): never converted, written as they came
+    raw_kept: frozenset[int] = frozenset()
 
 
 # Set only around one read_header call (export: `with dicomio.pruning(fn): read_header(...)`):
 # fn (deidkit.rawheader.prune_removed with the tables bound) deletes top-level raw elements after
 # the raw damage checks and before every value is converted. --verify and every other reader
-# never prune.
-_PRUNE: contextvars.ContextVar[Callable[[Dataset], list[tuple[int, str]]] | None] = contextvars.ContextVar(
+# never prune. fn may also return (pruned, raw_kept): deidkit.rawkeep.plan_header, whose
+# raw_kept top-level tags stay unconverted (Header.raw_kept).
+PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int]]
+_PRUNE: contextvars.ContextVar[Callable[[Dataset], PruneResult] | None] = contextvars.ContextVar(
     "deidkit_prune", default=None)
 
 
 @contextlib.contextmanager
-def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]:
+def pruning(prune: Callable[[Dataset], PruneResult]) -> Iterator[None]:
     """read_header calls inside this block let prune remove elements before conversion; what
-    it returns is kept in Header.pruned."""
+    it returns is kept in Header.pruned (and Header.raw_kept)."""
     token = _PRUNE.set(prune)
     try:
         yield
@@ -125,6 +129,7 @@ def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]
 def read_header(path: Path) -> Header:
     """Read a file's header (no pixel data) and locate its pixel data element."""
     pruned: tuple[tuple[int, str], ...] = ()
+    raw_kept: frozenset[int] = frozenset()
     prune = _PRUNE.get()
     try:
         size = path.stat().st_size
@@ -153,15 +158,18 @@ def read_header(path: Path) -> Header:
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
             if prune is not None:
-                pruned = tuple(prune(ds))
-            _touch_all_values(ds)
+                planned = prune(ds)
+                if isinstance(planned, tuple):
+                    planned, raw_kept = planned
+                pruned = tuple(planned)
+            _touch_all_values(ds, raw_kept)
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
                     _ = elem.value
                     if _kinds_clash(elem.VR, int(elem.tag)):
                         raise Unreadable("corrupt: an element's type does not fit what the standard says it "
                                          "holds (damaged?)")
-            _check_structure(ds)
+            _check_structure(ds, raw_kept)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
                 raise Unreadable("unknown transfer syntax (private or damaged)")
@@ -187,11 +195,11 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable, pruned=pruned)
+            return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=streamable, pruned=pruned)
+    return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept)
 
 
 def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:
@@ -398,11 +406,22 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return group_le in (0x0002, 0x0008, 0x0010) or group_be in (0x0002, 0x0008)
 
 
-def _touch_all_values(ds: Dataset) -> None:
-    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing."""
-    _convert_plain_elements(ds)
-    for elem in ds.iterall():
-        _ = elem.value
+def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
+    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing;
+    the top-level raw_kept tags (deidkit.rawkeep) stay raw."""
+    _convert_plain_elements(ds, raw_kept)
+    if not raw_kept:
+        for elem in ds.iterall():
+            _ = elem.value
+        return
+    for tag in ds.keys():
+        if tag in raw_kept and type(ds.get_item(tag)) is RawDataElement:
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                for nested in item.iterall():
+                    _ = nested.value
 
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
@@ -412,7 +431,7 @@ def _touch_all_values(ds: Dataset) -> None:
 _NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
 
 
-def _convert_plain_elements(ds: Dataset) -> None:
+def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
     """Convert the top level's plain raw elements as Dataset.__getitem__ does (pydicom's own
     convert_raw_data_element, the same character set), without its bookkeeping: __getitem__ then
     looks the new element up three more times and __setitem__ checks it again, a third of the
@@ -423,7 +442,7 @@ def _convert_plain_elements(ds: Dataset) -> None:
     encoding = None
     for tag, raw in list(store.items()):
         if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag in raw_kept):
             continue
         if encoding is None:  # as __getitem__ computes it for every element
             encoding = ds.original_character_set or ds._character_set
@@ -581,7 +600,7 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _check_structure(ds: Dataset) -> None:
+def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
     """Fail closed on a damaged element stream that pydicom reads without complaint.
 
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
@@ -590,7 +609,8 @@ def _check_structure(ds: Dataset) -> None:
     0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
     command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
     instead, as no stored object needs them; group FFFF is damage and holds the file. Every
-    value is checked as value_problem says (pydicom converts some elements while reading)."""
+    value is checked as value_problem says (pydicom converts some elements while reading); the
+    top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
@@ -613,6 +633,11 @@ def _check_structure(ds: Dataset) -> None:
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
             elem = current.get_item(tag)
+            if number in raw_kept and current is ds and type(elem) is RawDataElement:
+                if not group & 1 and _kinds_clash(elem.VR, number):
+                    raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                     "(damaged?)")
+                continue
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]
             if not group & 1 and _kinds_clash(elem.VR, number):
@@ -1142,6 +1167,11 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
         if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
             continue
         elem = ds.get_item(tag)
+        if type(elem) is RawDataElement:
+            data = _raw_element_bytes(elem, implicit)
+            if data is not None:  # kept raw (deidkit.rawkeep): its bytes as they came
+                fp.write(data)
+                continue
         value = _fast_value(elem, ascii_text) if isinstance(elem, DataElement) else None
         if value is None:
             if isinstance(elem, DataElement) and elem.VR == "SQ" and _write_sequence(fp, elem, encodings):
@@ -1156,6 +1186,25 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
             fp.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value)
         else:
             fp.write(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value)
+
+
+def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
+    """A raw element (same transfer syntax as it was read in) as pydicom's write_data_element
+    writes one: its value bytes unchanged behind a new element header; None (left to pydicom)
+    for an undefined length, an odd length, a value not in memory or no VR in explicit VR."""
+    value, length, tag = raw.value, raw.length, raw.tag
+    if not isinstance(value, bytes) or length == 0xFFFFFFFF or len(value) % 2:
+        return None
+    if implicit:
+        return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
+    vr = raw.VR
+    if vr is None or len(vr) != 2:
+        return None
+    if vr in EXPLICIT_VR_LENGTH_32:
+        return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value
+    if len(value) > 0xFFFF:
+        return None
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
 
 
 def _plain_tree(ds: Dataset) -> bool:

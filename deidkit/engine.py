@@ -27,7 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
-from . import __version__, content
+from . import __version__, content, rawkeep
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
@@ -99,6 +99,9 @@ class Context:
     # per dataset (id) being walked: date tag -> original values of its paired time (see _pair_times)
     pair_times: dict[int, dict[int, list[str]]] = field(default_factory=dict, repr=False, compare=False)
     age_capped: bool = False
+    # top-level tags read_header left as raw bytes (deidkit.rawkeep): the table does nothing to
+    # them, so the walk skips them while they are still raw; the sweep still reads them
+    raw_kept: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -155,7 +158,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.patient_name = str(ds.get("PatientName", "") or "")
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
-    ctx.identifiers.merge(Identifiers.from_dataset(ds))
+    ctx.identifiers.merge(Identifiers.from_dataset(_without_raw_kept(ds, ctx.raw_kept)))
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
     ctx.pair_times.clear()
@@ -169,13 +172,29 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
 
 # ---- the walk ----------------------------------------------------------------------------------
 
-def _elements(ds: Dataset) -> list[DataElement]:
+def _without_raw_kept(ds: Dataset, raw_kept: frozenset[int]) -> Dataset:
+    """ds itself, or (when elements were left raw) a view of ds without them: what
+    Identifiers.from_dataset learns from is never among them (no PN, no name, no protected tag),
+    and walking them would convert them."""
+    if not raw_kept:
+        return ds
+    view = Dataset({tag: ds.get_item(tag) for tag in ds.keys()
+                    if not (tag in raw_kept and type(ds.get_item(tag)) is RawDataElement)})
+    view.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+    return view
+
+
+def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataElement]:
     """list(ds) (every element in tag order, converted) without its per-element __getitem__ when
-    every element is converted already (always so for a header read by deidkit.dicomio)."""
+    every element is converted already (always so for a header read by deidkit.dicomio); the
+    raw_kept tags still raw are left out."""
     elems = [ds.get_item(tag) for tag in sorted(ds.keys())]
     if all(isinstance(e, DataElement) for e in elems):
         return elems
-    return list(ds)
+    if not raw_kept:
+        return list(ds)
+    return [e if isinstance(e, DataElement) else ds[e.tag] for e in elems
+            if not (type(e) is RawDataElement and e.tag in raw_kept)]
 
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
@@ -185,7 +204,7 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
         private_creators = {**inherited_creators, **private_creators}
     _pair_times(ds, ctx)
-    for elem in _elements(ds):
+    for elem in _elements(ds, ctx.raw_kept if not prefix else frozenset()):
         tag = elem.tag
         location = prefix + tag_text(tag)
         if tag.group == 0x0002 or tag in PIXEL_TAGS:
@@ -509,8 +528,11 @@ def _has_private(ds: Dataset) -> bool:
 
 def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
     out = {}
-    for elem in ds:
-        if elem.tag.is_private and 0x0010 <= elem.tag.element <= 0x00FF and isinstance(elem.value, (str, bytes)):
+    for tag in sorted(ds.keys()):  # only the creators are looked at (converted)
+        if not (tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF):
+            continue
+        elem = ds[tag]
+        if isinstance(elem.value, (str, bytes)):
             value = elem.value.decode("latin-1") if isinstance(elem.value, bytes) else elem.value
             out[(elem.tag.group, elem.tag.element)] = value.strip()
     return out
@@ -677,10 +699,10 @@ def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> boo
 
 
 def _drop_empty_private_creators(ds: Dataset) -> None:
-    used = {(e.tag.group, e.tag.element >> 8) for e in ds if e.tag.is_private and e.tag.element > 0x00FF}
-    for elem in list(ds):
-        t = elem.tag
-        if t.is_private and t.element <= 0x00FF and (t.group, t.element) not in used:
+    tags = sorted(ds.keys())  # tags only: no value is converted
+    used = {(t >> 16, (t & 0xFFFF) >> 8) for t in tags if t >> 16 & 1 and t & 0xFFFF > 0x00FF}
+    for t in tags:
+        if t >> 16 & 1 and t & 0xFFFF <= 0x00FF and (t >> 16, t & 0xFFFF) not in used:
             del ds[t]
 
 
@@ -703,35 +725,57 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
 def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None = None) -> None:
     if seen is None:
         seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
-    for elem in _elements(ds):
-        tag = elem.tag
+    raw_kept = ctx.raw_kept if not prefix else frozenset()
+    for tag in sorted(ds.keys()):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        vr = elem.VR
-        if vr == "SQ":
-            location = prefix + tag_text(tag)
-            for i, item in enumerate(elem.value or []):
-                _sweep(item, ctx, f"{location}[{i}]>", seen)
-            continue
-        if vr == "UI" or _is_empty(elem):
-            continue
-        if vr in BINARY_VRS:
-            if isinstance(elem.value, bytes) and len(elem.value) < 1 << 20:
-                text = elem.value.decode("latin-1")
-                if _holds_identifier(text, ctx.identifiers, seen):
-                    del ds[tag]
-                    ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier in binary value removed"))
-            continue
-        text = "\\".join(_str_values(elem))
-        if ctx.pseudonym and text == ctx.pseudonym:
-            continue
-        if _holds_identifier(text, ctx.identifiers, seen):
-            terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
-            if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
-                ctx.identifiers.term_tokens |= terms
+        elem = ds.get_item(tag)
+        if type(elem) is RawDataElement and tag in raw_kept:
+            reason = _sweep_raw(ds, elem, ctx, seen)
+        else:
+            elem = elem if isinstance(elem, DataElement) else ds[tag]
+            if elem.VR == "SQ":
+                location = prefix + tag_text(tag)
+                for i, item in enumerate(elem.value or []):
+                    _sweep(item, ctx, f"{location}[{i}]>", seen)
                 continue
+            if elem.VR == "UI" or _is_empty(elem):
+                continue
+            value = elem.value if elem.VR in BINARY_VRS else None
+            reason = _sweep_value(tag, elem.VR, value, "\\".join(_str_values(elem)) if value is None else "", ctx, seen)
+        if reason:
             del ds[tag]
-            ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
+            ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", reason))
+
+
+def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """_sweep for a top-level element left raw (deidkit.rawkeep): the same answer, its text
+    converted once per distinct value (rawkeep.sweep_view)."""
+    vr = raw.VR or ""
+    if vr == "UI" or not raw.value:
+        return None
+    if vr in BINARY_VRS:
+        return _sweep_value(raw.tag, vr, raw.value, "", ctx, seen)
+    text, empty = rawkeep.sweep_view(raw, ds, _str_values)
+    return None if empty else _sweep_value(raw.tag, vr, None, text, ctx, seen)
+
+
+def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """Why the sweep removes an element (binary value as bytes, or its text), or None."""
+    if value is not None:  # a binary VR
+        if isinstance(value, bytes) and len(value) < 1 << 20 and _holds_identifier(
+                value.decode("latin-1"), ctx.identifiers, seen):
+            return "own identifier in binary value removed"
+        return None
+    if ctx.pseudonym and text == ctx.pseudonym:
+        return None
+    if _holds_identifier(text, ctx.identifiers, seen):
+        terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+        if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+            ctx.identifiers.term_tokens |= terms
+            return None
+        return "own identifier removed"
+    return None
 
 
 class _TextMemo:

@@ -1,0 +1,163 @@
+"""Elements the engine keeps as they are, left as their raw bytes (issue 19, docs/throughput_design.md
+step 3 "K ... keep raw, no conversion" and step 5 "write kept elements by copying their raw bytes").
+
+After deidkit.rawheader has pruned what the engine removes whatever it holds, most of what is
+left in a real header is numbers, codes and vendor-private values the tables keep unchanged.
+`raw_kept_tags` names the top-level ones whose fate does not depend on their value, so that
+read_header leaves them as pydicom RawDataElements (no conversion), the engine's table walk
+skips them (engine.Context.raw_kept), the sweep reads them through a per-worker memo of
+(VR, character set, bytes) -> text (sweep_text, converted by pydicom's own
+convert_raw_data_element on a miss, never stored back), and the header encoder writes their
+bytes as they came (raw_element_bytes: same transfer syntax, VR and even length).
+
+An element stays raw only when all of these hold (anything else goes the usual way):
+- top level, explicit VR written in the file, not UN, SQ or an ambiguous VR, defined and even
+  length, value in memory, a fixed-size VR whose length is a multiple of its size;
+- public: not a protected attribute (rawheader.PROTECTED_KEYWORDS, the date/time pairs, the
+  risk table's), not group 0002/0028 or a curve/overlay group, not a group length, and
+    - not in the table: CS, AE, DS, IS, AT, binary numbers, OB/OW/OF/OD/OL/OV, and free text
+      (LO, SH, ST, LT, UT, UC) that unlisted_text_attributes.csv does not clean or remove;
+    - K: the same but free text (kept text is still checked for PHI shapes);
+    - C (not a masked group): DS, IS, AT and binary numbers (numbers carry no free text);
+- private: a block a private table keeps the element for (disposition k, no check), and a VR
+  that needs no action (not UI, PN, AS, dates, free text, UR).
+The sweep (engine._sweep) still reads every one of them, and the last net searches the written
+bytes. DEIDKIT_RAW_KEEP=0 in the environment (or RAW_KEEP = False) turns this off: every value
+is converted and re-encoded as before (the differential test compares both).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.valuerep import AMBIGUOUS_VR
+
+from .guidelines import Guidelines
+
+RAW_KEEP = os.environ.get("DEIDKIT_RAW_KEEP", "1") != "0"
+
+_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8, "AT": 4,
+                 "OF": 4, "OD": 8, "OL": 4, "OV": 8, "OW": 2}
+_PLAIN = frozenset({"CS", "AE", "DS", "IS", "OB", *_NUMBER_SIZES})
+_FREE_TEXT = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+_NUMBERS_ONLY = frozenset({"DS", "IS", "AT", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"})
+_PRIVATE_NO_ACTION = frozenset({"CS", "AE", "DS", "IS", "OB", *_NUMBER_SIZES})
+_UNDEFINED = 0xFFFFFFFF
+_NOT_RAW = frozenset(AMBIGUOUS_VR) | {"UN", "SQ"}
+
+
+def raw_shape_ok(raw: Any) -> bool:
+    """The element is a RawDataElement whose bytes can be copied as they are (see the module
+    docstring: explicit VR, defined even length, value in memory, whole fixed-size values)."""
+    if type(raw) is not RawDataElement:
+        return False
+    vr, length, value = raw.VR, raw.length, raw.value
+    if vr is None or vr in _NOT_RAW or length == _UNDEFINED or length % 2 or not isinstance(value, bytes):
+        return False
+    if len(value) != length:
+        return False
+    size = _NUMBER_SIZES.get(vr)
+    return size is None or length % size == 0
+
+
+def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, sop_class: str) -> bool:
+    """The engine does nothing to this public element but sweep it (module docstring rules)."""
+    code = guidelines.action_for(tag, sop_class)
+    if code is None:
+        if vr in _PLAIN:
+            return True
+        return vr in _FREE_TEXT and guidelines.unlisted_text_action(tag) in (None, "K")
+    if code == "K":
+        return vr in _PLAIN
+    if code == "C":
+        rule = guidelines.rule_for(tag)
+        return vr in _NUMBERS_ONLY and rule is not None and "xx" not in rule.tag.lower()
+    return False
+
+
+def raw_kept_tags(ds: Dataset, guidelines: Guidelines, protected: frozenset[int]) -> frozenset[int]:
+    """The top-level tags of ds (as read, before conversion) to leave as raw bytes; empty when
+    RAW_KEEP is off or the file has no SOP Class UID."""
+    if not RAW_KEEP or 0x00080016 not in ds:
+        return frozenset()
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    private_code = guidelines.private_rule.code_under(guidelines.settings.options)
+    creators: dict[tuple[int, int], str] = {}
+    kept = []
+    for tag in sorted(ds.keys()):
+        number = int(tag)
+        group, element = number >> 16, number & 0xFFFF
+        if group < 0x0008 or 0x5000 <= group < 0x6100 or group >= 0x7F00 or group == 0x0028:
+            continue
+        if group & 1:
+            if element <= 0x00FF:
+                if element >= 0x0010:
+                    value = ds[number].value
+                    if isinstance(value, (str, bytes)):
+                        creators[(group, element)] = (value.decode("latin-1") if isinstance(value, bytes)
+                                                      else value).strip()
+                continue
+            raw = ds.get_item(tag)
+            if not raw_shape_ok(raw) or raw.VR not in _PRIVATE_NO_ACTION or private_code not in ("C", "K"):
+                continue
+            creator = creators.get((group, element >> 8))
+            if creator is None or group <= 0x0008:
+                continue
+            entry = guidelines.safe_private_entry(creator, group, element)
+            if entry is not None and entry.disposition == "k" and not entry.check:
+                kept.append(number)
+            continue
+        if element == 0 or number in protected:
+            continue
+        raw = ds.get_item(tag)
+        if raw_shape_ok(raw) and public_keeps_raw(guidelines, number, raw.VR, sop_class):
+            kept.append(number)
+    return frozenset(kept)
+
+
+# (VR, character set, value) -> the text the sweep reads ("" for an empty value): a series
+# repeats most kept values, so each distinct one is converted once per worker. Bounded.
+_TEXT_MEMO: dict[tuple[str, Any, bytes], tuple[str, bool]] = {}
+_TEXT_MEMO_ENTRIES = 65536
+_TEXT_MEMO_VALUE_LIMIT = 1024
+
+
+def converted(raw: RawDataElement, ds: Dataset) -> DataElement:
+    """The DataElement pydicom makes of raw in ds (as Dataset.__getitem__ converts it), not stored."""
+    encoding = ds.original_character_set or ds._character_set
+    return convert_raw_data_element(raw, encoding=encoding, ds=ds)
+
+
+def sweep_view(raw: RawDataElement, ds: Dataset, str_values: Any) -> tuple[str, bool]:
+    """(text, is_empty) of a raw element as engine._sweep reads a converted one: the values
+    joined by backslashes (str_values(elem)); memoised by (VR, character set, bytes)."""
+    value = raw.value
+    charset = ds.original_character_set
+    key_charset = tuple(charset) if isinstance(charset, list) else charset
+    key = (raw.VR, key_charset, value)
+    hit = _TEXT_MEMO.get(key)
+    if hit is not None:
+        return hit
+    elem = converted(raw, ds)
+    v = elem.value
+    empty = v is None or v == "" or v == b"" or (isinstance(v, list) and len(v) == 0)
+    result = ("" if empty else "\\".join(str_values(elem)), empty)
+    if len(value) <= _TEXT_MEMO_VALUE_LIMIT:
+        if len(_TEXT_MEMO) >= _TEXT_MEMO_ENTRIES:
+            _TEXT_MEMO.clear()
+        _TEXT_MEMO[key] = result
+    return result
+
+
+def plan_header(ds: Dataset, guidelines: Guidelines,
+                names: list[str] | None = None) -> tuple[list[tuple[int, str]], frozenset[int]]:
+    """The export's step between the raw checks and conversion in dicomio.read_header: prune
+    what the engine removes whatever it holds (rawheader.prune_removed, names learned into
+    names), then name the top-level elements to leave raw (raw_kept_tags)."""
+    from .rawheader import _protected_tags, prune_removed
+
+    pruned = prune_removed(ds, guidelines, names=names)
+    protected = _protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk))
+    return pruned, raw_kept_tags(ds, guidelines, protected)
