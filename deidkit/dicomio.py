@@ -51,6 +51,12 @@ _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 ReadAt = Callable[[int, int], bytes]
 
 
+def _by_tag(item: tuple[int, Any]) -> int:
+    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int (BaseTag
+    compares in Python)."""
+    return item[0].real
+
+
 class Unreadable(Exception):
     """A file that cannot be read as DICOM; the message is neutral (no value from the file)."""
 
@@ -414,10 +420,11 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> No
         for elem in ds.iterall():
             _ = elem.value
         return
-    for tag in ds.keys():
-        if tag in raw_kept and type(ds.get_item(tag)) is RawDataElement:
-            continue
-        elem = ds[tag]
+    for tag, elem in list(ds.items()):
+        if type(elem) is RawDataElement:
+            if tag in raw_kept:
+                continue
+            elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 for nested in item.iterall():
@@ -624,15 +631,14 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> Non
             if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
             del current[tag]
-        tags = list(current.keys())  # in the order read from the file
-        numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
+        items = list(current.items())  # in the order read from the file
+        numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
         if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
             raise Unreadable("corrupt: elements out of order (damaged tags)")
-        for tag, number in zip(tags, numbers, strict=True):
+        for (tag, elem), number in zip(items, numbers, strict=True):
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            elem = current.get_item(tag)
             if number in raw_kept and current is ds and type(elem) is RawDataElement:
                 if not group & 1 and _kinds_clash(elem.VR, number):
                     raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
@@ -1163,10 +1169,9 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
     """The elements of ds in tag order, as pydicom's write_dataset loop writes them."""
     implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
-    for tag in sorted(ds.keys()):
+    for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
             continue
-        elem = ds.get_item(tag)
         if type(elem) is RawDataElement:
             data = _raw_element_bytes(elem, implicit)
             if data is not None:  # kept raw (deidkit.rawkeep): its bytes as they came

@@ -71,6 +71,12 @@ _BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
 _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
 
+def _by_tag(item: tuple[int, Any]) -> int:
+    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int (BaseTag
+    compares in Python)."""
+    return item[0].real
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something the engine did or decided about one element. Never holds a value (PHI)."""
@@ -178,8 +184,8 @@ def _without_raw_kept(ds: Dataset, raw_kept: frozenset[int]) -> Dataset:
     and walking them would convert them."""
     if not raw_kept:
         return ds
-    view = Dataset({tag: ds.get_item(tag) for tag in ds.keys()
-                    if not (tag in raw_kept and type(ds.get_item(tag)) is RawDataElement)})
+    view = Dataset({tag: elem for tag, elem in ds.items()
+                    if not (type(elem) is RawDataElement and tag in raw_kept)})
     view.set_original_encoding(*ds.original_encoding, ds.original_character_set)
     return view
 
@@ -188,7 +194,7 @@ def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataE
     """list(ds) (every element in tag order, converted) without its per-element __getitem__ when
     every element is converted already (always so for a header read by deidkit.dicomio); the
     raw_kept tags still raw are left out."""
-    elems = [ds.get_item(tag) for tag in sorted(ds.keys())]
+    elems = [elem for _, elem in sorted(ds.items(), key=_by_tag)]
     if all(isinstance(e, DataElement) for e in elems):
         return elems
     if not raw_kept:
@@ -726,10 +732,9 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
     if seen is None:
         seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
     raw_kept = ctx.raw_kept if not prefix else frozenset()
-    for tag in sorted(ds.keys()):
+    for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        elem = ds.get_item(tag)
         if type(elem) is RawDataElement and tag in raw_kept:
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:

@@ -47,6 +47,11 @@ _PRIVATE_NO_ACTION = frozenset({"CS", "AE", "DS", "IS", "OB", *_NUMBER_SIZES})
 _UNDEFINED = 0xFFFFFFFF
 _NOT_RAW = frozenset(AMBIGUOUS_VR) | {"UN", "SQ"}
 
+def _by_tag(item: tuple[int, Any]) -> int:
+    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int."""
+    return item[0].real
+
+
 
 def raw_shape_ok(raw: Any) -> bool:
     """The element is a RawDataElement whose bytes can be copied as they are (see the module
@@ -86,7 +91,7 @@ def raw_kept_tags(ds: Dataset, guidelines: Guidelines, protected: frozenset[int]
     private_code = guidelines.private_rule.code_under(guidelines.settings.options)
     creators: dict[tuple[int, int], str] = {}
     kept = []
-    for tag in sorted(ds.keys()):
+    for tag, raw in sorted(ds.items(), key=_by_tag):
         number = int(tag)
         group, element = number >> 16, number & 0xFFFF
         if group < 0x0008 or 0x5000 <= group < 0x6100 or group >= 0x7F00 or group == 0x0028:
@@ -99,7 +104,6 @@ def raw_kept_tags(ds: Dataset, guidelines: Guidelines, protected: frozenset[int]
                         creators[(group, element)] = (value.decode("latin-1") if isinstance(value, bytes)
                                                       else value).strip()
                 continue
-            raw = ds.get_item(tag)
             if not raw_shape_ok(raw) or raw.VR not in _PRIVATE_NO_ACTION or private_code not in ("C", "K"):
                 continue
             creator = creators.get((group, element >> 8))
@@ -111,7 +115,6 @@ def raw_kept_tags(ds: Dataset, guidelines: Guidelines, protected: frozenset[int]
             continue
         if element == 0 or number in protected:
             continue
-        raw = ds.get_item(tag)
         if raw_shape_ok(raw) and public_keeps_raw(guidelines, number, raw.VR, sop_class):
             kept.append(number)
     return frozenset(kept)
