@@ -422,7 +422,7 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> No
         return
     for tag, elem in list(ds.items()):
         if type(elem) is RawDataElement:
-            if tag in raw_kept:
+            if tag.real in raw_kept:
                 continue
             elem = ds[tag]
         if elem.VR == "SQ":
@@ -449,7 +449,7 @@ def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset())
     encoding = None
     for tag, raw in list(store.items()):
         if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag in raw_kept):
+                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag.real in raw_kept):
             continue
         if encoding is None:  # as __getitem__ computes it for every element
             encoding = ds.original_character_set or ds._character_set
@@ -472,8 +472,7 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     stack = [ds]
     while stack:
         current = stack.pop()
-        for tag in list(current.keys()):
-            raw = current.get_item(tag)
+        for _, raw in list(current.items()):
             if isinstance(raw, RawDataElement):
                 if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
@@ -481,12 +480,32 @@ def _check_lengths(ds: Dataset, size: int) -> None:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
                     vr = raw.VR or _dictionary_vr(raw.tag)
-                    problem = value_problem(vr, raw.value, implicit)
+                    problem = _value_problem_memo(vr, raw.value, implicit)
                     if problem:
                         raise Unreadable(problem)
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
                 stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+# value_problem answers for short values: a series repeats most of its values, and the answer is
+# a pure function of (VR, bytes, implicit). Worker memory only, bounded.
+_PROBLEMS: dict[tuple[str, bytes, bool], str | None] = {}
+_PROBLEM_VALUE_LIMIT = 256
+
+
+def _value_problem_memo(vr: str, value: bytes, implicit: bool) -> str | None:
+    """value_problem, remembered for values of at most _PROBLEM_VALUE_LIMIT bytes."""
+    if len(value) > _PROBLEM_VALUE_LIMIT:
+        return value_problem(vr, value, implicit)
+    key = (vr, value, implicit)
+    try:
+        return _PROBLEMS[key]
+    except KeyError:
+        problem = _PROBLEMS[key] = value_problem(vr, value, implicit)
+        if len(_PROBLEMS) > 65536:
+            _PROBLEMS.clear()
+        return problem
 
 
 # PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in

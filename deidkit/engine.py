@@ -185,7 +185,7 @@ def _without_raw_kept(ds: Dataset, raw_kept: frozenset[int]) -> Dataset:
     if not raw_kept:
         return ds
     view = Dataset({tag: elem for tag, elem in ds.items()
-                    if not (type(elem) is RawDataElement and tag in raw_kept)})
+                    if not (type(elem) is RawDataElement and tag.real in raw_kept)})
     view.set_original_encoding(*ds.original_encoding, ds.original_character_set)
     return view
 
@@ -200,7 +200,7 @@ def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataE
     if not raw_kept:
         return list(ds)
     return [e if isinstance(e, DataElement) else ds[e.tag] for e in elems
-            if not (type(e) is RawDataElement and e.tag in raw_kept)]
+            if not (type(e) is RawDataElement and e.tag.real in raw_kept)]
 
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
@@ -266,13 +266,29 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
         elif vr in FREE_TEXT_VRS or vr == "UR":
             # kept by an option, yet free text: a PHI shape (URL, date, phone, ID...) still goes
             # (ID shapes are not judged here: device serial numbers are what an option keeps)
-            if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
+            if any(_phi_shaped(v) for v in _str_values(elem)):
                 del ds[tag]
                 ctx.findings.append(Finding(location, "X", "kept attribute held PHI-shaped text"))
     elif code == "C":
         _clean(ds, elem, ctx, location)
     else:  # pragma: no cover - guidelines validation makes this unreachable
         del ds[tag]
+
+
+_PHI_SHAPED: dict[str, bool] = {}
+
+
+def _phi_shaped(text: str) -> bool:
+    """find_generic_phi finds a PHI shape other than an ID in text (URL, date, phone ...);
+    remembered per distinct short value (a pure function of the text; worker memory, bounded)."""
+    hit = _PHI_SHAPED.get(text)
+    if hit is None:
+        hit = any(f.kind != "id" for f in find_generic_phi(text))
+        if len(text) <= _TextMemo.TEXT_LIMIT:
+            if len(_PHI_SHAPED) >= _TextMemo.ENTRIES:
+                _PHI_SHAPED.clear()
+            _PHI_SHAPED[text] = hit
+    return hit
 
 
 def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: str, cleaning: bool) -> None:
@@ -534,7 +550,7 @@ def _has_private(ds: Dataset) -> bool:
 
 def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
     out = {}
-    for tag in sorted(ds.keys()):  # only the creators are looked at (converted)
+    for tag in list(ds.keys()):  # only the creators are looked at (converted)
         if not (tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF):
             continue
         elem = ds[tag]
@@ -619,7 +635,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
         _cap_age(ds, elem, ctx, location)
     elif vr in FREE_TEXT_VRS or vr == "UR":
         # kept by the knowledge base, yet text: a PHI shape (URL, date, phone...) still goes
-        if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
+        if any(_phi_shaped(v) for v in _str_values(elem)):
             del ds[tag]
             ctx.findings.append(Finding(location, "X", "kept private attribute held PHI-shaped text"))
 
@@ -705,7 +721,7 @@ def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> boo
 
 
 def _drop_empty_private_creators(ds: Dataset) -> None:
-    tags = sorted(ds.keys())  # tags only: no value is converted
+    tags = [int(t) for t in ds.keys()]  # tags only: no value is converted
     used = {(t >> 16, (t & 0xFFFF) >> 8) for t in tags if t >> 16 & 1 and t & 0xFFFF > 0x00FF}
     for t in tags:
         if t >> 16 & 1 and t & 0xFFFF <= 0x00FF and (t >> 16, t & 0xFFFF) not in used:
@@ -735,7 +751,7 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
     for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        if type(elem) is RawDataElement and tag in raw_kept:
+        if type(elem) is RawDataElement and tag.real in raw_kept:
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:
             elem = elem if isinstance(elem, DataElement) else ds[tag]

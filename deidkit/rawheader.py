@@ -117,7 +117,8 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
     whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
     before conversion; elements already converted are left alone."""
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
-    numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]  # noqa: SIM118 (iterating a Dataset converts)
+    elements = {int(t): e for t, e in ds.items()}  # plain int keys: BaseTag compares in Python
+    numbers = [t for t in elements if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
     if any(a >= b for a, b in itertools.pairwise(numbers)):
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
     if 0x00080016 not in ds:
@@ -146,7 +147,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
                     text = value.decode("latin-1") if isinstance(value, bytes) else value
                     creators[(group, element)] = text
             continue
-        raw = ds.get_item(number)
+        raw = elements[number]
         if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and sequences_prunable
                 and number not in protected and guidelines.action_for(number, sop_class) == "X"):
             _harvest_names(raw, names)  # Identifiers.from_dataset reads nested names: learned first
