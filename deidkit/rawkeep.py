@@ -1,9 +1,10 @@
 """Elements the engine keeps as they are, left as their raw bytes (issue 19, docs/throughput_design.md
 step 3 "K ... keep raw, no conversion" and step 5 "write kept elements by copying their raw bytes").
+Decided in rawheader.prune_removed's one pass over the raw top level (plan_header).
 
 After deidkit.rawheader has pruned what the engine removes whatever it holds, most of what is
 left in a real header is numbers, codes and vendor-private values the tables keep unchanged.
-`raw_kept_tags` names the top-level ones whose fate does not depend on their value, so that
+`plan_header` names the top-level ones whose fate does not depend on their value, so that
 read_header leaves them as pydicom RawDataElements (no conversion), the engine's table walk
 skips them (engine.Context.raw_kept), the sweep reads them through a per-worker memo of
 (VR, character set, bytes) -> text (sweep_text, converted by pydicom's own
@@ -34,7 +35,7 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.valuerep import AMBIGUOUS_VR
 
-from .guidelines import Guidelines
+from .guidelines import Guidelines, SafePrivate
 
 RAW_KEEP = os.environ.get("DEIDKIT_RAW_KEEP", "1") != "0"
 
@@ -46,11 +47,6 @@ _NUMBERS_ONLY = frozenset({"DS", "IS", "AT", "US", "SS", "UL", "SL", "FL", "FD",
 _PRIVATE_NO_ACTION = frozenset({"CS", "AE", "DS", "IS", "OB", *_NUMBER_SIZES})
 _UNDEFINED = 0xFFFFFFFF
 _NOT_RAW = frozenset(AMBIGUOUS_VR) | {"UN", "SQ"}
-
-def _by_tag(item: tuple[int, Any]) -> int:
-    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int."""
-    return item[0].real
-
 
 
 def raw_shape_ok(raw: Any) -> bool:
@@ -67,9 +63,9 @@ def raw_shape_ok(raw: Any) -> bool:
     return size is None or length % size == 0
 
 
-def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, sop_class: str) -> bool:
-    """The engine does nothing to this public element but sweep it (module docstring rules)."""
-    code = guidelines.action_for(tag, sop_class)
+def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, code: str | None) -> bool:
+    """The engine does nothing to this public element (table code `code` for the file's SOP
+    Class) but sweep it (module docstring rules)."""
     if code is None:
         if vr in _PLAIN:
             return True
@@ -82,42 +78,10 @@ def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, sop_class: str) 
     return False
 
 
-def raw_kept_tags(ds: Dataset, guidelines: Guidelines, protected: frozenset[int]) -> frozenset[int]:
-    """The top-level tags of ds (as read, before conversion) to leave as raw bytes; empty when
-    RAW_KEEP is off or the file has no SOP Class UID."""
-    if not RAW_KEEP or 0x00080016 not in ds:
-        return frozenset()
-    sop_class = str(ds.get("SOPClassUID", "") or "")
-    private_code = guidelines.private_rule.code_under(guidelines.settings.options)
-    creators: dict[tuple[int, int], str] = {}
-    kept = []
-    for tag, raw in sorted(ds.items(), key=_by_tag):
-        number = int(tag)
-        group, element = number >> 16, number & 0xFFFF
-        if group < 0x0008 or 0x5000 <= group < 0x6100 or group >= 0x7F00 or group == 0x0028:
-            continue
-        if group & 1:
-            if element <= 0x00FF:
-                if element >= 0x0010:
-                    value = ds[number].value
-                    if isinstance(value, (str, bytes)):
-                        creators[(group, element)] = (value.decode("latin-1") if isinstance(value, bytes)
-                                                      else value).strip()
-                continue
-            if not raw_shape_ok(raw) or raw.VR not in _PRIVATE_NO_ACTION or private_code not in ("C", "K"):
-                continue
-            creator = creators.get((group, element >> 8))
-            if creator is None or group <= 0x0008:
-                continue
-            entry = guidelines.safe_private_entry(creator, group, element)
-            if entry is not None and entry.disposition == "k" and not entry.check:
-                kept.append(number)
-            continue
-        if element == 0 or number in protected:
-            continue
-        if raw_shape_ok(raw) and public_keeps_raw(guidelines, number, raw.VR, sop_class):
-            kept.append(number)
-    return frozenset(kept)
+def private_keeps_raw(entry: SafePrivate, raw: Any) -> bool:
+    """A private element a private table keeps (entry) with no value action: disposition k, no
+    check, a VR that needs none, and bytes that can be copied (raw_shape_ok)."""
+    return entry.disposition == "k" and not entry.check and raw_shape_ok(raw) and raw.VR in _PRIVATE_NO_ACTION
 
 
 # (VR, character set, value) -> the text the sweep reads ("" for an empty value): a series
@@ -158,9 +122,12 @@ def plan_header(ds: Dataset, guidelines: Guidelines,
                 names: list[str] | None = None) -> tuple[list[tuple[int, str]], frozenset[int]]:
     """The export's step between the raw checks and conversion in dicomio.read_header: prune
     what the engine removes whatever it holds (rawheader.prune_removed, names learned into
-    names), then name the top-level elements to leave raw (raw_kept_tags)."""
-    from .rawheader import _protected_tags, prune_removed
+    names), naming in the same pass the top-level elements to leave raw."""
+    from . import rawheader
 
-    pruned = prune_removed(ds, guidelines, names=names)
-    protected = _protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk))
-    return pruned, raw_kept_tags(ds, guidelines, protected)
+    raw_kept: list[int] = []
+    if not RAW_KEEP:
+        return rawheader.prune_removed(ds, guidelines, names), frozenset()
+    with rawheader.collecting_raw_kept(raw_kept):
+        pruned = rawheader.prune_removed(ds, guidelines, names)
+    return pruned, frozenset(raw_kept)

@@ -145,14 +145,14 @@ def mixed_export(tmp_path_factory, synth_export) -> Path:
 def test_raw_path_matches_the_converting_path_element_by_element(tmp_path, monkeypatch, mixed_export):
     key = tmp_path / "k" / "key.txt"
     kept = []
-    real = rawkeep.raw_kept_tags
+    real = rawkeep.plan_header
 
-    def counting(ds, guidelines, protected):
-        tags = real(ds, guidelines, protected)
+    def counting(ds, guidelines, names=None):
+        pruned, tags = real(ds, guidelines, names)
         kept.append(len(tags))
-        return tags
+        return pruned, tags
 
-    monkeypatch.setattr(rawkeep, "raw_kept_tags", counting)
+    monkeypatch.setattr(rawkeep, "plan_header", counting)
     status = run(mixed_export, tmp_path / "RAW", key)
     assert sum(kept) > 50  # elements were kept raw, so the comparison says something
     monkeypatch.setattr(rawkeep, "RAW_KEEP", False)
