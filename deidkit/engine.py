@@ -29,7 +29,7 @@ from pydicom.valuerep import PersonName
 
 from . import __version__, content, rawkeep
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
-from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
+from .guidelines import OPTION_CODES, OPTIONS, Guidelines, Rule, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
@@ -122,7 +122,7 @@ class EngineResult:
 
 def tag_text(tag: int) -> str:
     """A tag as "(GGGG,EEEE)", upper-case hex (memoised)."""
-    text = _TAG_TEXT.get(tag)
+    text = _TAG_TEXT.get(tag.real)  # a plain int key: BaseTag compares in Python
     if text is None:
         text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
         if len(_TAG_TEXT) < 65536:
@@ -238,14 +238,14 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
         del ds[tag]
         ctx.findings.append(Finding(location, "X", "removed"))
     elif code == "Z":
-        if tag in ctx.guidelines.settings_pseudonym_tags():
+        if tag.real in ctx.guidelines.settings_pseudonym_tags():
             _set(ds, tag, vr, ctx.pseudonym)
             ctx.findings.append(Finding(location, "Z", "pseudonym"))
         else:
             _empty(ds, elem)
             ctx.findings.append(Finding(location, "Z", "emptied"))
     elif code == "D":
-        if tag in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
+        if tag.real in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
         elif vr == "SQ":
             _recurse(elem, ctx, location, cleaning=True)
@@ -331,7 +331,7 @@ def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> 
 def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     vr = elem.VR
     rule = ctx.guidelines.rule_for(elem.tag)
-    fallback = ctx.guidelines.resolve_basic(rule, ctx.sop_class) if rule else "X"
+    fallback = _basic_fallback(ctx.guidelines, rule, ctx.sop_class) if rule else "X"
     if rule is not None and "xx" in rule.tag.lower():
         # masked groups are curves and overlays: graphics cannot be cleaned with confidence
         del ds[elem.tag]
@@ -347,6 +347,23 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     elif elem.tag == 0x00080201:  # timezone offset: keep (no identity in it)
         return
     # numbers and codes (CS, DS, IS, AS ...) carry no free text: keep, the sweep still checks them
+
+
+_FALLBACKS: dict[tuple[int, int, str], tuple[Guidelines, Rule, str]] = {}
+
+
+def _basic_fallback(guidelines: Guidelines, rule: "Rule", sop_class: str) -> str:
+    """guidelines.resolve_basic(rule, sop_class), remembered per (tables, row, SOP Class): it
+    parses the row's tag text on every call. Worker memory, bounded."""
+    key = (id(guidelines), id(rule), sop_class)
+    hit = _FALLBACKS.get(key)
+    if hit is not None and hit[0] is guidelines and hit[1] is rule:
+        return hit[2]
+    code = guidelines.resolve_basic(rule, sop_class)
+    if len(_FALLBACKS) >= 4096:
+        _FALLBACKS.clear()
+    _FALLBACKS[key] = (guidelines, rule, code)
+    return code
 
 
 def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fallback: str) -> None:
@@ -398,7 +415,7 @@ def _pair_times(ds: Dataset, ctx: Context) -> None:
     dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
     found: dict[int, list[str]] = {}
     for tag in ds.keys():
-        time_tag = DATE_TIME_PAIRS.get(tag)
+        time_tag = DATE_TIME_PAIRS.get(tag.real)
         if time_tag is not None and time_tag in ds:
             time_elem = ds[time_tag]
             if time_elem.VR == "TM":
