@@ -420,11 +420,10 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> No
         for elem in ds.iterall():
             _ = elem.value
         return
-    for tag, elem in list(ds.items()):
-        if type(elem) is RawDataElement:
-            if tag.real in raw_kept:
-                continue
-            elem = ds[tag]
+    for tag, stored in list(ds.items()):
+        if type(stored) is RawDataElement and tag.real in raw_kept:
+            continue
+        elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 for nested in item.iterall():
@@ -1203,7 +1202,7 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
             with tag_in_exception(tag):
                 write_data_element(fp, elem, dataset_encoding)
             continue
-        vr = elem.VR
+        vr = elem.VR if isinstance(elem, DataElement) else ""
         if implicit:
             fp.write(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value)
         elif vr in EXPLICIT_VR_LENGTH_32:
@@ -1222,7 +1221,7 @@ def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
     if implicit:
         return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
     vr = raw.VR
-    if vr is None or len(vr) != 2:
+    if not isinstance(vr, str) or len(vr) != 2:
         return None
     if vr in EXPLICIT_VR_LENGTH_32:
         return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value

@@ -184,10 +184,8 @@ def _without_raw_kept(ds: Dataset, raw_kept: frozenset[int]) -> Dataset:
     and walking them would convert them."""
     if not raw_kept:
         return ds
-    view = Dataset({tag: elem for tag, elem in ds.items()
+    return Dataset({tag: elem for tag, elem in ds.items()
                     if not (type(elem) is RawDataElement and tag.real in raw_kept)})
-    view.set_original_encoding(*ds.original_encoding, ds.original_character_set)
-    return view
 
 
 def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataElement]:
@@ -195,12 +193,13 @@ def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataE
     every element is converted already (always so for a header read by deidkit.dicomio); the
     raw_kept tags still raw are left out."""
     elems = [elem for _, elem in sorted(ds.items(), key=_by_tag)]
-    if all(isinstance(e, DataElement) for e in elems):
-        return elems
+    plain = [e for e in elems if isinstance(e, DataElement)]
+    if len(plain) == len(elems):
+        return plain
     if not raw_kept:
         return list(ds)
     return [e if isinstance(e, DataElement) else ds[e.tag] for e in elems
-            if not (type(e) is RawDataElement and e.tag.real in raw_kept)]
+            if not (isinstance(e, RawDataElement) and e.tag.real in raw_kept)]
 
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,

@@ -196,7 +196,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
             code = guidelines.action_for(number, sop_class)
             if code != "X":
                 if raw_kept is not None and rawkeep.raw_shape_ok(raw) and rawkeep.public_keeps_raw(
-                        guidelines, number, raw.VR, code):
+                        guidelines, number, raw.VR or "", code):
                     raw_kept.append(number)
                 continue
             if dicomio._kinds_clash(raw.VR, number):

@@ -100,10 +100,10 @@ def converted(raw: RawDataElement, ds: Dataset) -> DataElement:
 def sweep_view(raw: RawDataElement, ds: Dataset, str_values: Any) -> tuple[str, bool]:
     """(text, is_empty) of a raw element as engine._sweep reads a converted one: the values
     joined by backslashes (str_values(elem)); memoised by (VR, character set, bytes)."""
-    value = raw.value
+    value = raw.value if isinstance(raw.value, bytes) else b""
     charset = ds.original_character_set
     key_charset = tuple(charset) if isinstance(charset, list) else charset
-    key = (raw.VR, key_charset, value)
+    key = (raw.VR or "", key_charset, value)
     hit = _TEXT_MEMO.get(key)
     if hit is not None:
         return hit
