@@ -421,9 +421,12 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> No
             _ = elem.value
         return
     for tag, stored in list(ds.items()):
-        if type(stored) is RawDataElement and tag.real in raw_kept:
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif tag.real in raw_kept:
             continue
-        elem = ds[tag]
+        else:
+            elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 for nested in item.iterall():
