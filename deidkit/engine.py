@@ -108,16 +108,39 @@ class Context:
     # top-level tags read_header left as raw bytes (deidkit.rawkeep): the table does nothing to
     # them, so the walk skips them while they are still raw; the sweep still reads them
     raw_kept: frozenset[int] = frozenset()
+    # what the engine did, counted per (action, reason): no tag, no value (issue 13: no Finding
+    # object per element); the hospital-side run log lists the totals (reports.write_action_counts)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
 class EngineResult:
-    """What deidentify did to one dataset: the dataset, findings, hold reason, pseudonym and date offset (days)."""
+    """What deidentify did to one dataset: the dataset, findings (the content cleaner's, which
+    the review hold reads), hold reason, pseudonym, date offset (days) and the engine's action
+    counts per (action, reason)."""
     dataset: Dataset
     findings: list[Finding]
     hold_reason: str | None
     pseudonym: str
     date_offset: int
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def action_counts(result: EngineResult, pruned: tuple[tuple[int, str], ...] = ()) -> dict[str, int]:
+    """What was done to one file's elements as "ACTION reason" -> count (no tag, no value: fit
+    for the hospital-side run log): the engine's counts plus the elements dicomio.read_header
+    pruned before conversion (deidkit.rawheader: X, with the engine's reasons)."""
+    out = {f"{action} {reason}": n for (action, reason), n in sorted(result.counts.items())}
+    for _, reason in pruned:
+        key = f"X {reason}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _note(ctx: Context, location: str, action: str, reason: str) -> None:  # noqa: ARG001 (the location is not kept)
+    """Count one thing the engine did to an element (ctx.counts); nothing else is kept."""
+    key = (action, reason)
+    ctx.counts[key] = ctx.counts.get(key, 0) + 1
 
 
 def tag_text(tag: int) -> str:
@@ -173,7 +196,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
     hold = hold or content.review_hold(ctx.findings)
-    return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
+    return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset, ctx.counts)
 
 
 # ---- the walk ----------------------------------------------------------------------------------
@@ -235,14 +258,14 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
     tag, vr = elem.tag, elem.VR
     if code == "X":
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "removed"))
+        _note(ctx, location, "X", "removed")
     elif code == "Z":
         if tag.real in ctx.guidelines.settings_pseudonym_tags():
             _set(ds, tag, vr, ctx.pseudonym)
-            ctx.findings.append(Finding(location, "Z", "pseudonym"))
+            _note(ctx, location, "Z", "pseudonym")
         else:
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "emptied"))
+            _note(ctx, location, "Z", "emptied")
     elif code == "D":
         if tag.real in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
@@ -250,7 +273,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _recurse(elem, ctx, location, cleaning=True)
         else:
             _set_dummy(ds, elem, ctx)
-        ctx.findings.append(Finding(location, "D", "replaced"))
+        _note(ctx, location, "D", "replaced")
     elif code == "U":
         if vr == "SQ":
             _recurse(elem, ctx, location, cleaning)
@@ -258,7 +281,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _remap_uid(elem, ctx)
         else:  # a U row whose element came with another VR: fail closed
             del ds[tag]
-        ctx.findings.append(Finding(location, "U", "new UID"))
+        _note(ctx, location, "U", "new UID")
     elif code == "K":
         if vr == "SQ":
             _recurse(elem, ctx, location, cleaning)
@@ -267,7 +290,7 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             # (ID shapes are not judged here: device serial numbers are what an option keeps)
             if any(_phi_shaped(v) for v in _str_values(elem)):
                 del ds[tag]
-                ctx.findings.append(Finding(location, "X", "kept attribute held PHI-shaped text"))
+                _note(ctx, location, "X", "kept attribute held PHI-shaped text")
     elif code == "C":
         _clean(ds, elem, ctx, location)
     else:  # pragma: no cover - guidelines validation makes this unreachable
@@ -298,7 +321,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr == "PN":
         if not _is_empty(elem):
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "person name outside the table"))
+            _note(ctx, location, "Z", "person name outside the table")
     elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=True)
     elif vr == "UI":
@@ -306,7 +329,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
             _remap_uid(elem, ctx)
     elif vr == "UN" and not _is_empty(elem):
         del ds[elem.tag]  # a public element we cannot interpret
-        ctx.findings.append(Finding(location, "X", "unknown public element"))
+        _note(ctx, location, "X", "unknown public element")
     elif vr in FREE_TEXT_VRS:
         # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
         action = ctx.guidelines.unlisted_text_action(elem.tag)
@@ -334,7 +357,7 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     if rule is not None and "xx" in rule.tag.lower():
         # masked groups are curves and overlays: graphics cannot be cleaned with confidence
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "graphics removed"))
+        _note(ctx, location, "X", "graphics removed")
     elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
     elif vr == "SQ":
@@ -379,7 +402,7 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
         return
     new = [c for c in cleaned if c] if len(values) > 1 else cleaned
     if new != values:
-        ctx.findings.append(Finding(location, "C", "cleaned"))
+        _note(ctx, location, "C", "cleaned")
     elem.value = new if len(new) > 1 else new[0]
 
 
@@ -392,7 +415,7 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     if "retain_long_modified_dates" not in options:
         if outside_table and not _is_empty(elem):
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "date outside the table"))
+            _note(ctx, location, "Z", "date outside the table")
         return
     values = _str_values(elem)
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
@@ -401,12 +424,12 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
-        ctx.findings.append(Finding(location, "Z", "unparseable date emptied"))
+        _note(ctx, location, "Z", "unparseable date emptied")
         return
     if values:
         elem.value = shifted if len(shifted) > 1 else shifted[0]
         ctx.dates_shifted = True
-        ctx.findings.append(Finding(location, "C", "date shifted" if elem.VR != "TM" else "time shifted"))
+        _note(ctx, location, "C", "date shifted" if elem.VR != "TM" else "time shifted")
 
 
 def _pair_times(ds: Dataset, ctx: Context) -> None:
@@ -444,13 +467,13 @@ def _cap_age(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> Non
     years = [_age_years(v) for v in values]
     if any(y is None for y in years):
         _empty(ds, elem)
-        ctx.findings.append(Finding(location, "Z", "unreadable age emptied"))
+        _note(ctx, location, "Z", "unreadable age emptied")
         return
     if any(y >= AGE_CAP_YEARS for y in years):  # type: ignore[operator]
         new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years, strict=True)]  # type: ignore[operator]
         elem.value = new if len(new) > 1 else new[0]
         ctx.age_capped = True
-        ctx.findings.append(Finding(location, "C", "age of 90 or over written 090Y"))
+        _note(ctx, location, "C", "age of 90 or over written 090Y")
 
 
 def _check_birth_date(ds: Dataset, ctx: Context) -> None:
@@ -471,7 +494,7 @@ def _check_birth_date(ds: Dataset, ctx: Context) -> None:
         _empty(ds, birth)
         if _BIRTH_TIME in ds:
             del ds[_BIRTH_TIME]
-        ctx.findings.append(Finding(tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied"))
+        _note(ctx, tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied")
 
 
 def _parse_da(value: str) -> "dt.date | None":
@@ -596,13 +619,13 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
                 entry = None
             else:
                 ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
-                ctx.findings.append(Finding(location, "C", "Siemens protocol header cleaned"))
+                _note(ctx, location, "C", "Siemens protocol header cleaned")
                 return
         elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
             entry = None
     if entry is None:
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "private attribute"))
+        _note(ctx, location, "X", "private attribute")
         return
     _apply_private(ds, ds[tag], entry, ctx, location, creators)
 
@@ -619,7 +642,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
     if vr == "SQ":
         if disposition != "k":
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "private sequence with a value disposition"))
+            _note(ctx, location, "X", "private sequence with a value disposition")
         else:  # items that omit the private creator (UIH grids) read the sequence's own
             for i, item in enumerate(elem.value or []):
                 _process_dataset(item, ctx, f"{location}[{i}]>", True, creators)
@@ -627,18 +650,18 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
     if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)) or (
             entry.check == "token" and not all(_TOKEN.fullmatch(v.strip()) for v in _str_values(elem))):
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "private value is not what the table expects"))
+        _note(ctx, location, "X", "private value is not what the table expects")
         return
     if disposition == "h":
         values = _str_values(elem)
         if vr in BINARY_VRS or not all(_UID_LIKE.fullmatch(v.strip("\0 ")) for v in values):
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "private UID-like value unreadable"))
+            _note(ctx, location, "X", "private UID-like value unreadable")
             return
         new = [ctx.mapper.uid(v.strip("\0 ")) for v in values]
         if new:
             elem.value = new if len(new) > 1 else new[0]
-        ctx.findings.append(Finding(location, "U", "private UID remapped"))
+        _note(ctx, location, "U", "private UID remapped")
     elif disposition == "o" or vr in ("DA", "DT", "TM"):
         _shift_private_date(ds, elem, ctx, location)
     elif disposition == "oi":
@@ -653,7 +676,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
         # kept by the knowledge base, yet text: a PHI shape (URL, date, phone...) still goes
         if any(_phi_shaped(v) for v in _str_values(elem)):
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "kept private attribute held PHI-shaped text"))
+            _note(ctx, location, "X", "kept private attribute held PHI-shaped text")
 
 
 _UID_LIKE = re.compile(r"[0-9]+(\.[0-9]+)+")
@@ -684,11 +707,11 @@ def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
                if values and "retain_long_modified_dates" in options else None)
     if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values or [], strict=True)):
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "private date removed"))
+        _note(ctx, location, "X", "private date removed")
         return
     elem.value = shifted if len(shifted) > 1 else shifted[0]
     ctx.dates_shifted = True
-    ctx.findings.append(Finding(location, "C", "private date shifted"))
+    _note(ctx, location, "C", "private date shifted")
 
 
 def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
@@ -702,7 +725,7 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         values = None
     if not values or "retain_long_modified_dates" not in options:
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "private date removed"))
+        _note(ctx, location, "X", "private date removed")
         return
     delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
     new = [v + delta for v in values]
@@ -714,7 +737,7 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         out = [int(v) for v in new]
     elem.value = out if len(out) > 1 else out[0]
     ctx.dates_shifted = True
-    ctx.findings.append(Finding(location, "C", "private date shifted"))
+    _note(ctx, location, "C", "private date shifted")
 
 
 def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> bool:
@@ -755,7 +778,7 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
         if tags and (group << 16 | 0x3000) not in ds:
             for t in tags:
                 del ds[t]
-            ctx.findings.append(Finding(f"({group:04X},xxxx)", "X", "overlay removed"))
+            _note(ctx, f"({group:04X},xxxx)", "X", "overlay removed")
 
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
@@ -782,7 +805,7 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
             reason = _sweep_value(tag, elem.VR, value, "\\".join(_str_values(elem)) if value is None else "", ctx, seen)
         if reason:
             del ds[tag]
-            ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", reason))
+            _note(ctx, prefix + tag_text(tag), "SWEEP", reason)
 
 
 def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:

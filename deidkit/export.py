@@ -71,6 +71,7 @@ class FileResult:
     frames: int = 0              # frames of an image whose pixels were looked at
     references: list[str] = field(default_factory=list)  # instances a delivered label object points at
     person: str = ""         # hashed family name | sex | birth date of the original (person_of); hospital side
+    actions: dict[str, int] = field(default_factory=dict)  # "X removed" -> elements (engine.action_counts; no PHI)
 
 
 @dataclass
@@ -354,6 +355,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers,
                          raw_kept=header.raw_kept if full is None else frozenset())
     outcome = engine.deidentify(ds, ctx)
+    result.actions = engine.action_counts(outcome, header.pruned)
     if outcome.hold_reason:
         result.status, result.reason = HELD, outcome.hold_reason
         return result

@@ -218,3 +218,17 @@ def test_only_the_export_keeps_raw(tmp_path):
     header = dicomio.read_header(path)  # --verify and every other reader: every value converted
     assert header.raw_kept == frozenset()
     assert all(type(header.dataset.get_item(t)).__name__ == "DataElement" for t in header.dataset.keys())
+
+
+def test_the_run_log_counts_actions_without_phi(tmp_path):
+    source = tmp_path / "EXPORT"
+    source.mkdir()
+    for n in range(1, 3):
+        (source / f"IM{n}.dcm").write_bytes(encode(ct(n)))
+    run(source, tmp_path / "OUT", tmp_path / "k" / "key.txt")
+    log = (tmp_path / "OUT_HOSPITAL_ONLY" / "run_log.txt").read_text(encoding="utf-8")
+    counts = log.split("Elements changed, by action and reason (all files):", 1)[1]
+    assert "U new UID" in counts and "Z pseudonym" in counts and "Z emptied" in counts
+    assert "C date shifted" in counts and "(00" not in counts  # counts only: no tag, no value
+    for secret in (FAMILY, GIVEN, PATIENT_ID, "ACC992"):
+        assert secret not in counts
