@@ -109,6 +109,8 @@ class Header:
     pruned: tuple[tuple[int, str], ...] = ()
     # top-level tags left as raw bytes (deidkit.rawkeep): never converted, written as they came
     raw_kept: frozenset[int] = frozenset()
+    # True when elements inside sequence items were left raw too (rawkeep.nested_keeps_raw)
+    raw_nested: bool = False
 
 
 # Set only around one read_header call (export: `with dicomio.pruning(fn): read_header(...)`):
@@ -116,7 +118,8 @@ class Header:
 # the raw damage checks and before every value is converted. --verify and every other reader
 # never prune. fn may also return (pruned, raw_kept): deidkit.rawkeep.plan_header, whose
 # raw_kept top-level tags stay unconverted (Header.raw_kept).
-PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int]]
+NestedRule = Callable[[int, Any], bool]  # (tag, raw element in a sequence item) -> leave it raw
+PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int], NestedRule | None]
 _PRUNE: contextvars.ContextVar[Callable[[Dataset], PruneResult] | None] = contextvars.ContextVar(
     "deidkit_prune", default=None)
 
@@ -136,6 +139,7 @@ def read_header(path: Path) -> Header:
     """Read a file's header (no pixel data) and locate its pixel data element."""
     pruned: tuple[tuple[int, str], ...] = ()
     raw_kept: frozenset[int] = frozenset()
+    nested: NestedRule | None = None
     prune = _PRUNE.get()
     try:
         size = path.stat().st_size
@@ -166,16 +170,16 @@ def read_header(path: Path) -> Header:
             if prune is not None:
                 planned = prune(ds)
                 if isinstance(planned, tuple):
-                    planned, raw_kept = planned
+                    planned, raw_kept, nested = planned
                 pruned = tuple(planned)
-            _touch_all_values(ds, raw_kept)
+            _touch_all_values(ds, raw_kept, nested)
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
                     _ = elem.value
                     if _kinds_clash(elem.VR, int(elem.tag)):
                         raise Unreadable("corrupt: an element's type does not fit what the standard says it "
                                          "holds (damaged?)")
-            _check_structure(ds, raw_kept)
+            _check_structure(ds, raw_kept, nested)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
                 raise Unreadable("unknown transfer syntax (private or damaged)")
@@ -201,11 +205,13 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept)
+            return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
+                          raw_nested=nested is not None)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept)
+    return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
+                  raw_nested=nested is not None)
 
 
 def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:
@@ -412,11 +418,12 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return group_le in (0x0002, 0x0008, 0x0010) or group_be in (0x0002, 0x0008)
 
 
-def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
+def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
     """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing;
-    the top-level raw_kept tags (deidkit.rawkeep) stay raw."""
+    the top-level raw_kept tags and the elements of sequence items nested(tag, raw) accepts
+    (deidkit.rawkeep) stay raw."""
     _convert_plain_elements(ds, raw_kept)
-    if not raw_kept:
+    if not raw_kept and nested is None:
         for elem in ds.iterall():
             _ = elem.value
         return
@@ -429,8 +436,25 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> No
             elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
-                for nested in item.iterall():
-                    _ = nested.value
+                _touch_item(item, nested)
+
+
+def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
+    """_touch_all_values inside one sequence item (and the items below it)."""
+    if nested is None:
+        for elem in item.iterall():
+            _ = elem.value
+        return
+    for tag, stored in list(item.items()):
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif nested(tag.real, stored):
+            continue
+        else:
+            elem = item[tag]
+        if elem.VR == "SQ":
+            for child in elem.value or []:
+                _touch_item(child, nested)
 
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
@@ -628,7 +652,7 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
+def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
     """Fail closed on a damaged element stream that pydicom reads without complaint.
 
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
@@ -660,7 +684,8 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> Non
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            if number in raw_kept and current is ds and type(elem) is RawDataElement:
+            if type(elem) is RawDataElement and (
+                    number in raw_kept if current is ds else nested is not None and nested(number, elem)):
                 if not group & 1 and _kinds_clash(elem.VR, number):
                     raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                      "(damaged?)")
@@ -1235,8 +1260,12 @@ def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
 
 def _plain_tree(ds: Dataset) -> bool:
     """Only converted elements, no ambiguous VR, at any depth: pydicom's correction step is a no-op."""
-    for tag in ds.keys():
-        elem = ds.get_item(tag)
+    for elem in ds.values():
+        if type(elem) is RawDataElement:
+            if not isinstance(elem.VR, str) or elem.VR in _NOT_PLAIN_VRS or not isinstance(elem.value, bytes) or \
+                    elem.length == 0xFFFFFFFF or len(elem.value) % 2:
+                return False  # kept raw (deidkit.rawkeep) and copied as it is, or left to pydicom
+            continue
         if not isinstance(elem, DataElement) or elem.VR in AMBIGUOUS_VR:
             return False
         if elem.VR == "SQ" and not all(isinstance(i, Dataset) and _plain_tree(i) for i in elem.value or ()):

@@ -108,6 +108,7 @@ class Context:
     # top-level tags read_header left as raw bytes (deidkit.rawkeep): the table does nothing to
     # them, so the walk skips them while they are still raw; the sweep still reads them
     raw_kept: frozenset[int] = frozenset()
+    raw_nested: bool = False  # items of sequences hold raw elements the table keeps (rawkeep.nested_keeps_raw)
     # what the engine did, counted per (action, reason): no tag, no value (issue 13: no Finding
     # object per element); the hospital-side run log lists the totals (reports.write_action_counts)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -187,7 +188,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.patient_name = str(ds.get("PatientName", "") or "")
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
-    ctx.identifiers.merge(Identifiers.from_dataset(_without_raw_kept(ds, ctx.raw_kept)))
+    ctx.identifiers.merge(_identifiers_of(ds, ctx))
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
     ctx.pair_times.clear()
@@ -201,28 +202,48 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
 
 # ---- the walk ----------------------------------------------------------------------------------
 
-def _without_raw_kept(ds: Dataset, raw_kept: frozenset[int]) -> Dataset:
-    """ds itself, or (when elements were left raw) a view of ds without them: what
-    Identifiers.from_dataset learns from is never among them (no PN, no name, no protected tag),
-    and walking them would convert them."""
-    if not raw_kept:
-        return ds
-    return Dataset({tag: elem for tag, elem in ds.items()
-                    if not (type(elem) is RawDataElement and tag.real in raw_kept)})
+# sequences Identifiers.from_dataset reads by keyword (Other Patient IDs, Patient's Insurance Plan Code)
+_IDENTIFIER_SEQUENCES = frozenset({0x00101002, 0x00100050})
 
 
-def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> list[DataElement]:
+def _identifiers_of(ds: Dataset, ctx: Context) -> Identifiers:
+    """Identifiers.from_dataset(ds), without converting the elements left raw (deidkit.rawkeep):
+    they are never what it learns from (no PN, no name, no attribute it reads by keyword).
+    When items hold raw elements, the names in sequences are learned as rawheader learns them
+    for a pruned sequence (_harvest_names: PN, Patient's Name in another VR, private elements
+    named as a person's name: the elements from_dataset's walk learns names from)."""
+    if not ctx.raw_kept and not ctx.raw_nested:
+        return Identifiers.from_dataset(ds)
+    from .rawheader import _harvest_names
+
+    view: dict[Any, Any] = {}
+    names: list[str] = []
+    for tag, elem in ds.items():
+        if type(elem) is RawDataElement and tag.real in ctx.raw_kept:
+            continue
+        if ctx.raw_nested and isinstance(elem, DataElement) and elem.VR == "SQ" and tag.real not in _IDENTIFIER_SEQUENCES:
+            _harvest_names(elem, names)
+            continue
+        view[tag] = elem
+    identifiers = Identifiers.from_dataset(Dataset(view))
+    for name in names:
+        identifiers.add_name(name)
+    return identifiers
+
+
+def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset(), skip_raw: bool = False) -> list[DataElement]:
     """list(ds) (every element in tag order, converted) without its per-element __getitem__ when
     every element is converted already (always so for a header read by deidkit.dicomio); the
-    raw_kept tags still raw are left out."""
+    raw_kept tags still raw (every raw element with skip_raw: items read with rawkeep's nested
+    rule) are left out."""
     elems = [elem for _, elem in sorted(ds.items(), key=_by_tag)]
     plain = [e for e in elems if isinstance(e, DataElement)]
     if len(plain) == len(elems):
         return plain
-    if not raw_kept:
+    if not raw_kept and not skip_raw:
         return list(ds)
     return [e if isinstance(e, DataElement) else ds[e.tag] for e in elems
-            if not (isinstance(e, RawDataElement) and e.tag.real in raw_kept)]
+            if not (isinstance(e, RawDataElement) and (skip_raw or e.tag.real in raw_kept))]
 
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
@@ -232,7 +253,7 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
         private_creators = {**inherited_creators, **private_creators}
     _pair_times(ds, ctx)
-    for elem in _elements(ds, ctx.raw_kept if not prefix else frozenset()):
+    for elem in _elements(ds, ctx.raw_kept if not prefix else frozenset(), skip_raw=bool(prefix) and ctx.raw_nested):
         tag = elem.tag
         location = prefix + tag_text(tag)
         if tag.group == 0x0002 or tag in PIXEL_TAGS:
@@ -790,7 +811,7 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
     for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        if type(elem) is RawDataElement and tag.real in raw_kept:
+        if type(elem) is RawDataElement and (tag.real in raw_kept or (prefix and ctx.raw_nested)):
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:
             elem = elem if isinstance(elem, DataElement) else ds[tag]

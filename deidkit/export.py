@@ -353,7 +353,8 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     for name in pruned_names:
         identifiers.add_name(name)
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers,
-                         raw_kept=header.raw_kept if full is None else frozenset())
+                         raw_kept=header.raw_kept if full is None else frozenset(),
+                         raw_nested=header.raw_nested and full is None)
     outcome = engine.deidentify(ds, ctx)
     result.actions = engine.action_counts(outcome, header.pruned)
     if outcome.hold_reason:

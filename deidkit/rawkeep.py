@@ -29,6 +29,7 @@ is converted and re-encoded as before (the differential test compares both).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -78,6 +79,37 @@ def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, code: str | None
     return False
 
 
+_NESTED_PLANS: dict[tuple[int, str], tuple[Guidelines, dict[tuple[int, str], bool]]] = {}
+
+
+def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, Any], bool]:
+    """For elements inside sequence items: (tag, raw) -> leave raw. Public elements only, of the
+    VRs the engine never changes at any depth (numbers, DS, IS, AT, CS, AE, binary; not free
+    text, which items of a cleaned sequence clean), with the same table rules as the top level
+    (public_keeps_raw); decisions remembered per (tables, SOP Class, tag, VR)."""
+    entry = _NESTED_PLANS.get((id(guidelines), sop_class))
+    if entry is None or entry[0] is not guidelines:
+        if len(_NESTED_PLANS) >= 64:
+            _NESTED_PLANS.clear()
+        entry = _NESTED_PLANS[(id(guidelines), sop_class)] = (guidelines, {})
+    decided = entry[1]
+
+    def keeps(tag: int, raw: Any) -> bool:
+        if tag >> 16 & 1 or not raw_shape_ok(raw):
+            return False
+        key = (tag, raw.VR)
+        answer = decided.get(key)
+        if answer is None:
+            group = tag >> 16
+            answer = (group >= 0x0008 and not 0x5000 <= group < 0x6100 and group < 0x7F00 and tag & 0xFFFF != 0
+                      and raw.VR not in _FREE_TEXT
+                      and public_keeps_raw(guidelines, tag, raw.VR, guidelines.action_for(tag, sop_class)))
+            decided[key] = answer
+        return answer
+
+    return keeps
+
+
 def private_keeps_raw(entry: SafePrivate, raw: Any) -> bool:
     """A private element a private table keeps (entry) with no value action: disposition k, no
     check, a VR that needs none, and bytes that can be copied (raw_shape_ok)."""
@@ -118,16 +150,18 @@ def sweep_view(raw: RawDataElement, ds: Dataset, str_values: Any) -> tuple[str, 
     return result
 
 
-def plan_header(ds: Dataset, guidelines: Guidelines,
-                names: list[str] | None = None) -> tuple[list[tuple[int, str]], frozenset[int]]:
+def plan_header(ds: Dataset, guidelines: Guidelines, names: list[str] | None = None
+                ) -> tuple[list[tuple[int, str]], frozenset[int], Callable[[int, Any], bool] | None]:
     """The export's step between the raw checks and conversion in dicomio.read_header: prune
     what the engine removes whatever it holds (rawheader.prune_removed, names learned into
-    names), naming in the same pass the top-level elements to leave raw."""
+    names), naming in the same pass the top-level elements to leave raw; with the rule for
+    elements inside sequence items (nested_keeps_raw; None when RAW_KEEP is off)."""
     from . import rawheader
 
     raw_kept: list[int] = []
     if not RAW_KEEP:
-        return rawheader.prune_removed(ds, guidelines, names), frozenset()
+        return rawheader.prune_removed(ds, guidelines, names), frozenset(), None
     with rawheader.collecting_raw_kept(raw_kept):
         pruned = rawheader.prune_removed(ds, guidelines, names)
-    return pruned, frozenset(raw_kept)
+    nested = nested_keeps_raw(guidelines, str(ds.get("SOPClassUID", "") or "")) if 0x00080016 in ds else None
+    return pruned, frozenset(raw_kept), nested

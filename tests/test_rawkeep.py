@@ -27,6 +27,7 @@ import header_shapes  # noqa: E402
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 FAMILY, GIVEN, PATIENT_ID = "WOLLSTONECRAFT", "ISOLDE", "PID55321"
 DCM_QA = Path("/work/cache/dcm_qa")
+ENHANCED_CACHE = Path("/work/cache/deidkit_bench/unpacked/dcm_qa_philips_enh")
 # kept values whose bytes pydicom re-encodes differently (padding, number spelling): the only
 # differences the raw path may make, compared after stripping spaces and NULs per value
 NORMALISED_VRS = {"DS", "IS", "CS", "AE", "LO", "SH", "ST", "LT", "UT", "UC"}
@@ -114,13 +115,16 @@ def _dcm_qa_sample(limit: int = 2) -> list[Path]:
         base = DCM_QA / name / "In"
         if base.is_dir():
             out += [p for p in sorted(base.rglob("*")) if p.is_file() and header_shapes.is_dicom_file(p)][:limit]
+    enhanced = ENHANCED_CACHE / "enh"  # gunzipped by benchmarks/bench_export.py --shape real
+    if enhanced.is_dir():  # the smallest Philips enhanced multi-frame file: thousands of nested elements
+        out += sorted((p for p in enhanced.glob("*.dcm") if header_shapes.is_dicom_file(p)), key=lambda p: p.stat().st_size)[:1]
     return out
 
 
 @pytest.fixture(scope="module")
 def mixed_export(tmp_path_factory, synth_export) -> Path:
     """The synthetic export, our own CTs (explicit and implicit VR), four heavy-shape slices and,
-    when the cache has them, a few public dcm_qa files (GE and Siemens)."""
+    when the cache has them, a few public dcm_qa files (GE, Siemens, a Philips enhanced one)."""
     root = tmp_path_factory.mktemp("rawkeep") / "EXPORT"
     shutil.copytree(synth_export.root, root / "synth")
     for n, ts in ((1, ExplicitVRLittleEndian), (2, ImplicitVRLittleEndian), (3, ExplicitVRLittleEndian)):
@@ -148,9 +152,9 @@ def test_raw_path_matches_the_converting_path_element_by_element(tmp_path, monke
     real = rawkeep.plan_header
 
     def counting(ds, guidelines, names=None):
-        pruned, tags = real(ds, guidelines, names)
+        pruned, tags, nested = real(ds, guidelines, names)
         kept.append(len(tags))
-        return pruned, tags
+        return pruned, tags, nested
 
     monkeypatch.setattr(rawkeep, "plan_header", counting)
     status = run(mixed_export, tmp_path / "RAW", key)
