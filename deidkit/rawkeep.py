@@ -7,21 +7,27 @@ left in a real header is numbers, codes and vendor-private values the tables kee
 `plan_header` names the top-level ones whose fate does not depend on their value, so that
 read_header leaves them as pydicom RawDataElements (no conversion), the engine's table walk
 skips them (engine.Context.raw_kept), the sweep reads them through a per-worker memo of
-(VR, character set, bytes) -> text (sweep_text, converted by pydicom's own
+(VR, character set, bytes) -> text (sweep_view, converted by pydicom's own
 convert_raw_data_element on a miss, never stored back), and the header encoder writes their
-bytes as they came (raw_element_bytes: same transfer syntax, VR and even length).
+bytes as they came (dicomio._raw_element_bytes: same transfer syntax, VR and even length).
 
 An element stays raw only when all of these hold (anything else goes the usual way):
-- top level, explicit VR written in the file, not UN, SQ or an ambiguous VR, defined and even
-  length, value in memory, a fixed-size VR whose length is a multiple of its size;
+- explicit VR written in the file, not UN, SQ or an ambiguous VR, defined and even length,
+  value in memory, a fixed-size VR whose length is a multiple of its size, text only when it
+  is ASCII without escape sequences (every character set reads it the same way; anything else
+  is converted and re-encoded as before, so a value that cannot be written back still fails);
 - public: not a protected attribute (rawheader.PROTECTED_KEYWORDS, the date/time pairs, the
   risk table's), not group 0002/0028 or a curve/overlay group, not a group length, and
     - not in the table: CS, AE, DS, IS, AT, binary numbers, OB/OW/OF/OD/OL/OV, and free text
       (LO, SH, ST, LT, UT, UC) that unlisted_text_attributes.csv does not clean or remove;
     - K: the same but free text (kept text is still checked for PHI shapes);
     - C (not a masked group): DS, IS, AT and binary numbers (numbers carry no free text);
-- private: a block a private table keeps the element for (disposition k, no check), and a VR
-  that needs no action (not UI, PN, AS, dates, free text, UR).
+- private (top level only): a block a private table keeps the element for (disposition k, no
+  check), and a VR that needs no action (not UI, PN, AS, dates, free text, UR);
+- inside sequence items (nested_keeps_raw, engine.Context.raw_nested): public elements by the
+  same rules but never free text (items of a cleaned sequence have their text cleaned); the
+  names Identifiers.from_dataset learns from sequences are then learned as for a pruned
+  sequence (rawheader._harvest_names), so no raw element is converted for it.
 The sweep (engine._sweep) still reads every one of them, and the last net searches the written
 bytes. DEIDKIT_RAW_KEEP=0 in the environment (or RAW_KEEP = False) turns this off: every value
 is converted and re-encoded as before (the differential test compares both).
@@ -48,6 +54,7 @@ _NUMBERS_ONLY = frozenset({"DS", "IS", "AT", "US", "SS", "UL", "SL", "FL", "FD",
 _PRIVATE_NO_ACTION = frozenset({"CS", "AE", "DS", "IS", "OB", *_NUMBER_SIZES})
 _UNDEFINED = 0xFFFFFFFF
 _NOT_RAW = frozenset(AMBIGUOUS_VR) | {"UN", "SQ"}
+_TEXT = frozenset({"CS", "AE", "DS", "IS"}) | _FREE_TEXT
 
 
 def raw_shape_ok(raw: Any) -> bool:
@@ -60,6 +67,8 @@ def raw_shape_ok(raw: Any) -> bool:
         return False
     if len(value) != length:
         return False
+    if vr in _TEXT:  # text kept as bytes only when every character set reads it the same: ASCII, no escapes
+        return value.isascii() and b"\x1b" not in value
     size = _NUMBER_SIZES.get(vr)
     return size is None or length % size == 0
 
