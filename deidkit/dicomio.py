@@ -118,7 +118,7 @@ class Header:
 # the raw damage checks and before every value is converted. --verify and every other reader
 # never prune. fn may also return (pruned, raw_kept): deidkit.rawkeep.plan_header, whose
 # raw_kept top-level tags stay unconverted (Header.raw_kept).
-NestedRule = Callable[[int, Any], bool]  # (tag, raw element in a sequence item) -> leave it raw
+NestedRule = Callable[[int, Any, Dataset], bool]  # (tag, raw element, its sequence item) -> leave it raw
 PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int], NestedRule | None]
 _PRUNE: contextvars.ContextVar[Callable[[Dataset], PruneResult] | None] = contextvars.ContextVar(
     "deidkit_prune", default=None)
@@ -448,7 +448,7 @@ def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
     for tag, stored in list(item.items()):
         if isinstance(stored, DataElement):
             elem = stored
-        elif nested(tag.real, stored):
+        elif nested(tag.real, stored, item):
             continue
         else:
             elem = item[tag]
@@ -685,7 +685,7 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
             if type(elem) is RawDataElement and (
-                    number in raw_kept if current is ds else nested is not None and nested(number, elem)):
+                    number in raw_kept if current is ds else nested is not None and nested(number, elem, current)):
                 if not group & 1 and _kinds_clash(elem.VR, number):
                     raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                      "(damaged?)")

@@ -75,6 +75,7 @@ def collecting_raw_kept(into: list[int]) -> Iterator[None]:
         _RAW_KEPT.reset(token)
 
 
+_NAME_VRS = ("LO", "SH", "UN", "PN", "UC", "LT", "ST")  # the VRs sweep._names_a_person reads a private name from
 _PERSON_WORDS = ("patient", "person", "physician", "operator")
 _UNDEFINED = 0xFFFFFFFF
 
@@ -237,8 +238,9 @@ def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_
                 stack.extend(i for i in raw.value or [] if isinstance(i, Dataset))
                 continue
             if group & 1:
-                if (number & 0xFFFF) <= 0x00FF:
-                    continue
+                if (number & 0xFFFF) <= 0x00FF or (isinstance(raw, RawDataElement) and raw.VR is not None
+                                                   and raw.VR not in _NAME_VRS):
+                    continue  # a creator, or a raw value of a VR _names_a_person never reads
             elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
                       or number in (0x00100010, 0x00101001)):
                 continue

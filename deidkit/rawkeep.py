@@ -22,10 +22,11 @@ An element stays raw only when all of these hold (anything else goes the usual w
       (LO, SH, ST, LT, UT, UC) that unlisted_text_attributes.csv does not clean or remove;
     - K: the same but free text (kept text is still checked for PHI shapes);
     - C (not a masked group): DS, IS, AT and binary numbers (numbers carry no free text);
-- private (top level only): a block a private table keeps the element for (disposition k, no
-  check), and a VR that needs no action (not UI, PN, AS, dates, free text, UR);
-- inside sequence items (nested_keeps_raw, engine.Context.raw_nested): public elements by the
-  same rules but never free text (items of a cleaned sequence have their text cleaned); the
+- private: a block a private table keeps the element for (disposition k, no check), and a VR
+  that needs no action (not UI, PN, AS, dates, free text, UR);
+- inside sequence items (nested_keeps_raw, engine.Context.raw_nested): the same rules but
+  never free text (items of a cleaned sequence have their text cleaned), private elements only
+  under a creator written in the item itself; the
   names Identifiers.from_dataset learns from sequences are then learned as for a pruned
   sequence (rawheader._harvest_names), so no raw element is converted for it.
 The sweep (engine._sweep) still reads every one of them, and the last net searches the written
@@ -91,21 +92,35 @@ def public_keeps_raw(guidelines: Guidelines, tag: int, vr: str, code: str | None
 _NESTED_PLANS: dict[tuple[int, str], tuple[Guidelines, dict[tuple[int, str], bool]]] = {}
 
 
-def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, Any], bool]:
-    """For elements inside sequence items: (tag, raw) -> leave raw. Public elements only, of the
+def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, Any, Dataset], bool]:
+    """For elements inside sequence items: (tag, raw, item) -> leave raw. Public elements of the
     VRs the engine never changes at any depth (numbers, DS, IS, AT, CS, AE, binary; not free
     text, which items of a cleaned sequence clean), with the same table rules as the top level
-    (public_keeps_raw); decisions remembered per (tables, SOP Class, tag, VR)."""
+    (public_keeps_raw); private elements as at the top level (private_keeps_raw), with a
+    creator in the item itself; decisions remembered per (tables, SOP Class, tag, VR)."""
     entry = _NESTED_PLANS.get((id(guidelines), sop_class))
     if entry is None or entry[0] is not guidelines:
         if len(_NESTED_PLANS) >= 64:
             _NESTED_PLANS.clear()
         entry = _NESTED_PLANS[(id(guidelines), sop_class)] = (guidelines, {})
     decided = entry[1]
+    keep_private = guidelines.private_rule.code_under(guidelines.settings.options) in ("C", "K")
+    last: list[Any] = [None, {}]  # the item whose creators were read last, and its creators
 
-    def keeps(tag: int, raw: Any) -> bool:
-        if tag >> 16 & 1 or not raw_shape_ok(raw):
+    def private(tag: int, raw: Any, item: Dataset) -> bool:
+        if not keep_private or tag & 0xFFFF <= 0x00FF or tag >> 16 <= 0x0008 or raw.VR not in _PRIVATE_NO_ACTION:
             return False
+        if last[0] is not item:
+            last[0], last[1] = item, _item_creators(item)
+        creator = last[1].get((tag >> 16, (tag & 0xFFFF) >> 8))
+        found = guidelines.safe_private_entry(creator, tag >> 16, tag & 0xFFFF) if creator is not None else None
+        return found is not None and private_keeps_raw(found, raw)
+
+    def keeps(tag: int, raw: Any, item: Dataset) -> bool:
+        if not raw_shape_ok(raw):
+            return False
+        if tag >> 16 & 1:
+            return private(tag, raw, item)
         key = (tag, raw.VR)
         answer = decided.get(key)
         if answer is None:
@@ -117,6 +132,17 @@ def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, A
         return answer
 
     return keeps
+
+
+def _item_creators(item: Dataset) -> dict[tuple[int, int], str]:
+    """The private creators of one item as the engine reads them (engine._private_creators)."""
+    out = {}
+    for tag in list(item.keys()):
+        if tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF:
+            value = item[tag].value
+            if isinstance(value, (str, bytes)):
+                out[(tag >> 16, tag & 0xFFFF)] = (value.decode("latin-1") if isinstance(value, bytes) else value).strip()
+    return out
 
 
 def private_keeps_raw(entry: SafePrivate, raw: Any) -> bool:
@@ -160,7 +186,7 @@ def sweep_view(raw: RawDataElement, ds: Dataset, str_values: Any) -> tuple[str, 
 
 
 def plan_header(ds: Dataset, guidelines: Guidelines, names: list[str] | None = None
-                ) -> tuple[list[tuple[int, str]], frozenset[int], Callable[[int, Any], bool] | None]:
+                ) -> tuple[list[tuple[int, str]], frozenset[int], Callable[[int, Any, Dataset], bool] | None]:
     """The export's step between the raw checks and conversion in dicomio.read_header: prune
     what the engine removes whatever it holds (rawheader.prune_removed, names learned into
     names), naming in the same pass the top-level elements to leave raw; with the rule for
