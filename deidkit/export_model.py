@@ -38,6 +38,7 @@ class FileResult:
     frames: int = 0              # frames of an image whose pixels were looked at
     references: list[str] = field(default_factory=list)  # instances a delivered label object points at
     person: str = ""         # hashed family name | sex | birth date of the original (person_of); hospital side
+    actions: dict[str, int] = field(default_factory=dict)  # "X removed" -> elements (engine.action_counts; no PHI)
 
 
 @dataclass

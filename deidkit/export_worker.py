@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from pydicom.dataset import Dataset
 
-from . import content, dicomio, engine, pixels, rawheader, risk
+from . import content, dicomio, engine, pixels, rawkeep, risk
 from .export_last_net import header_leaks
 from .export_model import DICOMDIR, FAILED, HELD, SKIPPED, UNEXPECTED, WRITTEN, FileResult, os_error_text
 from .export_pixels import pixels_may_go
@@ -164,7 +164,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
     pruned_names: list[str] = []  # names in sequences pruned unread: learned as the engine would
-    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g, names=pruned_names)):
+    with dicomio.pruning(functools.partial(rawkeep.plan_header, guidelines=g, names=pruned_names)):
         header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
@@ -243,8 +243,11 @@ def _deidentify_and_write(src: Path, ds: Dataset, header: dicomio.Header, full: 
     identifiers = Identifiers()
     for name in pruned_names:
         identifiers.add_name(name)
-    ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
+    ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers,
+                         raw_kept=header.raw_kept if full is None else frozenset(),
+                         raw_nested=header.raw_nested and full is None)
     outcome = engine.deidentify(ds, ctx)
+    result.actions = engine.action_counts(outcome, header.pruned)
     if outcome.hold_reason:
         return _held(result, outcome.hold_reason)
     if at_risk and not pixels_may_go(ds, result, assessment, approved, proposed, _WORKER["rules"],

@@ -247,3 +247,42 @@ def test_free_text_keeps_decimals_and_still_removes_ids(text, kept, gone):
         assert kept in out and out == text
     if gone:
         assert gone not in out
+
+
+# ---- a name written with a slip, or in CamelCase, elsewhere in the header -----------------------
+
+@pytest.mark.parametrize("name, comment, gone", [
+    # the name element took a damaged byte or a typo; the comment spells the name right
+    ("ZEBRAFINUH^OTTOLINE", "Patient ZEBRAFINCH OTTOLINE ID PID77123", ("zebrafinch", "ottoline")),
+    ("ZEBRAFINCH^OT\x82OLINE", "Patient ZEBRAFINCH OTTOLINE ID PID77123", ("zebrafinch", "ottoline")),
+    # the comment has the slip: a letter dropped, one added, two swapped
+    ("QUILLFEATHERSTONE^MAREN", "seen by Quilfeatherstone", ("quilfeatherstone",)),
+    ("VINTERSKOV^ELLEN", "Ellen Vintersckov again", ("vintersckov",)),
+    ("VINTERSKOV^ELLEN", "ms Vinetrskov", ("vinetrskov",)),
+])
+def test_a_name_one_slip_away_is_still_the_name(guidelines, name, comment, gone):
+    ds = _ct(name)
+    ds.PatientID = "PID77123"
+    ds.ImageComments = comment
+    engine.deidentify(ds, _ctx(guidelines))
+    text = _values(ds).lower()
+    for word in gone:
+        assert word not in text
+
+
+def test_imaging_words_are_never_read_as_a_slip_of_the_name(guidelines):
+    ds = _ct("CORTES^ANNA")
+    ds.SeriesDescription = "cortex thickness sagittal"
+    engine.deidentify(ds, _ctx(guidelines))
+    assert ds.SeriesDescription == "cortex thickness sagittal"
+
+
+def test_a_camelcase_name_is_found_as_written():
+    # dcm_qa_ge: the patient is named after the pulse sequence, "epiRT^NIfTI Conv"
+    ids = Identifiers()
+    ids.add_name("epiRT^NIfTI Conv")
+    assert ids.find("epiRT") == ["name"]
+    assert ids.spans("seq epiRT") == [(4, 9, "name")]
+    assert ids.find("MrQuistgaard") == []  # the split reading still works for glued titles:
+    ids.add_name("QUISTGAARD^KAJ")
+    assert ids.find("MrQuistgaard") == ["name"]
