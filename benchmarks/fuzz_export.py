@@ -43,6 +43,11 @@ if str(ROOT) not in sys.path:
 FAMILY, GIVEN, PATIENT_ID = "ZEBRAFINCH", "OTTOLINE", "PID77123"
 HANG_SECONDS = 30
 SEED_PIXELS = 16 * 512 * 512  # seeds with more pixels in all frames are not mutated (_check_seeds)
+MAX_SEED_BYTES = 400_000
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_VRS = [b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OW", b"PN",
+        b"SH", b"SQ", b"SS", b"ST", b"TM", b"UC", b"UI", b"UL", b"UN", b"US", b"UT", b"\0\0", b"ZZ"]
+_EXCEPTION_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
 
 
 def _pixel_count(data: bytes) -> int:
@@ -57,11 +62,6 @@ def _pixel_count(data: bytes) -> int:
         return int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * max(frames, 1)
     except Exception:
         return 0
-MAX_SEED_BYTES = 400_000
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
-_VRS = [b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OW", b"PN",
-        b"SH", b"SQ", b"SS", b"ST", b"TM", b"UC", b"UI", b"UL", b"UN", b"US", b"UT", b"\0\0", b"ZZ"]
-_EXCEPTION_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
 
 
 def planted_forms() -> tuple[bytes, ...]:
