@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import io
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO, Callable
@@ -85,63 +86,29 @@ def pruning(prune: Callable[[Dataset], PruneResult]) -> Iterator[None]:
         _PRUNE.reset(token)
 
 def read_header(path: Path) -> Header:
-    """Read a file's header (no pixel data) and locate its pixel data element."""
-    pruned: tuple[tuple[int, str], ...] = ()
-    raw_kept: frozenset[int] = frozenset()
-    nested: NestedRule | None = None
-    prune = _PRUNE.get()
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise Unreadable(f"cannot open ({e.strerror or 'error'})") from None
-    if size == 0:
-        raise Unreadable("empty file (0 bytes)")
+    """Read a file's header (no pixel data) and locate its pixel data element.
+
+    Raises NotDicom (not DICOM at all), HeldBack (readable but must not go out as it is) or
+    Unreadable (damaged, truncated, unreadable), each with a neutral reason."""
+    size = _file_size(path)
     try:
         with path.open("rb") as fp:
             head = fp.read(132)
             has_preamble = len(head) == 132 and head[128:132] == b"DICM"
             if not has_preamble and not _looks_like_raw_dataset(head):
                 raise NotDicom("not a DICOM file")
-            if has_preamble and b"1.2.840.10008.1.2.1.99" in fp.read(4096):  # deflated: bounded first
-                from pydicom.filereader import _read_file_meta_info
-
-                fp.seek(132)
-                meta = _read_file_meta_info(fp)
-                if str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian:
-                    problem = deflated_size_problem(fp, fp.tell(), DECODE_TOTAL_LIMIT)
-                    if problem:
-                        raise HeldBack(problem)
+            if has_preamble:
+                _refuse_deflate_bomb(fp)
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
-            if prune is not None:
-                planned = prune(ds)
-                if isinstance(planned, tuple):
-                    planned, raw_kept, nested = planned
-                pruned = tuple(planned)
+            pruned, raw_kept, nested = _prune(ds)
             _touch_all_values(ds, raw_kept, nested)
-            if getattr(ds, "file_meta", None) is not None:
-                for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
-                    _ = elem.value
-                    if _kinds_clash(elem.VR, int(elem.tag)):
-                        raise Unreadable("corrupt: an element's type does not fit what the standard says it "
-                                         "holds (damaged?)")
+            _check_file_meta(ds)
             _check_structure(ds, raw_kept, nested)
-            ts = _transfer_syntax(ds)
-            if not _known_transfer_syntax(ts):
-                raise Unreadable("unknown transfer syntax (private or damaged)")
-            streamable = not (ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian)
-            span = _pixel_span(fp, stop, size, ts) if streamable else None
-            if span is not None:
-                span.segments = plan_pixel_output(fp, ds, ts, span)
-            if streamable and span is None and stop < size:
-                raise Unreadable("truncated or corrupt: data after the header could not be read")
-            if streamable and span is None and _is_image_storage(ds):
-                raise Unreadable("truncated: image without pixel data")
-            if span is not None:
-                span.judged = _span_digest(fp, 0, span.start)
+            ts, streamable, span = _locate_pixels(fp, ds, stop, size)
     except Unreadable:
         raise
     except InvalidDicomError:
@@ -152,15 +119,94 @@ def read_header(path: Path) -> Header:
         raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
     except Exception:  # pydicom raises many kinds on corrupt input
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
-    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-        if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
-                          raw_nested=nested is not None)
-        if has_preamble:  # it says it is DICOM: broken rather than something else
-            raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
-        raise NotDicom("no SOP Instance UID: not a DICOM object")
+    _check_sop_instance(ds, has_preamble)
     return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
                   raw_nested=nested is not None)
+
+
+def _file_size(path: Path) -> int:
+    """read_header's first step: the file's size; Unreadable when it cannot be opened or is empty."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise Unreadable(f"cannot open ({e.strerror or 'error'})") from None
+    if size == 0:
+        raise Unreadable("empty file (0 bytes)")
+    return size
+
+
+def _refuse_deflate_bomb(fp: BinaryIO) -> None:
+    """For a file with a preamble whose file meta names the deflated transfer syntax: HeldBack
+    when its data set unpacks to more than DECODE_TOTAL_LIMIT (checked bounded, before pydicom
+    inflates it whole). fp is positioned after the preamble and DICM."""
+    if b"1.2.840.10008.1.2.1.99" not in fp.read(4096):
+        return
+    from pydicom.filereader import _read_file_meta_info
+
+    fp.seek(132)
+    meta = _read_file_meta_info(fp)
+    if str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian:
+        problem = deflated_size_problem(fp, fp.tell(), DECODE_TOTAL_LIMIT)
+        if problem:
+            raise HeldBack(problem)
+
+
+def _prune(ds: Dataset) -> tuple[tuple[tuple[int, str], ...], frozenset[int], NestedRule | None]:
+    """(pruned, raw_kept, nested) from the prune function set by pruning(), if any."""
+    prune = _PRUNE.get()
+    if prune is None:
+        return (), frozenset(), None
+    planned = prune(ds)
+    raw_kept: frozenset[int] = frozenset()
+    nested: NestedRule | None = None
+    if isinstance(planned, tuple):
+        planned, raw_kept, nested = planned
+    return tuple(planned), raw_kept, nested
+
+
+def _check_file_meta(ds: Dataset) -> None:
+    """Every file meta value is converted now (a damaged one fails here, not later) and its VR
+    must be of the kind the standard gives it."""
+    if getattr(ds, "file_meta", None) is None:
+        return
+    for elem in ds.file_meta.iterall():
+        _ = elem.value
+        if _kinds_clash(elem.VR, int(elem.tag)):
+            raise Unreadable("corrupt: an element's type does not fit what the standard says it "
+                             "holds (damaged?)")
+
+
+def _locate_pixels(fp: io.BufferedReader, ds: Dataset, stop: int, size: int) -> tuple[str, bool, PixelSpan | None]:
+    """(transfer syntax, streamable, pixel span) of a header read up to `stop`: the pixel data
+    element located and its output planned (plan_pixel_output), the bytes before it hashed
+    (PixelSpan.judged). Unreadable for an unknown transfer syntax or data after the header that
+    is not pixel data, or an image without pixel data."""
+    ts = _transfer_syntax(ds)
+    if not _known_transfer_syntax(ts):
+        raise Unreadable("unknown transfer syntax (private or damaged)")
+    streamable = not (ts == DeflatedExplicitVRLittleEndian or ts == ExplicitVRBigEndian)
+    span = _pixel_span(fp, stop, size, ts) if streamable else None
+    if span is not None:
+        span.segments = plan_pixel_output(fp, ds, ts, span)
+    if streamable and span is None and stop < size:
+        raise Unreadable("truncated or corrupt: data after the header could not be read")
+    if streamable and span is None and _is_image_storage(ds):
+        raise Unreadable("truncated: image without pixel data")
+    if span is not None:
+        span.judged = _span_digest(fp, 0, span.start)
+    return ts, streamable, span
+
+
+def _check_sop_instance(ds: Dataset, has_preamble: bool) -> None:
+    """A stored object names its SOP class and instance; a DICOMDIR is the one exception.
+    Unreadable when a file that says it is DICOM has none, NotDicom for one without a preamble."""
+    if "SOPInstanceUID" in ds and "SOPClassUID" in ds:
+        return
+    if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+        return
+    if has_preamble:  # it says it is DICOM: broken rather than something else
+        raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
+    raise NotDicom("no SOP Instance UID: not a DICOM object")
 
 
 def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:

@@ -156,26 +156,39 @@ def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
     holds what parses as a standard element header (its tag followed by its dictionary VR, or in
     an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits)."""
     if vr in _TEXT_VRS_ALL:
-        body = value.rstrip(b"\0 ") if vr == "UI" else value.rstrip(b"\0")
-        if _BINARY_IN_TEXT.search(body):
-            return "corrupt: a text value holds binary data (a damaged length field?)"
-        limit = _MAX_VALUE_LENGTH.get(vr)
-        if limit is not None:
-            parts = body.split(b"\\") if vr in _MULTI_VALUED else [body]
-            for part in parts:
-                # twice the limit (4 bytes a character for multi-byte sets): devices overrun by a
-                # few characters (DS of 17+ digits, long LO), which says nothing about the file
-                allowed = 2 * limit if part.isascii() and b"\x1b" not in part else 4 * limit + 16
-                if len(part.strip(b" ")) > allowed:
-                    return "corrupt: a value longer than its type allows (a damaged length field?)"
-        return None
+        return _text_value_problem(vr, value)
     if len(value) < 8 or vr == "SQ" or value[:4] == b"\xfe\xff\x00\xe0" or (
             vr in ("OB", "OW", "OF", "OD", "OL", "OV") and len(value) > 1 << 20):
         return None  # sequences (also private ones read as UN) hold elements by right
+    if _holds_element_header(value, implicit):
+        return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+    return None
+
+
+def _text_value_problem(vr: str, value: bytes) -> str | None:
+    """value_problem for a text VR: no binary bytes, no value longer than twice what the VR allows."""
+    body = value.rstrip(b"\0 ") if vr == "UI" else value.rstrip(b"\0")
+    if _BINARY_IN_TEXT.search(body):
+        return "corrupt: a text value holds binary data (a damaged length field?)"
+    limit = _MAX_VALUE_LENGTH.get(vr)
+    if limit is not None:
+        parts = body.split(b"\\") if vr in _MULTI_VALUED else [body]
+        for part in parts:
+            # twice the limit (4 bytes a character for multi-byte sets): devices overrun by a
+            # few characters (DS of 17+ digits, long LO), which says nothing about the file
+            allowed = 2 * limit if part.isascii() and b"\x1b" not in part else 4 * limit + 16
+            if len(part.strip(b" ")) > allowed:
+                return "corrupt: a value longer than its type allows (a damaged length field?)"
+    return None
+
+
+def _holds_element_header(value: bytes, implicit: bool) -> bool:
+    """True if a value holds what parses as a standard element header: its tag followed by its
+    dictionary VR, or (implicit VR) the patient's name, ID or birth date tag with a length that fits."""
     for match in _ELEMENT_HEADER.finditer(value):
         tag = int.from_bytes(match.group(1)[:2], "little") << 16 | int.from_bytes(match.group(1)[2:], "little")
         if tag & 0xFFFF and dictionary_has_tag(tag) and match.group(2).decode() in dictionary_VR(tag).split(" or "):
-            return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+            return True
     if implicit:
         for needle in _PATIENT_TAGS_IMPLICIT:
             start = value.find(needle)
@@ -183,9 +196,9 @@ def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
                 if start + 8 <= len(value):
                     length = int.from_bytes(value[start + 4:start + 8], "little")
                     if 0 < length <= len(value) - start - 8 and length < 256:
-                        return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+                        return True
                 start = value.find(needle, start + 1)
-    return None
+    return False
 
 
 _STRING_KIND = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
@@ -265,15 +278,7 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
     stack = [ds]
     while stack:
         current = stack.pop()
-        for tag in [t for t in current.keys() if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
-            # a stray command/file meta element: dropped, never written (pydicom reads the command
-            # group apart, so its place in the file cannot be told); unless it holds a person
-            # name's caret, which says damage moved Patient's Name there: then held
-            raw = current.get_item(tag)
-            value = getattr(raw, "value", b"")
-            if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
-                raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            del current[tag]
+        _drop_stray_groups(current)
         items = list(current.items())  # in the order read from the file
         numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
         if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
@@ -298,3 +303,16 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
                 raise Unreadable(problem)
             if elem.VR == "SQ":
                 stack.extend(elem.value or [])
+
+
+def _drop_stray_groups(current: Dataset) -> None:
+    """_check_structure's first step for one dataset: stray command / file meta elements (groups
+    below 0008 but 0004) are dropped, never written (pydicom reads the command group apart, so
+    their place in the file cannot be told); unless one holds a person name's caret, which says
+    damage moved Patient's Name there: then Unreadable (held)."""
+    for tag in [t for t in current.keys() if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+        raw = current.get_item(tag)
+        value = getattr(raw, "value", b"")
+        if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+            raise Unreadable("corrupt: element of a group that has no place in a stored object")
+        del current[tag]

@@ -40,36 +40,12 @@ def check_fragments(read: ReadAt, total: int, ts: str, frame_pixels: int = 0) ->
     Columns), each segment must decode to exactly that many bytes, with at most a pad byte or
     zeros after it. Returns the offsets of non-zero pad bytes (to be written as zero); raises
     Unreadable for anything else not accounted for."""
-    global _ENCAPSULATED_JPEG_FAMILY
-    if _ENCAPSULATED_JPEG_FAMILY is None:
-        import pydicom.uid as uid_module
-
-        family: set[str] = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
-            | set(uid_module.JPEG2000TransferSyntaxes)
-        family |= {str(v) for k, v in vars(uid_module).items() if k.startswith("HTJ2K") and isinstance(v, str)}
-        _ENCAPSULATED_JPEG_FAMILY = frozenset(str(u) for u in family)
-    items: list[tuple[int, int]] = []  # (value offset, length) of each item
-    pos = 0
-    while pos + 8 <= total:
-        group, elem, length = struct.unpack("<HHI", read(pos, 8))
-        if (group, elem) == (0xFFFE, 0xE0DD):
-            break
-        items.append((pos + 8, length))
-        pos += 8 + length
-    if not items:
-        raise Unreadable("encapsulated pixel data without items")
-    bot_at, bot_length = items[0]
-    if bot_length % 4:
-        raise Unreadable("encapsulated pixel data: offset table of a length that is not a multiple of 4")
-    if bot_length:
-        offsets = struct.unpack(f"<{bot_length // 4}I", read(bot_at, bot_length))
-        span = sum(8 + n for _, n in items[1:])
-        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] >= max(span, 1):
-            raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
+    items = _items(read, total)
+    _check_offset_table(read, items)
     fragments = items[1:]
     if str(ts) == RLELossless and frame_pixels:
         return [p for at, length in fragments for p in _check_rle_fragment(read, at, length, frame_pixels)]
-    if str(ts) not in _ENCAPSULATED_JPEG_FAMILY or not fragments:
+    if str(ts) not in _jpeg_family() or not fragments:
         return []
     patches = []
     frame: list[tuple[int, int]] = []
@@ -82,6 +58,48 @@ def check_fragments(read: ReadAt, total: int, ts: str, frame_pixels: int = 0) ->
         patches += _check_frame(read, frame)
         frame = []
     return patches
+
+
+def _jpeg_family() -> frozenset[str]:
+    """The JPEG, JPEG-LS, JPEG 2000 and HTJ2K transfer syntax UIDs (worked out on first use)."""
+    global _ENCAPSULATED_JPEG_FAMILY
+    if _ENCAPSULATED_JPEG_FAMILY is None:
+        import pydicom.uid as uid_module
+
+        family: set[str] = set(uid_module.JPEGTransferSyntaxes) | set(uid_module.JPEGLSTransferSyntaxes) \
+            | set(uid_module.JPEG2000TransferSyntaxes)
+        family |= {str(v) for k, v in vars(uid_module).items() if k.startswith("HTJ2K") and isinstance(v, str)}
+        _ENCAPSULATED_JPEG_FAMILY = frozenset(str(u) for u in family)
+    return _ENCAPSULATED_JPEG_FAMILY
+
+
+def _items(read: ReadAt, total: int) -> list[tuple[int, int]]:
+    """(value offset, length) of each item up to the sequence delimiter (PS3.5 A.4); Unreadable
+    when there is none."""
+    items: list[tuple[int, int]] = []
+    pos = 0
+    while pos + 8 <= total:
+        group, elem, length = struct.unpack("<HHI", read(pos, 8))
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            break
+        items.append((pos + 8, length))
+        pos += 8 + length
+    if not items:
+        raise Unreadable("encapsulated pixel data without items")
+    return items
+
+
+def _check_offset_table(read: ReadAt, items: list[tuple[int, int]]) -> None:
+    """The Basic Offset Table (the first item) holds only ascending offsets into the fragments,
+    a multiple of 4 bytes; Unreadable otherwise."""
+    bot_at, bot_length = items[0]
+    if bot_length % 4:
+        raise Unreadable("encapsulated pixel data: offset table of a length that is not a multiple of 4")
+    if bot_length:
+        offsets = struct.unpack(f"<{bot_length // 4}I", read(bot_at, bot_length))
+        span = sum(8 + n for _, n in items[1:])
+        if offsets[0] != 0 or any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] >= max(span, 1):
+            raise Unreadable("encapsulated pixel data: offset table that does not point at its fragments")
 
 
 def _check_frame(read: ReadAt, fragments: list[tuple[int, int]]) -> list[int]:
@@ -171,6 +189,8 @@ def _codestream_end(data: bytes) -> int | None:
 
 
 def _jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG / JPEG-LS codestream starting with SOI ends, its EOI included; None if it
+    cannot be followed (ISO 10918-1 B.1)."""
     pos, ls = 2, False
     n = len(data)
     while pos + 2 <= n:
@@ -192,20 +212,29 @@ def _jpeg_end(data: bytes) -> int | None:
             ls = True
         if marker != 0xDA:
             continue
-        while True:  # entropy-coded data up to the next marker
-            i = data.find(b"\xff", pos)
-            if i < 0 or i + 1 >= n:
-                return None
-            following = data[i + 1]
-            if (following < 0x80) if ls else (following == 0x00 or 0xD0 <= following <= 0xD7):
-                pos = i + 2
-                continue
-            if following == 0xFF and not ls:
-                pos = i + 1
-                continue
-            pos = i
-            break
+        scan_end = _scan_end(data, pos, ls)
+        if scan_end is None:
+            return None
+        pos = scan_end
     return None
+
+
+def _scan_end(data: bytes, pos: int, ls: bool) -> int | None:
+    """Where the entropy-coded data from pos ends: at the next marker (stuffed bytes, restart
+    markers and, for JPEG-LS, its own bit stuffing skipped); None if the data ends first."""
+    n = len(data)
+    while True:
+        i = data.find(b"\xff", pos)
+        if i < 0 or i + 1 >= n:
+            return None
+        following = data[i + 1]
+        if (following < 0x80) if ls else (following == 0x00 or 0xD0 <= following <= 0xD7):
+            pos = i + 2
+            continue
+        if following == 0xFF and not ls:
+            pos = i + 1
+            continue
+        return i
 
 
 def _j2k_end(data: bytes, pos: int) -> int | None:
