@@ -13,7 +13,6 @@ from typing import BinaryIO
 from pydicom.dataset import Dataset
 
 
-
 # Decoding is bounded before it starts (issue 20, item 8: decompression bombs): one frame, and all
 # frames together, may unpack to at most this much.
 DECODE_FRAME_LIMIT = int(os.environ.get("DEIDKIT_DECODE_FRAME_LIMIT_MB", "128")) * 1024 * 1024

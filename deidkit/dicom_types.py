@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 
-
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 DEFER_SIZE = 4 * 1024 * 1024  # large non-pixel values stay on disk until written
 COPY_CHUNK = 8 * 1024 * 1024

@@ -8,6 +8,14 @@ Only bytes the image accounts for go out (issue 12): the preamble is always zero
 data is cut to Rows x Columns x Samples x Frames x Bits Allocated (plan_pixel_output), the items
 of encapsulated pixel data are checked (check_fragments), and nothing after the pixel data
 element or Data Set Trailing Padding is written.
+
+This module holds whole-file reading and writing (read_header, read_full, write_streamed,
+write_whole) and the DICOMDIR checks; each other concern has its own module, whose public names
+(and the private ones tests reach) are re-exported here so callers keep importing dicomio:
+deidkit.dicom_types (Header, PixelSpan, the exceptions), deidkit.element_checks (damaged
+lengths, values, VRs, order), deidkit.decode_limits (decompression bombs), deidkit.pixel_plan
+(where the pixel data lies, which bytes go out), deidkit.fragments (encapsulated items and
+codestream ends), deidkit.header_encoder (the fast header encoder, FAST_HEADER_ENCODER).
 """
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR
 
-
 from .dicom_types import NestedRule, Unreadable
 
 

@@ -11,6 +11,14 @@ Where the table is silent the engine fails closed, as README.txt documents:
   cleaned is cleaned too; everything else is kept and swept for the patient's own identifiers.
 Public text attributes the table does not list follow guidelines/unlisted_text_attributes.csv; free
 text in content items and labels goes through deidkit.content / deidkit.text_clean.
+
+This module conducts (deidentify) and decides whether an object is held back whole
+(hold_reason_for); the steps live in modules of one concern, re-exported here so callers keep
+importing engine: deidkit.engine_context (Context, EngineResult, element helpers),
+deidkit.engine_walk (the table walk), deidkit.engine_dates (dates, times, ages),
+deidkit.engine_private (private attributes), deidkit.engine_sweep (the last sweep),
+deidkit.engine_memo (remembered text answers), deidkit.engine_attributes (de-identification
+attributes and file meta).
 """
 from __future__ import annotations
 

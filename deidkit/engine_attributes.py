@@ -15,7 +15,6 @@ from pydicom.tag import BaseTag
 
 from . import __version__
 from .guidelines import OPTION_CODES, OPTIONS
-
 from .engine_context import Context
 
 

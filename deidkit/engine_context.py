@@ -21,7 +21,6 @@ from pydicom.valuerep import PersonName
 from .guidelines import Guidelines
 from .mapping import Mapper, MomentOffset
 from .sweep import Identifiers
-
 from .engine_memo import _TextMemo
 
 

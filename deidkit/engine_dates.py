@@ -15,7 +15,6 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from .mapping import shift_value
-
 from .engine_context import (Context, _empty, _is_empty, _note, _str_values, tag_text)
 
 

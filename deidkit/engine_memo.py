@@ -6,8 +6,6 @@ distinct value is worked out once per patient instead of once per file. Never wr
 """
 from __future__ import annotations
 
-
-
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
 
 

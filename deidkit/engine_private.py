@@ -16,7 +16,6 @@ from pydicom.dataset import Dataset
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
 from .guidelines import SafePrivate
 from .mapping import shift_value
-
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
                              _str_values)
 from .engine_dates import _cap_age, _shift_or_drop_date

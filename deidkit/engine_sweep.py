@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset
 
 from . import rawkeep
 from .sweep import kept_as_term
-
 from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _by_tag, _is_empty, _note, _str_values, tag_text)
 from .engine_memo import _holds_identifier, _text_memo
 

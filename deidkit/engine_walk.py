@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset
 from . import content
 from .guidelines import Guidelines, Rule
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
-
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, PIXEL_TAGS, Context, Finding, _by_tag, _empty, _is_empty, _note, _remap_uid,
                              _set, _str_values, tag_text)
 from .engine_dates import _cap_age, _pair_times, _shift_or_drop_date

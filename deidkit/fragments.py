@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from pydicom.uid import (RLELossless)
-
+from pydicom.uid import RLELossless
 
 from .dicom_types import ReadAt, Unreadable
 

@@ -24,7 +24,6 @@ from pydicom.tag import tag_in_exception
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, IS, DSfloat
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian)
 
-
 from .element_checks import _NOT_PLAIN_VRS
 
 

@@ -14,7 +14,6 @@ import struct
 from pydicom.dataset import Dataset
 from pydicom.uid import (ExplicitVRBigEndian, ImplicitVRLittleEndian)
 
-
 from .dicom_types import _LONG_LENGTH_VRS, _PIXEL_TAGS, PixelSpan, Unreadable
 from .fragments import check_fragments
 

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from deidkit import cli_deid, dicomio, engine, engine_sweep, rawkeep
+from deidkit import cli_deid, dicomio, engine_sweep, rawkeep
 from deidkit import guidelines as gl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
