@@ -2,7 +2,6 @@
 not learn, removals that would point at the patient, and text in attributes the table does not list."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 from pydicom import dcmread
@@ -12,9 +11,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
+from helpers import engine_context
 from deidkit import engine
 from deidkit import guidelines as gl
-from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers
 
 KEY = b"N" * 32
@@ -22,13 +21,7 @@ TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "UC", "PN"}
 
 
 def _ctx(guidelines, **options):
-    g = guidelines
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(guidelines, KEY, **options)
 
 
 def _ct(name: str = "QUILLFEATHERSTONE^MAREN") -> Dataset:
