@@ -31,7 +31,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import PersonName
 
-from deidkit import dicomio, engine, export
+from deidkit import dicomio, engine, export, header_encoder
 from deidkit import guidelines as gl
 from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers, _is_cjk, clean_descriptor, fold
@@ -298,7 +298,7 @@ def test_sequences_are_written_inline_unless_pydicom_must_correct_them(monkeypat
         written[elem.keyword] = real(fp, elem, encodings)
         return written[elem.keyword]
 
-    monkeypatch.setattr(dicomio, "_write_sequence", spy)
+    monkeypatch.setattr(header_encoder, "_write_sequence", spy)
     dicomio.encode_header(ds)
     assert written == {"DeidentificationMethodCodeSequence": True, "AnatomicRegionSequence": True,
                        "ConceptNameCodeSequence": True, "ModalityLUTSequence": False,
