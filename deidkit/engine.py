@@ -28,7 +28,7 @@ from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
 from . import __version__, content
-from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
+from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
@@ -548,7 +548,8 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
 
 
 # vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)
-_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol}
+_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol,
+                      "geuserdata": clean_ge_user_data}
 
 
 def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Context, location: str,

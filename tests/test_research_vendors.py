@@ -1,0 +1,171 @@
+"""Research value kept, vendor by vendor (issue 16, second round): GE User Defined Data, ...
+
+Files are generated with pydicom. Tests on the public dcm2niix QA data (BSD, neurolabusc/dcm_qa_*)
+skip when it is not extracted under DCM_QA (never part of the repository).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+
+from deidkit import engine
+from deidkit.csa import clean_ge_user_data
+from deidkit.mapping import Mapper
+
+KEY = b"v" * 32
+DCM_QA = Path(os.environ.get("DEIDKIT_DCM_QA", "/work/cache/dcm_qa"))
+
+
+def _ctx(g, **options):
+    if options:
+        enabled = set(g.settings.options)
+        for name, on in options.items():
+            (enabled.add if on else enabled.discard)(name)
+        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
+    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+
+
+def _roundtrip(ds: Dataset) -> Dataset:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=False)
+    buf.seek(0)
+    return pydicom.dcmread(buf, force=True)
+
+
+def _mr(manufacturer: str = "GE MEDICAL SYSTEMS") -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.7.2.3"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.7"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.7.2"
+    ds.PatientName = "DOE^JOHN"
+    ds.PatientID = "MRN1234567"
+    ds.StudyDate = "20240115"
+    ds.Modality = "MR"
+    ds.Manufacturer = manufacturer
+    return ds
+
+
+# ---- GE User Defined Data (0043,xx2A) ------------------------------------------------------------
+
+def _polarity_as_dcm2niix_reads_it(blob: bytes) -> tuple | None:
+    """What dcm2niix (console/nii_dicom.cpp, kUserDefineDataGE) takes from the blob: (EPI flag,
+    phase polarity flag, view order), or None when it reads nothing. Written independently of
+    deidkit.csa so the test can catch a wrong offset there."""
+    if len(blob) < 916:
+        return None
+    off = blob[24] | blob[25] << 8
+    if len(blob) < off + 916:
+        return None
+    version = struct.unpack_from("<f", blob, off)[0]
+    if not 5.0 <= version <= 40.0:
+        return None
+    hdr, kydir = off, 0x394
+    if version >= 25.002:
+        hdr, kydir = off + 0x4C, 0x394 - 0x8C
+    epi = struct.unpack_from("<H", blob, hdr + 0x3A)[0] & 0x800
+    if not epi:
+        return (0, None, None)
+    return (epi, struct.unpack_from("<H", blob, hdr + 0x30)[0] & 4, struct.unpack_from("<H", blob, hdr + kydir)[0])
+
+
+def _ge_user_data(version: float, hdr_offset: int = 3244, size: int = 7480, flipped: bool = True,
+                  bottom_up: bool = False) -> bytes:
+    """A GE User Defined Data blob with scanner text everywhere the reader does not look."""
+    filler = b"DOE^JOHN 19610203 MRN1234567 Springfield General 555-0142 "
+    blob = bytearray((filler * (size // len(filler) + 1))[:size])
+    struct.pack_into("<H", blob, 24, hdr_offset)
+    struct.pack_into("<f", blob, hdr_offset, version)
+    hdr, kydir = (hdr_offset + 0x4C, 0x308) if version >= 25.002 else (hdr_offset, 0x394)
+    struct.pack_into("<H", blob, hdr + 0x3A, 0x0800 | 0x0013)
+    struct.pack_into("<H", blob, hdr + 0x30, 0x0004 if flipped else 0x0001)
+    struct.pack_into("<i", blob, hdr + kydir, 2 if bottom_up else 0)
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("version, hdr_offset, size", [(28.0, 3244, 7480), (28.003, 3244, 7480),
+                                                       (24.0, 100, 1100), (11.0, 0, 920)])
+@pytest.mark.parametrize("flipped, bottom_up", [(True, False), (False, False), (False, True)])
+def test_ge_user_data_keeps_what_dcm2niix_reads_and_zeroes_the_rest(version, hdr_offset, size, flipped, bottom_up):
+    blob = _ge_user_data(version, hdr_offset, size, flipped, bottom_up)
+    cleaned = clean_ge_user_data(blob)
+    assert cleaned is not None and len(cleaned) == len(blob)
+    assert _polarity_as_dcm2niix_reads_it(cleaned) == _polarity_as_dcm2niix_reads_it(blob)
+    assert _polarity_as_dcm2niix_reads_it(cleaned)[0] == 0x800
+    assert b"DOE" not in cleaned and b"MRN" not in cleaned and b"555" not in cleaned
+    assert sum(1 for b in cleaned if b) <= 16  # a handful of numeric bytes, nothing else
+    assert clean_ge_user_data(blob) == cleaned  # deterministic
+
+
+@pytest.mark.parametrize("blob", [
+    b"", b"\0" * 127,                                                   # shorter than any GE header
+    _ge_user_data(28.0)[:3244 + 915],                                   # header struct cut short
+    _ge_user_data(28.0)[:24] + struct.pack("<H", 7000) + _ge_user_data(28.0)[26:],  # struct past the end
+    _ge_user_data(float("nan")), _ge_user_data(4.0), _ge_user_data(41.0),  # version not a header version
+    b"DOE^JOHN " * 900,                                                  # plain text, no layout
+])
+def test_ge_user_data_without_the_layout_is_not_kept(blob):
+    assert clean_ge_user_data(blob) is None
+
+
+@pytest.mark.parametrize("block", [0x10, 0x13])
+def test_ge_user_data_in_a_file_cleaned_or_deleted(guidelines, block):
+    ds = _mr()
+    blob = _ge_user_data(28.0)
+    ds.add_new(0x00430000 | block, "LO", "GEMS_PARM_01 ")
+    ds.add_new(0x00430000 | block << 8 | 0x2A, "OB", blob)
+    ds.add_new(0x00450010, "LO", "GEMS_PARM_01")  # same creator, other group: not this element
+    ds.add_new(0x0045102A, "OB", blob)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    kept = ds[0x00430000 | block << 8 | 0x2A].value
+    assert len(kept) == len(blob) and b"DOE" not in kept
+    assert _polarity_as_dcm2niix_reads_it(kept) == _polarity_as_dcm2niix_reads_it(blob)
+    assert 0x0045102A not in ds
+
+    bad = _mr()
+    bad.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    bad.add_new(0x0043102A, "OB", b"DOE^JOHN" * 200)
+    bad = _roundtrip(bad)
+    engine.deidentify(bad, _ctx(guidelines))
+    assert 0x0043102A not in bad
+
+    off = _roundtrip(_mr())
+    off.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    off.add_new(0x0043102A, "OB", blob)
+    engine.deidentify(off, _ctx(guidelines, retain_safe_private=False))
+    assert 0x0043102A not in off
+
+
+def _ge_qa_files() -> list[Path]:
+    root = DCM_QA / "dcm_qa_ge" / "In"
+    if not root.is_dir():
+        return []
+    firsts = (sorted(f for f in p.iterdir() if f.is_file())[:1] for p in sorted(root.rglob("*")) if p.is_dir())
+    return [f for first in firsts for f in first]
+
+
+@pytest.mark.skipif(not _ge_qa_files(), reason="dcm_qa_ge not extracted under DEIDKIT_DCM_QA")
+def test_ge_user_data_of_the_qa_scanners_reads_the_same():
+    seen = 0
+    for path in _ge_qa_files():
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:
+            continue  # the QA folders hold a few notes and scripts
+        for elem in ds:
+            if elem.tag.group == 0x0043 and elem.tag.element & 0xFF == 0x2A:
+                cleaned = clean_ge_user_data(elem.value)
+                assert cleaned is not None, path.parent.name
+                assert _polarity_as_dcm2niix_reads_it(cleaned) == _polarity_as_dcm2niix_reads_it(elem.value)
+                seen += 1
+    assert seen >= 20
