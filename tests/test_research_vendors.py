@@ -169,3 +169,32 @@ def test_ge_user_data_of_the_qa_scanners_reads_the_same():
                 assert _polarity_as_dcm2niix_reads_it(cleaned) == _polarity_as_dcm2niix_reads_it(elem.value)
                 seen += 1
     assert seen >= 20
+
+
+# ---- damaged files: the message says what failed --------------------------------------------------
+
+def test_sequence_breaking_off_is_named_as_damage_not_as_a_disk_error(tmp_path):
+    """A Philips ExamCard of dcm_qa_philips_enh ends inside an undefined-length sequence: pydicom
+    raises OSError without an errno ("No tag to read"), which is damage, not a failing disk."""
+    from pydicom.sequence import Sequence
+
+    from deidkit import dicomio
+    from deidkit.contract import classify_reason
+    ds = _mr()
+    item = Dataset()
+    item.CodeValue = "X"
+    item.is_undefined_length_sequence_item = True
+    ds.ReferencedImageSequence = Sequence([item, item])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    whole = tmp_path / "whole.dcm"
+    ds.save_as(whole, enforce_file_format=True)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:data.rfind(b"\xfe\xff\x0d\xe0") + 8])  # after the last item, before the delimiter
+    with pytest.raises(dicomio.Unreadable) as caught:
+        dicomio.read_header(cut)
+    message = str(caught.value)
+    assert "read error" not in message and "sequence item" in message and "\n" not in message
+    assert classify_reason(message).id == "damaged"
