@@ -198,3 +198,73 @@ def test_sequence_breaking_off_is_named_as_damage_not_as_a_disk_error(tmp_path):
     message = str(caught.value)
     assert "read error" not in message and "sequence item" in message and "\n" not in message
     assert classify_reason(message).id == "damaged"
+
+
+# ---- text of vendor protocol reports (Siemens PhoenixZIPReport SR) -------------------------------
+
+@pytest.mark.parametrize("text", ["syngo MR XA30", "syngo MR E11", "MR XA20A", "Dr 3 channel coil"])
+def test_title_before_a_code_is_not_a_name(guidelines, text):
+    """"MR XA30" is a modality and a software version: a word with digits is no name."""
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text == text
+
+
+@pytest.mark.parametrize("text", ["%SiemensSeq%\\AALScout", "%CustomerSeq%\\cmrr_mbep2d_bold", "C:\\MedCom\\Seq\\Tfl"])
+def test_sequence_paths_are_technical_not_names_to_review(guidelines, text):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    cleaned = clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True)
+    assert cleaned.text == text and cleaned.review == ()
+
+
+@pytest.mark.parametrize("text, gone", [("seen by Mr Hansen today", "Hansen"), ("MR Hansen", "Hansen"),
+                                        ("reviewed by Dr. Karlsen", "Karlsen")])
+def test_titles_before_names_still_remove_the_name(guidelines, text, gone):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert gone not in clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text
+
+
+def test_a_name_beside_a_path_is_still_reviewed(guidelines):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    cleaned = clean_free_text("sequence %CustomerSeq%\\ep2d copied for Karen", ids, None, guidelines.vocabulary,
+                              narrative=True)
+    assert [cleaned.text[a:b] for a, b in cleaned.review] == ["Karen"]
+
+
+def test_phoenix_report_sr_with_technical_text_is_not_held(guidelines):
+    """The Siemens PhoenixZIPReport (an Enhanced SR of protocol parameters) goes out with its text."""
+    from pydicom.sequence import Sequence
+
+    def text_item(meaning: str, value: str) -> Dataset:
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "TEXT"
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "A-90", "99SMS_CTMR", meaning
+        item.ConceptNameCodeSequence = Sequence([code])
+        item.TextValue = value
+        return item
+
+    ds = _mr("Siemens Healthineers")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
+    ds.Modality = "SR"
+    ds.ValueType = "CONTAINER"
+    values = {"System Type": "MAGNETOM Prisma Fit", "Software Version": "syngo MR XA30",
+              "Protocol Name": "AAHead_Scout", "Sequence Name": "%SiemensSeq%\\AALScout",
+              "Resolution Matrix": "160 x 160"}
+    ds.ContentSequence = Sequence([text_item(k, v) for k, v in values.items()])
+    ds = _roundtrip(ds)
+    result = engine.deidentify(ds, _ctx(guidelines))
+    assert result.hold_reason is None
+    assert [str(item.TextValue) for item in result.dataset.ContentSequence] == list(values.values())
