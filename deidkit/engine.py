@@ -25,13 +25,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import PersonName, format_number_as_ds
 
 from . import __version__, content
 from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_protocol_text
 from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
-from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
+from .mapping import Mapper, MomentOffset, patient_key_of, shift_epoch_seconds, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
 
 IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
@@ -645,12 +645,16 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         del ds[elem.tag]
         ctx.findings.append(Finding(location, "X", "private date removed"))
         return
-    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
-    new = [v + delta for v in values]
+    shifted = [shift_epoch_seconds(v, ctx.moment_offset) for v in values]
+    new = [v for v in shifted if v is not None]
+    if len(new) != len(values):  # not a moment (a duration, a count): removed, never shifted
+        del ds[elem.tag]
+        ctx.findings.append(Finding(location, "X", "private date removed"))
+        return
     if elem.VR in ("FL", "FD", "OF", "OD"):
         out: list = new
     elif elem.VR == "DS" or elem.VR in TEXT_VRS:
-        out = [f"{v:.6g}" if v != int(v) else str(int(v)) for v in new]
+        out = [format_number_as_ds(v) if v != int(v) else str(int(v)) for v in new]
     else:
         out = [int(v) for v in new]
     elem.value = out if len(out) > 1 else out[0]

@@ -268,3 +268,42 @@ def test_phoenix_report_sr_with_technical_text_is_not_held(guidelines):
     result = engine.deidentify(ds, _ctx(guidelines))
     assert result.hold_reason is None
     assert [str(item.TextValue) for item in result.dataset.ContentSequence] == list(values.values())
+
+
+# ---- 'oi' (a date in seconds since 1970) applied to values that are no date -------------------------
+
+@pytest.mark.parametrize("vr, value", [("FD", 0.0), ("SL", 0), ("DS", "0"), ("DS", "0.0")])
+def test_unset_seconds_date_stays_zero_and_does_not_reveal_the_offset(guidelines, vr, value):
+    """GEMS_STDY_01 (0023,xx70) Start Time Secs In First Axial is 0.0 in GE exports where it is not
+    set: shifted, it would carry the patient's offset itself."""
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, vr, value)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert float(ds[0x00231070].value) == 0.0
+
+
+@pytest.mark.parametrize("value", [12.5, 86_400.0, -3600.0, 5_000_000_000.0])
+def test_seconds_date_outside_any_scan_date_is_removed_not_shifted(guidelines, value):
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, "FD", value)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert 0x00231070 not in ds
+
+
+@pytest.mark.parametrize("vr, value", [("FD", 1505926604.25), ("DS", "1505926604.25"), ("DS", "1505926604")])
+def test_seconds_date_shifted_exactly(guidelines, vr, value):
+    """A real moment moves by the patient's offset to the second (the DS text was cut to 6
+    significant digits before: 1.50593e+09, hours away)."""
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, vr, value)
+    ds = _roundtrip(ds)
+    ctx = _ctx(guidelines)
+    engine.deidentify(ds, ctx)
+    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
+    assert delta != 0
+    assert float(ds[0x00231070].value) == pytest.approx(float(value) + delta, abs=1e-3)
