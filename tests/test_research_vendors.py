@@ -307,3 +307,39 @@ def test_seconds_date_shifted_exactly(guidelines, vr, value):
     delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
     assert delta != 0
     assert float(ds[0x00231070].value) == pytest.approx(float(value) + delta, abs=1e-3)
+
+
+# ---- the utility benchmark's check that slice times keep their intervals ---------------------------
+
+def _timed_file(folder: Path, name: str, times: list[str], datetimes: list[str]) -> str:
+    from pydicom.sequence import Sequence
+    ds = _mr("UIH")
+    ds.AcquisitionTime = times[0]
+    items = []
+    for tm, dt in zip(times, datetimes, strict=True):
+        item = Dataset()
+        item.AcquisitionTime, item.AcquisitionDateTime = tm, dt
+        items.append(item)
+    ds.add_new(0x00650010, "LO", "Image Private Header")
+    ds.add_new(0x00651051, "SQ", Sequence(items))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    path = folder / name
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+def test_benchmark_tells_kept_slice_intervals_from_changed_ones(tmp_path):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_utility
+    orig = [_timed_file(tmp_path, "a.dcm", ["135718.843000", "135715.917000"],
+                        ["20180925135718.843000", "20180925135715.917000"])]
+    # shifted across midnight, fractions and intervals kept
+    same = [_timed_file(tmp_path, "b.dcm", ["000001.843000", "235958.917000"],
+                        ["20111225000001.843000", "20111224235958.917000"])]
+    # one fraction rounded to 1/64 s as a 32-bit float would
+    moved = [_timed_file(tmp_path, "c.dcm", ["000001.843750", "235958.917000"],
+                         ["20111225000001.843750", "20111224235958.917000"])]
+    assert bench_utility.acquisition_intervals_identical(orig, same)
+    assert not bench_utility.acquisition_intervals_identical(orig, moved)
