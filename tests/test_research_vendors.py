@@ -75,7 +75,7 @@ def _polarity_as_dcm2niix_reads_it(blob: bytes) -> tuple | None:
     epi = struct.unpack_from("<H", blob, hdr + 0x3A)[0] & 0x800
     if not epi:
         return (0, None, None)
-    return (epi, struct.unpack_from("<H", blob, hdr + 0x30)[0] & 4, struct.unpack_from("<H", blob, hdr + kydir)[0])
+    return (epi, struct.unpack_from("<H", blob, hdr + 0x30)[0] & 4, struct.unpack_from("<H", blob, hdr + kydir)[0] == 2)
 
 
 def _ge_user_data(version: float, hdr_offset: int = 3244, size: int = 7480, flipped: bool = True,
