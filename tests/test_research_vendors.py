@@ -343,3 +343,12 @@ def test_benchmark_tells_kept_slice_intervals_from_changed_ones(tmp_path):
                          ["20111225000001.843750", "20111224235958.917000"])]
     assert bench_utility.acquisition_intervals_identical(orig, same)
     assert not bench_utility.acquisition_intervals_identical(orig, moved)
+
+
+def test_geuserdata_check_needs_a_binary_vr_and_the_bundled_row_uses_it(guidelines):
+    from deidkit import guidelines as gl
+    with pytest.raises(gl.GuidelineError, match="check geuserdata needs VR OB"):
+        gl.parse_private_table("private_creator,tag,name,vr,disposition,check,reason\n"
+                               'GEMS_PARM_01,"(0043,xx2A)",x,FD,k,geuserdata,r\n', gl.RESEARCH_PRIVATE_FILE)
+    entry = guidelines.safe_private_entry("GEMS_PARM_01", 0x0043, 0x102A)
+    assert entry is not None and entry.check == "geuserdata" and entry.disposition == "k"
