@@ -232,6 +232,16 @@ def _moments(path: str) -> list[tuple[str, Decimal]]:
     return out
 
 
+def crosses_midnight(orig_files: list[str], deid_files: list[str]) -> bool:
+    """Whether the time-of-day shift carried the series across midnight (one Acquisition Date before,
+    several after): dcm2niix then derives no volume timing (acquisitionTimeDifference gives up
+    when dates differ), so RepetitionTime and slice times can change although every interval is kept."""
+    def dates(files: list[str]) -> set[str]:
+        return {str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["AcquisitionDate"])
+                    .get("AcquisitionDate", "")) for f in files}
+    return len(dates(orig_files)) == 1 and len(dates(deid_files)) > 1
+
+
 def acquisition_intervals_identical(orig_files: list[str], deid_files: list[str]) -> bool:
     """Whether every Acquisition Time of the series keeps its interval to the series' first one (to
     the microsecond; a time of day across midnight counted modulo one day)."""
@@ -371,6 +381,8 @@ def main() -> None:
                     vendor_ident[vendor][f] += 1
                 if not issue:
                     per_vendor[vendor]["identical"] += 1
+                elif crosses_midnight([str(f) for f in files], [mapping[str(f)] for f in files]):
+                    per_vendor[vendor]["midnight"] += 1
                 if differ and args.verbose:
                     print(f"   {files[0].parent.name}/{files[0].name}: {sorted(differ)}")
             leaks += leak_check(leak_values([f for fs in by_series.values() for f in fs]), work / "deid")
@@ -383,6 +395,9 @@ def main() -> None:
                   f"differ: {dict(vendor_fields[vendor].most_common()) or '-'}")
             print(f"  {'':10s} every sidecar field identical too: {c['all fields']}/{converted}; "
                   f"other fields differ: {dict(vendor_other[vendor].most_common()) or '-'}")
+            if c["midnight"]:
+                print(f"  {'':10s} of the series that differ, {c['midnight']} were carried across midnight by the "
+                      "time-of-day shift (dcm2niix derives no volume timing across midnight)")
             if vendor_design[vendor]:
                 print(f"  {'':10s} changed by design: {dict(vendor_design[vendor])}")
             if vendor_rounding[vendor]:
