@@ -352,3 +352,21 @@ def test_geuserdata_check_needs_a_binary_vr_and_the_bundled_row_uses_it(guidelin
                                'GEMS_PARM_01,"(0043,xx2A)",x,FD,k,geuserdata,r\n', gl.RESEARCH_PRIVATE_FILE)
     entry = guidelines.safe_private_entry("GEMS_PARM_01", 0x0043, 0x102A)
     assert entry is not None and entry.check == "geuserdata" and entry.disposition == "k"
+
+
+def test_ge_user_data_in_an_implicit_vr_file(guidelines):
+    """Implicit VR: the reader may give the blob as UN; it is cleaned the same way and written as OB."""
+    ds = _mr()
+    blob = _ge_user_data(28.0, flipped=False, bottom_up=True)
+    ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    ds.add_new(0x0043102A, "OB", blob)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    buf.seek(0)
+    ds = pydicom.dcmread(buf, force=True)
+    engine.deidentify(ds, _ctx(guidelines))
+    kept = ds[0x0043102A]
+    assert kept.VR in ("OB", "UN") and len(kept.value) == len(blob) and b"DOE" not in kept.value
+    assert _polarity_as_dcm2niix_reads_it(kept.value) == _polarity_as_dcm2niix_reads_it(blob) == (0x800, 0, True)
