@@ -260,13 +260,18 @@ def acquisition_intervals_identical(orig_files: list[str], deid_files: list[str]
 
 
 def leak_values(files: list[Path]) -> set[str]:
+    """Identifying values of the originals, as parts to look for; a value that is also the scanner's
+    model or maker name (Canon names its stations "Galan 3T" like the model) is the kept model name."""
     values: set[str] = set()
     for p in files:
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except Exception:
             continue
+        device = {str(ds.get(k, "")).strip().lower() for k in ("ManufacturerModelName", "Manufacturer")} - {""}
         for elem in ds.iterall():
+            if elem.keyword in LEAK_KEYWORDS and str(elem.value).strip().lower() in device:
+                continue
             if elem.keyword in LEAK_KEYWORDS and elem.value not in (None, ""):
                 vals = elem.value if elem.VM > 1 and not isinstance(elem.value, str) else [elem.value]
                 for v in vals:
