@@ -58,8 +58,9 @@ NIFTI_FIELDS = ("output files", "volumes", "dims", "voxel sizes", "orientation",
                 "bval", "bvec")
 # changed on purpose (not identifying by nature, but cleaned), with the reason printed under the table
 BY_DESIGN = {
-    "json:StudyDescription": "Clean Descriptors removes a name after a caret (Siemens 'HEAD^Harms' -> 'HEAD': "
-                             "the part after ^ is a person's name in the QA data)",
+    "json:StudyDescription": "Clean Descriptors removes a person's name: a name after a caret (Siemens "
+                             "'HEAD^Harms' -> 'HEAD'), and without --neutral-names the QA patient's own name "
+                             "where it is a protocol word (the Philips CT phantom is named HEAD)",
 }
 # dcm2niix reads UIH slice times from Acquisition Time (0008,0032) as a 32-bit float of HHMMSS.FFFFFF
 # (steps of 1/64 s after 13:11:12, 1/128 s before): any shift of the time of day rounds them differently.
