@@ -308,8 +308,9 @@ class _Matcher:
 
     name_re matches where the loop over name tokens would: a CJK token anywhere; another token
     as a whole word (what `token in set(re.findall(word_pattern, text))` means), or, from four
-    letters, not preceded by a letter. exact_re matches any exact value as a substring; digits_re any
-    all-digit value of six or more digits inside the text's digits."""
+    letters, not preceded by a letter. exact_re matches any exact value as a substring (an all-digit
+    one with no digit either side); digits_re any all-digit value of six or more digits inside the
+    text's digits."""
 
     name_tokens: frozenset[str]
     exact: frozenset[str]
@@ -346,7 +347,10 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Mat
     def either(alternatives: list[str]) -> re.Pattern | None:
         return re.compile("|".join(alternatives)) if alternatives else None
 
-    return _Matcher(name_tokens, exact, either(name_alts), either([re.escape(v) for v in sorted(exact)]),
+    # an all-digit value (Study ID 1116) is that number, not any digits that contain it: a shifted
+    # time 131116.761 holds no Study ID (longer numbers are also found inside digits: digits_re)
+    exact_alts = [rf"(?<!\d){re.escape(v)}(?!\d)" if v.isdigit() else re.escape(v) for v in sorted(exact)]
+    return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
                     either([re.escape(v) for v in digit_values]))
 
 

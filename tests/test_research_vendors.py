@@ -370,3 +370,37 @@ def test_ge_user_data_in_an_implicit_vr_file(guidelines):
     kept = ds[0x0043102A]
     assert kept.VR in ("OB", "UN") and len(kept.value) == len(blob) and b"DOE" not in kept.value
     assert _polarity_as_dcm2niix_reads_it(kept.value) == _polarity_as_dcm2niix_reads_it(blob) == (0x800, 0, True)
+
+
+# ---- a short numeric ID is a number, not any digits that contain it -------------------------------
+
+@pytest.mark.parametrize("text, found", [
+    ("131116.761000", False), ("20140324131116.761000", False), ("11160", False),   # digits around it
+    ("1116", True), ("study 1116", True), ("ID1116", True), ("1116.5", True), ("S1116B", True),
+])
+def test_short_numeric_identifier_is_matched_as_a_number(text, found):
+    """dcm_qa_uih: Study ID 1116; a slice's Acquisition Time shifted to 13:11:16.761 was removed
+    as if it held the Study ID (dcm2niix then lost the slice timing of that series)."""
+    from deidkit.sweep import Identifiers
+    ids = Identifiers()
+    ids.add_exact("1116")
+    assert bool(ids.find(text)) is found
+
+
+def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
+    from pydicom.sequence import Sequence
+    ds = _mr("UIH")
+    ds.StudyID = "1116"
+    items = []
+    for frac in ("761000", "468000", "176000"):
+        item = Dataset()
+        item.AcquisitionTime = f"131116.{frac}"
+        items.append(item)
+    ds.add_new(0x00650010, "LO", "Image Private Header")
+    ds.add_new(0x00651051, "SQ", Sequence(items))
+    ds.AcquisitionTime = "131116.761000"
+    ds = _roundtrip(ds)
+    ctx = _ctx(guidelines, retain_long_modified_dates=False, retain_long_full_dates=True)
+    engine.deidentify(ds, ctx)
+    assert [str(i.AcquisitionTime) for i in ds[0x00651051].value] == ["131116.761000", "131116.468000", "131116.176000"]
+    assert "StudyID" not in ds or str(ds.StudyID) != "1116"
