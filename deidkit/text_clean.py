@@ -259,11 +259,12 @@ _TECHNICAL_MARKS = re.compile(r"[%\\]")  # Windows-style paths and %placeholders
 
 def _in_technical_token(text: str, start: int, end: int) -> bool:
     """Whether the word text[start:end] sits in a space-free token holding a path separator or a
-    %placeholder% mark (a sequence path such as %SiemensSeq%\\ep2d_bold)."""
+    %placeholder% mark (a sequence path such as %SiemensSeq%\\ep2d_bold), or underscores and digits
+    together (a protocol name such as 58PF_noPAT_ES0p59_BW2222_AP)."""
     left = text.rfind(" ", 0, start) + 1
     right = text.find(" ", end)
     token = text[left:right if right >= 0 else len(text)]
-    return bool(_TECHNICAL_MARKS.search(token))
+    return bool(_TECHNICAL_MARKS.search(token)) or ("_" in token and any(c.isdigit() for c in token))
 
 
 def mark_spans(text: str, spans: tuple[tuple[int, int], ...], left: str = "[[", right: str = "]]") -> str:

@@ -212,7 +212,8 @@ def test_title_before_a_code_is_not_a_name(guidelines, text):
     assert clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text == text
 
 
-@pytest.mark.parametrize("text", ["%SiemensSeq%\\AALScout", "%CustomerSeq%\\cmrr_mbep2d_bold", "C:\\MedCom\\Seq\\Tfl"])
+@pytest.mark.parametrize("text", ["%SiemensSeq%\\AALScout", "%CustomerSeq%\\cmrr_mbep2d_bold", "C:\\MedCom\\Seq\\Tfl",
+                                  "58PF_noPAT_noPOS_PEres100_ES0p59_BW2222_AP", "run T1_MPRAGE_Sag_2"])
 def test_sequence_paths_are_technical_not_names_to_review(guidelines, text):
     from deidkit.sweep import Identifiers
     from deidkit.text_clean import clean_free_text
