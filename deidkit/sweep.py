@@ -74,6 +74,8 @@ class Identifiers:
     # name parts this file keeps on purpose where they are a device model or defined term
     # ("MAGNETOM Sola" for a patient named Sola): the written-header search skips them
     term_tokens: set[str] = field(default_factory=set)
+    # words never read as a misspelt name (the imaging vocabulary: "cortex" for a patient Cortes)
+    known_words: frozenset[str] = frozenset()
     # patterns compiled from the two sets above; rebuilt whenever the sets no longer match them
     _compiled: "_Matcher | None" = field(default=None, init=False, repr=False, compare=False)
 
@@ -161,16 +163,21 @@ class Identifiers:
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Where the text holds this patient's identifiers: (start, end, 'name'|'identifier') in
         the text as given (the matching itself is on the folded text, CamelCase split)."""
-        return matcher_spans(self._matcher(), text) if text else []
+        return matcher_spans(self._matcher(), text, self.known_words) if text else []
 
     def find(self, text: str) -> list[str]:
         """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
         if not text:
             return []
         matcher = self._matcher()
-        folded = _folded_map(text)[0] if _has_camel(text) else fold(text)
+        folded = fold(text)
+        # CamelCase is read both ways: split ("MrQuistgaard") and as written (a name learned as
+        # "epiRT" is the token "epirt", which the split reading "epi rt" would never show)
+        readings = (folded, _folded_map(text)[0]) if _has_camel(text) else (folded,)
         hits = []
-        if matcher.name_re is not None and matcher.name_re.search(folded):
+        if matcher.name_re is not None and any(matcher.name_re.search(r) for r in readings):
+            hits.append("name")
+        elif matcher.near and _near_name_words(matcher, readings[-1], self.known_words):
             hits.append("name")
         if (matcher.exact_re is not None and matcher.exact_re.search(folded)) or (
                 matcher.digits_re is not None and matcher.digits_re.search(re.sub(r"\D", "", folded))):
@@ -213,14 +220,15 @@ def _prefix_pattern(token: str, least: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _folded_map(text: str) -> tuple[str, tuple[int, ...]]:
-    """fold(text) with a space between a lower-case and an upper-case letter ("MrQuistgaard"),
-    and for each folded character the index of the character of text it came from."""
+def _folded_map(text: str, split_camel: bool = True) -> tuple[str, tuple[int, ...]]:
+    """fold(text) with a space between a lower-case and an upper-case letter ("MrQuistgaard";
+    none when split_camel is False), and for each folded character the index of the character
+    of text it came from."""
     out: list[str] = []
     index: list[int] = []
     prev = ""
     for i, c in enumerate(text):
-        if prev.islower() and c.isupper():
+        if split_camel and prev.islower() and c.isupper():
             out.append(" ")
             index.append(i)
         f = fold(c)
@@ -285,8 +293,11 @@ def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocab
     return set()
 
 
-def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
-    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it)."""
+def matcher_spans(matcher: "_Matcher", text: str,
+                  known_words: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
+    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it).
+
+    Names are looked for in both readings of CamelCase text (split and as written), as find does."""
     folded, index = _folded_map(text)
     out = []
     for kind, pattern in (("name", matcher.name_re), ("identifier", matcher.exact_re)):
@@ -294,12 +305,45 @@ def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
             for m in pattern.finditer(folded):
                 if m.end() > m.start():
                     out.append((index[m.start()], index[m.end() - 1] + 1, kind))
+    if matcher.name_re is not None and _has_camel(text):
+        whole, whole_index = _folded_map(text, split_camel=False)
+        for m in matcher.name_re.finditer(whole):
+            if m.end() > m.start():
+                out.append((whole_index[m.start()], whole_index[m.end() - 1] + 1, "name"))
+    for m in _near_name_words(matcher, folded, known_words):
+        out.append((index[m.start()], index[m.end() - 1] + 1, "name"))
     if matcher.digits_re is not None:
         digit_pos = [i for i, c in enumerate(folded) if c.isdigit()]
         digits = "".join(folded[i] for i in digit_pos)
         for m in matcher.digits_re.finditer(digits):
             out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
     return sorted(out)
+
+
+NEAR_NAME_LEAST = 6  # letters: a shorter name has too many one-letter neighbours among words
+
+
+def _one_deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
+    """Words of the folded text one typing slip from a name part of NEAR_NAME_LEAST letters or
+    more: one letter changed, added, dropped, or two neighbours swapped ("Zebrafinch" where the
+    header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Two words are one slip apart
+    when their one-deletion sets (each with the word itself) meet. Words of the imaging vocabulary
+    are never such a slip."""
+    out = []
+    for m in _LETTER_WORD.finditer(folded):
+        w = m.group()
+        if w in known_words or abs(len(w) - matcher.near_length) > matcher.near_spread:
+            continue
+        if ({w} | _one_deletions(w)) & matcher.near:
+            out.append(m)
+    return out
+
+
+_LETTER_WORD = re.compile(r"[^\W\d_]{%d,}" % NEAR_NAME_LEAST)
 
 
 @dataclass(frozen=True)
@@ -317,6 +361,9 @@ class _Matcher:
     name_re: re.Pattern | None
     exact_re: re.Pattern | None
     digits_re: re.Pattern | None
+    near: frozenset[str] = frozenset()  # one-deletion sets of the long name parts (_near_name_words)
+    near_length: int = 0   # the middle of the name parts' lengths, and how far words may be from it
+    near_spread: int = 0
 
 
 @functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
@@ -350,8 +397,11 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Mat
     # an all-digit value (Study ID 1116) is that number, not any digits that contain it: a shifted
     # time 131116.761 holds no Study ID (longer numbers are also found inside digits: digits_re)
     exact_alts = [rf"(?<!\d){re.escape(v)}(?!\d)" if v.isdigit() else re.escape(v) for v in sorted(exact)]
+    long_names = [t for t in name_tokens if len(t) >= NEAR_NAME_LEAST and not t.isdigit() and not _is_cjk(t)]
+    near = frozenset(k for t in long_names for k in _one_deletions(t) | {t})
+    lo, hi = (min(map(len, long_names)) - 1, max(map(len, long_names)) + 1) if long_names else (0, 0)
     return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
-                    either([re.escape(v) for v in digit_values]))
+                    either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2)
 
 
 @functools.lru_cache(maxsize=64)

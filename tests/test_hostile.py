@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.filewriter import dcmwrite
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
                          JPEGBaseline8Bit, RLELossless)
 
 from conftest import find_leaks
+from helpers import ct_with_meta, encode, held_back, run_deid, tree
 from deidkit import cli_deid, console, dicomio, export, mapping, safe_text
 from deidkit.review_page import ReviewEntry, render_review_page
 
@@ -42,15 +42,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def ct(n: int, ts: str = ExplicitVRLittleEndian, *, series: int = 1, instance: int | None = None,
        name: str = f"{FAMILY}^{GIVEN}", patient_id: str = PATIENT_ID, sex: str = "F", birth: str = "19700101",
        pixel_seed: int | None = None) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.9.4040.{series}.{n}"
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.9.4040"
-    ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.9.4040.{series}"
+    ds = ct_with_meta(f"1.2.826.0.1.3680043.9.4040.{series}.{n}", "1.2.826.0.1.3680043.9.4040",
+                      f"1.2.826.0.1.3680043.9.4040.{series}", ts)
     ds.PatientName, ds.PatientID, ds.PatientSex, ds.PatientBirthDate = name, patient_id, sex, birth
     ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.Manufacturer = "ACME"
@@ -65,23 +58,7 @@ def ct(n: int, ts: str = ExplicitVRLittleEndian, *, series: int = 1, instance: i
     return ds
 
 
-def encode(ds: Dataset, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=not kwargs, **kwargs)
-    return buf.getvalue()
-
-
-def run(source: Path, out: Path, key: Path, *extra: str) -> int:
-    return cli_deid.main([str(source), "--out", str(out), "--yes", "--key", str(key), "--workers", "1", *extra])
-
-
-def held(out: Path) -> dict[str, dict]:
-    path = out.with_name(out.name + "_HOSPITAL_ONLY") / "held_back.csv"
-    return {r["original_file"]: r for r in csv.DictReader(path.open(encoding="utf-8"))}
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+run, held = run_deid, held_back
 
 
 def outputs(out: Path) -> list[Path]:
