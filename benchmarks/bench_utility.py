@@ -14,8 +14,12 @@ copies (each in its own folder of links), and a comparison of
   - the NIfTI files: number of files/volumes, dimensions, voxel sizes, orientation (qform/sform),
     data values (bytes after the header, with scaling);
   - .bval/.bvec (text identical);
-  - the BIDS sidecar fields a researcher uses (FIELDS); fields identifying by nature (dates,
-    times, institution, device serial, UIDs) are listed apart and do not count against identity.
+  - every BIDS sidecar field. A series counts as identical when the NIfTI, bval/bvec and the
+    fields issue 16 names (ISSUE_FIELDS) are; the other sidecar fields are listed beside it, fields
+    changed by design (BY_DESIGN, with the reason) and fields identifying by nature (dates, times,
+    institution, device serial, UIDs) apart. A SliceTiming that differs only because dcm2niix rounds
+    the shifted time of day (UIH) is counted as converter rounding when the DICOM Acquisition Times
+    keep every interval exactly.
 Prints per vendor the share of series identical and which fields differ, the share of Series
 Description / Protocol Name values kept unchanged, and a leak check: no identifying value of the
 original headers (names, IDs, institution, station, serial number, birth date...) in any byte or
@@ -38,19 +42,32 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pydicom
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = ("EchoTime", "RepetitionTime", "FlipAngle", "SliceTiming", "PhaseEncodingDirection",
-          "EffectiveEchoSpacing", "TotalReadoutTime", "MultibandAccelerationFactor", "ImageType",
-          "SeriesDescription", "ProtocolName", "InversionTime", "SliceThickness", "MagneticFieldStrength",
-          "Manufacturer", "ManufacturersModelName", "ScanningSequence", "SequenceVariant", "SequenceName",
-          "PulseSequenceDetails", "ParallelReductionFactorInPlane", "PartialFourier", "BandwidthPerPixelPhaseEncode",
-          "DerivedVendorReportedEchoSpacing", "AcquisitionMatrixPE", "ReconMatrixPE", "PhaseEncodingSteps",
-          "DiffusionScheme", "ImageOrientationPatientDICOM", "PhilipsRescaleSlope", "PhilipsScaleSlope",
-          "UsePhilipsFloatNotDisplayScaling", "EchoNumber", "EchoTrainLength", "PixelBandwidth")
+# what issue 16 asks to be identical: the NIfTI (volumes, dimensions, voxel sizes, orientation, values),
+# bval/bvec, and these sidecar fields; the per-vendor table counts a series identical on these
+ISSUE_FIELDS = ("EchoTime", "RepetitionTime", "FlipAngle", "SliceTiming", "PhaseEncodingDirection",
+                "EffectiveEchoSpacing", "TotalReadoutTime", "MultibandAccelerationFactor", "ImageType",
+                "SeriesDescription", "ProtocolName")
+NIFTI_FIELDS = ("output files", "volumes", "dims", "voxel sizes", "orientation", "data values", "scaling",
+                "bval", "bvec")
+# changed on purpose (not identifying by nature, but cleaned), with the reason printed under the table
+BY_DESIGN = {
+    "json:StudyDescription": "Clean Descriptors removes a person's name: a name after a caret (Siemens "
+                             "'HEAD^Harms' -> 'HEAD'), and without --neutral-names the QA patient's own name "
+                             "where it is a protocol word (the Philips CT phantom is named HEAD)",
+}
+# dcm2niix reads UIH slice times from Acquisition Time (0008,0032) as a 32-bit float of HHMMSS.FFFFFF
+# (steps of 1/64 s after 13:11:12, 1/128 s before): any shift of the time of day rounds them differently.
+# Counted as this kind only when the times in the DICOM files keep every interval exactly.
+CONVERTER_ROUNDING = ("json:SliceTiming: dcm2niix rounds the time of day (HHMMSS.FFFFFF as a 32-bit float) it "
+                      "derives UIH slice times from; the DICOM Acquisition Times keep every interval to the "
+                      "microsecond (checked per series)")
 # identifying by nature: shifted or removed on purpose
 IDENTIFYING = ("AcquisitionDateTime", "AcquisitionTime", "AcquisitionDate", "ContentTime", "SeriesInstanceUID",
                "StudyInstanceUID", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
@@ -79,9 +96,10 @@ def dcm2niix_exe() -> str:
     return exe
 
 
-def deidentify(corpus: Path, work: Path) -> dict[str, str] | None:
+def deidentify(corpus: Path, work: Path, reasons: dict[str, str] | None = None) -> dict[str, str] | None:
     """Run deid_tool on the corpus; original path -> output path (absolute) for written files;
-    None when deid_tool stopped (exit status 2, e.g. a corpus of .gz files only): the corpus is skipped."""
+    None when deid_tool stopped (exit status 2, e.g. a corpus of .gz files only): the corpus is skipped.
+    reasons, when given, receives original path -> reason for each file not written."""
     dest = work / "deid"
     cmd = [sys.executable, str(ROOT / "deid_tool.py"), str(corpus), "--out", str(dest), "--yes",
            "--key", str(work / "site_key.txt"), "--workers", "2"]
@@ -98,6 +116,8 @@ def deidentify(corpus: Path, work: Path) -> dict[str, str] | None:
             mapping[str(corpus / r["src"])] = str(dest / r["out"])
         elif r.get("status") != "skipped":
             held[r.get("reason", "")[:60]] += 1
+            if reasons is not None:
+                reasons[str(corpus / r["src"])] = r.get("reason", "")
     for reason, n in held.most_common():
         print(f"    not written: {n} x {reason}")
     return mapping
@@ -163,7 +183,7 @@ def nifti_summary(path: Path) -> dict:
 
 
 def compare(orig: dict[str, Path], deid: dict[str, Path]) -> tuple[set[str], set[str]]:
-    """(fields that differ and matter, identifying fields that differ)."""
+    """(fields that differ and are not identifying by nature, identifying fields that differ)."""
     differ, ident = set(), set()
     if set(orig) != set(deid):
         differ.add("output files")
@@ -183,14 +203,76 @@ def compare(orig: dict[str, Path], deid: dict[str, Path]) -> tuple[set[str], set
     return differ, ident
 
 
+def split_fields(differ: set[str]) -> tuple[set[str], set[str], set[str]]:
+    """(issue fields, by design, other sidecar fields) of the fields that differ."""
+    issue = {f for f in differ if f in NIFTI_FIELDS or f.removeprefix("json:") in ISSUE_FIELDS}
+    design = {f for f in differ if f in BY_DESIGN}
+    return issue, design, differ - issue - design
+
+
+_TIME_KEYWORDS = ("AcquisitionTime", "AcquisitionDateTime")
+
+
+def _moments(path: str) -> list[tuple[str, Decimal]]:
+    """(keyword, seconds) of every Acquisition Time / DateTime in a file, at any depth, in order."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    out = []
+    for elem in ds.iterall():
+        if elem.keyword not in _TIME_KEYWORDS or not elem.value:
+            continue
+        text = str(elem.value).strip()
+        if elem.keyword == "AcquisitionDateTime":
+            text, day = text[8:], Decimal(date(int(text[:4]), int(text[4:6]), int(text[6:8])).toordinal())
+        else:
+            day = Decimal(0)
+        whole, _, frac = text.partition(".")
+        if len(whole) < 6 or not whole[:6].isdigit():
+            continue
+        seconds = int(whole[:2]) * 3600 + int(whole[2:4]) * 60 + int(whole[4:6])
+        out.append((elem.keyword, day * 86400 + seconds + Decimal("0." + (frac or "0"))))
+    return out
+
+
+def crosses_midnight(orig_files: list[str], deid_files: list[str]) -> bool:
+    """Whether the time-of-day shift carried the series across midnight (one Acquisition Date before,
+    several after): dcm2niix then derives no volume timing (acquisitionTimeDifference gives up
+    when dates differ), so RepetitionTime and slice times can change although every interval is kept."""
+    def dates(files: list[str]) -> set[str]:
+        return {str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["AcquisitionDate"])
+                    .get("AcquisitionDate", "")) for f in files}
+    return len(dates(orig_files)) == 1 and len(dates(deid_files)) > 1
+
+
+def acquisition_intervals_identical(orig_files: list[str], deid_files: list[str]) -> bool:
+    """Whether every Acquisition Time of the series keeps its interval to the series' first one (to
+    the microsecond; a time of day across midnight counted modulo one day)."""
+    def intervals(files: list[str]) -> list[tuple[str, Decimal]]:
+        moments = [m for f in files for m in _moments(f)]
+        first: dict[str, Decimal] = {}
+        out = []
+        for keyword, t in moments:
+            d = t - first.setdefault(keyword, t)
+            if keyword == "AcquisitionTime":
+                d = (d + 43200) % 86400 - 43200
+            out.append((keyword, d))
+        return out
+    a, b = intervals(orig_files), intervals(deid_files)
+    return bool(a) and a == b
+
+
 def leak_values(files: list[Path]) -> set[str]:
+    """Identifying values of the originals, as parts to look for; a value that is also the scanner's
+    model or maker name (Canon names its stations "Galan 3T" like the model) is the kept model name."""
     values: set[str] = set()
     for p in files:
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except Exception:
             continue
+        device = {str(ds.get(k, "")).strip().lower() for k in ("ManufacturerModelName", "Manufacturer")} - {""}
         for elem in ds.iterall():
+            if elem.keyword in LEAK_KEYWORDS and str(elem.value).strip().lower() in device:
+                continue
             if elem.keyword in LEAK_KEYWORDS and elem.value not in (None, ""):
                 vals = elem.value if elem.VM > 1 and not isinstance(elem.value, str) else [elem.value]
                 for v in vals:
@@ -252,6 +334,9 @@ def main() -> None:
     per_vendor: dict[str, Counter] = defaultdict(Counter)
     vendor_fields: dict[str, Counter] = defaultdict(Counter)
     vendor_ident: dict[str, Counter] = defaultdict(Counter)
+    vendor_design: dict[str, Counter] = defaultdict(Counter)
+    vendor_other: dict[str, Counter] = defaultdict(Counter)
+    vendor_rounding: dict[str, Counter] = defaultdict(Counter)
     desc_kept = desc_total = 0
     all_lost = []
     leaks: Counter = Counter()
@@ -263,7 +348,8 @@ def main() -> None:
             work.mkdir(parents=True)
             if args.neutral_names:
                 corpus = neutral_copy(corpus, work / "source")
-            mapping = deidentify(corpus, work)
+            reasons: dict[str, str] = {}
+            mapping = deidentify(corpus, work, reasons)
             if mapping is None:
                 continue
             by_series = series_of(corpus)
@@ -276,7 +362,8 @@ def main() -> None:
                 missing = [f for f in files if str(f) not in mapping]
                 per_vendor[vendor]["series"] += 1
                 if missing:
-                    vendor_fields[vendor]["files held back"] += 1
+                    kinds = {reasons.get(str(f), "").split(":")[0] for f in missing}
+                    vendor_fields[vendor][f"files held back ({'; '.join(sorted(kinds))[:90]})"] += 1
                     if args.verbose:
                         print(f"   {files[0].parent.name}: {len(missing)} files held back")
                     continue
@@ -286,23 +373,49 @@ def main() -> None:
                     per_vendor[vendor]["not converted"] += 1
                     continue
                 differ, ident = compare(orig, deid)
-                for f in differ:
-                    vendor_fields[vendor][f] += 1
+                if not differ:
+                    per_vendor[vendor]["all fields"] += 1
+                if "json:SliceTiming" in differ and acquisition_intervals_identical(
+                        [str(f) for f in files], [mapping[str(f)] for f in files]):
+                    differ.discard("json:SliceTiming")
+                    vendor_rounding[vendor]["json:SliceTiming"] += 1
+                issue, design, other = split_fields(differ)
+                for group, fields in ((vendor_fields, issue), (vendor_design, design), (vendor_other, other)):
+                    for f in fields:
+                        group[vendor][f] += 1
                 for f in ident:
                     vendor_ident[vendor][f] += 1
-                if not differ:
+                if not issue:
                     per_vendor[vendor]["identical"] += 1
-                elif args.verbose:
+                elif crosses_midnight([str(f) for f in files], [mapping[str(f)] for f in files]):
+                    per_vendor[vendor]["midnight"] += 1
+                if differ and args.verbose:
                     print(f"   {files[0].parent.name}/{files[0].name}: {sorted(differ)}")
             leaks += leak_check(leak_values([f for fs in by_series.values() for f in fs]), work / "deid")
-        print("\nper vendor: series identical (MR/CT, converted by dcm2niix), fields that differ")
+        print("\nper vendor: series identical on what issue 16 names (NIfTI volumes, dimensions, voxel sizes,\n"
+              f"orientation, values; bval/bvec; {', '.join(ISSUE_FIELDS)}) / series converted by dcm2niix")
         for vendor, c in sorted(per_vendor.items()):
             converted = c["series"] - c["not converted"]
             share = 100.0 * c["identical"] / converted if converted else 0.0
             print(f"  {vendor:10s} {c['identical']:4d}/{converted:<4d} {share:5.1f}%   "
                   f"differ: {dict(vendor_fields[vendor].most_common()) or '-'}")
+            print(f"  {'':10s} every sidecar field identical too: {c['all fields']}/{converted}; "
+                  f"other fields differ: {dict(vendor_other[vendor].most_common()) or '-'}")
+            if c["midnight"]:
+                print(f"  {'':10s} of the series that differ, {c['midnight']} were carried across midnight by the "
+                      "time-of-day shift (dcm2niix derives no volume timing across midnight)")
+            if vendor_design[vendor]:
+                print(f"  {'':10s} changed by design: {dict(vendor_design[vendor])}")
+            if vendor_rounding[vendor]:
+                print(f"  {'':10s} converter rounding only (DICOM times exact): {dict(vendor_rounding[vendor])}")
             if vendor_ident[vendor]:
                 print(f"  {'':10s} identifying by nature (shifted/removed): {sorted(vendor_ident[vendor])}")
+        if any(vendor_design.values()):
+            print("\nchanged by design:")
+            for field in sorted({f for c in vendor_design.values() for f in c}):
+                print(f"   {field}: {BY_DESIGN[field]}")
+        if any(vendor_rounding.values()):
+            print(f"converter rounding:\n   {CONVERTER_ROUNDING}")
         share = 100.0 * desc_kept / desc_total if desc_total else 0.0
         print(f"\ndescriptors kept unchanged (Series Description, Protocol Name per series): "
               f"{desc_kept}/{desc_total} = {share:.1f}%")

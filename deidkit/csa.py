@@ -216,3 +216,57 @@ def clean_ge_protocol(data: bytes) -> bytes | None:
     packed = gzip.compress(("\n".join(kept) + "\n").encode("latin-1"), mtime=0)  # deterministic bytes
     out = struct.pack("<I", len(packed)) + packed
     return out + b"\0" * (len(out) % 2)
+
+
+# GE User Defined Data (0043,xx2A of "GEMS_PARM_01"): a binary copy of part of the scanner's raw
+# data header. dcm2niix (console/nii_dicom.cpp, kUserDefineDataGE) reads from it only the phase-
+# encoding polarity of EPI, all little-endian:
+#   uint16 at byte 24: offset of the header struct (hdr_offset)
+#   float32 at hdr_offset: the header's version (read only when 5 <= version <= 40)
+#   from hdr = hdr_offset (+ 0x4C when version >= 25.002):
+#     uint16 at hdr + 0x3A: bit 0x0800 set = EPI (nothing else is read otherwise)
+#     uint16 at hdr + 0x30: bit 0x0004 = phase-encoding polarity flipped
+#     uint16 at hdr + 0x394 (0x308 when version >= 25.002): view order (2 = bottom-up flips polarity)
+# Only those bits and values are written back (a view order other than 0-3 as 0); every other byte
+# is zero and the blob keeps its length, so the offsets still read.
+GE_USER_DATA_MIN_TAIL = 916  # dcm2niix needs hdr_offset + 916 bytes
+
+
+def _ge_user_data_fields(data: bytes) -> list[tuple[int, int]] | None:
+    """(offset, mask) of each uint16 field dcm2niix reads in a GE User Defined Data blob after the
+    offset and version; None when the blob does not have the layout (too short, offset outside it,
+    version not a number in 5-40)."""
+    if len(data) < 128:
+        return None
+    hdr_offset = struct.unpack_from("<H", data, 24)[0]
+    if len(data) < hdr_offset + GE_USER_DATA_MIN_TAIL:
+        return None
+    version = struct.unpack_from("<f", data, hdr_offset)[0]
+    if not 5.0 <= version <= 40.0:  # also false for NaN
+        return None
+    hdr, kydir = (hdr_offset + 0x4C, 0x308) if version >= 25.002 else (hdr_offset, 0x394)
+    fields = [(hdr + 0x3A, 0x0800), (hdr + 0x30, 0x0004), (hdr + kydir, 0x0003)]
+    return fields if all(offset + 2 <= len(data) for offset, _ in fields) else None
+
+
+def clean_ge_user_data(data: bytes) -> bytes | None:
+    """GE User Defined Data (0043,xx2A): a blob of the same length holding only the header offset,
+    the header version, the EPI and polarity bits and the view order dcm2niix reads for phase-
+    encoding polarity, every other byte zero; None when the layout is not recognised (the caller
+    deletes the element)."""
+    if not isinstance(data, (bytes, bytearray)):
+        return None
+    data = bytes(data)
+    fields = _ge_user_data_fields(data)
+    if fields is None:
+        return None
+    out = bytearray(len(data) + len(data) % 2)
+    hdr_offset = struct.unpack_from("<H", data, 24)[0]
+    out[24:26] = data[24:26]
+    out[hdr_offset:hdr_offset + 4] = data[hdr_offset:hdr_offset + 4]
+    for offset, mask in fields:
+        value = struct.unpack_from("<H", data, offset)[0]
+        if mask == 0x0003:  # view order: an enumeration, kept only when it is one
+            value = value if value <= 3 else 0
+        struct.pack_into("<H", out, offset, value & mask)
+    return bytes(out)

@@ -124,6 +124,9 @@ def read_header(path: Path) -> Header:
     except PermissionError:
         raise Unreadable("permission denied") from None
     except OSError as e:
+        if e.errno is None:  # pydicom's own OSError: "No tag to read" where an item should start
+            raise Unreadable("truncated or corrupt: a sequence item breaks off (the header cannot be read as "
+                             "DICOM)") from None
         raise Unreadable(f"read error ({e.strerror or 'I/O'})") from None
     except Exception:  # pydicom raises many kinds on corrupt input
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None

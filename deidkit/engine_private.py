@@ -12,10 +12,11 @@ import re
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import format_number_as_ds
 
-from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
+from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_protocol_text
 from .guidelines import SafePrivate
-from .mapping import shift_value
+from .mapping import shift_epoch_seconds, shift_value
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
                              _str_values)
 from .engine_dates import _cap_age, _shift_or_drop_date
@@ -73,7 +74,8 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
 
 
 # vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)
-_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol}
+_PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol,
+                      "geuserdata": clean_ge_user_data}
 
 
 def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Context, location: str) -> None:
@@ -176,12 +178,16 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         del ds[elem.tag]
         _note(ctx, location, "X", "private date removed")
         return
-    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
-    new = [v + delta for v in values]
+    shifted = [shift_epoch_seconds(v, ctx.moment_offset) for v in values]
+    new = [v for v in shifted if v is not None]
+    if len(new) != len(values):  # not a moment (a duration, a count): removed, never shifted
+        del ds[elem.tag]
+        _note(ctx, location, "X", "private date removed")
+        return
     if elem.VR in ("FL", "FD", "OF", "OD"):
         out: list = new
     elif elem.VR == "DS" or elem.VR in TEXT_VRS:
-        out = [f"{v:.6g}" if v != int(v) else str(int(v)) for v in new]
+        out = [format_number_as_ds(v) if v != int(v) else str(int(v)) for v in new]
     else:
         out = [int(v) for v in new]
     elem.value = out if len(out) > 1 else out[0]

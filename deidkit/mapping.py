@@ -331,3 +331,20 @@ def shift_value(vr: str, value: str, offset: MomentOffset, time_of_date: str = "
 
 
 shift_moment = shift_value  # the name the issue and other modules may use
+
+
+# a moment counted in seconds since 1970 ('oi' in the private tables, GE) is only a date when it
+# falls where scanners have stored images: 0 means "not set", a small number is a duration
+EPOCH_SECONDS_FIRST = 315_532_800     # 1980-01-01T00:00:00Z
+EPOCH_SECONDS_LAST = 4_102_444_800    # 2100-01-01T00:00:00Z
+
+
+def shift_epoch_seconds(value: float, offset: MomentOffset) -> float | None:
+    """A date held as seconds since 1970-01-01 (GE private 'oi' values), moved by the patient's
+    offset (days and seconds). 0 (not set) stays 0: shifting it would write the offset itself.
+    None for any other value outside 1980-2099 (not a moment: the caller removes it)."""
+    if value == 0:
+        return 0.0
+    if not EPOCH_SECONDS_FIRST <= value < EPOCH_SECONDS_LAST:
+        return None
+    return value + offset.days * SECONDS_PER_DAY + offset.seconds

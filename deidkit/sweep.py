@@ -376,8 +376,9 @@ class _Matcher:
 
     name_re matches where the loop over name tokens would: a CJK token anywhere; another token
     as a whole word (what `token in set(re.findall(word_pattern, text))` means), or, from four
-    letters, not preceded by a letter. exact_re matches any exact value as a substring; digits_re any
-    all-digit value of six or more digits inside the text's digits."""
+    letters, not preceded by a letter. exact_re matches any exact value as a substring (an all-digit
+    one with no digit either side); digits_re any all-digit value of six or more digits inside the
+    text's digits."""
 
     name_tokens: frozenset[str]
     exact: frozenset[str]
@@ -420,11 +421,14 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str],
     def either(alternatives: list[str]) -> re.Pattern | None:
         return re.compile("|".join(alternatives)) if alternatives else None
 
+    # an all-digit value (Study ID 1116) is that number, not any digits that contain it: a shifted
+    # time 131116.761 holds no Study ID (longer numbers are also found inside digits: digits_re)
+    exact_alts = [rf"(?<!\d){re.escape(v)}(?!\d)" if v.isdigit() else re.escape(v) for v in sorted(exact)]
     # a name part of one letter fewer than a word can be that word with a letter dropped
     long_names = [t for t in name_tokens if len(t) >= NEAR_NAME_LEAST - 1 and not t.isdigit() and not _is_cjk(t)]
     near = frozenset(k for t in long_names for k in _one_deletions(t) | {t})
     lo, hi = (min(map(len, long_names)) - 1, max(map(len, long_names)) + 1) if long_names else (0, 0)
-    return _Matcher(name_tokens, exact, either(name_alts), either([re.escape(v) for v in sorted(exact)]),
+    return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
                     either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2,
                     endings)
 
@@ -462,7 +466,8 @@ _GENERIC = [
     ("address", re.compile(r"(ул\.|улица|пр\.|проспект)\s*\w+", re.I)),
     ("id", re.compile(r"\b(?=[A-Z0-9-]*\d)[A-Z]{0,4}[-]?\d{5,}[A-Z]?\b", re.I)),
     ("person_name", re.compile(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}")),
-    ("person_name", re.compile(r"\b(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+", re.I)),
+    # a title and a word without digits ("MR XA30" is a modality and a software version)
+    ("person_name", re.compile(r"\b(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+(?![\d_])", re.I)),
 ]
 
 

@@ -159,6 +159,8 @@ def _pattern_spans(text: str, vocabulary: frozenset[str]) -> list[tuple[int, int
     for m in _TITLE_NAME.finditer(text):
         for w in _WORD.finditer(m.group(1)):
             word = w.group()
+            if any(c.isdigit() for c in word):
+                break  # "MR XA30", "Dr 3": a version or code, not a name (names have no digits)
             if word[0].isupper() and word.lower().strip(".'’-") not in vocabulary and word.lower() not in _COMMON:
                 replacements.append((m.start(1) + w.start(), m.start(1) + w.end(), ""))
     for m in _INSTITUTION.finditer(text):
@@ -239,6 +241,8 @@ def _review_spans(text: str, vocabulary: frozenset[str]) -> tuple[tuple[int, int
         low = word.lower().strip("'’-")
         if word.isupper() or any(w in vocabulary or w in _COMMON for w in (low, low[:-1], low[:-2])):
             continue  # codes and acronyms; imaging and common words, also in the plural
+        if _in_technical_token(text, m.start(), m.end()):
+            continue  # part of a path or placeholder ("%SiemensSeq%\\AALScout"): technical
         before = text[:m.start()]
         if not before.strip() or _SENTENCE_END.search(before):
             continue  # first word of a sentence
@@ -248,6 +252,19 @@ def _review_spans(text: str, vocabulary: frozenset[str]) -> tuple[tuple[int, int
             # lower-case word ("seen by Karen") or a title is what stands out
         spans.append((m.start(), m.end()))
     return tuple(spans)
+
+
+_TECHNICAL_MARKS = re.compile(r"[%\\]")  # Windows-style paths and %placeholders%: never in a name
+
+
+def _in_technical_token(text: str, start: int, end: int) -> bool:
+    """Whether the word text[start:end] sits in a space-free token holding a path separator or a
+    %placeholder% mark (a sequence path such as %SiemensSeq%\\ep2d_bold), or underscores and digits
+    together (a protocol name such as 58PF_noPAT_ES0p59_BW2222_AP)."""
+    left = text.rfind(" ", 0, start) + 1
+    right = text.find(" ", end)
+    token = text[left:right if right >= 0 else len(text)]
+    return bool(_TECHNICAL_MARKS.search(token)) or ("_" in token and any(c.isdigit() for c in token))
 
 
 def mark_spans(text: str, spans: tuple[tuple[int, int], ...], left: str = "[[", right: str = "]]") -> str:

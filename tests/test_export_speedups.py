@@ -90,7 +90,9 @@ def reference_find(ids: Identifiers, text: str) -> list[str]:
         hits.append("name")  # one typing slip from a name part
     digits = re.sub(r"\D", "", folded)
     for value in ids.exact:
-        if value in folded or (value.isdigit() and len(value) >= 6 and value in digits):
+        # an all-digit value is that number: no digit either side (longer ones also inside the digits)
+        whole = re.search(rf"(?<!\d){re.escape(value)}(?!\d)", folded) if value.isdigit() else value in folded
+        if whole or (value.isdigit() and len(value) >= 6 and value in digits):
             hits.append("identifier")
             break
     return hits

@@ -1,0 +1,407 @@
+"""Research value kept, vendor by vendor (issue 16, second round): GE User Defined Data, ...
+
+Files are generated with pydicom. Tests on the public dcm2niix QA data (BSD, neurolabusc/dcm_qa_*)
+skip when it is not extracted under DCM_QA (never part of the repository).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+
+from deidkit import engine
+from deidkit.csa import clean_ge_user_data
+from deidkit.mapping import Mapper
+
+KEY = b"v" * 32
+DCM_QA = Path(os.environ.get("DEIDKIT_DCM_QA", "/work/cache/dcm_qa"))
+
+
+def _ctx(g, **options):
+    if options:
+        enabled = set(g.settings.options)
+        for name, on in options.items():
+            (enabled.add if on else enabled.discard)(name)
+        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
+    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+
+
+def _roundtrip(ds: Dataset) -> Dataset:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=False)
+    buf.seek(0)
+    return pydicom.dcmread(buf, force=True)
+
+
+def _mr(manufacturer: str = "GE MEDICAL SYSTEMS") -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.99.7.2.3"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.7"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.7.2"
+    ds.PatientName = "DOE^JOHN"
+    ds.PatientID = "MRN1234567"
+    ds.StudyDate = "20240115"
+    ds.Modality = "MR"
+    ds.Manufacturer = manufacturer
+    return ds
+
+
+# ---- GE User Defined Data (0043,xx2A) ------------------------------------------------------------
+
+def _polarity_as_dcm2niix_reads_it(blob: bytes) -> tuple | None:
+    """What dcm2niix (console/nii_dicom.cpp, kUserDefineDataGE) takes from the blob: (EPI flag,
+    phase polarity flag, view order), or None when it reads nothing. Written independently of
+    deidkit.csa so the test can catch a wrong offset there."""
+    if len(blob) < 916:
+        return None
+    off = blob[24] | blob[25] << 8
+    if len(blob) < off + 916:
+        return None
+    version = struct.unpack_from("<f", blob, off)[0]
+    if not 5.0 <= version <= 40.0:
+        return None
+    hdr, kydir = off, 0x394
+    if version >= 25.002:
+        hdr, kydir = off + 0x4C, 0x394 - 0x8C
+    epi = struct.unpack_from("<H", blob, hdr + 0x3A)[0] & 0x800
+    if not epi:
+        return (0, None, None)
+    return (epi, struct.unpack_from("<H", blob, hdr + 0x30)[0] & 4, struct.unpack_from("<H", blob, hdr + kydir)[0] == 2)
+
+
+def _ge_user_data(version: float, hdr_offset: int = 3244, size: int = 7480, flipped: bool = True,
+                  bottom_up: bool = False) -> bytes:
+    """A GE User Defined Data blob with scanner text everywhere the reader does not look."""
+    filler = b"DOE^JOHN 19610203 MRN1234567 Springfield General 555-0142 "
+    blob = bytearray((filler * (size // len(filler) + 1))[:size])
+    struct.pack_into("<H", blob, 24, hdr_offset)
+    struct.pack_into("<f", blob, hdr_offset, version)
+    hdr, kydir = (hdr_offset + 0x4C, 0x308) if version >= 25.002 else (hdr_offset, 0x394)
+    struct.pack_into("<H", blob, hdr + 0x3A, 0x0800 | 0x0013)
+    struct.pack_into("<H", blob, hdr + 0x30, 0x0004 if flipped else 0x0001)
+    struct.pack_into("<i", blob, hdr + kydir, 2 if bottom_up else 0)
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("version, hdr_offset, size", [(28.0, 3244, 7480), (28.003, 3244, 7480),
+                                                       (24.0, 100, 1100), (11.0, 0, 920)])
+@pytest.mark.parametrize("flipped, bottom_up", [(True, False), (False, False), (False, True)])
+def test_ge_user_data_keeps_what_dcm2niix_reads_and_zeroes_the_rest(version, hdr_offset, size, flipped, bottom_up):
+    blob = _ge_user_data(version, hdr_offset, size, flipped, bottom_up)
+    cleaned = clean_ge_user_data(blob)
+    assert cleaned is not None and len(cleaned) == len(blob)
+    assert _polarity_as_dcm2niix_reads_it(cleaned) == _polarity_as_dcm2niix_reads_it(blob)
+    assert _polarity_as_dcm2niix_reads_it(cleaned)[0] == 0x800
+    assert b"DOE" not in cleaned and b"MRN" not in cleaned and b"555" not in cleaned
+    assert sum(1 for b in cleaned if b) <= 16  # a handful of numeric bytes, nothing else
+    assert clean_ge_user_data(blob) == cleaned  # deterministic
+
+
+@pytest.mark.parametrize("blob", [
+    b"", b"\0" * 127,                                                   # shorter than any GE header
+    _ge_user_data(28.0)[:3244 + 915],                                   # header struct cut short
+    _ge_user_data(28.0)[:24] + struct.pack("<H", 7000) + _ge_user_data(28.0)[26:],  # struct past the end
+    _ge_user_data(float("nan")), _ge_user_data(4.0), _ge_user_data(41.0),  # version not a header version
+    b"DOE^JOHN " * 900,                                                  # plain text, no layout
+])
+def test_ge_user_data_without_the_layout_is_not_kept(blob):
+    assert clean_ge_user_data(blob) is None
+
+
+@pytest.mark.parametrize("block", [0x10, 0x13])
+def test_ge_user_data_in_a_file_cleaned_or_deleted(guidelines, block):
+    ds = _mr()
+    blob = _ge_user_data(28.0)
+    ds.add_new(0x00430000 | block, "LO", "GEMS_PARM_01 ")
+    ds.add_new(0x00430000 | block << 8 | 0x2A, "OB", blob)
+    ds.add_new(0x00450010, "LO", "GEMS_PARM_01")  # same creator, other group: not this element
+    ds.add_new(0x0045102A, "OB", blob)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    kept = ds[0x00430000 | block << 8 | 0x2A].value
+    assert len(kept) == len(blob) and b"DOE" not in kept
+    assert _polarity_as_dcm2niix_reads_it(kept) == _polarity_as_dcm2niix_reads_it(blob)
+    assert 0x0045102A not in ds
+
+    bad = _mr()
+    bad.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    bad.add_new(0x0043102A, "OB", b"DOE^JOHN" * 200)
+    bad = _roundtrip(bad)
+    engine.deidentify(bad, _ctx(guidelines))
+    assert 0x0043102A not in bad
+
+    off = _roundtrip(_mr())
+    off.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    off.add_new(0x0043102A, "OB", blob)
+    engine.deidentify(off, _ctx(guidelines, retain_safe_private=False))
+    assert 0x0043102A not in off
+
+
+def _ge_qa_files() -> list[Path]:
+    root = DCM_QA / "dcm_qa_ge" / "In"
+    if not root.is_dir():
+        return []
+    firsts = (sorted(f for f in p.iterdir() if f.is_file())[:1] for p in sorted(root.rglob("*")) if p.is_dir())
+    return [f for first in firsts for f in first]
+
+
+@pytest.mark.skipif(not _ge_qa_files(), reason="dcm_qa_ge not extracted under DEIDKIT_DCM_QA")
+def test_ge_user_data_of_the_qa_scanners_reads_the_same():
+    seen = 0
+    for path in _ge_qa_files():
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:
+            continue  # the QA folders hold a few notes and scripts
+        for elem in ds:
+            if elem.tag.group == 0x0043 and elem.tag.element & 0xFF == 0x2A:
+                cleaned = clean_ge_user_data(elem.value)
+                assert cleaned is not None, path.parent.name
+                assert _polarity_as_dcm2niix_reads_it(cleaned) == _polarity_as_dcm2niix_reads_it(elem.value)
+                seen += 1
+    assert seen >= 20
+
+
+# ---- damaged files: the message says what failed --------------------------------------------------
+
+def test_sequence_breaking_off_is_named_as_damage_not_as_a_disk_error(tmp_path):
+    """A Philips ExamCard of dcm_qa_philips_enh ends inside an undefined-length sequence: pydicom
+    raises OSError without an errno ("No tag to read"), which is damage, not a failing disk."""
+    from pydicom.sequence import Sequence
+
+    from deidkit import dicomio
+    from deidkit.contract import classify_reason
+    ds = _mr()
+    item = Dataset()
+    item.CodeValue = "X"
+    item.is_undefined_length_sequence_item = True
+    ds.ReferencedImageSequence = Sequence([item, item])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    whole = tmp_path / "whole.dcm"
+    ds.save_as(whole, enforce_file_format=True)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:data.rfind(b"\xfe\xff\x0d\xe0") + 8])  # after the last item, before the delimiter
+    with pytest.raises(dicomio.Unreadable) as caught:
+        dicomio.read_header(cut)
+    message = str(caught.value)
+    assert "read error" not in message and "sequence item" in message and "\n" not in message
+    assert classify_reason(message).id == "damaged"
+
+
+# ---- text of vendor protocol reports (Siemens PhoenixZIPReport SR) -------------------------------
+
+@pytest.mark.parametrize("text", ["syngo MR XA30", "syngo MR E11", "MR XA20A", "Dr 3 channel coil"])
+def test_title_before_a_code_is_not_a_name(guidelines, text):
+    """"MR XA30" is a modality and a software version: a word with digits is no name."""
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text == text
+
+
+@pytest.mark.parametrize("text", ["%SiemensSeq%\\AALScout", "%CustomerSeq%\\cmrr_mbep2d_bold", "C:\\MedCom\\Seq\\Tfl",
+                                  "58PF_noPAT_noPOS_PEres100_ES0p59_BW2222_AP", "run T1_MPRAGE_Sag_2"])
+def test_sequence_paths_are_technical_not_names_to_review(guidelines, text):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    cleaned = clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True)
+    assert cleaned.text == text and cleaned.review == ()
+
+
+@pytest.mark.parametrize("text, gone", [("seen by Mr Hansen today", "Hansen"), ("MR Hansen", "Hansen"),
+                                        ("reviewed by Dr. Karlsen", "Karlsen")])
+def test_titles_before_names_still_remove_the_name(guidelines, text, gone):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert gone not in clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text
+
+
+def test_a_name_beside_a_path_is_still_reviewed(guidelines):
+    from deidkit.sweep import Identifiers
+    from deidkit.text_clean import clean_free_text
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    cleaned = clean_free_text("sequence %CustomerSeq%\\ep2d copied for Karen", ids, None, guidelines.vocabulary,
+                              narrative=True)
+    assert [cleaned.text[a:b] for a, b in cleaned.review] == ["Karen"]
+
+
+def test_phoenix_report_sr_with_technical_text_is_not_held(guidelines):
+    """The Siemens PhoenixZIPReport (an Enhanced SR of protocol parameters) goes out with its text."""
+    from pydicom.sequence import Sequence
+
+    def text_item(meaning: str, value: str) -> Dataset:
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "TEXT"
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "A-90", "99SMS_CTMR", meaning
+        item.ConceptNameCodeSequence = Sequence([code])
+        item.TextValue = value
+        return item
+
+    ds = _mr("Siemens Healthineers")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
+    ds.Modality = "SR"
+    ds.ValueType = "CONTAINER"
+    values = {"System Type": "MAGNETOM Prisma Fit", "Software Version": "syngo MR XA30",
+              "Protocol Name": "AAHead_Scout", "Sequence Name": "%SiemensSeq%\\AALScout",
+              "Resolution Matrix": "160 x 160"}
+    ds.ContentSequence = Sequence([text_item(k, v) for k, v in values.items()])
+    ds = _roundtrip(ds)
+    result = engine.deidentify(ds, _ctx(guidelines))
+    assert result.hold_reason is None
+    assert [str(item.TextValue) for item in result.dataset.ContentSequence] == list(values.values())
+
+
+# ---- 'oi' (a date in seconds since 1970) applied to values that are no date -------------------------
+
+@pytest.mark.parametrize("vr, value", [("FD", 0.0), ("SL", 0), ("DS", "0"), ("DS", "0.0")])
+def test_unset_seconds_date_stays_zero_and_does_not_reveal_the_offset(guidelines, vr, value):
+    """GEMS_STDY_01 (0023,xx70) Start Time Secs In First Axial is 0.0 in GE exports where it is not
+    set: shifted, it would carry the patient's offset itself."""
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, vr, value)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert float(ds[0x00231070].value) == 0.0
+
+
+@pytest.mark.parametrize("value", [12.5, 86_400.0, -3600.0, 5_000_000_000.0])
+def test_seconds_date_outside_any_scan_date_is_removed_not_shifted(guidelines, value):
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, "FD", value)
+    ds = _roundtrip(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert 0x00231070 not in ds
+
+
+@pytest.mark.parametrize("vr, value", [("FD", 1505926604.25), ("DS", "1505926604.25"), ("DS", "1505926604")])
+def test_seconds_date_shifted_exactly(guidelines, vr, value):
+    """A real moment moves by the patient's offset to the second (the DS text was cut to 6
+    significant digits before: 1.50593e+09, hours away)."""
+    ds = _mr()
+    ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
+    ds.add_new(0x00231070, vr, value)
+    ds = _roundtrip(ds)
+    ctx = _ctx(guidelines)
+    engine.deidentify(ds, ctx)
+    delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
+    assert delta != 0
+    assert float(ds[0x00231070].value) == pytest.approx(float(value) + delta, abs=1e-3)
+
+
+# ---- the utility benchmark's check that slice times keep their intervals ---------------------------
+
+def _timed_file(folder: Path, name: str, times: list[str], datetimes: list[str]) -> str:
+    from pydicom.sequence import Sequence
+    ds = _mr("UIH")
+    ds.AcquisitionTime = times[0]
+    items = []
+    for tm, dt in zip(times, datetimes, strict=True):
+        item = Dataset()
+        item.AcquisitionTime, item.AcquisitionDateTime = tm, dt
+        items.append(item)
+    ds.add_new(0x00650010, "LO", "Image Private Header")
+    ds.add_new(0x00651051, "SQ", Sequence(items))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    path = folder / name
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+def test_benchmark_tells_kept_slice_intervals_from_changed_ones(tmp_path):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_utility
+    orig = [_timed_file(tmp_path, "a.dcm", ["135718.843000", "135715.917000"],
+                        ["20180925135718.843000", "20180925135715.917000"])]
+    # shifted across midnight, fractions and intervals kept
+    same = [_timed_file(tmp_path, "b.dcm", ["000001.843000", "235958.917000"],
+                        ["20111225000001.843000", "20111224235958.917000"])]
+    # one fraction rounded to 1/64 s as a 32-bit float would
+    moved = [_timed_file(tmp_path, "c.dcm", ["000001.843750", "235958.917000"],
+                         ["20111225000001.843750", "20111224235958.917000"])]
+    assert bench_utility.acquisition_intervals_identical(orig, same)
+    assert not bench_utility.acquisition_intervals_identical(orig, moved)
+
+
+def test_geuserdata_check_needs_a_binary_vr_and_the_bundled_row_uses_it(guidelines):
+    from deidkit import guidelines as gl
+    with pytest.raises(gl.GuidelineError, match="check geuserdata needs VR OB"):
+        gl.parse_private_table("private_creator,tag,name,vr,disposition,check,reason\n"
+                               'GEMS_PARM_01,"(0043,xx2A)",x,FD,k,geuserdata,r\n', gl.RESEARCH_PRIVATE_FILE)
+    entry = guidelines.safe_private_entry("GEMS_PARM_01", 0x0043, 0x102A)
+    assert entry is not None and entry.check == "geuserdata" and entry.disposition == "k"
+
+
+def test_ge_user_data_in_an_implicit_vr_file(guidelines):
+    """Implicit VR: the reader may give the blob as UN; it is cleaned the same way and written as OB."""
+    ds = _mr()
+    blob = _ge_user_data(28.0, flipped=False, bottom_up=True)
+    ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+    ds.add_new(0x0043102A, "OB", blob)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    buf.seek(0)
+    ds = pydicom.dcmread(buf, force=True)
+    engine.deidentify(ds, _ctx(guidelines))
+    kept = ds[0x0043102A]
+    assert kept.VR in ("OB", "UN") and len(kept.value) == len(blob) and b"DOE" not in kept.value
+    assert _polarity_as_dcm2niix_reads_it(kept.value) == _polarity_as_dcm2niix_reads_it(blob) == (0x800, 0, True)
+
+
+# ---- a short numeric ID is a number, not any digits that contain it -------------------------------
+
+@pytest.mark.parametrize("text, found", [
+    ("131116.761000", False), ("20140324131116.761000", False), ("11160", False),   # digits around it
+    ("1116", True), ("study 1116", True), ("ID1116", True), ("1116.5", True), ("S1116B", True),
+])
+def test_short_numeric_identifier_is_matched_as_a_number(text, found):
+    """dcm_qa_uih: Study ID 1116; a slice's Acquisition Time shifted to 13:11:16.761 was removed
+    as if it held the Study ID (dcm2niix then lost the slice timing of that series)."""
+    from deidkit.sweep import Identifiers
+    ids = Identifiers()
+    ids.add_exact("1116")
+    assert bool(ids.find(text)) is found
+
+
+def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
+    from pydicom.sequence import Sequence
+    ds = _mr("UIH")
+    ds.StudyID = "1116"
+    items = []
+    for frac in ("761000", "468000", "176000"):
+        item = Dataset()
+        item.AcquisitionTime = f"131116.{frac}"
+        items.append(item)
+    ds.add_new(0x00650010, "LO", "Image Private Header")
+    ds.add_new(0x00651051, "SQ", Sequence(items))
+    ds.AcquisitionTime = "131116.761000"
+    ds = _roundtrip(ds)
+    ctx = _ctx(guidelines, retain_long_modified_dates=False, retain_long_full_dates=True)
+    engine.deidentify(ds, ctx)
+    assert [str(i.AcquisitionTime) for i in ds[0x00651051].value] == ["131116.761000", "131116.468000", "131116.176000"]
+    assert "StudyID" not in ds or str(ds.StudyID) != "1116"
