@@ -22,6 +22,7 @@ attributes and file meta).
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
@@ -96,6 +97,15 @@ def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
     return None
 
 
+def damaged_name_reason(name: str) -> str | None:
+    """A hold reason when the Patient's Name holds characters no name has (control characters,
+    undecodable bytes): damage there means the sweep cannot know the name it must find in the
+    rest of the header (a comment spelling it right goes out). Fail closed (rule 2)."""
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c == "\ufffd" for c in name.rstrip("\0 ")):
+        return "corrupt: the patient's name holds characters no name has (damaged?)"
+    return None
+
+
 def _has_free_text_items(ds: Dataset) -> bool:
     for elem in ds.iterall():
         if elem.tag == 0x0040A040 and str(elem.value).upper() in ("TEXT", "PNAME"):
@@ -111,6 +121,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
     ctx.patient_name = str(ds.get("PatientName", "") or "")
+    hold = hold or damaged_name_reason(ctx.patient_name)
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
     ctx.identifiers.merge(_identifiers_of(ds, ctx))

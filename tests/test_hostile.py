@@ -644,3 +644,15 @@ def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_writt
     (tmp_path / "SRC" / "a.dcm").write_bytes(bytes(data))
     run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
     assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN}) == []
+
+
+@pytest.mark.parametrize("damaged_name", [f"{FAMILY}^{GIVEN[:5]}\xe0}}\x1b\xdf", f"{FAMILY}^{GIVEN[:5]}X\xe6\xe5\x9a"])
+def test_a_patient_name_with_control_characters_holds_the_file_as_damaged(tmp_path, damaged_name):
+    ds = ct(1, name=damaged_name)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageComments = f"Patient {FAMILY} {GIVEN} ID {PATIENT_ID}"
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    assert not list((tmp_path / "OUT").rglob("*.dcm"))
+    assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]
