@@ -48,8 +48,8 @@ REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
 # parametric maps), not text to blank. Between MAX_TEXT_FRACTION and it (a small frame's header
 # lines can cover 40%): held with the boxes proposed; a person may change them (export).
 CANNOT_JUDGE_FRACTION = 0.5
-CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame): "
-                "a person must look")
+CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame, or a "
+                f"frame under {pixel_detect.MIN_JUDGED} pixels): a person must look")
 
 
 
@@ -236,6 +236,8 @@ def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.nd
                  layout: list[Box]) -> _FrameResult:
     """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds)."""
     rows, cols = frame.shape[:2]
+    if pixel_detect.MIN_GLYPH <= min(rows, cols) < pixel_detect.MIN_JUDGED:  # too small to judge
+        return _FrameResult(frame, list(layout), [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
     work = frame.copy() if layout else frame
     blank = _blank_value(frame, photometric, palette)
     covered = np.zeros((rows, cols), bool)

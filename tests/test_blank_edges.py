@@ -277,11 +277,28 @@ def write_map(path: Path, frame: np.ndarray, sop: str = "1.2.3.9") -> Path:
 
 
 @pytest.mark.parametrize("frame", [texture_map(), texture_map(22), texture_map_16(), texture_map_16(22, 64),
-                                   texture_map(3, 72), texture_map_16(9, 16), texture_map(4, 16)])
+                                   texture_map(3, 72), texture_map_16(9, 32), texture_map(4, 48),
+                                   texture_map_16(5, 4)])
 def test_a_noise_map_is_judged_and_has_no_text(tmp_path, frame):
-    # issue 16: XA30 ADC/TRACEW/FA maps (64 x 64, 72 x 72) and 16 x 16 images were held
+    # issue 16: noisy XA30 ADC/TRACEW/FA maps (64 x 64, 72 x 72) were held as "text" all over
     outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
     assert outcome.status == "clean" and outcome.boxes == [[]]
+
+
+def tiny_text(n: int, seed: int) -> np.ndarray:
+    frame = texture_map_16(seed, n) // 8
+    synth.burn_text(frame, "JD"[:max(1, (n - 2) // 6)], n // 2 - 3, 1, 4095, 1)
+    return frame
+
+
+@pytest.mark.parametrize("frame", [texture_map_16(9, 16), texture_map(4, 16), texture_map_16(1, 8),
+                                   tiny_text(16, 1), tiny_text(24, 2), tiny_text(8, 3)])
+def test_a_frame_too_small_to_judge_waits_for_a_person_with_no_boxes(tmp_path, frame):
+    # 16 x 16 images were proposed whole; the text finder misses some of the one to three glyphs
+    # a frame under MIN_JUDGED pixels holds: fail closed, with the reason
+    outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
+    assert outcome.status == "hold" and outcome.for_person and outcome.boxes == []
+    assert outcome.reason == pixels.CANNOT_JUDGE and f"under {pixel_detect.MIN_JUDGED} pixels" in outcome.reason
 
 
 @pytest.mark.parametrize("frame", [text_map(), text_map(72), text_map(64, np.uint16, 4095)])
