@@ -42,7 +42,7 @@ GROW_REACH_CELLS = (3, 64)  # how far (rows, columns of cells) a box may grow fr
 # centred on a black canvas that big, enlarged twice (bilinear) first when a side is under
 # ENLARGE_BELOW: 5x7 glyphs become 10x14, well inside the trained sizes (7-56 pixels).
 SMALL_FRAME = 256        # pixels
-ENLARGE_BELOW = 128      # pixels
+ENLARGE_BELOW = 256      # pixels
 MIN_GLYPH = 5            # pixels: the smallest readable glyph (5x7 font); a narrower frame holds none
 # Under MIN_JUDGED pixels a side, one to three glyphs fill the frame and the network, even on its
 # canvas, misses some (measured on 5x7 text over black, noise and anatomy: 12-24 px frames 57 of
