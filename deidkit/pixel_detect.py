@@ -15,7 +15,12 @@ and down, along the line as far as it goes), become boxes.
             set on other seeds than the benchmark's.
 Measured with benchmarks/bench_pixel_detector.py (see README.txt for the figures).
 Big frames are run in tiles with a halo wider than the network's reach, so the answer is the
-whole frame's (up to float rounding) and memory stays bounded. Pure functions; nothing here reads DICOM.
+whole frame's (up to float rounding) and memory stays bounded. Frames under SMALL_FRAME pixels a
+side (parametric maps, 64x64 EPI) are looked at enlarged twice and centred on a black canvas:
+edge to edge, their texture read as text over most of the frame (issue 16). A group of text
+cells is boxed line band by line band (BAND_OVERLAP), and boxes are merged only when their union
+adds little (MERGE_SLACK), so an ultrasound screen's header and label column do not become one
+rectangle over the image. Pure functions; nothing here reads DICOM.
 """
 from __future__ import annotations
 
