@@ -234,10 +234,18 @@ class _FrameResult:
 
 def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
                  layout: list[Box]) -> _FrameResult:
+    """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds).
+    A frame under pixel_detect.MIN_JUDGED pixels a side (but wide enough for a glyph) cannot be
+    judged: the text finder misses some of the few glyphs it holds."""
+    if pixel_detect.MIN_GLYPH <= min(frame.shape[:2]) < pixel_detect.MIN_JUDGED:
+        return _FrameResult(frame, list(layout), [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
+    return _blank_and_look_again(frame, index, photometric, palette, layout)
+
+
+def _blank_and_look_again(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
+                          layout: list[Box]) -> _FrameResult:
     """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds)."""
     rows, cols = frame.shape[:2]
-    if pixel_detect.MIN_GLYPH <= min(rows, cols) < pixel_detect.MIN_JUDGED:  # too small to judge
-        return _FrameResult(frame, list(layout), [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
     work = frame.copy() if layout else frame
     blank = _blank_value(frame, photometric, palette)
     covered = np.zeros((rows, cols), bool)
