@@ -627,18 +627,21 @@ def test_a_small_noise_map_has_no_text(n, dtype):
 
 @pytest.mark.parametrize("n", [40, 64, 72, 96, 128, 200])
 @pytest.mark.parametrize("scale", [1, 2])
-@pytest.mark.parametrize("background", ["black", "noise", "anatomy"])
+@pytest.mark.parametrize("background", ["black", "noise", "anatomy", "bright"])
 def test_5x7_text_on_a_small_frame_is_found(n, scale, background):
     from deidkit.synth import burn_text
+    ink = 0 if background == "bright" else 4095  # dark text on a bright frame too
     if background == "black":
         frame = np.zeros((n, n), np.uint16)
+    elif background == "bright":
+        frame = np.full((n, n), 3500, np.uint16)
     elif background == "noise":
         frame = noise_map(n, 5) // 8
     else:
         frame = (anatomy(n, n, seed=n) * 2000).astype(np.uint16)
     mask = np.zeros(frame.shape, np.uint8)
     text = "DOE JANE"[:max(2, (n - 4) // (6 * scale))]
-    burn_text(frame, text, n // 3, 2, 4095, scale)
+    burn_text(frame, text, n // 3, 2, ink, scale)
     burn_text(mask, text, n // 3, 2, 1, scale)
     assert mask.any()
     assert _covered(pixel_detect.find_text_in_frame(frame), mask.astype(bool))[mask.astype(bool)].all()
