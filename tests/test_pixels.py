@@ -650,3 +650,38 @@ def test_5x7_text_on_a_small_frame_is_found(n, scale, background):
 def test_a_frame_narrower_than_a_glyph_has_no_text():
     assert pixel_detect.find_text_in_frame(np.full((3, 3), 255, np.uint8)) == []
     assert pixel_detect.find_text_in_frame(np.full((4, 200), 255, np.uint8)) == []
+
+
+def us_screen(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ultrasound screen (480 x 640): a speckle fan, a header line across the top and a column
+    of labels down the right touching it, as on pydicom's US examples. Returns (frame, ink, the
+    text lines' own rectangles grown by 8 pixels)."""
+    rows, cols = 480, 640
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:rows, :cols]
+    radius, angle = np.hypot(yy + 60, xx - cols / 2), np.arctan2(xx - cols / 2, yy + 60)
+    fan = (radius > 120) & (radius < 470) & (np.abs(angle) < 0.6)
+    img = np.where(fan, np.clip(rng.rayleigh(40, (rows, cols)), 0, 200), 0)
+    layer = Image.new("L", (cols, rows), 0)
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(16)
+    lines = [((6, 4), "DOE^JANE  MRN 00412345"), ((250, 4), "03/12/2024 10:41:07  ST MARY HOSP")]
+    lines += [((556, 26 + 20 * i), label) for i, label in
+              enumerate(["C5-1", "Gen 60", "28Hz", "MI 1.1", "TIB 0.2", "2D", "HGen", "DR 60"])]
+    own = np.zeros((rows, cols), bool)
+    for (x, y), text in lines:
+        draw.text((x, y), text, fill=255, font=font)
+        left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+        own[max(0, top - 8):bottom + 8, max(0, left - 8):right + 8] = True
+    ink = np.asarray(layer) > 127
+    return np.where(ink, 255, img).astype(np.uint8), ink, own
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_ultrasound_screen_is_boxed_around_its_lines_not_across_the_image(seed):
+    # pydicom's US examples were proposed over 41-63% of the frame: the rectangle around a header
+    # line and a label column covered the image between them (here 5.6% beyond the lines)
+    frame, ink, own = us_screen(seed)
+    covered = _covered(pixel_detect.find_text_in_frame(frame), ink)
+    assert covered[ink].all()
+    assert (covered & ~own).mean() < 0.04
