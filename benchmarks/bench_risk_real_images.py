@@ -57,7 +57,8 @@ def main(folders: list[Path]) -> int:
             send, why = pixels.release_decision(outcome, False, False, found.person_must_see)
             verdict = "goes out (cleared by rule)" if send else ("waits, boxes proposed" if boxes else
                                                              "waits (a person must see)" if outcome.status != "hold"
-                                                             else "held")
+                                                             else "waits, no boxes (cannot judge)"
+                                                             if outcome.for_person else "held")
             totals[verdict] += 1
             why = "cannot judge" if outcome.reason == pixels.CANNOT_JUDGE else outcome.reason[:40]
             print(f"{path.name:40s} {found.reason:34s} {outcome.status:8s} {boxes:3d} box(es) {ms:6.0f} ms  "
