@@ -51,6 +51,12 @@ _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 ReadAt = Callable[[int, int], bytes]
 
 
+def _by_tag(item: tuple[int, Any]) -> int:
+    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int (BaseTag
+    compares in Python)."""
+    return item[0].real
+
+
 class Unreadable(Exception):
     """A file that cannot be read as DICOM; the message is neutral (no value from the file)."""
 
@@ -101,20 +107,27 @@ class Header:
     streamable: bool  # False for deflated/big-endian: these are read and written whole
     # (tag, reason) of top-level elements `prune` removed before their values were converted
     pruned: tuple[tuple[int, str], ...] = ()
+    # top-level tags left as raw bytes (deidkit.rawkeep): never converted, written as they came
+    raw_kept: frozenset[int] = frozenset()
+    # True when elements inside sequence items were left raw too (rawkeep.nested_keeps_raw)
+    raw_nested: bool = False
 
 
 # Set only around one read_header call (export: `with dicomio.pruning(fn): read_header(...)`):
 # fn (deidkit.rawheader.prune_removed with the tables bound) deletes top-level raw elements after
 # the raw damage checks and before every value is converted. --verify and every other reader
-# never prune.
-_PRUNE: contextvars.ContextVar[Callable[[Dataset], list[tuple[int, str]]] | None] = contextvars.ContextVar(
+# never prune. fn may also return (pruned, raw_kept): deidkit.rawkeep.plan_header, whose
+# raw_kept top-level tags stay unconverted (Header.raw_kept).
+NestedRule = Callable[[int, Any, Dataset], bool]  # (tag, raw element, its sequence item) -> leave it raw
+PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int], NestedRule | None]
+_PRUNE: contextvars.ContextVar[Callable[[Dataset], PruneResult] | None] = contextvars.ContextVar(
     "deidkit_prune", default=None)
 
 
 @contextlib.contextmanager
-def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]:
+def pruning(prune: Callable[[Dataset], PruneResult]) -> Iterator[None]:
     """read_header calls inside this block let prune remove elements before conversion; what
-    it returns is kept in Header.pruned."""
+    it returns is kept in Header.pruned (and Header.raw_kept)."""
     token = _PRUNE.set(prune)
     try:
         yield
@@ -125,6 +138,8 @@ def pruning(prune: Callable[[Dataset], list[tuple[int, str]]]) -> Iterator[None]
 def read_header(path: Path) -> Header:
     """Read a file's header (no pixel data) and locate its pixel data element."""
     pruned: tuple[tuple[int, str], ...] = ()
+    raw_kept: frozenset[int] = frozenset()
+    nested: NestedRule | None = None
     prune = _PRUNE.get()
     try:
         size = path.stat().st_size
@@ -153,15 +168,18 @@ def read_header(path: Path) -> Header:
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
             if prune is not None:
-                pruned = tuple(prune(ds))
-            _touch_all_values(ds)
+                planned = prune(ds)
+                if isinstance(planned, tuple):
+                    planned, raw_kept, nested = planned
+                pruned = tuple(planned)
+            _touch_all_values(ds, raw_kept, nested)
             if getattr(ds, "file_meta", None) is not None:
                 for elem in ds.file_meta.iterall():  # a damaged file meta value fails here, not later
                     _ = elem.value
                     if _kinds_clash(elem.VR, int(elem.tag)):
                         raise Unreadable("corrupt: an element's type does not fit what the standard says it "
                                          "holds (damaged?)")
-            _check_structure(ds)
+            _check_structure(ds, raw_kept, nested)
             ts = _transfer_syntax(ds)
             if not _known_transfer_syntax(ts):
                 raise Unreadable("unknown transfer syntax (private or damaged)")
@@ -187,11 +205,13 @@ def read_header(path: Path) -> Header:
         raise Unreadable("corrupt or truncated header (it cannot be read as DICOM)") from None
     if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
         if str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
-            return Header(ds, ts, span, streamable=streamable, pruned=pruned)
+            return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
+                          raw_nested=nested is not None)
         if has_preamble:  # it says it is DICOM: broken rather than something else
             raise Unreadable("corrupt or truncated: no SOP Instance UID could be read")
         raise NotDicom("no SOP Instance UID: not a DICOM object")
-    return Header(ds, ts, span, streamable=streamable, pruned=pruned)
+    return Header(ds, ts, span, streamable=streamable, pruned=pruned, raw_kept=raw_kept,
+                  raw_nested=nested is not None)
 
 
 def _span_digest(fp: BinaryIO, start: int, end: int) -> bytes:
@@ -398,11 +418,43 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return group_le in (0x0002, 0x0008, 0x0010) or group_be in (0x0002, 0x0008)
 
 
-def _touch_all_values(ds: Dataset) -> None:
-    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing."""
-    _convert_plain_elements(ds)
-    for elem in ds.iterall():
-        _ = elem.value
+def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
+    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing;
+    the top-level raw_kept tags and the elements of sequence items nested(tag, raw) accepts
+    (deidkit.rawkeep) stay raw."""
+    _convert_plain_elements(ds, raw_kept)
+    if not raw_kept and nested is None:
+        for elem in ds.iterall():
+            _ = elem.value
+        return
+    for tag, stored in list(ds.items()):
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif tag.real in raw_kept:
+            continue
+        else:
+            elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                _touch_item(item, nested)
+
+
+def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
+    """_touch_all_values inside one sequence item (and the items below it)."""
+    if nested is None:
+        for elem in item.iterall():
+            _ = elem.value
+        return
+    for tag, stored in list(item.items()):
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif nested(tag.real, stored, item):
+            continue
+        else:
+            elem = item[tag]
+        if elem.VR == "SQ":
+            for child in elem.value or []:
+                _touch_item(child, nested)
 
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
@@ -412,7 +464,7 @@ def _touch_all_values(ds: Dataset) -> None:
 _NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
 
 
-def _convert_plain_elements(ds: Dataset) -> None:
+def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
     """Convert the top level's plain raw elements as Dataset.__getitem__ does (pydicom's own
     convert_raw_data_element, the same character set), without its bookkeeping: __getitem__ then
     looks the new element up three more times and __setitem__ checks it again, a third of the
@@ -423,7 +475,7 @@ def _convert_plain_elements(ds: Dataset) -> None:
     encoding = None
     for tag, raw in list(store.items()):
         if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag.real in raw_kept):
             continue
         if encoding is None:  # as __getitem__ computes it for every element
             encoding = ds.original_character_set or ds._character_set
@@ -446,8 +498,7 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     stack = [ds]
     while stack:
         current = stack.pop()
-        for tag in list(current.keys()):
-            raw = current.get_item(tag)
+        for _, raw in list(current.items()):
             if isinstance(raw, RawDataElement):
                 if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
@@ -455,12 +506,32 @@ def _check_lengths(ds: Dataset, size: int) -> None:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
                     vr = raw.VR or _dictionary_vr(raw.tag)
-                    problem = value_problem(vr, raw.value, implicit)
+                    problem = _value_problem_memo(vr, raw.value, implicit)
                     if problem:
                         raise Unreadable(problem)
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
                 stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+# value_problem answers for short values: a series repeats most of its values, and the answer is
+# a pure function of (VR, bytes, implicit). Worker memory only, bounded.
+_PROBLEMS: dict[tuple[str, bytes, bool], str | None] = {}
+_PROBLEM_VALUE_LIMIT = 256
+
+
+def _value_problem_memo(vr: str, value: bytes, implicit: bool) -> str | None:
+    """value_problem, remembered for values of at most _PROBLEM_VALUE_LIMIT bytes."""
+    if len(value) > _PROBLEM_VALUE_LIMIT:
+        return value_problem(vr, value, implicit)
+    key = (vr, value, implicit)
+    try:
+        return _PROBLEMS[key]
+    except KeyError:
+        problem = _PROBLEMS[key] = value_problem(vr, value, implicit)
+        if len(_PROBLEMS) > 65536:
+            _PROBLEMS.clear()
+        return problem
 
 
 # PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in
@@ -581,7 +652,7 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _check_structure(ds: Dataset) -> None:
+def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
     """Fail closed on a damaged element stream that pydicom reads without complaint.
 
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
@@ -590,7 +661,8 @@ def _check_structure(ds: Dataset) -> None:
     0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
     command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
     instead, as no stored object needs them; group FFFF is damage and holds the file. Every
-    value is checked as value_problem says (pydicom converts some elements while reading)."""
+    value is checked as value_problem says (pydicom converts some elements while reading); the
+    top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
@@ -604,15 +676,20 @@ def _check_structure(ds: Dataset) -> None:
             if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
             del current[tag]
-        tags = list(current.keys())  # in the order read from the file
-        numbers = [int(tag) for tag in tags]  # compared as plain ints: BaseTag compares in Python
+        items = list(current.items())  # in the order read from the file
+        numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
         if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
             raise Unreadable("corrupt: elements out of order (damaged tags)")
-        for tag, number in zip(tags, numbers, strict=True):
+        for (tag, elem), number in zip(items, numbers, strict=True):
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            elem = current.get_item(tag)
+            if type(elem) is RawDataElement and (
+                    number in raw_kept if current is ds else nested is not None and nested(number, elem, current)):
+                if not group & 1 and _kinds_clash(elem.VR, number):
+                    raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                     "(damaged?)")
+                continue
             if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
                 elem = current[tag]
             if not group & 1 and _kinds_clash(elem.VR, number):
@@ -1138,10 +1215,14 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
     """The elements of ds in tag order, as pydicom's write_dataset loop writes them."""
     implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
-    for tag in sorted(ds.keys()):
+    for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
             continue
-        elem = ds.get_item(tag)
+        if type(elem) is RawDataElement:
+            data = _raw_element_bytes(elem, implicit)
+            if data is not None:  # kept raw (deidkit.rawkeep): its bytes as they came
+                fp.write(data)
+                continue
         value = _fast_value(elem, ascii_text) if isinstance(elem, DataElement) else None
         if value is None:
             if isinstance(elem, DataElement) and elem.VR == "SQ" and _write_sequence(fp, elem, encodings):
@@ -1149,7 +1230,7 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
             with tag_in_exception(tag):
                 write_data_element(fp, elem, dataset_encoding)
             continue
-        vr = elem.VR
+        vr = elem.VR if isinstance(elem, DataElement) else ""
         if implicit:
             fp.write(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value)
         elif vr in EXPLICIT_VR_LENGTH_32:
@@ -1158,10 +1239,33 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
             fp.write(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value)
 
 
+def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
+    """A raw element (same transfer syntax as it was read in) as pydicom's write_data_element
+    writes one: its value bytes unchanged behind a new element header; None (left to pydicom)
+    for an undefined length, an odd length, a value not in memory or no VR in explicit VR."""
+    value, length, tag = raw.value, raw.length, raw.tag
+    if not isinstance(value, bytes) or length == 0xFFFFFFFF or len(value) % 2:
+        return None
+    if implicit:
+        return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
+    vr = raw.VR
+    if not isinstance(vr, str) or len(vr) != 2:
+        return None
+    if vr in EXPLICIT_VR_LENGTH_32:
+        return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value
+    if len(value) > 0xFFFF:
+        return None
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+
+
 def _plain_tree(ds: Dataset) -> bool:
     """Only converted elements, no ambiguous VR, at any depth: pydicom's correction step is a no-op."""
-    for tag in ds.keys():
-        elem = ds.get_item(tag)
+    for elem in ds.values():
+        if type(elem) is RawDataElement:
+            if not isinstance(elem.VR, str) or elem.VR in _NOT_PLAIN_VRS or not isinstance(elem.value, bytes) or \
+                    elem.length == 0xFFFFFFFF or len(elem.value) % 2:
+                return False  # kept raw (deidkit.rawkeep) and copied as it is, or left to pydicom
+            continue
         if not isinstance(elem, DataElement) or elem.VR in AMBIGUOUS_VR:
             return False
         if elem.VR == "SQ" and not all(isinstance(i, Dataset) and _plain_tree(i) for i in elem.value or ()):

@@ -27,9 +27,9 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import PersonName
 
-from . import __version__, content
+from . import __version__, content, rawkeep
 from .csa import clean_csa, clean_ge_protocol, clean_protocol_text
-from .guidelines import OPTION_CODES, OPTIONS, Guidelines, SafePrivate
+from .guidelines import OPTION_CODES, OPTIONS, Guidelines, Rule, SafePrivate
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .mapping import Mapper, MomentOffset, patient_key_of, shift_value
 from .sweep import Identifiers, clean_descriptor, find_generic_phi, kept_as_term
@@ -71,6 +71,12 @@ _BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
 _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
 
+def _by_tag(item: tuple[int, Any]) -> int:
+    """Sort key of a (tag, element) pair of Dataset.items(): the tag as a plain int (BaseTag
+    compares in Python)."""
+    return item[0].real
+
+
 @dataclass(frozen=True)
 class Finding:
     """Something the engine did or decided about one element. Never holds a value (PHI)."""
@@ -99,21 +105,48 @@ class Context:
     # per dataset (id) being walked: date tag -> original values of its paired time (see _pair_times)
     pair_times: dict[int, dict[int, list[str]]] = field(default_factory=dict, repr=False, compare=False)
     age_capped: bool = False
+    # top-level tags read_header left as raw bytes (deidkit.rawkeep): the table does nothing to
+    # them, so the walk skips them while they are still raw; the sweep still reads them
+    raw_kept: frozenset[int] = frozenset()
+    raw_nested: bool = False  # items of sequences hold raw elements the table keeps (rawkeep.nested_keeps_raw)
+    # what the engine did, counted per (action, reason): no tag, no value (issue 13: no Finding
+    # object per element); the hospital-side run log lists the totals (reports.write_action_counts)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
 class EngineResult:
-    """What deidentify did to one dataset: the dataset, findings, hold reason, pseudonym and date offset (days)."""
+    """What deidentify did to one dataset: the dataset, findings (the content cleaner's, which
+    the review hold reads), hold reason, pseudonym, date offset (days) and the engine's action
+    counts per (action, reason)."""
     dataset: Dataset
     findings: list[Finding]
     hold_reason: str | None
     pseudonym: str
     date_offset: int
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def action_counts(result: EngineResult, pruned: tuple[tuple[int, str], ...] = ()) -> dict[str, int]:
+    """What was done to one file's elements as "ACTION reason" -> count (no tag, no value: fit
+    for the hospital-side run log): the engine's counts plus the elements dicomio.read_header
+    pruned before conversion (deidkit.rawheader: X, with the engine's reasons)."""
+    out = {f"{action} {reason}": n for (action, reason), n in sorted(result.counts.items())}
+    for _, reason in pruned:
+        key = f"X {reason}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _note(ctx: Context, location: str, action: str, reason: str) -> None:  # noqa: ARG001 (the location is not kept)
+    """Count one thing the engine did to an element (ctx.counts); nothing else is kept."""
+    key = (action, reason)
+    ctx.counts[key] = ctx.counts.get(key, 0) + 1
 
 
 def tag_text(tag: int) -> str:
     """A tag as "(GGGG,EEEE)", upper-case hex (memoised)."""
-    text = _TAG_TEXT.get(tag)
+    text = _TAG_TEXT.get(tag.real)  # a plain int key: BaseTag compares in Python
     if text is None:
         text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
         if len(_TAG_TEXT) < 65536:
@@ -155,7 +188,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.patient_name = str(ds.get("PatientName", "") or "")
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
-    ctx.identifiers.merge(Identifiers.from_dataset(ds))
+    ctx.identifiers.merge(_identifiers_of(ds, ctx))
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
     ctx.pair_times.clear()
@@ -164,18 +197,53 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     _sweep(ds, ctx, "")
     _set_deidentification_attributes(ds, ctx)
     hold = hold or content.review_hold(ctx.findings)
-    return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset)
+    return EngineResult(ds, ctx.findings, hold, ctx.pseudonym, ctx.date_offset, ctx.counts)
 
 
 # ---- the walk ----------------------------------------------------------------------------------
 
-def _elements(ds: Dataset) -> list[DataElement]:
+# sequences Identifiers.from_dataset reads by keyword (Other Patient IDs, Patient's Insurance Plan Code)
+_IDENTIFIER_SEQUENCES = frozenset({0x00101002, 0x00100050})
+
+
+def _identifiers_of(ds: Dataset, ctx: Context) -> Identifiers:
+    """Identifiers.from_dataset(ds), without converting the elements left raw (deidkit.rawkeep):
+    they are never what it learns from (no PN, no name, no attribute it reads by keyword).
+    When items hold raw elements, the names in sequences are learned as rawheader learns them
+    for a pruned sequence (_harvest_names: PN, Patient's Name in another VR, private elements
+    named as a person's name: the elements from_dataset's walk learns names from)."""
+    if not ctx.raw_kept and not ctx.raw_nested:
+        return Identifiers.from_dataset(ds)
+    from .rawheader import _harvest_names
+
+    view: dict[Any, Any] = {}
+    names: list[str] = []
+    for tag, elem in ds.items():
+        if type(elem) is RawDataElement and tag.real in ctx.raw_kept:
+            continue
+        if ctx.raw_nested and isinstance(elem, DataElement) and elem.VR == "SQ" and tag.real not in _IDENTIFIER_SEQUENCES:
+            _harvest_names(elem, names)
+            continue
+        view[tag] = elem
+    identifiers = Identifiers.from_dataset(Dataset(view))
+    for name in names:
+        identifiers.add_name(name)
+    return identifiers
+
+
+def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset(), skip_raw: bool = False) -> list[DataElement]:
     """list(ds) (every element in tag order, converted) without its per-element __getitem__ when
-    every element is converted already (always so for a header read by deidkit.dicomio)."""
-    elems = [ds.get_item(tag) for tag in sorted(ds.keys())]
-    if all(isinstance(e, DataElement) for e in elems):
-        return elems
-    return list(ds)
+    every element is converted already (always so for a header read by deidkit.dicomio); the
+    raw_kept tags still raw (every raw element with skip_raw: items read with rawkeep's nested
+    rule) are left out."""
+    elems = [elem for _, elem in sorted(ds.items(), key=_by_tag)]
+    plain = [e for e in elems if isinstance(e, DataElement)]
+    if len(plain) == len(elems):
+        return plain
+    if not raw_kept and not skip_raw:
+        return list(ds)
+    return [e if isinstance(e, DataElement) else ds[e.tag] for e in elems
+            if not (isinstance(e, RawDataElement) and (skip_raw or e.tag.real in raw_kept))]
 
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
@@ -185,7 +253,7 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
         private_creators = {**inherited_creators, **private_creators}
     _pair_times(ds, ctx)
-    for elem in _elements(ds):
+    for elem in _elements(ds, ctx.raw_kept if not prefix else frozenset(), skip_raw=bool(prefix) and ctx.raw_nested):
         tag = elem.tag
         location = prefix + tag_text(tag)
         if tag.group == 0x0002 or tag in PIXEL_TAGS:
@@ -211,22 +279,22 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
     tag, vr = elem.tag, elem.VR
     if code == "X":
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "removed"))
+        _note(ctx, location, "X", "removed")
     elif code == "Z":
-        if tag in ctx.guidelines.settings_pseudonym_tags():
+        if tag.real in ctx.guidelines.settings_pseudonym_tags():
             _set(ds, tag, vr, ctx.pseudonym)
-            ctx.findings.append(Finding(location, "Z", "pseudonym"))
+            _note(ctx, location, "Z", "pseudonym")
         else:
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "emptied"))
+            _note(ctx, location, "Z", "emptied")
     elif code == "D":
-        if tag in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
+        if tag.real in ctx.guidelines.settings_pseudonym_tags() or content.names_the_patient(elem, ctx.patient_name):
             _set(ds, tag, vr, ctx.pseudonym)
         elif vr == "SQ":
             _recurse(elem, ctx, location, cleaning=True)
         else:
             _set_dummy(ds, elem, ctx)
-        ctx.findings.append(Finding(location, "D", "replaced"))
+        _note(ctx, location, "D", "replaced")
     elif code == "U":
         if vr == "SQ":
             _recurse(elem, ctx, location, cleaning)
@@ -234,20 +302,36 @@ def _apply(ds: Dataset, elem: DataElement, code: str, ctx: Context, location: st
             _remap_uid(elem, ctx)
         else:  # a U row whose element came with another VR: fail closed
             del ds[tag]
-        ctx.findings.append(Finding(location, "U", "new UID"))
+        _note(ctx, location, "U", "new UID")
     elif code == "K":
         if vr == "SQ":
             _recurse(elem, ctx, location, cleaning)
         elif vr in FREE_TEXT_VRS or vr == "UR":
             # kept by an option, yet free text: a PHI shape (URL, date, phone, ID...) still goes
             # (ID shapes are not judged here: device serial numbers are what an option keeps)
-            if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
+            if any(_phi_shaped(v) for v in _str_values(elem)):
                 del ds[tag]
-                ctx.findings.append(Finding(location, "X", "kept attribute held PHI-shaped text"))
+                _note(ctx, location, "X", "kept attribute held PHI-shaped text")
     elif code == "C":
         _clean(ds, elem, ctx, location)
     else:  # pragma: no cover - guidelines validation makes this unreachable
         del ds[tag]
+
+
+_PHI_SHAPED: dict[str, bool] = {}
+
+
+def _phi_shaped(text: str) -> bool:
+    """find_generic_phi finds a PHI shape other than an ID in text (URL, date, phone ...);
+    remembered per distinct short value (a pure function of the text; worker memory, bounded)."""
+    hit = _PHI_SHAPED.get(text)
+    if hit is None:
+        hit = any(f.kind != "id" for f in find_generic_phi(text))
+        if len(text) <= _TextMemo.TEXT_LIMIT:
+            if len(_PHI_SHAPED) >= _TextMemo.ENTRIES:
+                _PHI_SHAPED.clear()
+            _PHI_SHAPED[text] = hit
+    return hit
 
 
 def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: str, cleaning: bool) -> None:
@@ -258,7 +342,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
     elif vr == "PN":
         if not _is_empty(elem):
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "person name outside the table"))
+            _note(ctx, location, "Z", "person name outside the table")
     elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=True)
     elif vr == "UI":
@@ -266,7 +350,7 @@ def _process_unlisted(ds: Dataset, elem: DataElement, ctx: Context, location: st
             _remap_uid(elem, ctx)
     elif vr == "UN" and not _is_empty(elem):
         del ds[elem.tag]  # a public element we cannot interpret
-        ctx.findings.append(Finding(location, "X", "unknown public element"))
+        _note(ctx, location, "X", "unknown public element")
     elif vr in FREE_TEXT_VRS:
         # every public text attribute is decided in unlisted_text_attributes.csv (issue 12)
         action = ctx.guidelines.unlisted_text_action(elem.tag)
@@ -290,11 +374,11 @@ def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> 
 def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     vr = elem.VR
     rule = ctx.guidelines.rule_for(elem.tag)
-    fallback = ctx.guidelines.resolve_basic(rule, ctx.sop_class) if rule else "X"
+    fallback = _basic_fallback(ctx.guidelines, rule, ctx.sop_class) if rule else "X"
     if rule is not None and "xx" in rule.tag.lower():
         # masked groups are curves and overlays: graphics cannot be cleaned with confidence
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "graphics removed"))
+        _note(ctx, location, "X", "graphics removed")
     elif vr in ("DA", "DT", "TM"):
         _shift_or_drop_date(ds, elem, ctx, location, outside_table=False)
     elif vr == "SQ":
@@ -306,6 +390,23 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     elif elem.tag == 0x00080201:  # timezone offset: keep (no identity in it)
         return
     # numbers and codes (CS, DS, IS, AS ...) carry no free text: keep, the sweep still checks them
+
+
+_FALLBACKS: dict[tuple[int, int, str], tuple[Guidelines, Rule, str]] = {}
+
+
+def _basic_fallback(guidelines: Guidelines, rule: "Rule", sop_class: str) -> str:
+    """guidelines.resolve_basic(rule, sop_class), remembered per (tables, row, SOP Class): it
+    parses the row's tag text on every call. Worker memory, bounded."""
+    key = (id(guidelines), id(rule), sop_class)
+    hit = _FALLBACKS.get(key)
+    if hit is not None and hit[0] is guidelines and hit[1] is rule:
+        return hit[2]
+    code = guidelines.resolve_basic(rule, sop_class)
+    if len(_FALLBACKS) >= 4096:
+        _FALLBACKS.clear()
+    _FALLBACKS[key] = (guidelines, rule, code)
+    return code
 
 
 def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fallback: str) -> None:
@@ -322,7 +423,7 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
         return
     new = [c for c in cleaned if c] if len(values) > 1 else cleaned
     if new != values:
-        ctx.findings.append(Finding(location, "C", "cleaned"))
+        _note(ctx, location, "C", "cleaned")
     elem.value = new if len(new) > 1 else new[0]
 
 
@@ -335,7 +436,7 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     if "retain_long_modified_dates" not in options:
         if outside_table and not _is_empty(elem):
             _empty(ds, elem)
-            ctx.findings.append(Finding(location, "Z", "date outside the table"))
+            _note(ctx, location, "Z", "date outside the table")
         return
     values = _str_values(elem)
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
@@ -344,12 +445,12 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
-        ctx.findings.append(Finding(location, "Z", "unparseable date emptied"))
+        _note(ctx, location, "Z", "unparseable date emptied")
         return
     if values:
         elem.value = shifted if len(shifted) > 1 else shifted[0]
         ctx.dates_shifted = True
-        ctx.findings.append(Finding(location, "C", "date shifted" if elem.VR != "TM" else "time shifted"))
+        _note(ctx, location, "C", "date shifted" if elem.VR != "TM" else "time shifted")
 
 
 def _pair_times(ds: Dataset, ctx: Context) -> None:
@@ -357,7 +458,7 @@ def _pair_times(ds: Dataset, ctx: Context) -> None:
     dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
     found: dict[int, list[str]] = {}
     for tag in ds.keys():
-        time_tag = DATE_TIME_PAIRS.get(tag)
+        time_tag = DATE_TIME_PAIRS.get(tag.real)
         if time_tag is not None and time_tag in ds:
             time_elem = ds[time_tag]
             if time_elem.VR == "TM":
@@ -387,13 +488,13 @@ def _cap_age(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> Non
     years = [_age_years(v) for v in values]
     if any(y is None for y in years):
         _empty(ds, elem)
-        ctx.findings.append(Finding(location, "Z", "unreadable age emptied"))
+        _note(ctx, location, "Z", "unreadable age emptied")
         return
     if any(y >= AGE_CAP_YEARS for y in years):  # type: ignore[operator]
         new = [f"{AGE_CAP_YEARS:03d}Y" if y >= AGE_CAP_YEARS else v for v, y in zip(values, years, strict=True)]  # type: ignore[operator]
         elem.value = new if len(new) > 1 else new[0]
         ctx.age_capped = True
-        ctx.findings.append(Finding(location, "C", "age of 90 or over written 090Y"))
+        _note(ctx, location, "C", "age of 90 or over written 090Y")
 
 
 def _check_birth_date(ds: Dataset, ctx: Context) -> None:
@@ -414,7 +515,7 @@ def _check_birth_date(ds: Dataset, ctx: Context) -> None:
         _empty(ds, birth)
         if _BIRTH_TIME in ds:
             del ds[_BIRTH_TIME]
-        ctx.findings.append(Finding(tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied"))
+        _note(ctx, tag_text(_BIRTH_DATE), "Z", "birth date implying 90 or over emptied")
 
 
 def _parse_da(value: str) -> "dt.date | None":
@@ -509,8 +610,11 @@ def _has_private(ds: Dataset) -> bool:
 
 def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
     out = {}
-    for elem in ds:
-        if elem.tag.is_private and 0x0010 <= elem.tag.element <= 0x00FF and isinstance(elem.value, (str, bytes)):
+    for tag in list(ds.keys()):  # only the creators are looked at (converted)
+        if not (tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF):
+            continue
+        elem = ds[tag]
+        if isinstance(elem.value, (str, bytes)):
             value = elem.value.decode("latin-1") if isinstance(elem.value, bytes) else elem.value
             out[(elem.tag.group, elem.tag.element)] = value.strip()
     return out
@@ -536,13 +640,13 @@ def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str
                 entry = None
             else:
                 ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
-                ctx.findings.append(Finding(location, "C", "Siemens protocol header cleaned"))
+                _note(ctx, location, "C", "Siemens protocol header cleaned")
                 return
         elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
             entry = None
     if entry is None:
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "private attribute"))
+        _note(ctx, location, "X", "private attribute")
         return
     _apply_private(ds, ds[tag], entry, ctx, location, creators)
 
@@ -559,7 +663,7 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
     if vr == "SQ":
         if disposition != "k":
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "private sequence with a value disposition"))
+            _note(ctx, location, "X", "private sequence with a value disposition")
         else:  # items that omit the private creator (UIH grids) read the sequence's own
             for i, item in enumerate(elem.value or []):
                 _process_dataset(item, ctx, f"{location}[{i}]>", True, creators)
@@ -567,18 +671,18 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
     if entry.check == "sequence" or (entry.check == "number" and not _all_numbers(elem)) or (
             entry.check == "token" and not all(_TOKEN.fullmatch(v.strip()) for v in _str_values(elem))):
         del ds[tag]
-        ctx.findings.append(Finding(location, "X", "private value is not what the table expects"))
+        _note(ctx, location, "X", "private value is not what the table expects")
         return
     if disposition == "h":
         values = _str_values(elem)
         if vr in BINARY_VRS or not all(_UID_LIKE.fullmatch(v.strip("\0 ")) for v in values):
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "private UID-like value unreadable"))
+            _note(ctx, location, "X", "private UID-like value unreadable")
             return
         new = [ctx.mapper.uid(v.strip("\0 ")) for v in values]
         if new:
             elem.value = new if len(new) > 1 else new[0]
-        ctx.findings.append(Finding(location, "U", "private UID remapped"))
+        _note(ctx, location, "U", "private UID remapped")
     elif disposition == "o" or vr in ("DA", "DT", "TM"):
         _shift_private_date(ds, elem, ctx, location)
     elif disposition == "oi":
@@ -591,9 +695,9 @@ def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Cont
         _cap_age(ds, elem, ctx, location)
     elif vr in FREE_TEXT_VRS or vr == "UR":
         # kept by the knowledge base, yet text: a PHI shape (URL, date, phone...) still goes
-        if any(f.kind != "id" for v in _str_values(elem) for f in find_generic_phi(v)):
+        if any(_phi_shaped(v) for v in _str_values(elem)):
             del ds[tag]
-            ctx.findings.append(Finding(location, "X", "kept private attribute held PHI-shaped text"))
+            _note(ctx, location, "X", "kept private attribute held PHI-shaped text")
 
 
 _UID_LIKE = re.compile(r"[0-9]+(\.[0-9]+)+")
@@ -624,11 +728,11 @@ def _shift_private_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
                if values and "retain_long_modified_dates" in options else None)
     if not shifted or any(s is None or s == v.strip() for s, v in zip(shifted, values or [], strict=True)):
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "private date removed"))
+        _note(ctx, location, "X", "private date removed")
         return
     elem.value = shifted if len(shifted) > 1 else shifted[0]
     ctx.dates_shifted = True
-    ctx.findings.append(Finding(location, "C", "private date shifted"))
+    _note(ctx, location, "C", "private date shifted")
 
 
 def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
@@ -642,7 +746,7 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         values = None
     if not values or "retain_long_modified_dates" not in options:
         del ds[elem.tag]
-        ctx.findings.append(Finding(location, "X", "private date removed"))
+        _note(ctx, location, "X", "private date removed")
         return
     delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
     new = [v + delta for v in values]
@@ -654,7 +758,7 @@ def _shift_private_seconds(ds: Dataset, elem: DataElement, ctx: Context, locatio
         out = [int(v) for v in new]
     elem.value = out if len(out) > 1 else out[0]
     ctx.dates_shifted = True
-    ctx.findings.append(Finding(location, "C", "private date shifted"))
+    _note(ctx, location, "C", "private date shifted")
 
 
 def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> bool:
@@ -677,10 +781,10 @@ def _private_value_usable(ds: Dataset, elem: DataElement, listed_vr: str) -> boo
 
 
 def _drop_empty_private_creators(ds: Dataset) -> None:
-    used = {(e.tag.group, e.tag.element >> 8) for e in ds if e.tag.is_private and e.tag.element > 0x00FF}
-    for elem in list(ds):
-        t = elem.tag
-        if t.is_private and t.element <= 0x00FF and (t.group, t.element) not in used:
+    tags = [int(t) for t in ds.keys()]  # tags only: no value is converted
+    used = {(t >> 16, (t & 0xFFFF) >> 8) for t in tags if t >> 16 & 1 and t & 0xFFFF > 0x00FF}
+    for t in tags:
+        if t >> 16 & 1 and t & 0xFFFF <= 0x00FF and (t >> 16, t & 0xFFFF) not in used:
             del ds[t]
 
 
@@ -695,7 +799,7 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
         if tags and (group << 16 | 0x3000) not in ds:
             for t in tags:
                 del ds[t]
-            ctx.findings.append(Finding(f"({group:04X},xxxx)", "X", "overlay removed"))
+            _note(ctx, f"({group:04X},xxxx)", "X", "overlay removed")
 
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
@@ -703,35 +807,56 @@ def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
 def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None = None) -> None:
     if seen is None:
         seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
-    for elem in _elements(ds):
-        tag = elem.tag
+    raw_kept = ctx.raw_kept if not prefix else frozenset()
+    for tag, elem in sorted(ds.items(), key=_by_tag):
         if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
             continue
-        vr = elem.VR
-        if vr == "SQ":
-            location = prefix + tag_text(tag)
-            for i, item in enumerate(elem.value or []):
-                _sweep(item, ctx, f"{location}[{i}]>", seen)
-            continue
-        if vr == "UI" or _is_empty(elem):
-            continue
-        if vr in BINARY_VRS:
-            if isinstance(elem.value, bytes) and len(elem.value) < 1 << 20:
-                text = elem.value.decode("latin-1")
-                if _holds_identifier(text, ctx.identifiers, seen):
-                    del ds[tag]
-                    ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier in binary value removed"))
-            continue
-        text = "\\".join(_str_values(elem))
-        if ctx.pseudonym and text == ctx.pseudonym:
-            continue
-        if _holds_identifier(text, ctx.identifiers, seen):
-            terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
-            if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
-                ctx.identifiers.term_tokens |= terms
+        if type(elem) is RawDataElement and (tag.real in raw_kept or (prefix and ctx.raw_nested)):
+            reason = _sweep_raw(ds, elem, ctx, seen)
+        else:
+            elem = elem if isinstance(elem, DataElement) else ds[tag]
+            if elem.VR == "SQ":
+                location = prefix + tag_text(tag)
+                for i, item in enumerate(elem.value or []):
+                    _sweep(item, ctx, f"{location}[{i}]>", seen)
                 continue
+            if elem.VR == "UI" or _is_empty(elem):
+                continue
+            value = elem.value if elem.VR in BINARY_VRS else None
+            reason = _sweep_value(tag, elem.VR, value, "\\".join(_str_values(elem)) if value is None else "", ctx, seen)
+        if reason:
             del ds[tag]
-            ctx.findings.append(Finding(prefix + tag_text(tag), "SWEEP", "own identifier removed"))
+            _note(ctx, prefix + tag_text(tag), "SWEEP", reason)
+
+
+def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """_sweep for a top-level element left raw (deidkit.rawkeep): the same answer, its text
+    converted once per distinct value (rawkeep.sweep_view)."""
+    vr = raw.VR or ""
+    if vr == "UI" or not raw.value:
+        return None
+    if vr in BINARY_VRS:
+        return _sweep_value(raw.tag, vr, raw.value, "", ctx, seen)
+    text, empty = rawkeep.sweep_view(raw, ds, _str_values)
+    return None if empty else _sweep_value(raw.tag, vr, None, text, ctx, seen)
+
+
+def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """Why the sweep removes an element (binary value as bytes, or its text), or None."""
+    if value is not None:  # a binary VR
+        if isinstance(value, bytes) and len(value) < 1 << 20 and _holds_identifier(
+                value.decode("latin-1"), ctx.identifiers, seen):
+            return "own identifier in binary value removed"
+        return None
+    if ctx.pseudonym and text == ctx.pseudonym:
+        return None
+    if _holds_identifier(text, ctx.identifiers, seen):
+        terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+        if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+            ctx.identifiers.term_tokens |= terms
+            return None
+        return "own identifier removed"
+    return None
 
 
 class _TextMemo:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from pydicom.dataset import Dataset
 
-from . import dicomio, engine, pixels, program, rawheader, review_decisions, risk
+from . import dicomio, engine, pixels, program, rawkeep, review_decisions, risk
 from .guidelines import Guidelines, register_new_attributes
 from .mapping import Mapper
 from . import content
@@ -71,6 +71,7 @@ class FileResult:
     frames: int = 0              # frames of an image whose pixels were looked at
     references: list[str] = field(default_factory=list)  # instances a delivered label object points at
     person: str = ""         # hashed family name | sex | birth date of the original (person_of); hospital side
+    actions: dict[str, int] = field(default_factory=dict)  # "X removed" -> elements (engine.action_counts; no PHI)
 
 
 @dataclass
@@ -305,7 +306,7 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     g: Guidelines = _WORKER["guidelines"]
     before = dicomio.source_state(src)
     pruned_names: list[str] = []  # names in sequences pruned unread: learned as the engine would
-    with dicomio.pruning(functools.partial(rawheader.prune_removed, guidelines=g, names=pruned_names)):
+    with dicomio.pruning(functools.partial(rawkeep.plan_header, guidelines=g, names=pruned_names)):
         header = dicomio.read_header(src)
     if dicomio.is_dicomdir(header.dataset):
         if dicomio.dicomdir_points_outside(header.dataset, src.parent, root):
@@ -351,8 +352,11 @@ def _process(src: Path, result: FileResult, root: Path, approved: str | None = N
     identifiers = Identifiers()
     for name in pruned_names:
         identifiers.add_name(name)
-    ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers)
+    ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers,
+                         raw_kept=header.raw_kept if full is None else frozenset(),
+                         raw_nested=header.raw_nested and full is None)
     outcome = engine.deidentify(ds, ctx)
+    result.actions = engine.action_counts(outcome, header.pruned)
     if outcome.hold_reason:
         result.status, result.reason = HELD, outcome.hold_reason
         return result

@@ -29,8 +29,11 @@ element is returned as (tag, reason) so the caller can account for it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
+from collections.abc import Iterator
 
 from pydicom.datadict import (
     dictionary_has_tag,
@@ -42,7 +45,7 @@ from pydicom.datadict import (
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
-from . import dicomio
+from . import dicomio, rawkeep
 from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
 from .sweep import _names_a_person, _text_values
@@ -58,6 +61,21 @@ PROTECTED_KEYWORDS = (
     "SpecificCharacterSet", "Modality", "ImageType", "BurnedInAnnotation", "Manufacturer",
     "ManufacturerModelName", "DirectoryRecordSequence", "DeidentificationMethodCodeSequence",
 )
+# set by collecting_raw_kept (rawkeep.plan_header): the list prune_removed appends raw-kept tags to
+_RAW_KEPT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("deidkit_raw_kept", default=None)
+
+
+@contextlib.contextmanager
+def collecting_raw_kept(into: list[int]) -> Iterator[None]:
+    """prune_removed calls inside this block append the tags to leave raw to `into`."""
+    token = _RAW_KEPT.set(into)
+    try:
+        yield
+    finally:
+        _RAW_KEPT.reset(token)
+
+
+_NAME_VRS = ("LO", "SH", "UN", "PN", "UC", "LT", "ST")  # the VRs sweep._names_a_person reads a private name from
 _PERSON_WORDS = ("patient", "person", "physician", "operator")
 _UNDEFINED = 0xFFFFFFFF
 
@@ -115,9 +133,13 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
     to names (a sequence is pruned only when names is given). Raises
     dicomio.Unreadable (as _check_structure would) for tags out of order or a pruned element
     whose VR is of another kind than the standard's. ds must be as dicomio.read_header has it
-    before conversion; elements already converted are left alone."""
+    before conversion; elements already converted are left alone. Inside rawkeep.plan_header
+    (collecting_raw_kept), the same pass also lists the top-level tags deidkit.rawkeep leaves
+    as raw bytes (rawkeep's rules)."""
+    raw_kept = _RAW_KEPT.get()
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
-    numbers = [int(t) for t in ds.keys() if t >> 16 >= 0x0008 or t >> 16 == 0x0004]  # noqa: SIM118 (iterating a Dataset converts)
+    elements = {int(t): e for t, e in ds.items()}  # plain int keys: BaseTag compares in Python
+    numbers = [t for t in elements if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
     if any(a >= b for a, b in itertools.pairwise(numbers)):
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
     if 0x00080016 not in ds:
@@ -146,7 +168,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
                     text = value.decode("latin-1") if isinstance(value, bytes) else value
                     creators[(group, element)] = text
             continue
-        raw = ds.get_item(number)
+        raw = elements[number]
         if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and sequences_prunable
                 and number not in protected and guidelines.action_for(number, sop_class) == "X"):
             _harvest_names(raw, names)  # Identifiers.from_dataset reads nested names: learned first
@@ -159,8 +181,11 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
             creator = creators.get((group, element >> 8))
             if raw.VR == "SQ" or _private_entry_says_keep(number, creator):
                 continue
-            if keep_private_tables and creator is not None and group > 0x0008 and guidelines.safe_private_entry(
-                    creator.strip(), group, element) is not None:
+            entry = guidelines.safe_private_entry(creator.strip(), group, element) if (
+                keep_private_tables and creator is not None and group > 0x0008) else None
+            if entry is not None:
+                if raw_kept is not None and rawkeep.private_keeps_raw(entry, raw):
+                    raw_kept.append(number)
                 continue
             reason = "private attribute"
         else:
@@ -169,7 +194,11 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
             vr = _public_vr(number, raw.VR)
             if "PN" in vr or "SQ" in vr or " or " in vr:
                 continue
-            if guidelines.action_for(number, sop_class) != "X":
+            code = guidelines.action_for(number, sop_class)
+            if code != "X":
+                if raw_kept is not None and rawkeep.raw_shape_ok(raw) and rawkeep.public_keeps_raw(
+                        guidelines, number, raw.VR or "", code):
+                    raw_kept.append(number)
                 continue
             if dicomio._kinds_clash(raw.VR, number):
                 raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
@@ -209,8 +238,9 @@ def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_
                 stack.extend(i for i in raw.value or [] if isinstance(i, Dataset))
                 continue
             if group & 1:
-                if (number & 0xFFFF) <= 0x00FF:
-                    continue
+                if (number & 0xFFFF) <= 0x00FF or (isinstance(raw, RawDataElement) and raw.VR is not None
+                                                   and raw.VR not in _NAME_VRS):
+                    continue  # a creator, or a raw value of a VR _names_a_person never reads
             elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
                       or number in (0x00100010, 0x00101001)):
                 continue

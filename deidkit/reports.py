@@ -71,6 +71,19 @@ def summary_text(summary: RunSummary, guidelines: Guidelines) -> str:
     return "\n".join(console_text(line) for line in lines) + "\n"
 
 
+def action_count_lines(results: list[FileResult]) -> list[str]:
+    """The run log's totals of what was done to the elements of the files written or held
+    (FileResult.actions: action and reason, no tag or value), most frequent first."""
+    totals: dict[str, int] = {}
+    for r in results:
+        for key, n in r.actions.items():
+            totals[key] = totals.get(key, 0) + n
+    if not totals:
+        return []
+    return ["", "Elements changed, by action and reason (all files):",
+            *(f"  {n:>10,}  {key}" for key, n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))]
+
+
 def _labels_missing_lines(results: list[FileResult]) -> list[str]:
     """Delivered labels (SEG, SR, RTSTRUCT ...) that point at an instance that was held back."""
     from .content import labels_missing_references
@@ -111,6 +124,7 @@ def write_hospital_side(hospital_dir: Path, summary: RunSummary, guidelines: Gui
         *(console_text(n) for n in notes),
         "",
         summary_text(summary, guidelines),
+        *action_count_lines(summary.results),
     ]
     with (hospital_dir / LOG_NAME).open("a", encoding="utf-8") as fp:
         fp.write("\n".join(log) + "\n" + "-" * 72 + "\n")
