@@ -237,9 +237,9 @@ def bench_big_file(work: Path, args: argparse.Namespace) -> None:
 
 
 STAGES = [("read header", "dicomio", "read_header"), ("engine", "engine", "deidentify"),
-          ("encode header", "dicomio", "encode_header"), ("header search", "export", "_identifier_in_header"),
-          ("pixel copy + sha256", "dicomio", "write_streamed"), ("place output", "export", "_place"),
-          ("journal line", "export._StateWriter", "append")]
+          ("encode header", "dicomio", "encode_header"), ("header search", "export_last_net", "identifier_in_header"),
+          ("pixel copy + sha256", "dicomio", "write_streamed"), ("place output", "export_place.Placement", "place"),
+          ("journal line", "export_resume.StateWriter", "append")]
 
 
 def bench_stages(work: Path, args: argparse.Namespace) -> None:
@@ -406,9 +406,9 @@ PROFILE_STAGES = [
     ("  _process_dataset (table walk)", "engine.py", "_process_dataset"),
     ("  _sweep (own identifiers)", "engine.py", "_sweep"),
     ("dicomio.encode_header", "dicomio.py", "encode_header"),
-    ("export._header_leaks (last net)", "export.py", "_header_leaks"),
+    ("export_last_net.header_leaks", "export_last_net.py", "header_leaks"),
     ("dicomio.write_streamed (pixels + sha256)", "dicomio.py", "write_streamed"),
-    ("export._place", "export.py", "_place"),
+    ("export_place.Placement.place", "export_place.py", "place"),
 ]
 
 

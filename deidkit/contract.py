@@ -95,7 +95,7 @@ DUMMY_TIME = "000000"              # TM
 # ---- statuses and severities -------------------------------------------------------------------
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """What happened to one source file (FileResult.status). Compares equal to its text."""
 
     WRITTEN = "written"
@@ -105,44 +105,26 @@ class Status(str, enum.Enum):
     SKIPPED = "skipped"
     DICOMDIR = "dicomdir"
 
-    def __str__(self) -> str:
-        return self.value
 
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad one --verify finding is."""
 
     FAIL = "FAIL"      # PHI found, or something that must never be in a delivery
     REVIEW = "REVIEW"  # a person should look
 
-    def __str__(self) -> str:
-        return self.value
 
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """--verify's verdict on a whole delivery."""
 
     PASS = "PASS"
     REVIEW = "REVIEW"
     FAIL = "FAIL"
 
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
 
 # ---- held-back reasons: id, plain words, what to do -------------------------------------------
 
 
-class Group(str, enum.Enum):
+class Group(enum.StrEnum):
     """What a person does about a held-back file (the ATTENTION screen groups by this)."""
 
     EXPORT_AGAIN = "export again from the PACS"
@@ -151,9 +133,6 @@ class Group(str, enum.Enum):
     ASK = "ask the research team, with the reference"
     CHECK_EXPORT = "check the export folder"
     NOTHING = "nothing to do"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 GROUP_ADVICE: dict[Group, str] = {
@@ -194,8 +173,10 @@ HELD_REASONS: tuple[HeldReason, ...] = (
                Group.CHECK_EXPORT),
     HeldReason("folder-unreadable", r"^folder cannot be read|permission denied|cannot open",
                "a file or folder that cannot be read (permissions?)", Group.CHECK_EXPORT),
-    HeldReason("conflicting-duplicate", r"different bytes|different pixel",
+    HeldReason("conflicting-duplicate", r"different bytes|different pixel|^two different files with the same SOP",
                "two different files with the same instance UID", Group.EXPORT_AGAIN),
+    HeldReason("mixed-patients", r"^two different patients share one Patient ID",
+               "files of two different patients under one Patient ID", Group.EXPORT_AGAIN),
     HeldReason("dicomdir", r"^DICOMDIR left out", "a DICOMDIR (names patients; not needed)", Group.NOTHING),
     HeldReason("duplicate", r"^same instance as", "a second copy of the same image", Group.NOTHING),
     HeldReason("not-dicom", r"^not DICOM \(", "not a DICOM file (not copied)", Group.NOTHING),

@@ -1408,17 +1408,26 @@ def header_search_bytes(ds: Dataset, leave_out: frozenset[int] = frozenset()) ->
     """Every element of ds (file meta included, at every depth) as uncompressed explicit VR little
     endian bytes, except the pixel data values and the top-level tags in leave_out: what the last
     net searches for a file read whole (its written form may be deflated, and a byte pattern such
-    as e0 7f 10 00 inside a lookup table is not where its pixel data starts)."""
-    fp = DicomBytesIO()
-    fp.is_implicit_VR, fp.is_little_endian = False, True
+    as e0 7f 10 00 inside a lookup table is not where its pixel data starts).
+
+    A big endian dataset is rendered in both byte orders, one after the other: text that damage
+    hid inside a number's value (a US element whose length swallowed the next elements) reads as
+    text only in the order it is written in."""
     meta = getattr(ds, "file_meta", None)
-    if meta is not None and not leave_out:
-        for tag in sorted(meta.keys()):
-            write_data_element(fp, meta[tag])
     view = Dataset()
     for tag in ds.keys():
         if tag not in leave_out and int(tag) not in (0x7FE00008, 0x7FE00009, 0x7FE00010):
             view[tag] = ds[tag]
-    view.set_original_encoding(False, True, ds.get("SpecificCharacterSet"))
-    write_dataset(fp, view)
-    return fp.getvalue()
+    syntax = str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+    big_endian = syntax == ExplicitVRBigEndian or getattr(ds, "original_encoding", (None, True))[1] is False
+    out = b""
+    for little in (True, False) if big_endian else (True,):
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = False, little
+        if meta is not None and not leave_out:
+            for tag in sorted(meta.keys()):
+                write_data_element(fp, meta[tag])
+        view.set_original_encoding(False, little, ds.get("SpecificCharacterSet"))
+        write_dataset(fp, view)
+        out += fp.getvalue()
+    return out

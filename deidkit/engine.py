@@ -189,6 +189,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.moment_offset = ctx.mapper.moment_offset(patient_key)
     ctx.date_offset = ctx.moment_offset.days
     ctx.identifiers.merge(_identifiers_of(ds, ctx))
+    ctx.identifiers.known_words = ctx.guidelines.vocabulary  # never read as a misspelt name
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
     ctx.pair_times.clear()

@@ -245,28 +245,32 @@ class Replay:
                 continue
             source = os.path.join(folder, name)
             if os.path.lexists(long_path(source)):
-                try:
-                    self._rename(source, target)
-                except OSError as exc:
-                    self.outcome.failures.append(f"could not rename an item {self._where(group, entry)}: {_reason(exc)}")
-                    raise _Failed() from None
+                self._move_or_fail(self._rename, source, target, "rename", group, entry)
                 return
         if os.path.lexists(long_path(target)):
             return
-        self.outcome.missing.append(f"an item {self._where(group, entry)} is missing (moved or deleted by someone else?)")
+        self._missing(group, entry)
 
     def _out(self, group: "PlanGroup", entry: "PlanEntry", back: bool) -> None:
         src = os.path.join(self._dir(group), entry.old)
         dst = _named(entry.out)
         a, b = (dst, src) if back else (src, dst)
         if os.path.lexists(long_path(a)):
-            try:
-                self._move_across(a, b)
-            except OSError as exc:
-                self.outcome.failures.append(f"could not move out an item {self._where(group, entry)}: {_reason(exc)}")
-                raise _Failed() from None
+            self._move_or_fail(self._move_across, a, b, "move out", group, entry)
         elif not os.path.lexists(long_path(b)):
-            self.outcome.missing.append(f"an item {self._where(group, entry)} is missing (moved or deleted by someone else?)")
+            self._missing(group, entry)
+
+    def _move_or_fail(self, move: Callable[[str, str], None], a: str, b: str, what: str, group: "PlanGroup",
+              entry: "PlanEntry") -> None:
+        """move(a, b); an OSError is noted as a failure of this item and ends the run (_Failed)."""
+        try:
+            move(a, b)
+        except OSError as exc:
+            self.outcome.failures.append(f"could not {what} an item {self._where(group, entry)}: {_reason(exc)}")
+            raise _Failed() from None
+
+    def _missing(self, group: "PlanGroup", entry: "PlanEntry") -> None:
+        self.outcome.missing.append(f"an item {self._where(group, entry)} is missing (moved or deleted by someone else?)")
 
     # -- forward ------------------------------------------------------------------------------
     def forward(self) -> Outcome:

@@ -12,10 +12,12 @@ import os
 import re
 import secrets
 import sys
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import TypeVar
 
 from .contract import KEY_FILE_NAME  # noqa: F401 (its old home)
 
@@ -150,6 +152,32 @@ def patient_key_of(patient_id: str, name: str, birth_date: str, study_uid: str) 
 
 # ---- dates ------------------------------------------------------------------------------------
 
+_By = TypeVar("_By")
+_Shift = Callable[[str, _By], "str | None"]
+
+
+def _ranges(is_range: Callable[[str], bool]) -> Callable[[_Shift[_By]], _Shift[_By]]:
+    """What every DA, TM and DT shift does first: surrounding spaces go, "" stays "", and a range
+    query value (is_range) has both its ends shifted (_shift_range); the function decorated is
+    given one stripped, non-empty value."""
+    def decorate(shift: _Shift[_By]) -> _Shift[_By]:
+        @functools.wraps(shift)
+        def shifted(value: str, by: _By) -> str | None:
+            value = value.strip()
+            if not value:
+                return value
+            if is_range(value):
+                return _shift_range(value, lambda part: shifted(part, by))
+            return shift(value, by)
+        return shifted
+    return decorate
+
+
+def _is_da_tm_range(value: str) -> bool:
+    """A DA or TM range query "A-B" (neither has a hyphen of its own)."""
+    return "-" in value
+
+
 def _shift_range(value: str, shift: Callable[[str], str | None]) -> str | None:
     """A range query value "A-B" (either end may be empty) with both ends shifted; None when it
     is not a range of two readable values (PS3.4 C.2.2.2.5)."""
@@ -162,13 +190,9 @@ def _shift_range(value: str, shift: Callable[[str], str | None]) -> str | None:
     return "-".join(x or "" for x in shifted)
 
 
+@_ranges(_is_da_tm_range)
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DA value (YYYYMMDD, also legacy YYYY.MM.DD and ranges). None if not a date."""
-    value = value.strip()
-    if not value:
-        return value
-    if "-" in value:
-        return _shift_range(value, lambda part: shift_da(part, days))
     digits = value.replace(".", "") if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", value) else value
     if not re.fullmatch(r"\d{8}", digits):
         return None
@@ -179,13 +203,14 @@ def shift_da(value: str, days: int) -> str | None:
         return None
 
 
+def _is_dt_range(value: str) -> bool:
+    """A DT range query "A-B" (one hyphen, not a UTC offset such as -0500 at the end)."""
+    return value.count("-") == 1 and "-" in value[1:] and not re.search(r"[+-]\d{4}$", value)
+
+
+@_ranges(_is_dt_range)
 def shift_dt(value: str, days: int) -> str | None:
     """Shift the date part of a DT value, keeping time, fraction and UTC offset. None if invalid."""
-    value = value.strip()
-    if not value:
-        return value
-    if value.count("-") == 1 and "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
-        return _shift_range(value, lambda part: shift_dt(part, days))
     m = _DT_RE.match(value)
     if not m:
         return None
@@ -253,14 +278,10 @@ def time_carry(tm_value: str, offset: MomentOffset) -> int | None:
     return (parsed[0] + offset.seconds) // SECONDS_PER_DAY
 
 
+@_ranges(_is_da_tm_range)
 def shift_tm(value: str, offset: MomentOffset) -> str | None:
     """Shift a TM value (HH, HHMM, HHMMSS[.F{1-6}], legacy HH:MM:SS, ranges) by offset.seconds
     modulo one day, keeping its precision. None if not a time."""
-    value = value.strip()
-    if not value:
-        return value
-    if "-" in value:
-        return _shift_range(value, lambda part: shift_tm(part, offset))
     parsed = _parse_tm(value)
     if parsed is None:
         return None
@@ -268,15 +289,11 @@ def shift_tm(value: str, offset: MomentOffset) -> str | None:
     return _format_time((seconds + offset.seconds) % SECONDS_PER_DAY, precision, frac)
 
 
+@_ranges(_is_dt_range)
 def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
     """Shift a DT value as one moment: days + seconds when it has a time (precision, fraction and
     UTC offset kept; a time past midnight carries into the date), days alone when it has none.
     Partial dates (YYYY, YYYYMM) move as shift_dt moves them. None if invalid."""
-    value = value.strip()
-    if not value:
-        return value
-    if value.count("-") == 1 and "-" in value[1:] and not re.search(r"[+-]\d{4}$", value):
-        return _shift_range(value, lambda part: shift_dt_moment(part, offset))
     m = _DT_FULL_RE.match(value)
     if not m or m.group(4) is None:
         return shift_dt(value, offset.days)

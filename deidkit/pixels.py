@@ -5,6 +5,7 @@ load_redaction_rules):
   burned_in_risk(ds)        metadata says the image may carry text -> a short neutral reason
                             (deidkit.risk.assess over guidelines/burned_in_risk.csv)
   load_redaction_rules(p)   guidelines/pixel_redaction_rules.csv: known screen layouts
+                            (deidkit.pixel_layouts; its names are re-exported here)
   clean_pixels(ds, rules)   decode every frame (integer, float or double data), blank layout
                             rectangles and detected text, check again, and say "clean" (pixels
                             untouched), "redacted" (PixelData replaced, uncompressed) or "hold"
@@ -13,6 +14,7 @@ load_redaction_rules):
   apply_regions(ds, r)      blank exactly the rectangles a person approved (review_decisions.csv)
   encode_like(ds, ts)       re-encode blanked pixels in their lossless family (RLE, JPEG-LS, J2K)
   display_frames(ds)        frames as a viewer shows them (the review window)
+  decoded_frames(ds, ts)    the one walk over decoded frames that all of the above use
 When is detection not confident ("hold")? Recognizable Visual Features YES (a face is not text);
 a decode failure or a transfer syntax without a decoder; text still detected after blanking.
 Such images still get proposals when their pixels could be seen: a person decides. Detected
@@ -23,11 +25,9 @@ a frame): held for a person with no proposed boxes (CANNOT_JUDGE), never blanked
 """
 from __future__ import annotations
 
-import csv
-import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, Iterator, cast
 
 import numpy as np
 import pydicom
@@ -35,11 +35,15 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import pixel_detect
 from . import risk
-from .guidelines import PIXEL_RULES_FILE, GuidelineError, Guidelines, bundled_dir
+from .guidelines import Guidelines
 from .pixel_detect import REDACTION_MARGIN, Box
+from .pixel_layouts import header_text as _text
+from .pixel_layouts import (  # the layout table (deidkit.pixel_layouts), by the names callers know here
+    RULES_FILE as RULES_FILE, LayoutRule as LayoutRule, load_redaction_rules as load_redaction_rules,
+    matching_rules as matching_rules, parse_redaction_rules as parse_redaction_rules,
+    redaction_rules_path as redaction_rules_path)
 from .review_page import thumbnail_png
 
-RULES_FILE = PIXEL_RULES_FILE  # one name, defined with the other guideline files
 MAX_TEXT_FRACTION = 0.25   # of a frame's area under detected boxes; beyond it, hold
 MAX_BOXES = 80             # detected boxes in one frame; beyond it, hold
 REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
@@ -55,11 +59,6 @@ CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over
 
 # ---- risk from metadata (the one table: guidelines/burned_in_risk.csv, deidkit.risk) ---------
 
-def _text(ds: pydicom.Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
-    return str(value).strip().upper() if value is not None else ""
-
-
 def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None,
                    guidelines: Guidelines | None = None) -> str | None:
     """A short neutral reason if the header says the image may show burned-in text, else None.
@@ -71,92 +70,6 @@ def burned_in_risk(ds: pydicom.Dataset, rules: list["LayoutRule"] | None = None,
     found = risk.assess(ds, guidelines, layout_matched=bool(rules and matching_rules(ds, rules)))
     return found.reason if found.at_risk else None
 
-
-# ---- layout rules (guidelines/pixel_redaction_rules.csv) -------------------------------------
-
-@dataclass(frozen=True)
-class LayoutRule:
-    """Rectangles to blank on images of one manufacturer/model/size (CTP pixel anonymizer style)."""
-
-    manufacturer: str        # case-insensitive substring of Manufacturer
-    model: str               # case-insensitive substring of ManufacturerModelName; "" = any
-    rows: int | None         # None = any
-    columns: int | None
-    rectangles: tuple[Box, ...]
-    line: int
-
-    def matches(self, manufacturer: str, model: str, rows: int, columns: int) -> bool:
-        """True when this rule covers an image of this manufacturer, model name and size (upper case)."""
-        return (self.manufacturer in manufacturer and self.model in model
-                and self.rows in (None, rows) and self.columns in (None, columns))
-
-
-def redaction_rules_path(override_dir: Path | None = None) -> Path:
-    """The layout table to use: a copy in override_dir (next to the program) wins over the bundle."""
-    if override_dir is not None and (override_dir / RULES_FILE).is_file():
-        return override_dir / RULES_FILE
-    return bundled_dir() / RULES_FILE
-
-
-def parse_redaction_rules(text: str, name: str = RULES_FILE) -> list[LayoutRule]:
-    """The layout rules in a layout table text (CSV after comment lines); GuidelineError names the line."""
-    lines = text.splitlines()
-    start = 0
-    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
-        start += 1
-    reader = csv.DictReader(io.StringIO("\n".join(lines[start:])))
-    needed = {"manufacturer", "model", "rows", "columns", "rectangles"}
-    if reader.fieldnames is None or not needed <= {f.strip() for f in reader.fieldnames}:
-        raise GuidelineError(f"{name}: needs columns {', '.join(sorted(needed))}")
-    rules = []
-    for i, raw in enumerate(reader):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        line = start + 2 + i
-        if not any(row.values()) or row.get("manufacturer", "").startswith("#"):
-            continue
-        where = f"{name} line {line}"
-        if not row["manufacturer"]:
-            raise GuidelineError(f"{where}: manufacturer is empty")
-        size: list[int | None] = []
-        for key in ("rows", "columns"):
-            v = row[key]
-            if v in ("", "*"):
-                size.append(None)
-            elif v.isdigit() and int(v) > 0:
-                size.append(int(v))
-            else:
-                raise GuidelineError(f"{where}: {key} must be a whole number or empty")
-        rects = []
-        for part in row["rectangles"].split(";"):
-            nums = [p.strip() for p in part.split(",")]
-            if len(nums) != 4 or not all(n.isdigit() for n in nums) or int(nums[2]) == 0 or int(nums[3]) == 0:
-                raise GuidelineError(f"{where}: rectangle '{part.strip()}' is not x,y,width,height")
-            x, y, w, h = map(int, nums)
-            rects.append(Box(y, x, y + h, x + w))
-        rules.append(LayoutRule(row["manufacturer"].upper(), row["model"].upper(), size[0], size[1],
-                                tuple(rects), line))
-    return rules
-
-
-def load_redaction_rules(path: Path) -> list[LayoutRule]:
-    """Read and validate the layout table; GuidelineError names file and line when it is wrong."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise GuidelineError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse_redaction_rules(text, Path(path).name)
-
-
-def matching_rules(ds: pydicom.Dataset, rules: list[LayoutRule]) -> list[LayoutRule]:
-    """The layout rules that cover this image (none when Manufacturer is empty)."""
-    manufacturer, model = _text(ds, "Manufacturer"), _text(ds, "ManufacturerModelName")
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if not manufacturer:
-        return []
-    return [r for r in rules if r.matches(manufacturer, model, rows, cols)]
-
-
-# ---- cleaning -------------------------------------------------------------------------------
 
 @dataclass
 class PixelOutcome:
@@ -313,30 +226,90 @@ def text_left(ds: pydicom.Dataset) -> list[list[list[int]]]:
     """What --verify will find in ds's pixels after a person's boxes were blanked: per frame, the
     text boxes [top, left, bottom, right] (exclusive ends) edge_aware_look still sees. Raises
     PixelError when the pixel data cannot be decoded."""
+    ts = _transfer_syntax(ds)
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
+        palette = _palette(ds)
+        out: list[list[list[int]]] = []
+        for frame, photometric in frames:
+            blank = _blank_value(frame, photometric, palette)
+            out.append([b.as_list() for b in edge_aware_look(frame, photometric, palette, blank)])
+    return out
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> Any:
+    """ds's Transfer Syntax UID. Raises PixelError when it has none or no pixel data element."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if ts is None or _pixel_keyword(ds) is None:
         raise PixelError("no pixel data or transfer syntax unknown")
+    return ts
+
+
+def decoded_frames(ds: pydicom.Dataset, ts: Any) -> Iterator[tuple[np.ndarray, str]]:
+    """The frames of ds as pydicom decodes them (colour as RGB; integer, float or double data),
+    each with the Photometric Interpretation it has as decoded, at most Number of Frames (0028,0008).
+
+    The decoder is found at once: PixelError "no decoder for transfer syntax ..." when pydicom has
+    none available for ts. pydicom's own errors (a transfer syntax it does not know, a codec
+    failing on a frame) propagate as they are: each caller words them (_decode_errors, or a hold)."""
     from pydicom.pixels import get_decoder
 
+    decoder = get_decoder(ts)
+    if not decoder.is_available:
+        raise PixelError(f"no decoder for transfer syntax {ts}")
+    return _frames(ds, decoder)
+
+
+def _frames(ds: pydicom.Dataset, decoder: Any) -> Iterator[tuple[np.ndarray, str]]:
+    photometric = _text(ds, "PhotometricInterpretation")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
+        photometric = str(meta.get("photometric_interpretation", photometric))
+        yield frame, photometric
+        if index + 1 >= n_frames:
+            break
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """PixelError passes as it is; any other error (a codec's) becomes PixelError with a neutral reason."""
     try:
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            raise PixelError(f"no decoder for transfer syntax {ts}")
-        palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        photometric = _text(ds, "PhotometricInterpretation")
-        out: list[list[list[int]]] = []
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            photometric = str(meta.get("photometric_interpretation", photometric))
-            blank = _blank_value(frame, photometric, palette)
-            out.append([b.as_list() for b in edge_aware_look(frame, photometric, palette, blank)])
-            if index + 1 >= n_frames:
-                break
+        yield
     except PixelError:
         raise
     except Exception as e:  # noqa: BLE001 - a codec error: the caller holds the image, neutral reason
         raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
-    return out
+
+
+@dataclass
+class _Look:
+    """What clean_pixels gathers over the frames of one image."""
+    photometric: str                                      # as decoded (the last frame's)
+    all_boxes: list[list[list[int]]] = field(default_factory=list)
+    best: tuple[int, bytes | None, bytes | None] = (-1, None, None)  # (text area, before png, after png)
+    first_thumb: bytes | None = None
+    hold_reason: str = ""
+    cannot_judge: bool = False
+    out: bytearray = field(default_factory=bytearray)     # blanked frames (while none is held)
+    frame: np.ndarray | None = None                       # the last frame decoded
+
+    def add(self, index: int, frame: np.ndarray, done: _FrameResult, palette: np.ndarray | None,
+            rows: int, cols: int) -> None:
+        """One frame looked at (done: _clean_frame's result for it)."""
+        self.frame = frame
+        if index == 0:
+            self.first_thumb = _thumb(_display(frame, self.photometric, palette), [])
+        # text still seen after blanking is proposed with the same margin as the rest
+        boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
+        self.all_boxes.append([b.as_list() for b in boxes_here])
+        self.hold_reason = self.hold_reason or done.hold
+        self.cannot_judge = self.cannot_judge or done.cannot_judge
+        area = sum(b.area for b in boxes_here)
+        if boxes_here and area > self.best[0]:
+            self.best = (area, _thumb(_display(frame, self.photometric, palette), boxes_here),
+                         _thumb(_display(done.work, self.photometric, palette), []))
+        if not self.hold_reason:
+            self.out += np.ascontiguousarray(done.work).tobytes()
 
 
 def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
@@ -349,52 +322,27 @@ def clean_pixels(ds: pydicom.Dataset, rules: list[LayoutRule]) -> PixelOutcome:
     ts, not_readable = _pixels_to_read(ds)
     if ts is None:
         return _hold(not_readable)
-    photometric = _text(ds, "PhotometricInterpretation")
+    look = _Look(_text(ds, "PhotometricInterpretation"))
     try:
-        from pydicom.pixels import get_decoder
-
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            return _hold(f"no decoder for transfer syntax {ts}")
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         rows, cols = int(ds.Rows), int(ds.Columns)
         rect_boxes = [b for r in matching_rules(ds, rules) for b in r.rectangles]
         layout = [b for b in (Box(max(0, r.top), max(0, r.left), min(rows, r.bottom), min(cols, r.right))
                               for r in rect_boxes) if b.area > 0]
-        out = bytearray()
-        all_boxes: list[list[list[int]]] = []
-        best: tuple[int, bytes | None, bytes | None] = (-1, None, None)  # (text area, before png, after png)
-        first_thumb = None
-        hold_reason = ""
-        cannot_judge = False
-        out_photometric = photometric
-        frame = None
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            out_photometric = str(meta.get("photometric_interpretation", photometric))
-            if index == 0:
-                first_thumb = _thumb(_display(frame, out_photometric, palette), [])
-            done = _clean_frame(frame, index, out_photometric, palette, layout)
-            # text still seen after blanking is proposed with the same margin as the rest
-            boxes_here = done.boxes + [b.grown(REDACTION_MARGIN, rows, cols) for b in done.left]
-            all_boxes.append([b.as_list() for b in boxes_here])
-            hold_reason = hold_reason or done.hold
-            cannot_judge = cannot_judge or done.cannot_judge
-            area = sum(b.area for b in boxes_here)
-            if boxes_here and area > best[0]:
-                best = (area, _thumb(_display(frame, out_photometric, palette), boxes_here),
-                        _thumb(_display(done.work, out_photometric, palette), []))
-            if not hold_reason:
-                out += np.ascontiguousarray(done.work).tobytes()
-            if index + 1 >= n_frames:
-                break
+        for index, (frame, photometric) in enumerate(frames):
+            look.photometric = photometric
+            look.add(index, frame, _clean_frame(frame, index, photometric, palette, layout), palette, rows, cols)
+    except PixelError as e:  # no decoder available for the transfer syntax
+        return _hold(str(e))
     except Exception as e:  # a codec error is not worth a crash: the image is held, named by the caller
         return _hold(f"pixel data could not be decoded ({type(e).__name__})")
-    if cannot_judge:  # no proposal: boxes over texture would only hide the image from the person
-        return PixelOutcome("hold", CANNOT_JUDGE, [], first_thumb, None, for_person=True)
-    if hold_reason:
-        return _hold(hold_reason, best[1] or first_thumb, all_boxes)
-    return _redacted_outcome(ds, bytes(out), out_photometric, frame, all_boxes, first_thumb, best)
+    if look.cannot_judge:  # no proposal: boxes over texture would only hide the image from the person
+        return PixelOutcome("hold", CANNOT_JUDGE, [], look.first_thumb, None, for_person=True)
+    if look.hold_reason:
+        return _hold(look.hold_reason, look.best[1] or look.first_thumb, look.all_boxes)
+    return _redacted_outcome(ds, bytes(look.out), look.photometric, look.frame, look.all_boxes, look.first_thumb,
+                             look.best)
 
 
 def _redacted_outcome(ds: pydicom.Dataset, data: bytes, photometric: str, frame: np.ndarray | None,
@@ -483,37 +431,23 @@ def apply_regions(ds: pydicom.Dataset, regions: list) -> int:
     ds.BurnedInAnnotation = "NO"
     if not regions:
         return 0
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if ts is None or _pixel_keyword(ds) is None:
-        raise PixelError("no pixel data or transfer syntax unknown")
+    ts = _transfer_syntax(ds)
     if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
         raise PixelError(f"{ds.get('BitsAllocated')}-bit pixel data cannot be rewritten")
-    from pydicom.pixels import get_decoder
-
-    try:
-        decoder = get_decoder(ts)
-        if not decoder.is_available:
-            raise PixelError(f"no decoder for transfer syntax {ts}")
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         rows, cols = int(ds.Rows), int(ds.Columns)
         out = bytearray()
         done = 0
         frame = None
         photometric = _text(ds, "PhotometricInterpretation")
-        for index, (frame, meta) in enumerate(decoder.iter_array(ds, as_rgb=True)):
-            photometric = str(meta.get("photometric_interpretation", photometric))
+        for index, (frame, photometric) in enumerate(frames):
             here = [r for r in regions if r.on(index)]
             if here:
                 frame = frame.copy()
                 done += _blank_regions(frame, here, _blank_value(frame, photometric, palette), rows, cols)
             out += np.ascontiguousarray(frame).tobytes()
-            if index + 1 >= n_frames:
-                break
-    except PixelError:
-        raise
-    except Exception as e:  # a codec error: the caller holds the image with this neutral reason
-        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
     if frame is None:
         raise PixelError("no frames in the pixel data")
     _replace_pixel_data(ds, bytes(out), photometric, frame)
@@ -547,20 +481,13 @@ def display_frames(ds: pydicom.Dataset, limit: int | None = None) -> list[np.nda
     (rows x cols x 3), MONOCHROME1 inverted, palettes applied, more than 8 bits and float data
     windowed. For the review window (hospital side: the pixels may show PHI). Raises PixelError
     when the pixel data cannot be decoded."""
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if ts is None or _pixel_keyword(ds) is None:
-        raise PixelError("no pixel data or transfer syntax unknown")
-    from pydicom.pixels import get_decoder
-
-    try:
+    ts = _transfer_syntax(ds)
+    with _decode_errors():
+        frames = decoded_frames(ds, ts)
         palette = _palette(ds)
-        photometric = _text(ds, "PhotometricInterpretation")
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         out = []
-        for index, (frame, meta) in enumerate(get_decoder(ts).iter_array(ds, as_rgb=True)):
-            out.append(_display(frame, str(meta.get("photometric_interpretation", photometric)), palette))
-            if index + 1 >= n_frames or (limit is not None and len(out) >= limit):
+        for frame, photometric in frames:
+            out.append(_display(frame, photometric, palette))
+            if limit is not None and len(out) >= limit:
                 break
-    except Exception as e:  # noqa: BLE001
-        raise PixelError(f"pixel data could not be decoded ({type(e).__name__})") from None
     return out

@@ -74,6 +74,10 @@ class Identifiers:
     # name parts this file keeps on purpose where they are a device model or defined term
     # ("MAGNETOM Sola" for a patient named Sola): the written-header search skips them
     term_tokens: set[str] = field(default_factory=set)
+    # words never read as a misspelt name (the imaging vocabulary: "cortex" for a patient Cortes)
+    known_words: frozenset[str] = frozenset()
+    # endings of a long run of letters in a name (a separator lost): matched as whole words only
+    name_endings: set[str] = field(default_factory=set)
     # patterns compiled from the two sets above; rebuilt whenever the sets no longer match them
     _compiled: "_Matcher | None" = field(default=None, init=False, repr=False, compare=False)
 
@@ -128,6 +132,23 @@ class Identifiers:
         for a, b in zip(parts, parts[1:], strict=False):
             if len(a) + len(b) >= 6 and not _is_cjk(a + b):
                 self.name_tokens.add(a + b)
+        self._add_damaged_name_forms(pn)
+
+    def _add_damaged_name_forms(self, pn: str) -> None:
+        """Forms of a name whose separators or letters a typing slip or a damaged byte changed:
+        each run of letters of 4 or more ("OTTOL" of "OTTOL\xa8\xba!"), a part without the digit
+        that replaced a letter ("OTOLINE" of "O4TOLINE": one slip from OTTOLINE), and the endings
+        of a long run of letters where the separator itself became a letter ("OTTOLINE" at the end
+        of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule)."""
+        for chunk in re.split(r"[\^=\s,.\-'()_/]+", pn):
+            letters_only = fold(re.sub(r"\d+", "", chunk))
+            if letters_only != fold(chunk) and len(letters_only) >= NEAR_NAME_LEAST - 1 and letters_only.isalpha():
+                self.name_tokens.add(letters_only)
+            for run in _LETTER_RUN.findall(fold(chunk)):
+                if len(run) >= 4 and run not in _NAME_STOPWORDS:
+                    self.name_tokens.add(run)
+                if len(run) >= GLUED_NAME_LEAST:
+                    self.name_endings.update(run[i:] for i in range(1, len(run) - 5))
 
     def add_exact(self, value: str) -> None:
         """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""
@@ -157,20 +178,26 @@ class Identifiers:
         self.exact |= other.exact
         self.patient_name_known = self.patient_name_known or other.patient_name_known
         self.term_tokens |= other.term_tokens
+        self.name_endings |= other.name_endings
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Where the text holds this patient's identifiers: (start, end, 'name'|'identifier') in
         the text as given (the matching itself is on the folded text, CamelCase split)."""
-        return matcher_spans(self._matcher(), text) if text else []
+        return matcher_spans(self._matcher(), text, self.known_words) if text else []
 
     def find(self, text: str) -> list[str]:
         """Which kinds of this patient's identifiers the text contains ('name', 'identifier')."""
         if not text:
             return []
         matcher = self._matcher()
-        folded = _folded_map(text)[0] if _has_camel(text) else fold(text)
+        folded = fold(text)
+        # CamelCase is read both ways: split ("MrQuistgaard") and as written (a name learned as
+        # "epiRT" is the token "epirt", which the split reading "epi rt" would never show)
+        readings = (folded, _folded_map(text)[0]) if _has_camel(text) else (folded,)
         hits = []
-        if matcher.name_re is not None and matcher.name_re.search(folded):
+        if matcher.name_re is not None and any(matcher.name_re.search(r) for r in readings):
+            hits.append("name")
+        elif matcher.near and _near_name_words(matcher, readings[-1], self.known_words):
             hits.append("name")
         if (matcher.exact_re is not None and matcher.exact_re.search(folded)) or (
                 matcher.digits_re is not None and matcher.digits_re.search(re.sub(r"\D", "", folded))):
@@ -180,8 +207,9 @@ class Identifiers:
     def _matcher(self) -> "_Matcher":
         """The compiled patterns for the current sets (the sets are public and may change)."""
         m = self._compiled
-        if m is None or m.name_tokens != self.name_tokens or m.exact != self.exact:
-            m = _compile_matcher(frozenset(self.name_tokens), frozenset(self.exact))
+        if (m is None or m.name_tokens != self.name_tokens or m.exact != self.exact
+                or m.endings != self.name_endings):
+            m = _compile_matcher(frozenset(self.name_tokens), frozenset(self.exact), frozenset(self.name_endings))
             self._compiled = m
         return m
 
@@ -213,14 +241,15 @@ def _prefix_pattern(token: str, least: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _folded_map(text: str) -> tuple[str, tuple[int, ...]]:
-    """fold(text) with a space between a lower-case and an upper-case letter ("MrQuistgaard"),
-    and for each folded character the index of the character of text it came from."""
+def _folded_map(text: str, split_camel: bool = True) -> tuple[str, tuple[int, ...]]:
+    """fold(text) with a space between a lower-case and an upper-case letter ("MrQuistgaard";
+    none when split_camel is False), and for each folded character the index of the character
+    of text it came from."""
     out: list[str] = []
     index: list[int] = []
     prev = ""
     for i, c in enumerate(text):
-        if prev.islower() and c.isupper():
+        if split_camel and prev.islower() and c.isupper():
             out.append(" ")
             index.append(i)
         f = fold(c)
@@ -285,8 +314,11 @@ def kept_as_term(tag: int, vr: str, text: str, identifiers: "Identifiers", vocab
     return set()
 
 
-def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
-    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it)."""
+def matcher_spans(matcher: "_Matcher", text: str,
+                  known_words: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
+    """Identifiers.spans for compiled identifiers (hashable, so callers can memoise on it).
+
+    Names are looked for in both readings of CamelCase text (split and as written), as find does."""
     folded, index = _folded_map(text)
     out = []
     for kind, pattern in (("name", matcher.name_re), ("identifier", matcher.exact_re)):
@@ -294,12 +326,47 @@ def matcher_spans(matcher: "_Matcher", text: str) -> list[tuple[int, int, str]]:
             for m in pattern.finditer(folded):
                 if m.end() > m.start():
                     out.append((index[m.start()], index[m.end() - 1] + 1, kind))
+    if matcher.name_re is not None and _has_camel(text):
+        whole, whole_index = _folded_map(text, split_camel=False)
+        for m in matcher.name_re.finditer(whole):
+            if m.end() > m.start():
+                out.append((whole_index[m.start()], whole_index[m.end() - 1] + 1, "name"))
+    for m in _near_name_words(matcher, folded, known_words):
+        out.append((index[m.start()], index[m.end() - 1] + 1, "name"))
     if matcher.digits_re is not None:
         digit_pos = [i for i, c in enumerate(folded) if c.isdigit()]
         digits = "".join(folded[i] for i in digit_pos)
         for m in matcher.digits_re.finditer(digits):
             out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
     return sorted(out)
+
+
+NEAR_NAME_LEAST = 6  # letters: a shorter name has too many one-letter neighbours among words
+GLUED_NAME_LEAST = 12  # letters in one run: most likely two names glued (a separator lost)
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+
+def _one_deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
+    """Words of NEAR_NAME_LEAST letters or more one typing slip from a name part (of one letter
+    fewer or more): one letter changed, added, dropped, or two neighbours swapped ("Zebrafinch" where the
+    header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Two words are one slip apart
+    when their one-deletion sets (each with the word itself) meet. Words of the imaging vocabulary
+    are never such a slip."""
+    out = []
+    for m in _LETTER_WORD.finditer(folded):
+        w = m.group()
+        if w in known_words or abs(len(w) - matcher.near_length) > matcher.near_spread:
+            continue
+        if ({w} | _one_deletions(w)) & matcher.near:
+            out.append(m)
+    return out
+
+
+_LETTER_WORD = re.compile(r"[^\W\d_]{%d,}" % NEAR_NAME_LEAST)
 
 
 @dataclass(frozen=True)
@@ -316,10 +383,15 @@ class _Matcher:
     name_re: re.Pattern | None
     exact_re: re.Pattern | None
     digits_re: re.Pattern | None
+    near: frozenset[str] = frozenset()  # one-deletion sets of the long name parts (_near_name_words)
+    near_length: int = 0   # the middle of the name parts' lengths, and how far words may be from it
+    near_spread: int = 0
+    endings: frozenset[str] = frozenset()  # Identifiers.name_endings
 
 
 @functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
-def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Matcher:
+def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str],
+                     endings: frozenset[str] = frozenset()) -> _Matcher:
     name_alts: list[str] = []
     prefix_alts: list[str] = []  # after every whole form, so a match covers as much as it can
     for token in sorted(name_tokens, key=lambda t: (-len(t), t)):  # longest first: spans cover whole names
@@ -341,13 +413,19 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str]) -> _Mat
             # truncated to a fixed-length field: any prefix of 5+ letters at a word start
             prefix_alts.append(rf"(?<![a-z]){_prefix_pattern(token, 5)}(?![a-z])")
     name_alts += prefix_alts
+    name_alts += [rf"(?<![a-z]){re.escape(e)}(?![a-z])" for e in sorted(endings, key=lambda e: (-len(e), e))]
     digit_values = sorted(v for v in exact if v.isdigit() and len(v) >= 6)
 
     def either(alternatives: list[str]) -> re.Pattern | None:
         return re.compile("|".join(alternatives)) if alternatives else None
 
+    # a name part of one letter fewer than a word can be that word with a letter dropped
+    long_names = [t for t in name_tokens if len(t) >= NEAR_NAME_LEAST - 1 and not t.isdigit() and not _is_cjk(t)]
+    near = frozenset(k for t in long_names for k in _one_deletions(t) | {t})
+    lo, hi = (min(map(len, long_names)) - 1, max(map(len, long_names)) + 1) if long_names else (0, 0)
     return _Matcher(name_tokens, exact, either(name_alts), either([re.escape(v) for v in sorted(exact)]),
-                    either([re.escape(v) for v in digit_values]))
+                    either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2,
+                    endings)
 
 
 @functools.lru_cache(maxsize=64)

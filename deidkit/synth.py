@@ -350,60 +350,74 @@ def make_export(root: Path, instances_per_series: int = 3, image_size: int = 64,
         study_uid = synth_uid("study", patient.patient_id)
         out.planted_uids.add(study_uid)
         pdir = root / patient.folder / f"CT CHEST {patient.study_date[:4]}-{patient.study_date[4:6]}-{patient.study_date[6:]}"
-        image_uids: list[str] = []
-        for s_index, (modality, sop_class) in enumerate([("CT", CT_IMAGE), ("CT", CT_IMAGE)]):
-            series_uid = synth_uid("series", patient.patient_id, s_index)
-            out.planted_uids.add(series_uid)
-            for i in range(instances_per_series):
-                sop_uid = synth_uid("sop", patient.patient_id, s_index, i)
-                out.planted_uids.add(sop_uid)
-                ds = base_dataset(patient, sop_class, study_uid, series_uid, sop_uid, modality, s_index + 1, i + 1)
-                ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-                _add_pixels(ds, _phantom(image_size, image_size, seed=p_index * 100 + i))
-                if s_index == 1 and image_uids:
-                    ref = Dataset()
-                    ref.ReferencedSOPClassUID = CT_IMAGE
-                    ref.ReferencedSOPInstanceUID = image_uids[i % len(image_uids)]
-                    ds.ReferencedImageSequence = Sequence([ref])
-                    ds.SourceImageSequence = Sequence([ref])
-                if plant_everything and s_index == 0 and i == 0:
-                    plant_table_attributes(ds, patient, f"PHI{p_index}X", out.planted_text,
-                                           out.planted_uids, guidelines)
-                    # the table's PN rows planted the family name; keep the study linkable
-                    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, sop_uid
-                    _private_blocks(ds, patient, out.planted_text)
-                    _add_overlay(ds, patient, out.planted_text)
-                if s_index == 0:
-                    image_uids.append(sop_uid)
-                name = f"IM{i + 1:04d}" if s_index == 0 else f"{patient.name_parts()[0]}_{i + 1}.dcm"
-                path = pdir / f"SE{s_index + 1} {patient.patient_id}" / name
-                _write(ds, path, implicit=(p_index == 1 and s_index == 1))
-                out.dicom_files.append(path)
-        # a presentation state referencing the first series (references must stay valid)
-        ps_uid = synth_uid("gsps", patient.patient_id)
-        out.planted_uids.add(ps_uid)
-        ps = base_dataset(patient, GSPS, study_uid, synth_uid("psser", patient.patient_id), ps_uid, "PR", 90, 1)
-        del ps.BodyPartExamined
-        ps.ContentLabel = "ANNOT"
-        ps.ContentCreatorName = patient.name.split("=")[0]
-        series_ref = Dataset()
-        series_ref.SeriesInstanceUID = synth_uid("series", patient.patient_id, 0)
-        series_ref.ReferencedImageSequence = Sequence()
-        for uid in image_uids:
-            item = Dataset()
-            item.ReferencedSOPClassUID = CT_IMAGE
-            item.ReferencedSOPInstanceUID = uid
-            series_ref.ReferencedImageSequence.append(item)
-        ps.ReferencedSeriesSequence = Sequence([series_ref])
-        out.planted_uids.add(ps.SeriesInstanceUID)
-        _write(ps, pdir / "PR" / "PS0001")
-        out.dicom_files.append(pdir / "PR" / "PS0001")
+        image_uids = _ct_series(pdir, patient, p_index, study_uid, out, instances_per_series, image_size,
+                                guidelines if plant_everything else None)
+        _presentation_state(pdir, patient, study_uid, image_uids, out)
         if p_index == 0:
             _held_back_objects(root / patient.folder, patient, study_uid, image_size, out)
     _media_subtree(root / "CDROM", patients[0], out, image_size)
     if include_problems:
         _problem_files(root, patients[0], out)
     return out
+
+
+def _ct_series(pdir: Path, patient: FakePatient, p_index: int, study_uid: str, out: SynthExport,
+               instances_per_series: int, image_size: int, plant: gl.Guidelines | None) -> list[str]:
+    """Two CT series of one patient (the second referring to the first; implicit VR for the second
+    patient's); with `plant` (the guidelines), every table attribute planted in the first image.
+    Returns the SOP Instance UIDs of the first series."""
+    image_uids: list[str] = []
+    for s_index, (modality, sop_class) in enumerate([("CT", CT_IMAGE), ("CT", CT_IMAGE)]):
+        series_uid = synth_uid("series", patient.patient_id, s_index)
+        out.planted_uids.add(series_uid)
+        for i in range(instances_per_series):
+            sop_uid = synth_uid("sop", patient.patient_id, s_index, i)
+            out.planted_uids.add(sop_uid)
+            ds = base_dataset(patient, sop_class, study_uid, series_uid, sop_uid, modality, s_index + 1, i + 1)
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+            _add_pixels(ds, _phantom(image_size, image_size, seed=p_index * 100 + i))
+            if s_index == 1 and image_uids:
+                ref = Dataset()
+                ref.ReferencedSOPClassUID = CT_IMAGE
+                ref.ReferencedSOPInstanceUID = image_uids[i % len(image_uids)]
+                ds.ReferencedImageSequence = Sequence([ref])
+                ds.SourceImageSequence = Sequence([ref])
+            if plant is not None and s_index == 0 and i == 0:
+                plant_table_attributes(ds, patient, f"PHI{p_index}X", out.planted_text, out.planted_uids, plant)
+                # the table's PN rows planted the family name; keep the study linkable
+                ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, series_uid, sop_uid
+                _private_blocks(ds, patient, out.planted_text)
+                _add_overlay(ds, patient, out.planted_text)
+            if s_index == 0:
+                image_uids.append(sop_uid)
+            name = f"IM{i + 1:04d}" if s_index == 0 else f"{patient.name_parts()[0]}_{i + 1}.dcm"
+            path = pdir / f"SE{s_index + 1} {patient.patient_id}" / name
+            _write(ds, path, implicit=(p_index == 1 and s_index == 1))
+            out.dicom_files.append(path)
+    return image_uids
+
+
+def _presentation_state(pdir: Path, patient: FakePatient, study_uid: str, image_uids: list[str],
+                        out: SynthExport) -> None:
+    """A presentation state referencing the first series (references must stay valid)."""
+    ps_uid = synth_uid("gsps", patient.patient_id)
+    out.planted_uids.add(ps_uid)
+    ps = base_dataset(patient, GSPS, study_uid, synth_uid("psser", patient.patient_id), ps_uid, "PR", 90, 1)
+    del ps.BodyPartExamined
+    ps.ContentLabel = "ANNOT"
+    ps.ContentCreatorName = patient.name.split("=")[0]
+    series_ref = Dataset()
+    series_ref.SeriesInstanceUID = synth_uid("series", patient.patient_id, 0)
+    series_ref.ReferencedImageSequence = Sequence()
+    for uid in image_uids:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT_IMAGE
+        item.ReferencedSOPInstanceUID = uid
+        series_ref.ReferencedImageSequence.append(item)
+    ps.ReferencedSeriesSequence = Sequence([series_ref])
+    out.planted_uids.add(ps.SeriesInstanceUID)
+    _write(ps, pdir / "PR" / "PS0001")
+    out.dicom_files.append(pdir / "PR" / "PS0001")
 
 
 def _held_back_objects(pdir: Path, patient: FakePatient, study_uid: str, size: int, out: SynthExport) -> None:

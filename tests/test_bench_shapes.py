@@ -23,6 +23,11 @@ def written(tmp_path_factory) -> list[Path]:
     """Two series of patient 0 would need 250 files: shrink the series so 8 files cover the 4 fake
     patients (three character sets), written through the generator's own export writer."""
     root = tmp_path_factory.mktemp("heavy") / "PACS EXPORT"
+    return _write_small_heavy_export(root)
+
+
+def _write_small_heavy_export(root: Path) -> list[Path]:
+    """write_heavy_export with one slice a series: 8 files; the files written, sorted."""
     old = header_shapes.SLICES_PER_SERIES
     header_shapes.SLICES_PER_SERIES = 1
     try:
@@ -91,13 +96,7 @@ def test_heavy_header_plants_patient_values(written):
 def test_heavy_export_is_deterministic(tmp_path, written):
     """Same arguments, same bytes, also in another folder (no time, no randomness)."""
     root = tmp_path / "again"
-    old = header_shapes.SLICES_PER_SERIES
-    header_shapes.SLICES_PER_SERIES = 1
-    try:
-        header_shapes.write_heavy_export(root, 8, size=SIZE)
-    finally:
-        header_shapes.SLICES_PER_SERIES = old
-    again = sorted(p for p in root.rglob("*") if p.is_file())
+    again = _write_small_heavy_export(root)
     assert [p.relative_to(root) for p in again] == [p.relative_to(written[0].parents[2]) for p in written]
     for a, b in zip(written, again, strict=True):
         assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()

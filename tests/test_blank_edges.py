@@ -13,8 +13,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from deidkit import cli_deid, engine, pixel_detect, pixels, review_decisions, synth, verify
+from deidkit import engine, pixel_detect, pixels, review_decisions, synth, verify
 from deidkit.verify.onefile import look_for_text
+from helpers import run_deid
 
 US = "1.2.840.10008.5.1.4.1.1.6.1"
 
@@ -132,8 +133,7 @@ def test_verify_does_not_fail_a_blanked_box_but_fails_text_beside_it(tmp_path):
 # ---- end to end: make_export's ultrasound, approved with its proposed box ----------------------
 
 def run(source: Path, out: Path) -> int:
-    return cli_deid.main([str(source), "--out", str(out), "--yes", "--key", str(out.parent / "site.key"),
-                          "--workers", "1"])
+    return run_deid(source, out, out.parent / "site.key")
 
 
 def decide(hospital: Path, name: str, boxes: str | None = None) -> dict[str, str]:

@@ -14,11 +14,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers import run_in_terminal, tree
 from deidkit import cli_deid, console, contract
 from deidkit import rename as rn
 from deidkit.synth import make_export
@@ -56,59 +56,13 @@ def home_env(tmp_path: Path) -> dict[str, str]:
 def in_terminal(cmd: list[str], cwd: Path, env: dict[str, str], answers: dict[bytes, bytes]) -> tuple[int, str]:
     """Run cmd under a pseudo-terminal; answer each prompt in `answers` (prompt -> keys) once per
     time it appears, press Enter at "Press Enter". Returns (exit status, everything shown)."""
-    import pty
-    import select
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(cwd)
-            os.execve(cmd[0], cmd, env)
-        finally:
-            os._exit(127)
-    seen = b""
-    answered = {p: 0 for p in answers}
-    pressed = False
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                seen += chunk
-            for prompt, keys in answers.items():
-                if seen.count(prompt) > answered[prompt]:
-                    answered[prompt] += 1
-                    os.write(fd, keys)
-            if b"Press Enter" in seen and not pressed:
-                pressed = True
-                os.write(fd, b"\n")
-        status = 0
-        done = 0
-        while done == 0 and time.monotonic() < deadline + 30:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.05)
-        if done == 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail(f"{cmd[-1]} did not end:\n{seen.decode(errors='replace')[-3000:]}")
-    finally:
-        os.close(fd)
+    status, seen = run_in_terminal(cmd, cwd, env, answers, TIMEOUT, cmd[-1])
     return os.waitstatus_to_exitcode(status), seen.decode("utf-8", errors="replace")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=TIMEOUT, encoding="utf-8", errors="replace")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def verify_handles_kit_files() -> bool:
@@ -719,3 +673,14 @@ def test_undo_of_an_interrupted_run_leaves_no_undo_data_for_a_second_undo(tmp_pa
     capsys.readouterr()
     assert cli_rename.main([str(export), "--undo", "--yes"]) == 2
     assert "no run to roll back" in capsys.readouterr().err
+
+
+def test_held_reason_catalogue_knows_what_the_export_writes() -> None:
+    """The reasons the export itself writes (two versions of one instance, two patients under one
+    Patient ID) are classified by their own catalogue entries, not as "other"."""
+    from deidkit.export_place import PERSON_CLASH
+
+    two_versions = ("two different files with the same SOP Instance UID (F000001 and F000002): F000001 was "
+                    "sent, this one held for a person to choose")
+    assert contract.classify_reason(two_versions).id == "conflicting-duplicate"
+    assert contract.classify_reason(PERSON_CLASH).id == "mixed-patients"

@@ -9,21 +9,15 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
+from helpers import engine_context
 from deidkit import engine
 from deidkit.guidelines import resolve_combined
-from deidkit.mapping import Mapper
 
 KEY = b"k" * 32
 
 
 def _ctx(guidelines, **settings_changes):
-    g = guidelines
-    if settings_changes:
-        options = set(g.settings.options)
-        for name, on in settings_changes.items():
-            (options.add if on else options.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(options)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(guidelines, KEY, **settings_changes)
 
 
 def _ct() -> Dataset:

@@ -16,10 +16,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from helpers import run_in_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = Path(os.environ.get("DEIDKIT_DIST") or ROOT / "dist")
@@ -364,47 +365,11 @@ def _is_export_part(path: Path) -> bool:
 def test_double_click_keeps_window_open(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Started with no arguments at a terminal: says what it will do, ends with a verdict,
     then waits for Enter so the window does not vanish."""
-    import pty
-    import select
-
     exe = request.getfixturevalue("deid_exe" if name == "deid_tool" else "rename_exe")
     site = _site_with(exe, tmp_path)
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the terminal is ours; run as a double-click would
-        os.chdir(site)
-        os.execve(str(site / exe.name), [str(site / exe.name)], bare_env(**_home(tmp_path), TERM="dumb"))
-    seen = b""
-    answered = 0
-    pressed = False
-    deadline = time.monotonic() + RUN_TIMEOUT
-    status = None
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:  # Linux: EIO once the child has closed the terminal
-                    chunk = b""
-                if not chunk:
-                    break
-                seen += chunk
-            if seen.count(b"[Y/n]") + seen.count(b"[y/N]") > answered:  # a person takes the default
-                answered += 1
-                os.write(fd, b"\n")
-            if b"Press Enter" in seen and not pressed:  # ... reads the verdict, presses Enter
-                pressed = True
-                os.write(fd, b"\n")
-        done_pid = 0
-        while done_pid == 0 and time.monotonic() < deadline + 30:  # the terminal closes before the
-            done_pid, status = os.waitpid(pid, os.WNOHANG)       # one-file program has cleaned up
-            time.sleep(0.05)
-        if done_pid == 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail(f"{name} did not end:\n{seen.decode(errors='replace')[-3000:]}")
-    finally:
-        os.close(fd)
+    # run as a double-click would; a person takes the default at every question
+    status, seen = run_in_terminal([str(site / exe.name)], site, bare_env(**_home(tmp_path), TERM="dumb"),
+                                   {b"[Y/n]": b"\n", b"[y/N]": b"\n"}, RUN_TIMEOUT, name)
     text = seen.decode("utf-8", errors="replace")
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1), text[-3000:]
     assert str(site) in text or site.name in text, "the run does not say which folder it works on"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.filewriter import dcmwrite
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
                          JPEGBaseline8Bit, RLELossless)
 
 from conftest import find_leaks
+from helpers import ct_with_meta, encode, held_back, run_deid, tree
 from deidkit import cli_deid, console, dicomio, export, mapping, safe_text
 from deidkit.review_page import ReviewEntry, render_review_page
 
@@ -42,15 +42,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def ct(n: int, ts: str = ExplicitVRLittleEndian, *, series: int = 1, instance: int | None = None,
        name: str = f"{FAMILY}^{GIVEN}", patient_id: str = PATIENT_ID, sex: str = "F", birth: str = "19700101",
        pixel_seed: int | None = None) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.9.4040.{series}.{n}"
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.9.4040"
-    ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.9.4040.{series}"
+    ds = ct_with_meta(f"1.2.826.0.1.3680043.9.4040.{series}.{n}", "1.2.826.0.1.3680043.9.4040",
+                      f"1.2.826.0.1.3680043.9.4040.{series}", ts)
     ds.PatientName, ds.PatientID, ds.PatientSex, ds.PatientBirthDate = name, patient_id, sex, birth
     ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.Manufacturer = "ACME"
@@ -65,23 +58,7 @@ def ct(n: int, ts: str = ExplicitVRLittleEndian, *, series: int = 1, instance: i
     return ds
 
 
-def encode(ds: Dataset, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=not kwargs, **kwargs)
-    return buf.getvalue()
-
-
-def run(source: Path, out: Path, key: Path, *extra: str) -> int:
-    return cli_deid.main([str(source), "--out", str(out), "--yes", "--key", str(key), "--workers", "1", *extra])
-
-
-def held(out: Path) -> dict[str, dict]:
-    path = out.with_name(out.name + "_HOSPITAL_ONLY") / "held_back.csv"
-    return {r["original_file"]: r for r in csv.DictReader(path.open(encoding="utf-8"))}
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+run, held = run_deid, held_back
 
 
 def outputs(out: Path) -> list[Path]:
@@ -631,3 +608,39 @@ def test_second_names_are_the_contracts_image_names(tmp_path, monkeypatch):
                out, tmp_path / "k") == 0
     names = [p.name for p in outputs(out)]
     assert len(names) == 3 and all(contract.IMAGE_FILE_RE.fullmatch(n) for n in names)
+
+
+# ---- damage that hides the name from the sweep (found by benchmarks/fuzz_export.py) ----------------
+
+@pytest.mark.parametrize("damaged_name", [
+    f"{FAMILY}M{GIVEN}",              # the caret became a letter: one run of letters
+    f"{FAMILY}^{GIVEN[:4]}\xa8\xba!_",  # the end of the given name damaged
+    f"{FAMILY}^{GIVEN[0]}4{GIVEN[2:]}",  # a letter became a digit
+    f"{FAMILY[:3]}X{FAMILY[4:]}^{GIVEN}",  # a letter changed
+])
+def test_a_damaged_patient_name_still_finds_the_name_written_elsewhere(tmp_path, damaged_name):
+    ds = ct(1, name=damaged_name)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageComments = f"Patient {FAMILY} {GIVEN} ID {PATIENT_ID}"
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    assert list((tmp_path / "OUT").rglob("*.dcm")), "the file should go out, without the name"
+    assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN, PATIENT_ID}) == []
+
+
+def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_written(tmp_path):
+    ds = ct(1, ExplicitVRBigEndian)
+    block = ds.private_block(0x0029, "ACME PHI STORE 1.0", create=True)
+    block.add_new(0x10, "LO", f"{FAMILY}^{GIVEN}")
+    data = bytearray(encode(ds))
+    # Bits Stored (0028,0101) US, big endian: its 2-byte length made to cover everything up to the
+    # private block's value, so the name sits inside the number's value
+    at = data.index(b"\x00\x28\x01\x01US")
+    private = data.index(b"\x00\x29\x10\x10LO")
+    end = private + 8 + struct.unpack(">H", data[private + 6:private + 8])[0]
+    data[at + 6:at + 8] = struct.pack(">H", end - (at + 8))
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(bytes(data))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN}) == []

@@ -2,7 +2,6 @@
 RTSTRUCT, presentation state, content items outside SR), references across a delivery."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pydicom
@@ -12,6 +11,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
 from conftest import find_leaks
+from helpers import engine_context
 from deidkit import cli_deid, engine
 from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers
@@ -33,13 +33,7 @@ SECRETS = {"QUISTGAARD", "Quistgaard", "ASTRID", "Astrid", "BRANDTOFT", "Brandto
 
 
 def _ctx(guidelines, **options):
-    g = guidelines
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(guidelines, KEY, **options)
 
 
 def _base(sop_class: str, sop_uid: str, modality: str) -> Dataset:
@@ -417,19 +411,25 @@ def _write(ds: Dataset, path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _ct_image(uid: str, number: int) -> Dataset:
+    """_ct with a 4 x 4 16-bit image and its Instance Number."""
+    ct = _ct(uid)
+    ct.InstanceNumber = number
+    ct.Rows = ct.Columns = 4
+    ct.BitsAllocated = ct.BitsStored = 16
+    ct.HighBit = 15
+    ct.PixelRepresentation = 0
+    ct.SamplesPerPixel = 1
+    ct.PhotometricInterpretation = "MONOCHROME2"
+    ct.PixelData = bytes(32)
+    return ct
+
+
 def test_delivery_of_labels_with_references_resolving(tmp_path):
     src = tmp_path / "EXPORT"
     for i, uid in enumerate(CT_UIDS):
-        ct = _ct(uid)
-        ct.InstanceNumber = i + 1
-        ct.Rows = ct.Columns = 4
-        ct.BitsAllocated = ct.BitsStored = 16
-        ct.HighBit = 15
-        ct.PixelRepresentation = 0
-        ct.SamplesPerPixel = 1
-        ct.PhotometricInterpretation = "MONOCHROME2"
+        ct = _ct_image(uid, i + 1)
         ct.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ct.PixelData = bytes(32)
         _write(ct, src / "QUISTGAARD" / f"CT{i}.dcm")
     seg = _seg()
     seg.NumberOfFrames = 1
@@ -463,15 +463,7 @@ def test_delivery_of_labels_with_references_resolving(tmp_path):
 def test_a_label_whose_image_was_held_is_listed_in_the_summary(tmp_path):
     src = tmp_path / "EXPORT"
     for i, uid in enumerate(CT_UIDS):
-        ct = _ct(uid)
-        ct.InstanceNumber = i + 1
-        ct.Rows = ct.Columns = 4
-        ct.BitsAllocated = ct.BitsStored = 16
-        ct.HighBit = 15
-        ct.PixelRepresentation = 0
-        ct.SamplesPerPixel = 1
-        ct.PhotometricInterpretation = "MONOCHROME2"
-        ct.PixelData = bytes(32)
+        ct = _ct_image(uid, i + 1)
         if i == 0:
             ct.BurnedInAnnotation = "YES"  # held: the detector is not trusted to clear it alone
         _write(ct, src / f"CT{i}.dcm")

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from conftest import find_leaks
+from helpers import ct_with_meta, encode
 from deidkit import cli_deid, dicomio, engine, export
 from deidkit import guidelines as gl
 from deidkit.mapping import Mapper, MomentOffset, patient_key_of, shift_value
@@ -43,15 +43,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def ct(n: int, name: str = f"{FAMILY}^HORTENSE", pid: str = PATIENT_ID, ts: str = ExplicitVRLittleEndian,
        rows: int = 16, columns: int = 16, bits: int = 16) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = f"{UID_ROOT}.{pid[-3:]}.5.{n}"
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = f"{UID_ROOT}.{pid[-3:]}"
-    ds.SeriesInstanceUID = f"{UID_ROOT}.{pid[-3:]}.1"
+    ds = ct_with_meta(f"{UID_ROOT}.{pid[-3:]}.5.{n}", f"{UID_ROOT}.{pid[-3:]}", f"{UID_ROOT}.{pid[-3:]}.1", ts)
     ds.PatientName, ds.PatientID = name, pid
     ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.StudyDate, ds.StudyTime = "20240115", "235000"
@@ -64,12 +56,6 @@ def ct(n: int, name: str = f"{FAMILY}^HORTENSE", pid: str = PATIENT_ID, ts: str 
     else:
         ds.PixelData = bytes((i * 13) % 256 for i in range((rows * columns * bits + 7) // 8))
     return ds
-
-
-def encode(ds: Dataset, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=True, **kwargs)
-    return buf.getvalue()
 
 
 def with_pixel_value(data: bytes, value: bytes) -> bytes:

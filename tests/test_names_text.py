@@ -2,7 +2,6 @@
 not learn, removals that would point at the patient, and text in attributes the table does not list."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 from pydicom import dcmread
@@ -12,9 +11,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
+from helpers import engine_context
 from deidkit import engine
 from deidkit import guidelines as gl
-from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers
 
 KEY = b"N" * 32
@@ -22,13 +21,7 @@ TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "UC", "PN"}
 
 
 def _ctx(guidelines, **options):
-    g = guidelines
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(guidelines, KEY, **options)
 
 
 def _ct(name: str = "QUILLFEATHERSTONE^MAREN") -> Dataset:
@@ -254,3 +247,42 @@ def test_free_text_keeps_decimals_and_still_removes_ids(text, kept, gone):
         assert kept in out and out == text
     if gone:
         assert gone not in out
+
+
+# ---- a name written with a slip, or in CamelCase, elsewhere in the header -----------------------
+
+@pytest.mark.parametrize("name, comment, gone", [
+    # the name element took a damaged byte or a typo; the comment spells the name right
+    ("ZEBRAFINUH^OTTOLINE", "Patient ZEBRAFINCH OTTOLINE ID PID77123", ("zebrafinch", "ottoline")),
+    ("ZEBRAFINCH^OT\x82OLINE", "Patient ZEBRAFINCH OTTOLINE ID PID77123", ("zebrafinch", "ottoline")),
+    # the comment has the slip: a letter dropped, one added, two swapped
+    ("QUILLFEATHERSTONE^MAREN", "seen by Quilfeatherstone", ("quilfeatherstone",)),
+    ("VINTERSKOV^ELLEN", "Ellen Vintersckov again", ("vintersckov",)),
+    ("VINTERSKOV^ELLEN", "ms Vinetrskov", ("vinetrskov",)),
+])
+def test_a_name_one_slip_away_is_still_the_name(guidelines, name, comment, gone):
+    ds = _ct(name)
+    ds.PatientID = "PID77123"
+    ds.ImageComments = comment
+    engine.deidentify(ds, _ctx(guidelines))
+    text = _values(ds).lower()
+    for word in gone:
+        assert word not in text
+
+
+def test_imaging_words_are_never_read_as_a_slip_of_the_name(guidelines):
+    ds = _ct("CORTES^ANNA")
+    ds.SeriesDescription = "cortex thickness sagittal"
+    engine.deidentify(ds, _ctx(guidelines))
+    assert ds.SeriesDescription == "cortex thickness sagittal"
+
+
+def test_a_camelcase_name_is_found_as_written():
+    # dcm_qa_ge: the patient is named after the pulse sequence, "epiRT^NIfTI Conv"
+    ids = Identifiers()
+    ids.add_name("epiRT^NIfTI Conv")
+    assert ids.find("epiRT") == ["name"]
+    assert ids.spans("seq epiRT") == [(4, 9, "name")]
+    assert ids.find("MrQuistgaard") == []  # the split reading still works for glued titles:
+    ids.add_name("QUISTGAARD^KAJ")
+    assert ids.find("MrQuistgaard") == ["name"]

@@ -3,19 +3,18 @@ is byte for byte what the unpruned path writes, names in a removed sequence are 
 and nothing but the export prunes (--verify reads every element)."""
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import find_leaks
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
+from helpers import ct_with_meta, encode, run_deid, tree
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from deidkit import cli_deid, dicomio, rawheader
+from deidkit import dicomio, rawheader
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 FAMILY, GIVEN, PATIENT_ID = "QUILLFEATHER", "ROSALIND", "PID77123"
@@ -26,14 +25,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def ct(n: int, ts: str = ExplicitVRLittleEndian, description: str = "AXIAL HEAD") -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.9.7123.1.{n}"
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.0.1.3680043.9.7123", "1.2.826.0.1.3680043.9.7123.1"
+    ds = ct_with_meta(f"1.2.826.0.1.3680043.9.7123.1.{n}", "1.2.826.0.1.3680043.9.7123", "1.2.826.0.1.3680043.9.7123.1",
+                      ts)
     ds.PatientName, ds.PatientID, ds.PatientSex, ds.PatientBirthDate = f"{FAMILY}^{GIVEN}", PATIENT_ID, "F", "19700101"
     ds.Modality, ds.ImageType, ds.Manufacturer = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"], "ACME"
     ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240115", "101500", "1", "ACC991"
@@ -60,18 +53,7 @@ def ct(n: int, ts: str = ExplicitVRLittleEndian, description: str = "AXIAL HEAD"
     return ds
 
 
-def encode(ds: Dataset) -> bytes:
-    buf = io.BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=True)
-    return buf.getvalue()
-
-
-def run(source: Path, out: Path, key: Path) -> int:
-    return cli_deid.main([str(source), "--out", str(out), "--yes", "--key", str(key), "--workers", "1"])
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+run = run_deid
 
 
 def _export(root: Path) -> Path:

@@ -14,22 +14,18 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
+from helpers import engine_context
 from deidkit import engine
 from deidkit import guidelines as gl
 from deidkit.csa import clean_csa, parse_csa
-from deidkit.mapping import Mapper, shift_value
+from deidkit.mapping import shift_value
 from deidkit.sweep import Identifiers, clean_descriptor
 
 KEY = b"r" * 32
 
 
 def _ctx(g, **options):
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(g, KEY, **options)
 
 
 def _mr(sop_class: str = "1.2.840.10008.5.1.4.1.1.4") -> Dataset:

@@ -8,18 +8,17 @@ moved into place and before its journal line was written ("N:placed").
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from deidkit.export import KILL_HOOK, PARTIAL_DIR, STATE_NAME
+from deidkit.export import PARTIAL_DIR
 from deidkit.synth import make_export
+from helpers import hospital_of, run_deid_program, tree
+from helpers import journal_sources as journal_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,28 +26,14 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="process group
 
 
 def run_tool(source: Path, out: Path, key: Path, kill: str | None = None) -> int:
-    env = dict(os.environ)
-    env.pop(KILL_HOOK, None)
-    if kill:
-        env[KILL_HOOK] = kill
-    proc = subprocess.run([sys.executable, str(ROOT / "deid_tool.py"), str(source), "--out", str(out), "--yes",
-                           "--key", str(key), "--workers", "2"],
-                          env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300,
-                          start_new_session=True)  # its own process group: the kill hits only the run
-    return proc.returncode
+    return run_deid_program(source, out, key, kill).returncode
 
 
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def hospital(out: Path) -> Path:
-    return out.with_name(out.name + "_HOSPITAL_ONLY")
+hospital = hospital_of
 
 
 def journal_sources(out: Path) -> list[str]:
-    lines = (hospital(out) / STATE_NAME).read_text(encoding="utf-8").splitlines()[1:]
-    return [json.loads(line)["src"] for line in lines]
+    return journal_of(hospital(out))
 
 
 @pytest.fixture(scope="module")

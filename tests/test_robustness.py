@@ -24,6 +24,7 @@ from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Ex
                          ImplicitVRLittleEndian)
 
 from conftest import find_leaks
+from helpers import ct_with_meta, encode, held_back, run_deid
 from deidkit import cli_deid, dicomio
 
 FAMILY = "ZEBRAFINCH"
@@ -35,15 +36,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's note
 
 
 def ct(n: int, ts: str = ExplicitVRLittleEndian) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE
-    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.9.7777.5.{n}"
-    meta.TransferSyntaxUID = ts
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.9.7777.5"
-    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.9.7777.5.0"
+    ds = ct_with_meta(f"1.2.826.0.1.3680043.9.7777.5.{n}", "1.2.826.0.1.3680043.9.7777.5",
+                      "1.2.826.0.1.3680043.9.7777.5.0", ts)
     ds.PatientName = f"{FAMILY}^OTTOLINE"
     ds.PatientID = PATIENT_ID
     ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -56,14 +50,6 @@ def ct(n: int, ts: str = ExplicitVRLittleEndian) -> Dataset:
     dtype = ">u2" if ts == ExplicitVRBigEndian else "<u2"
     ds.PixelData = (np.arange(256, dtype=np.uint16) * n % 4096).astype(dtype).tobytes()
     return ds
-
-
-def encode(ds: Dataset, **kwargs) -> bytes:
-    from io import BytesIO
-
-    buf = BytesIO()
-    dcmwrite(buf, ds, enforce_file_format=not kwargs, **kwargs)
-    return buf.getvalue()
 
 
 def element_offset(data: bytes, tag: int) -> int:
@@ -294,13 +280,7 @@ def _small_export(root: Path, n: int = 6) -> Path:
     return root
 
 
-def _run(root: Path, out: Path, key: Path) -> int:
-    return cli_deid.main([str(root), "--out", str(out), "--yes", "--key", str(key), "--workers", "1"])
-
-
-def _held(out: Path) -> dict[str, dict]:
-    rows = csv.DictReader((out.with_name(out.name + "_HOSPITAL_ONLY") / "held_back.csv").open(encoding="utf-8"))
-    return {r["original_file"]: r for r in rows}
+_run, _held = run_deid, held_back
 
 
 def test_unreadable_file_and_folder_are_listed(tmp_path, monkeypatch):
@@ -385,7 +365,7 @@ def test_file_too_large_for_the_output_file_system_is_listed_and_the_run_goes_on
 
 
 def test_file_too_big_to_check_pixels_in_memory_is_held_not_read(tmp_path, monkeypatch):
-    from deidkit import export as export_module
+    from deidkit import export_worker as export_module
 
     root = tmp_path / "EXPORT"
     root.mkdir()

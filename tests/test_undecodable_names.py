@@ -4,7 +4,6 @@ them; --verify and rename_folders name them as \\xNN in one clear line; nothing 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -14,9 +13,9 @@ import pytest
 
 from deidkit import verify
 from deidkit.cli import rename_folders as cli_rename
-from deidkit.export import KILL_HOOK, STATE_NAME
 from deidkit.review_decisions import DECISIONS_NAME
 from deidkit.synth import make_export
+from helpers import journal_sources, run_deid_program
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,18 +40,7 @@ def undecodable_export(base: Path) -> Path:
 
 
 def run_tool(source: Path, out: Path, kill: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != KILL_HOOK}
-    if kill:
-        env[KILL_HOOK] = kill
-    return subprocess.run([sys.executable, str(ROOT / "deid_tool.py"), str(source), "--out", str(out), "--yes",
-                           "--key", str(out.parent / "site.key"), "--workers", "2"],
-                          env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, start_new_session=True,
-                          check=False)
-
-
-def journal_sources(hospital: Path) -> list[str]:
-    lines = (hospital / STATE_NAME).read_text(encoding="utf-8").splitlines()[1:]
-    return [json.loads(line)["src"] for line in lines]
+    return run_deid_program(source, out, out.parent / "site.key", kill)
 
 
 def test_a_run_with_names_that_are_not_utf8_finishes_resumes_and_applies_decisions(tmp_path):

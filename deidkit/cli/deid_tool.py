@@ -149,22 +149,17 @@ def _run(argv: list[str]) -> int:
                            (args.key or default_key_path()).resolve(), guidelines)
     if contract.kit_file_kind(source / contract.MANIFEST_NAME, contract.MANIFEST_NAME) == "manifest":
         return _already_deidentified(source)
+    return _run_on(args, source, guidelines, override)
+
+
+def _run_on(args: argparse.Namespace, source: Path, guidelines: Guidelines, override: Path | None) -> int:
+    """The run into DEST once the export is known: places checked, the person asked, then done."""
     dest = (args.out or _default_out(source)).resolve()
-    if folder_within(dest, source) and (dest == source or args.out is not None):
-        console.error("the output folder is inside the export folder", "choose --out outside the export")
-        return EXIT_USAGE
-    if folder_within(source, dest):
-        console.error("the export folder is inside the output folder", "choose another --out")
-        return EXIT_USAGE
     hospital = dest.with_name(dest.name + HOSPITAL_SUFFIX)
-    if folder_within(hospital, source) or folder_within(source, hospital):
-        console.error(f"the hospital-only folder {hospital.name} would be inside the export folder (or the export "
-                      "inside it)", "choose --out so that neither the output nor its _HOSPITAL_ONLY folder is in the export")
-        return EXIT_USAGE
     key_path = (args.key or default_key_path()).resolve()
-    if dest == key_path.parent or dest in key_path.parents:
-        console.error("the key file must not be inside the output folder (it would be sent)",
-                      "keep the key on the hospital side, e.g. the default place")
+    problem = _places_problem(source, dest, hospital, key_path, args.out is not None)
+    if problem:
+        console.error(*problem)
         return EXIT_USAGE
     program_files = tuple(console.kit_files_beside_program())
     if not _holds_dicom(source, [dest, hospital, *program_files, key_path]):
@@ -185,33 +180,9 @@ def _run(argv: list[str]) -> int:
     if replace and not output_is_ours(dest):
         console.error(f"the output folder {dest} is not empty", "choose an empty or new folder with --out")
         return EXIT_USAGE
-    console.say(f"deid_tool {__version__}: makes a de-identified copy of an export; the export is not changed.")
-    console.say(f"  Export (not changed):   {source}")
-    console.say(f"  De-identified copy:     {dest}")
-    console.say(f"  Hospital-only records:  {hospital}  (never send this folder)")
-    console.say(f"  Site key:               {key_path}" + ("  (a new key will be made here: back it up)"
-                                                            if created else ""))
-    if replace:
-        console.say("  The output folder holds an earlier run made differently (other export, key or settings).")
-        if not args.replace and not _ask_replace(args.yes):
-            console.error("the output folder holds an earlier run; nothing was changed",
-                          "run again with --replace to replace it, or choose another --out")
-            return EXIT_USAGE
-    if not console.confirm("Start?", args.yes):
-        console.say("Nothing was done.")
+    _say_plan(config, key_path, created)
+    if not _agreed(args, replace) or (replace and not _replaced_earlier(dest, hospital)):
         return EXIT_USAGE
-    if replace:
-        try:
-            left = remove_earlier_output(dest, hospital)
-        except OSError as e:
-            console.error(f"cannot remove the earlier run ({e.strerror})", "close programs using it, then run again")
-            return EXIT_USAGE
-        if left:
-            console.error(f"the output folder holds {len(left)} file(s) deid_tool did not write "
-                          f"(for example {left[0]}); they were left as they are",
-                          "move them out of the output folder (or choose another --out), then run again")
-            return EXIT_USAGE
-        console.say("  The earlier run's files were removed; the new copy replaces it.")
     if created:
         try:
             key, _ = load_or_create_key(key_path)
@@ -220,6 +191,61 @@ def _run(argv: list[str]) -> int:
             return EXIT_USAGE
         config = dataclasses.replace(config, key=key)
     return _execute(config)
+
+
+def _places_problem(source: Path, dest: Path, hospital: Path, key_path: Path, out_given: bool) -> tuple[str, str] | None:
+    """(what is wrong, what to do) when the output, its hospital-side folder or the key would lie
+    in the export (or the export in them), or the key in the output; None when all is well."""
+    if folder_within(dest, source) and (dest == source or out_given):
+        return "the output folder is inside the export folder", "choose --out outside the export"
+    if folder_within(source, dest):
+        return "the export folder is inside the output folder", "choose another --out"
+    if folder_within(hospital, source) or folder_within(source, hospital):
+        return (f"the hospital-only folder {hospital.name} would be inside the export folder (or the export "
+                "inside it)", "choose --out so that neither the output nor its _HOSPITAL_ONLY folder is in the export")
+    if dest == key_path.parent or dest in key_path.parents:
+        return ("the key file must not be inside the output folder (it would be sent)",
+                "keep the key on the hospital side, e.g. the default place")
+    return None
+
+
+def _say_plan(config: RunConfig, key_path: Path, created: bool) -> None:
+    console.say(f"deid_tool {__version__}: makes a de-identified copy of an export; the export is not changed.")
+    console.say(f"  Export (not changed):   {config.source}")
+    console.say(f"  De-identified copy:     {config.dest}")
+    console.say(f"  Hospital-only records:  {config.hospital_dir}  (never send this folder)")
+    console.say(f"  Site key:               {key_path}" + ("  (a new key will be made here: back it up)"
+                                                            if created else ""))
+
+
+def _agreed(args: argparse.Namespace, replace: bool) -> bool:
+    """The person (or --yes, --replace) agrees to start, and to replace an earlier run if there is one."""
+    if replace:
+        console.say("  The output folder holds an earlier run made differently (other export, key or settings).")
+        if not args.replace and not _ask_replace(args.yes):
+            console.error("the output folder holds an earlier run; nothing was changed",
+                          "run again with --replace to replace it, or choose another --out")
+            return False
+    if not console.confirm("Start?", args.yes):
+        console.say("Nothing was done.")
+        return False
+    return True
+
+
+def _replaced_earlier(dest: Path, hospital: Path) -> bool:
+    """Remove the earlier run's files; False (said why) when that fails or other files are left."""
+    try:
+        left = remove_earlier_output(dest, hospital)
+    except OSError as e:
+        console.error(f"cannot remove the earlier run ({e.strerror})", "close programs using it, then run again")
+        return False
+    if left:
+        console.error(f"the output folder holds {len(left)} file(s) deid_tool did not write "
+                      f"(for example {left[0]}); they were left as they are",
+                      "move them out of the output folder (or choose another --out), then run again")
+        return False
+    console.say("  The earlier run's files were removed; the new copy replaces it.")
+    return True
 
 
 def _ask_replace(assume_yes: bool) -> bool:
@@ -427,7 +453,7 @@ def _write_review_page(config: RunConfig, summary: RunSummary) -> Path | None:
     """The hospital-side page showing held-back and blanked images (it may show PHI)."""
     from ..review_page import ReviewEntry, write_review_page
 
-    folder = config.hospital_dir / "review_images"
+    folder = config.hospital_dir / contract.REVIEW_IMAGES_DIR
     entries = []
     for r in summary.results:
         if not r.thumbnails:
