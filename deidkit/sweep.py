@@ -199,8 +199,9 @@ class Identifiers:
             hits.append("name")
         elif matcher.near and _near_name_words(matcher, readings[-1], self.known_words):
             hits.append("name")
-        if (matcher.exact_re is not None and matcher.exact_re.search(folded)) or (
-                matcher.digits_re is not None and matcher.digits_re.search(re.sub(r"\D", "", folded))):
+        split = readings[-1]  # IDs are looked for in the split reading only, as before
+        if (matcher.exact_re is not None and matcher.exact_re.search(split)) or (
+                matcher.digits_re is not None and matcher.digits_re.search(re.sub(r"\D", "", split))):
             hits.append("identifier")
         return hits
 
@@ -353,9 +354,9 @@ def _one_deletions(word: str) -> set[str]:
 def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
     """Words of NEAR_NAME_LEAST letters or more one typing slip from a name part (of one letter
     fewer or more): one letter changed, added, dropped, or two neighbours swapped ("Zebrafinch" where the
-    header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Two words are one slip apart
-    when their one-deletion sets (each with the word itself) meet. Words of the imaging vocabulary
-    are never such a slip."""
+    header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Precisely: the word and the
+    name part become equal once each has lost at most one letter (their one-deletion sets, each
+    with the word itself, meet). Words of the imaging vocabulary are never such a slip."""
     out = []
     for m in _LETTER_WORD.finditer(folded):
         w = m.group()

@@ -31,7 +31,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import PersonName
 
-from deidkit import dicomio, engine, export
+from deidkit import dicomio, engine, export, header_encoder
 from deidkit import guidelines as gl
 from deidkit.mapping import Mapper
 from deidkit.sweep import Identifiers, _is_cjk, clean_descriptor, fold
@@ -41,29 +41,20 @@ from deidkit.synth import make_export
 TITLES = "mr mrs ms miss dr frau herr fr hr mme mlle mm prof sr sra srta pt pat fru".split()
 
 
-def reference_find(ids: Identifiers, text: str) -> list[str]:
-    """Identifiers.find as a loop over the sets (how it was written before it was compiled)."""
-    if not text:
-        return []
-    # a lower-case letter followed by an upper-case one starts a new word ("MrQuistgaard")
-    text = "".join(" " + c if i and text[i - 1].islower() and c.isupper() else c for i, c in enumerate(text))
-    folded = fold(text)
-    hits = []
+def _reference_name_hit(ids: Identifiers, folded: str) -> bool:
+    """The name rules as a loop over the tokens, on one reading of the text."""
     words = set(re.findall(r"\w+", folded))
     letters_words = re.findall(r"(?<![a-z])[a-z]+(?![a-z])", folded)
     for token in ids.name_tokens:
         if _is_cjk(token):
             if token in folded:
-                hits.append("name")
-                break
+                return True
         elif token in words or (len(token) >= 4 and token in folded
                                 and re.search(rf"(?<![a-z]){re.escape(token)}", folded)):
-            hits.append("name")
-            break
+            return True
         elif token.isalpha() and len(token) >= 5 and any(
                 w.startswith(t) and w[len(t):] == token for w in letters_words for t in TITLES):
-            hits.append("name")  # glued after a title
-            break
+            return True  # glued after a title
         elif token.isalpha() and len(token) >= 6 and (
                 any(5 <= len(w) < len(token) and token.startswith(w) for w in letters_words)  # truncated
                 or any(re.sub(r"[ \-.']", "", folded[i:j]) == token and folded[i:j][0] == token[0]
@@ -72,8 +63,31 @@ def reference_find(ids: Identifiers, text: str) -> list[str]:
                        and folded[j - 1] == token[-1]
                        and all(not (folded[k] in " -.'" and folded[k + 1] in " -.'") for k in range(i, j - 1))
                        for i in range(len(folded)) for j in range(i + len(token), min(len(folded), i + 2 * len(token)) + 1))):
-            hits.append("name")  # split differently
-            break
+            return True  # split differently
+    return False
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Equal once each has lost at most one letter (a letter changed, added, dropped; two swapped)."""
+    def forms(w: str) -> list[str]:
+        return [w] + [w[:i] + w[i + 1:] for i in range(len(w))]
+    return any(x == y for x in forms(a) for y in forms(b))
+
+
+def reference_find(ids: Identifiers, text: str) -> list[str]:
+    """Identifiers.find as a loop over the sets (how it was written before it was compiled)."""
+    if not text:
+        return []
+    # a lower-case letter followed by an upper-case one starts a new word ("MrQuistgaard"); names
+    # are also looked for in the text as written
+    split = "".join(" " + c if i and text[i - 1].islower() and c.isupper() else c for i, c in enumerate(text))
+    folded = fold(split)
+    hits = []
+    if _reference_name_hit(ids, folded) or _reference_name_hit(ids, fold(text)):
+        hits.append("name")
+    elif any(_one_slip(w, t) for w in re.findall(r"[^\W\d_]{6,}", folded) if w not in ids.known_words
+             for t in ids.name_tokens if len(t) >= 5 and not t.isdigit() and not _is_cjk(t)):
+        hits.append("name")  # one typing slip from a name part
     digits = re.sub(r"\D", "", folded)
     for value in ids.exact:
         if value in folded or (value.isdigit() and len(value) >= 6 and value in digits):
@@ -298,7 +312,7 @@ def test_sequences_are_written_inline_unless_pydicom_must_correct_them(monkeypat
         written[elem.keyword] = real(fp, elem, encodings)
         return written[elem.keyword]
 
-    monkeypatch.setattr(dicomio, "_write_sequence", spy)
+    monkeypatch.setattr(header_encoder, "_write_sequence", spy)
     dicomio.encode_header(ds)
     assert written == {"DeidentificationMethodCodeSequence": True, "AnatomicRegionSequence": True,
                        "ConceptNameCodeSequence": True, "ModalityLUTSequence": False,

@@ -28,7 +28,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from deidkit import dicomio, engine
+from deidkit import dicomio, engine, header_encoder
 
 # sha256 (first 16 hex digits) of inspect.getsource of each pydicom function the encoder mirrors.
 MIRRORED = {
@@ -121,7 +121,7 @@ def test_the_fast_path_is_taken_and_equals_dcmwrite(transfer_syntax, monkeypatch
     def no_dcmwrite(*args: object, **kwargs: object) -> None:
         raise AssertionError("encode_header fell back to dcmwrite for the usual case")
 
-    monkeypatch.setattr(dicomio, "dcmwrite", no_dcmwrite)
+    monkeypatch.setattr(header_encoder, "dcmwrite", no_dcmwrite)
     assert dicomio.encode_header(ds) == expected.getvalue()
 
 
@@ -135,7 +135,7 @@ def test_the_switch_back_to_dcmwrite_gives_the_same_bytes(monkeypatch):
         calls.append(1)
         real(*args, **kwargs)
 
-    monkeypatch.setattr(dicomio, "dcmwrite", spy)
-    monkeypatch.setattr(dicomio, "FAST_HEADER_ENCODER", False)
+    monkeypatch.setattr(header_encoder, "dcmwrite", spy)
+    monkeypatch.setattr(header_encoder, "FAST_HEADER_ENCODER", False)
     assert dicomio.encode_header(ds) == fast
     assert calls == [1]

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from deidkit import cli_deid, dicomio, engine, rawkeep
+from deidkit import cli_deid, dicomio, engine_sweep, rawkeep
 from deidkit import guidelines as gl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -199,7 +199,7 @@ def test_a_kept_raw_value_naming_the_patient_is_swept(tmp_path, monkeypatch):
     assert "BodyPartExamined" not in out and "GridID" not in out
     # without the sweep of raw elements only the last net (the written-bytes search) stops them:
     # the file is held instead of written cleaned, so the test bites
-    monkeypatch.setattr(engine, "_sweep_raw", lambda ds, raw, ctx, seen: None)
+    monkeypatch.setattr(engine_sweep, "_sweep_raw", lambda ds, raw, ctx, seen: None)
     assert run(source, tmp_path / "OUT2", key) == 1
     assert not list((tmp_path / "OUT2").rglob("*.dcm"))
     assert any("still in the written header" in " ".join(row) for row in held(tmp_path / "OUT2"))

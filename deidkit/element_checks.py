@@ -1,0 +1,317 @@
+"""Checks of the element stream that pydicom reads without complaint (fail closed).
+
+Damaged length fields (a value running past the file's end, or swallowing the elements after
+it: PS3.5 6.2, 7.1), VRs of another kind than the data dictionary's (PS3.6), tags out of
+ascending order or in groups that have no place in a stored object (PS3.5 7.1), and the forced
+conversion of every value (so a corrupt value fails while reading, not while writing). Raises
+Unreadable with a neutral reason.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import AMBIGUOUS_VR
+
+from .dicom_types import NestedRule, Unreadable
+
+
+def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
+    """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing;
+    the top-level raw_kept tags and the elements of sequence items nested(tag, raw) accepts
+    (deidkit.rawkeep) stay raw."""
+    _convert_plain_elements(ds, raw_kept)
+    if not raw_kept and nested is None:
+        for elem in ds.iterall():
+            _ = elem.value
+        return
+    for tag, stored in list(ds.items()):
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif tag.real in raw_kept:
+            continue
+        else:
+            elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                _touch_item(item, nested)
+
+
+def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
+    """_touch_all_values inside one sequence item (and the items below it)."""
+    if nested is None:
+        for elem in item.iterall():
+            _ = elem.value
+        return
+    for tag, stored in list(item.items()):
+        if isinstance(stored, DataElement):
+            elem = stored
+        elif nested(tag.real, stored, item):
+            continue
+        else:
+            elem = item[tag]
+        if elem.VR == "SQ":
+            for child in elem.value or []:
+                _touch_item(child, nested)
+
+
+# Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
+# representation handed down), ambiguous VRs (corrected), UN (may be given its dictionary VR,
+# possibly one of those), implicit VR (looked up), private tags (creator attached), the character
+# set itself (read in the default encoding) and pixel data.
+_NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
+
+
+def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
+    """Convert the top level's plain raw elements as Dataset.__getitem__ does (pydicom's own
+    convert_raw_data_element, the same character set), without its bookkeeping: __getitem__ then
+    looks the new element up three more times and __setitem__ checks it again, a third of the
+    conversion time of a typical header. Everything else is left to ds[tag] (iterall)."""
+    store = getattr(ds, "_dict", None)
+    if not isinstance(store, dict):
+        return
+    encoding = None
+    for tag, raw in list(store.items()):
+        if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
+                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag.real in raw_kept):
+            continue
+        if encoding is None:  # as __getitem__ computes it for every element
+            encoding = ds.original_character_set or ds._character_set
+        store[tag] = convert_raw_data_element(raw, encoding=encoding, ds=ds)
+
+
+
+def _check_lengths(ds: Dataset, size: int) -> None:
+    """A value whose declared length runs past the end of the file means a bogus length: pydicom
+    then reads to the end silently, and the rest of the file (names included) would become that
+    one value. Checked on the raw elements, before they are converted."""
+    from pydicom.dataelem import RawDataElement
+
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        for _, raw in list(current.items()):
+            if isinstance(raw, RawDataElement):
+                if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
+                    raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+                if isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
+                    raise Unreadable("truncated or bogus length: a value runs past the end of the file")
+                if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
+                    vr = raw.VR or _dictionary_vr(raw.tag)
+                    problem = _value_problem_memo(vr, raw.value, implicit)
+                    if problem:
+                        raise Unreadable(problem)
+            value = getattr(raw, "value", None)
+            if isinstance(value, list):  # a sequence: its items are datasets of raw elements
+                stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+# value_problem answers for short values: a series repeats most of its values, and the answer is
+# a pure function of (VR, bytes, implicit). Worker memory only, bounded.
+_PROBLEMS: dict[tuple[str, bytes, bool], str | None] = {}
+_PROBLEM_VALUE_LIMIT = 256
+
+
+def _value_problem_memo(vr: str, value: bytes, implicit: bool) -> str | None:
+    """value_problem, remembered for values of at most _PROBLEM_VALUE_LIMIT bytes."""
+    if len(value) > _PROBLEM_VALUE_LIMIT:
+        return value_problem(vr, value, implicit)
+    key = (vr, value, implicit)
+    try:
+        return _PROBLEMS[key]
+    except KeyError:
+        problem = _PROBLEMS[key] = value_problem(vr, value, implicit)
+        if len(_PROBLEMS) > 65536:
+            _PROBLEMS.clear()
+        return problem
+
+
+# PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in
+# characters (bytes for the binary ones). PN: 64 per component group, three groups.
+_MAX_VALUE_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+                     "PN": 3 * 64 + 2, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
+_MULTI_VALUED = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"}
+_TEXT_VRS_ALL = set(_MAX_VALUE_LENGTH) | {"UC", "UR", "UT"}
+# Bytes no text value holds (ESC, TAB, LF, FF, CR are legal in text; NUL only as padding): an
+# element header swallowed by a damaged length field always brings some (its tag's zero bytes).
+_BINARY_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+# An explicit-VR element header of a standard (even) group inside a value: tag, then its VR.
+_ELEMENT_HEADER = re.compile(rb"(?s)(?=([\x08\x10\x18\x20\x28\x32\x38\x40\x88]\x00..)"
+                             rb"(AE|AS|AT|CS|DA|DS|DT|FD|FL|IS|LO|LT|OB|OW|PN|SH|SL|SQ|SS|ST|TM|UI|UL|UN|US|UT))")
+_PATIENT_TAGS_IMPLICIT = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x10\x00\x30\x00")
+
+
+def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
+    """Why a raw value cannot be kept as it is, or None. A damaged length field makes a value
+    swallow the elements after it (Patient's Name and ID among them) or run longer than its VR
+    allows (PS3.5 6.2); then nothing after it can be judged. Checks: text VRs hold no binary
+    bytes and no value longer than twice what the VR allows (per value; devices overrun by a
+    few characters; values in a multi-byte character set get 4 bytes per character); no value of any VR
+    holds what parses as a standard element header (its tag followed by its dictionary VR, or in
+    an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits)."""
+    if vr in _TEXT_VRS_ALL:
+        return _text_value_problem(vr, value)
+    if len(value) < 8 or vr == "SQ" or value[:4] == b"\xfe\xff\x00\xe0" or (
+            vr in ("OB", "OW", "OF", "OD", "OL", "OV") and len(value) > 1 << 20):
+        return None  # sequences (also private ones read as UN) hold elements by right
+    if _holds_element_header(value, implicit):
+        return "corrupt: a value holds what reads as further elements (a damaged length field?)"
+    return None
+
+
+def _text_value_problem(vr: str, value: bytes) -> str | None:
+    """value_problem for a text VR: no binary bytes, no value longer than twice what the VR allows."""
+    body = value.rstrip(b"\0 ") if vr == "UI" else value.rstrip(b"\0")
+    if _BINARY_IN_TEXT.search(body):
+        return "corrupt: a text value holds binary data (a damaged length field?)"
+    limit = _MAX_VALUE_LENGTH.get(vr)
+    if limit is not None:
+        parts = body.split(b"\\") if vr in _MULTI_VALUED else [body]
+        for part in parts:
+            # twice the limit (4 bytes a character for multi-byte sets): devices overrun by a
+            # few characters (DS of 17+ digits, long LO), which says nothing about the file
+            allowed = 2 * limit if part.isascii() and b"\x1b" not in part else 4 * limit + 16
+            if len(part.strip(b" ")) > allowed:
+                return "corrupt: a value longer than its type allows (a damaged length field?)"
+    return None
+
+
+def _holds_element_header(value: bytes, implicit: bool) -> bool:
+    """True if a value holds what parses as a standard element header: its tag followed by its
+    dictionary VR, or (implicit VR) the patient's name, ID or birth date tag with a length that fits."""
+    for match in _ELEMENT_HEADER.finditer(value):
+        tag = int.from_bytes(match.group(1)[:2], "little") << 16 | int.from_bytes(match.group(1)[2:], "little")
+        if tag & 0xFFFF and dictionary_has_tag(tag) and match.group(2).decode() in dictionary_VR(tag).split(" or "):
+            return True
+    if implicit:
+        for needle in _PATIENT_TAGS_IMPLICIT:
+            start = value.find(needle)
+            while start != -1:
+                if start + 8 <= len(value):
+                    length = int.from_bytes(value[start + 4:start + 8], "little")
+                    if 0 < length <= len(value) - start - 8 and length < 256:
+                        return True
+                start = value.find(needle, start + 1)
+    return False
+
+
+_STRING_KIND = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+def _vr_kind(vr: str | None) -> str:
+    """"text", "number text" (DS, IS), "SQ", "UN" (fits anything) or "binary", for comparing a
+    file's VR with the standard's."""
+    if not vr or vr == "UN":
+        return "UN"
+    if vr == "SQ":
+        return "SQ"
+    if vr in ("DS", "IS"):
+        return "number text"
+    return "text" if vr in _STRING_KIND else "binary"
+
+
+def _converted_value_problem(elem: DataElement, implicit: bool) -> str | None:
+    """value_problem for a converted element: text values as the bytes they came from (near
+    enough: UTF-8 for non-ASCII), binary values as they are; pixel data and sequences skipped."""
+    if elem.tag >> 16 == 0x7FE0 or elem.VR == "SQ":
+        return None
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        return value_problem(elem.VR, bytes(value), implicit) if elem.VR not in _TEXT_VRS_ALL else None
+    if elem.VR not in _TEXT_VRS_ALL or value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return value_problem(elem.VR, text.encode("utf-8", "surrogateescape"), implicit)
+
+
+def _kinds_clash(vr: str | None, tag: int) -> bool:
+    """True if an element's VR is of another kind than the standard's: text where it says binary
+    or a number, and the other way round (a damaged VR; IS for DS, LO for SH and the like are
+    devices' slips and pass)."""
+    kind = _vr_kind(vr)
+    if kind == "UN":
+        return False
+    standard = _dictionary_kind(tag)
+    return standard != "UN" and standard != kind
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_kind(tag: int) -> str:
+    """_vr_kind of the standard's VR for a public tag; "UN" when unknown or ambiguous (US or SS ...)."""
+    try:
+        if not dictionary_has_tag(tag):
+            return "UN"
+        kinds = {_vr_kind(v.strip()) for v in dictionary_VR(tag).split(" or ")}
+    except KeyError:
+        return "UN"
+    return kinds.pop() if len(kinds) == 1 else "UN"
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag) if dictionary_has_tag(tag) else "UN"
+    except KeyError:
+        return "UN"
+
+
+def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
+    """Fail closed on a damaged element stream that pydicom reads without complaint.
+
+    A tag changed by damage can turn a patient's name or ID into an element the tables do not
+    know; in a real file that shows as tags out of ascending order (pydicom silently sorts them)
+    or as groups that have no place in a stored object (command, file meta, odd below 0008; group
+    0004 is the DICOMDIR's and Table E.1-1 lists one of its attributes, so it is allowed). Stray
+    command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
+    instead, as no stored object needs them; group FFFF is damage and holds the file. Every
+    value is checked as value_problem says (pydicom converts some elements while reading); the
+    top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw."""
+    implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
+    stack = [ds]
+    while stack:
+        current = stack.pop()
+        _drop_stray_groups(current)
+        items = list(current.items())  # in the order read from the file
+        numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
+        if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
+            raise Unreadable("corrupt: elements out of order (damaged tags)")
+        for (tag, elem), number in zip(items, numbers, strict=True):
+            group = number >> 16
+            if group == 0xFFFF:
+                raise Unreadable("corrupt: element of a group that has no place in a stored object")
+            if type(elem) is RawDataElement and (
+                    number in raw_kept if current is ds else nested is not None and nested(number, elem, current)):
+                if not group & 1 and _kinds_clash(elem.VR, number):
+                    raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                     "(damaged?)")
+                continue
+            if not isinstance(elem, DataElement):  # not converted yet: as current[tag] does
+                elem = current[tag]
+            if not group & 1 and _kinds_clash(elem.VR, number):
+                raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                 "(damaged?)")
+            problem = _converted_value_problem(elem, implicit)
+            if problem:
+                raise Unreadable(problem)
+            if elem.VR == "SQ":
+                stack.extend(elem.value or [])
+
+
+def _drop_stray_groups(current: Dataset) -> None:
+    """_check_structure's first step for one dataset: stray command / file meta elements (groups
+    below 0008 but 0004) are dropped, never written (pydicom reads the command group apart, so
+    their place in the file cannot be told); unless one holds a person name's caret, which says
+    damage moved Patient's Name there: then Unreadable (held)."""
+    for tag in [t for t in current.keys() if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+        raw = current.get_item(tag)
+        value = getattr(raw, "value", b"")
+        if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
+            raise Unreadable("corrupt: element of a group that has no place in a stored object")
+        del current[tag]

@@ -1,0 +1,95 @@
+"""The de-identification attributes and the new file meta (PS3.15 E.1.1, PS3.10 7.1).
+
+Patient Identity Removed, De-identification Method (and its code sequence, CID 7050), Longitudinal
+Temporal Information Modified, the notes added after the pixels were checked, and file meta
+rebuilt from scratch (no source AE title; Media Storage UIDs that match the dataset).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from . import __version__
+from .guidelines import OPTION_CODES, OPTIONS
+from .engine_context import Context
+
+
+IMPLEMENTATION_CLASS_UID = "2.25.118750309125961335283633787036497431621"
+IMPLEMENTATION_VERSION = "DEIDKIT_" + __version__.replace(".", "_")
+
+
+# ---- de-identification attributes and file meta ------------------------------------------------
+
+def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
+    g = ctx.guidelines
+    _set_keyword(ds, 0x00120062, "CS", "YES")  # Patient Identity Removed
+    applied = ["basic"] + [o for o in OPTIONS if o in g.settings.options]
+    _set_keyword(ds, 0x00120063, "LO", [f"deidkit {__version__}", f"PS3.15 {g.edition} Table E.1-1",  # Method
+                                         *applied, f"table sha256 {g.sha256[:16]}"])
+    items = []
+    for key in applied:
+        code, meaning = OPTION_CODES[key]
+        # a Dataset made from its elements directly: setting them one by one costs more than the rest
+        items.append(Dataset({_CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
+                              _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
+                              _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning)}))
+    _set_keyword(ds, 0x00120064, "SQ", Sequence(items))  # De-identification Method Code Sequence
+    if ctx.dates_shifted:
+        _set_keyword(ds, _LONGITUDINAL, "CS", "MODIFIED")
+    elif "retain_long_full_dates" in g.settings.options:
+        _set_keyword(ds, _LONGITUDINAL, "CS", "UNMODIFIED")
+    elif _LONGITUDINAL in ds:
+        _set_keyword(ds, _LONGITUDINAL, "CS", "REMOVED")
+
+
+_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+_LONGITUDINAL = BaseTag(0x00280303)  # Longitudinal Temporal Information Modified
+
+
+def _set_keyword(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """What `ds.Keyword = value` does (vr is the keyword's dictionary VR), without the keyword lookup."""
+    tag = BaseTag(tag)
+    if tag not in ds:
+        elem = DataElement(tag, vr, value)
+    else:
+        elem = ds[tag]
+        elem.value = value
+    ds[tag] = elem
+
+
+PERSON_REVIEWED = "pixels reviewed by a person"  # a De-identification Method value (--verify reads it)
+
+
+def add_method_note(ds: Dataset, note: str) -> None:
+    """Add `note` (LO, at most 64 characters) once to De-identification Method (0012,0063)."""
+    elem = ds.get(0x00120063)
+    value = None if elem is None else elem.value
+    values = [] if value in (None, "") else [str(value)] if isinstance(value, str) else [str(v) for v in value]
+    if note not in values:
+        _set_keyword(ds, 0x00120063, "LO", [*values, note])
+
+
+def add_clean_pixel_code(ds: Dataset) -> None:
+    """Record the Clean Pixel Data Option (CID 7050 113101) once pixels were checked."""
+    code, meaning = OPTION_CODES["clean_pixel_data"]
+    seq = ds.get("DeidentificationMethodCodeSequence") or Sequence()
+    if any(getattr(i, "CodeValue", "") == code for i in seq):
+        return
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", meaning
+    seq.append(item)
+    ds.DeidentificationMethodCodeSequence = seq
+
+
+def new_file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
+    """File meta rebuilt from scratch: no source AE title, consistent Media Storage UIDs."""
+    meta = FileMetaDataset()
+    for tag, vr, value in ((0x00020002, "UI", ds.SOPClassUID), (0x00020003, "UI", ds.SOPInstanceUID),
+                           (0x00020010, "UI", transfer_syntax), (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
+                           (0x00020013, "SH", IMPLEMENTATION_VERSION)):
+        _set_keyword(meta, tag, vr, value)  # Media Storage SOP Class/Instance UID, Transfer Syntax, ...
+    return meta

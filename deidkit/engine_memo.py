@@ -1,0 +1,71 @@
+"""Remembered answers of the engine's text checks, per set of identifiers (worker memory).
+
+Identifiers.find, clean_descriptor and find_generic_phi are pure functions of the text and the
+identifiers (and the vocabulary); the files of one series repeat most of their values, so each
+distinct value is worked out once per patient instead of once per file. Never written, bounded.
+"""
+from __future__ import annotations
+
+from .sweep import Identifiers, clean_descriptor, find_generic_phi
+
+
+_PHI_SHAPED: dict[str, bool] = {}
+
+
+def _phi_shaped(text: str) -> bool:
+    """find_generic_phi finds a PHI shape other than an ID in text (URL, date, phone ...);
+    remembered per distinct short value (a pure function of the text; worker memory, bounded)."""
+    hit = _PHI_SHAPED.get(text)
+    if hit is None:
+        hit = any(f.kind != "id" for f in find_generic_phi(text))
+        if len(text) <= _TextMemo.TEXT_LIMIT:
+            if len(_PHI_SHAPED) >= _TextMemo.ENTRIES:
+                _PHI_SHAPED.clear()
+            _PHI_SHAPED[text] = hit
+    return hit
+
+
+class _TextMemo:
+    """Answers of Identifiers.find and clean_descriptor for one set of identifiers.
+
+    Both are pure functions of the identifier sets, the text (and the vocabulary), and the files
+    of one series repeat most of their values: each distinct value is worked out once per patient
+    instead of once per file. Worker memory only (never written), bounded."""
+
+    TEXT_LIMIT = 256      # longer values are worked out every time (memory stays small)
+    ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self.found: dict[str, bool] = {}
+        self.cleaned: dict[tuple[frozenset[str], str], str] = {}
+
+    def clean(self, text: str, vocabulary: frozenset[str], identifiers: Identifiers) -> str:
+        key = (vocabulary, text)
+        result = self.cleaned.get(key)
+        if result is None:
+            result = clean_descriptor(text, vocabulary, identifiers)
+            if len(text) <= self.TEXT_LIMIT and len(self.cleaned) < self.ENTRIES:
+                self.cleaned[key] = result
+        return result
+
+
+_TEXT_MEMOS: dict[tuple[frozenset[str], frozenset[str], bool], _TextMemo] = {}
+
+
+def _text_memo(identifiers: Identifiers) -> _TextMemo:
+    key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact), identifiers.patient_name_known)
+    memo = _TEXT_MEMOS.get(key)
+    if memo is None:
+        if len(_TEXT_MEMOS) >= 16:
+            _TEXT_MEMOS.clear()
+        memo = _TEXT_MEMOS[key] = _TextMemo()
+    return memo
+
+
+def _holds_identifier(text: str, identifiers: Identifiers, seen: dict[str, bool]) -> bool:
+    hit = seen.get(text)
+    if hit is None:
+        hit = bool(identifiers.find(text))
+        if len(text) <= _TextMemo.TEXT_LIMIT and len(seen) < _TextMemo.ENTRIES:
+            seen[text] = hit
+    return hit

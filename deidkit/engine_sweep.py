@@ -1,0 +1,74 @@
+"""The last sweep: the patient's own identifiers anywhere the table walk left them.
+
+Every element left (at every depth, raw ones included) is searched for the patient's names and
+IDs (deidkit.sweep.Identifiers); one that holds them is removed, unless it is a device model or
+defined term that only shares a word with them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+
+from . import rawkeep
+from .sweep import kept_as_term
+from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _by_tag, _is_empty, _note, _str_values, tag_text)
+from .engine_memo import _holds_identifier, _text_memo
+
+
+# ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
+
+def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None = None) -> None:
+    if seen is None:
+        seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
+    raw_kept = ctx.raw_kept if not prefix else frozenset()
+    for tag, elem in sorted(ds.items(), key=_by_tag):
+        if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
+            continue
+        if type(elem) is RawDataElement and (tag.real in raw_kept or (prefix and ctx.raw_nested)):
+            reason = _sweep_raw(ds, elem, ctx, seen)
+        else:
+            elem = elem if isinstance(elem, DataElement) else ds[tag]
+            if elem.VR == "SQ":
+                location = prefix + tag_text(tag)
+                for i, item in enumerate(elem.value or []):
+                    _sweep(item, ctx, f"{location}[{i}]>", seen)
+                continue
+            if elem.VR == "UI" or _is_empty(elem):
+                continue
+            value = elem.value if elem.VR in BINARY_VRS else None
+            reason = _sweep_value(tag, elem.VR, value, "\\".join(_str_values(elem)) if value is None else "", ctx, seen)
+        if reason:
+            del ds[tag]
+            _note(ctx, prefix + tag_text(tag), "SWEEP", reason)
+
+
+def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """_sweep for a top-level element left raw (deidkit.rawkeep): the same answer, its text
+    converted once per distinct value (rawkeep.sweep_view)."""
+    vr = raw.VR or ""
+    if vr == "UI" or not raw.value:
+        return None
+    if vr in BINARY_VRS:
+        return _sweep_value(raw.tag, vr, raw.value, "", ctx, seen)
+    text, empty = rawkeep.sweep_view(raw, ds, _str_values)
+    return None if empty else _sweep_value(raw.tag, vr, None, text, ctx, seen)
+
+
+def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: dict[str, bool]) -> str | None:
+    """Why the sweep removes an element (binary value as bytes, or its text), or None."""
+    if value is not None:  # a binary VR
+        if isinstance(value, bytes) and len(value) < 1 << 20 and _holds_identifier(
+                value.decode("latin-1"), ctx.identifiers, seen):
+            return "own identifier in binary value removed"
+        return None
+    if ctx.pseudonym and text == ctx.pseudonym:
+        return None
+    if _holds_identifier(text, ctx.identifiers, seen):
+        terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+        if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
+            ctx.identifiers.term_tokens |= terms
+            return None
+        return "own identifier removed"
+    return None
