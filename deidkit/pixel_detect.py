@@ -15,7 +15,12 @@ and down, along the line as far as it goes), become boxes.
             set on other seeds than the benchmark's.
 Measured with benchmarks/bench_pixel_detector.py (see README.txt for the figures).
 Big frames are run in tiles with a halo wider than the network's reach, so the answer is the
-whole frame's (up to float rounding) and memory stays bounded. Pure functions; nothing here reads DICOM.
+whole frame's (up to float rounding) and memory stays bounded. Frames under SMALL_FRAME pixels a
+side (parametric maps, 64x64 EPI) are looked at enlarged twice and centred on a black canvas:
+edge to edge, their texture read as text over most of the frame (issue 16). A group of text
+cells is boxed line band by line band (BAND_OVERLAP), and boxes are merged only when their union
+adds little (MERGE_SLACK), so an ultrasound screen's header and label column do not become one
+rectangle over the image. Pure functions; nothing here reads DICOM.
 """
 from __future__ import annotations
 
@@ -36,6 +41,27 @@ NETWORK_LAYERS = [("conv", 16, 1), ("pool", 0, 0), ("conv", 24, 1), ("conv", 24,
 TILE = 512               # pixels per tile side for big frames
 HALO = 64                # pixels of context around a tile: more than the network's reach (~63)
 GROW_REACH_CELLS = (3, 64)  # how far (rows, columns of cells) a box may grow from its seed cells
+# Small frames: the network learnt on 256-pixel crops of 512-pixel frames. A 64x64 map is all
+# edge to it (its reach, ~63 pixels, runs off every side) and its anatomy is glyph-sized, so
+# texture looked like text over most of it. A frame with a side under SMALL_FRAME is looked at
+# centred on a black canvas that big, enlarged twice (bilinear) first when a side is under
+# ENLARGE_BELOW: 5x7 glyphs become 10x14, well inside the trained sizes (7-56 pixels), and pixel
+# noise is no longer glyph-grained (noise maps of 128-250 px, not enlarged, were "text" over
+# 20-45% of the frame in 2 of 3 cases; enlarged, in 1 of 12).
+SMALL_FRAME = 256        # pixels
+ENLARGE_BELOW = 256      # pixels
+MIN_GLYPH = 5            # pixels: the smallest readable glyph (5x7 font); a narrower frame holds none
+# Under MIN_JUDGED pixels a side, one to three glyphs fill the frame and the network, even on its
+# canvas, misses some (measured on 5x7 text over black, noise and anatomy: 12-24 px frames 57 of
+# 84 found, 32 px 21 of 24, 40-96 px all): deidkit.pixels holds such frames for a person.
+MIN_JUDGED = 32          # pixels
+# A group of text cells is boxed line band by line band: consecutive cell rows stay in one band
+# while their extents overlap by BAND_OVERLAP of their union, so an L-shaped group (a header
+# line touching a column of labels) gives two boxes, not the rectangle around both (the empty
+# middle of an ultrasound screen). Boxes are merged only when their union adds little:
+# MERGE_SLACK times the area they cover.
+BAND_OVERLAP = 0.5
+MERGE_SLACK = 1.25
 
 
 @dataclass(frozen=True, order=True)
@@ -103,8 +129,8 @@ def planes(frame: np.ndarray, bits_stored: int = 8) -> list[np.ndarray]:
     return [luma8, to_grey8(frame, bits_stored)]
 
 
-def _label_runs(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (top, left, bottom, right) of 8-connected regions of a small boolean grid."""
+def _components(mask: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """8-connected regions of a small boolean grid, each as its runs (row, start, end exclusive)."""
     parent: list[int] = []
 
     def find(i: int) -> int:
@@ -134,17 +160,29 @@ def _label_runs(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
             cur.append((s, e, rid))
             runs.append((r, s, e, rid))
         prev = cur
-    boxes: dict[int, list[int]] = {}
+    groups: dict[int, list[tuple[int, int, int]]] = {}
     for r, s, e, rid in runs:
-        root = find(rid)
-        box = boxes.get(root)
-        if box is None:
-            boxes[root] = [r, s, r + 1, e]
-        else:
-            box[0], box[1], box[2], box[3] = (min(box[0], r), min(box[1], s),
-                                              max(box[2], r + 1), max(box[3], e))
-    return [(b[0], b[1], b[2], b[3]) for b in boxes.values()]
+        groups.setdefault(find(rid), []).append((r, s, e))
+    return list(groups.values())
 
+
+def _bands(runs: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Boxes (top, left, bottom, right; cells) around one region's runs, one per band of
+    consecutive rows whose extents overlap by BAND_OVERLAP of their union (see above)."""
+    extent: dict[int, tuple[int, int]] = {}
+    for r, s, e in runs:
+        lo, hi = extent.get(r, (s, e))
+        extent[r] = (min(lo, s), max(hi, e))
+    bands: list[list[int]] = []
+    for r in sorted(extent):
+        s, e = extent[r]
+        if bands and bands[-1][2] == r:
+            band = bands[-1]
+            if min(e, band[3]) - max(s, band[1]) >= BAND_OVERLAP * (max(e, band[3]) - min(s, band[1])):
+                band[1], band[2], band[3] = min(s, band[1]), r + 1, max(e, band[3])
+                continue
+        bands.append([r, s, r + 1, e])
+    return [(b[0], b[1], b[2], b[3]) for b in bands]
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,8 +271,11 @@ def _logits(x: np.ndarray, net: Network) -> np.ndarray:
 
 def text_probability(frame: np.ndarray, net: Network | None = None, bits_stored: int = 8) -> np.ndarray:
     """Probability of text per 4x4 cell of a frame (grey, or RGB): ceil(rows/4) x ceil(cols/4)."""
-    net = net or _bundled_network()
-    a, b = network_planes(frame, bits_stored)
+    return _planes_probability(*network_planes(frame, bits_stored), net or _bundled_network())
+
+
+def _planes_probability(a: np.ndarray, b: np.ndarray, net: Network) -> np.ndarray:
+    """text_probability of the two uint8 planes the network reads (b is a: a grey frame)."""
     rows, cols = a.shape
     pr, pc = (-rows) % CELL, (-cols) % CELL
     x = a[:, :, None] if b is a else np.stack([a, b], axis=2)
@@ -253,7 +294,7 @@ def text_probability(frame: np.ndarray, net: Network | None = None, bits_stored:
             ct, cl = (t - t0) // CELL, (l - l0) // CELL
             rows_c, cols_c = min(TILE, h - t) // CELL, min(TILE, w - l) // CELL
             out[t // CELL:t // CELL + rows_c, l // CELL:l // CELL + cols_c] = logits[ct:ct + rows_c, cl:cl + cols_c]
-    return 1 / (1 + np.exp(-out))
+    return cast(np.ndarray, 1 / (1 + np.exp(-out)))
 
 
 def boxes_from_probability(p: np.ndarray, shape: tuple[int, int], net: Network | None = None,
@@ -274,9 +315,10 @@ def boxes_from_probability(p: np.ndarray, shape: tuple[int, int], net: Network |
     # weak cells touching each other across a busy frame cannot chain into one huge box.
     grow &= _dilated(seeds, GROW_REACH_CELLS[0], GROW_REACH_CELLS[1])
     boxes = []
-    for ct, cl, cb, cr in _label_runs(grow):
-        if seeds[ct:cb, cl:cr].any():
-            boxes.append(Box(ct * CELL, cl * CELL, min(rows, cb * CELL), min(cols, cr * CELL)))
+    for runs in _components(grow):
+        if any(seeds[r, s:e].any() for r, s, e in runs):
+            boxes += [Box(ct * CELL, cl * CELL, min(rows, cb * CELL), min(cols, cr * CELL))
+                      for ct, cl, cb, cr in _bands(runs)]
     return merge_boxes(boxes)
 
 
@@ -303,7 +345,7 @@ def _cells_touched(mask: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
     return cast(np.ndarray, padded.reshape(cells[0], CELL, cells[1], CELL).any(axis=(1, 3)))
 
 
-BLANK_SQUARE = 8          # pixels: a blanked rectangle is at least this wide and high
+BLANK_THIN = 3            # pixels: a blanked rectangle is at least this high (or wide)
 BLANK_EDGE_RUN = 16       # pixels: a blanked rectangle's cut edge is straight for at least this long
 BLANK_EDGE_FILL = 0.75    # share of such a run that must border non-blank pixels
 
@@ -313,26 +355,32 @@ def blank_edges(frame: np.ndarray, blank: Any) -> np.ndarray:
 
     Redaction leaves axis-aligned rectangles of exactly one value (blank: the frame's black as
     displayed; RGB frames: every channel equal to blank). A pixel is on a cut edge when it lies in
-    a BLANK_SQUARE x BLANK_SQUARE square of blank pixels and borders, straight across, a pixel
-    that is not blank, along a straight row or column of such pixels BLANK_EDGE_RUN long (at least
-    BLANK_EDGE_FILL of it). The detector sees such a straight edge through anatomy as text; glyphs
-    on a black background give short, broken edges and are not marked. deid_tool's looks after
-    blanking and --verify both pass this to find_text_in_frame (see edge_aware_look in pixels.py).
+    a blank strip BLANK_THIN across by BLANK_EDGE_RUN along the edge and borders, straight across,
+    a pixel that is not blank, along a straight row or column of such pixels BLANK_EDGE_RUN long
+    (at least BLANK_EDGE_FILL of it): so a box only a few pixels high (a person's box over one
+    line) is recognised along its long sides. The detector sees such a straight edge through
+    anatomy as text; glyphs on a black background give short, broken edges and are not marked.
+    deid_tool's looks after blanking and --verify both pass this to find_text_in_frame (see
+    edge_aware_look in pixels.py).
     """
     flat = frame == blank
     is_blank = flat.all(axis=2) if flat.ndim == 3 else flat
     rows, cols = is_blank.shape
-    k = BLANK_SQUARE
     out = np.zeros((rows, cols), bool)
-    if rows < k or cols < k or not is_blank.any():
+    if min(rows, cols) < BLANK_THIN or max(rows, cols) < BLANK_EDGE_RUN or not is_blank.any():
         return out
     run = np.zeros((rows + 1, cols + 1), np.int32)
     run[1:, 1:] = np.cumsum(np.cumsum(is_blank, axis=0, dtype=np.int32), axis=1)
-    full = (run[k:, k:] - run[:-k, k:] - run[k:, :-k] + run[:-k, :-k]) == k * k  # square at (i, j)
-    solid = np.zeros((rows, cols), bool)
-    solid[:rows - k + 1, :cols - k + 1] = full
-    solid = _spread_forward(_spread_forward(solid, k - 1, 0), k - 1, 1)
     for axis, step in ((0, 1), (0, -1), (1, 1), (1, -1)):
+        along = 1 - axis
+        # pixels inside a blank strip BLANK_THIN across the edge and BLANK_EDGE_RUN along it
+        kr, kc = (BLANK_THIN, BLANK_EDGE_RUN) if axis == 0 else (BLANK_EDGE_RUN, BLANK_THIN)
+        if rows < kr or cols < kc:
+            continue
+        full = (run[kr:, kc:] - run[:-kr, kc:] - run[kr:, :-kc] + run[:-kr, :-kc]) == kr * kc
+        solid = np.zeros((rows, cols), bool)
+        solid[:rows - kr + 1, :cols - kc + 1] = full
+        solid = _spread_forward(_spread_forward(solid, kr - 1, 0), kc - 1, 1)
         across = ~np.roll(is_blank, -step, axis=axis)  # the neighbour straight across is not blank
         edge = solid & across
         # the wrapped-around row or column has no neighbour
@@ -340,10 +388,7 @@ def blank_edges(frame: np.ndarray, blank: Any) -> np.ndarray:
             edge[-1 if step == 1 else 0, :] = False
         else:
             edge[:, -1 if step == 1 else 0] = False
-        along = 1 - axis
         n = edge.shape[along]
-        if n < BLANK_EDGE_RUN:
-            continue
         c = np.cumsum(edge, axis=along, dtype=np.int32)
         c = np.concatenate([np.zeros_like(c.take([0], axis=along)), c], axis=along)
         starts = np.arange(n - BLANK_EDGE_RUN + 1)
@@ -370,8 +415,53 @@ def _spread_forward(mask: np.ndarray, k: int, axis: int) -> np.ndarray:
 def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
                        blanked: np.ndarray | None = None) -> list[Box]:
     """Boxes around rendered text in one frame (uint8/uint16 grey, or RGB); blanked: pixels
-    already blanked, when a redacted frame is looked at again (see boxes_from_probability)."""
-    return boxes_from_probability(text_probability(frame, net), frame.shape[:2], net, blanked)
+    already blanked, when a redacted frame is looked at again (see boxes_from_probability).
+    A frame with a side under SMALL_FRAME is looked at on a canvas (see SMALL_FRAME); one with a
+    side under MIN_GLYPH pixels cannot show a readable glyph and has none."""
+    net = net or _bundled_network()
+    rows, cols = frame.shape[:2]
+    if min(rows, cols) < MIN_GLYPH:
+        return []
+    if min(rows, cols) >= SMALL_FRAME:
+        return boxes_from_probability(text_probability(frame, net), (rows, cols), net, blanked)
+    scale = 2 if min(rows, cols) < ENLARGE_BELOW else 1
+    h, w = rows * scale, cols * scale
+    canvas = (max(SMALL_FRAME, h + (-h) % CELL), max(SMALL_FRAME, w + (-w) % CELL))
+    top, left = (canvas[0] - h) // 2, (canvas[1] - w) // 2
+    a, b = network_planes(frame)
+    placed = [_on_canvas(_enlarged(v, scale), canvas, top, left) for v in ((a,) if b is a else (a, b))]
+    seen_blanked = None
+    if blanked is not None:
+        seen_blanked = _on_canvas(np.repeat(np.repeat(blanked, scale, axis=0), scale, axis=1), canvas, top, left)
+    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], net), canvas, net, seen_blanked)
+    out = []
+    for box in found:  # back to the frame's pixels: clipped to it, outward to whole pixels
+        t, l = max(0, box.top - top), max(0, box.left - left)
+        bm, r = min(h, box.bottom - top), min(w, box.right - left)
+        if bm > t and r > l:
+            out.append(Box(t // scale, l // scale, -(-bm // scale), -(-r // scale)))
+    return merge_boxes(out)
+
+
+def _enlarged(plane: np.ndarray, scale: int) -> np.ndarray:
+    """A uint8 plane enlarged scale (1 or 2) times, bilinear with pixel centres kept (edges held)."""
+    if scale == 1:
+        return plane
+    x = plane.astype(np.float32)
+    for axis in (0, 1):
+        n = x.shape[axis]
+        before = x.take(np.maximum(np.arange(n) - 1, 0), axis=axis)
+        after = x.take(np.minimum(np.arange(n) + 1, n - 1), axis=axis)
+        pair = np.stack([0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after], axis=axis + 1)
+        x = pair.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+
+
+def _on_canvas(plane: np.ndarray, canvas: tuple[int, int], top: int, left: int) -> np.ndarray:
+    """plane placed at (top, left) on a zero (black, or False) canvas of canvas (rows, cols)."""
+    out = np.zeros(canvas, plane.dtype)
+    out[top:top + plane.shape[0], left:left + plane.shape[1]] = plane
+    return out
 
 
 def find_text(grey: np.ndarray) -> list[Box]:
@@ -380,8 +470,9 @@ def find_text(grey: np.ndarray) -> list[Box]:
 
 
 def merge_boxes(boxes: list[Box], join: int = 2) -> list[Box]:
-    """Union of overlapping (or nearly touching) boxes, sorted; deterministic."""
-    out = sorted(boxes)
+    """Overlapping (or nearly touching) boxes joined into the box around both when it adds little
+    (at most MERGE_SLACK times the area the two cover); sorted; deterministic."""
+    out = sorted(set(boxes))
     changed = True
     while changed:
         changed = False
@@ -390,11 +481,16 @@ def merge_boxes(boxes: list[Box], join: int = 2) -> list[Box]:
             for i, m in enumerate(merged):
                 if (b.top <= m.bottom + join and m.top <= b.bottom + join
                         and b.left <= m.right + join and m.left <= b.right + join):
-                    merged[i] = Box(min(b.top, m.top), min(b.left, m.left),
-                                    max(b.bottom, m.bottom), max(b.right, m.right))
+                    union = Box(min(b.top, m.top), min(b.left, m.left),
+                                max(b.bottom, m.bottom), max(b.right, m.right))
+                    both = Box(max(b.top, m.top), max(b.left, m.left),
+                               min(b.bottom, m.bottom), min(b.right, m.right))
+                    if union.area > MERGE_SLACK * (b.area + m.area - both.area):
+                        continue
+                    merged[i] = union
                     changed = True
                     break
             else:
                 merged.append(b)
-        out = sorted(merged)
+        out = sorted(set(merged))
     return out

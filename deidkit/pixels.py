@@ -52,8 +52,8 @@ REDETECT_PASSES = 3        # blank-and-look-again rounds before a frame is held
 # parametric maps), not text to blank. Between MAX_TEXT_FRACTION and it (a small frame's header
 # lines can cover 40%): held with the boxes proposed; a person may change them (export).
 CANNOT_JUDGE_FRACTION = 0.5
-CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame): "
-                "a person must look")
+CANNOT_JUDGE = ("the text finder cannot judge this image (text-like texture over most of the frame, or a "
+                f"frame under {pixel_detect.MIN_JUDGED} pixels): a person must look")
 
 
 
@@ -147,6 +147,16 @@ class _FrameResult:
 
 def _clean_frame(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
                  layout: list[Box]) -> _FrameResult:
+    """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds).
+    A frame under pixel_detect.MIN_JUDGED pixels a side (but wide enough for a glyph) cannot be
+    judged: the text finder misses some of the few glyphs it holds."""
+    if pixel_detect.MIN_GLYPH <= min(frame.shape[:2]) < pixel_detect.MIN_JUDGED:
+        return _FrameResult(frame, list(layout), [], f"{CANNOT_JUDGE} (frame {index + 1})", True)
+    return _blank_and_look_again(frame, index, photometric, palette, layout)
+
+
+def _blank_and_look_again(frame: np.ndarray, index: int, photometric: str, palette: np.ndarray | None,
+                          layout: list[Box]) -> _FrameResult:
     """Blank layout rectangles, then find text, blank it, look again (REDETECT_PASSES rounds)."""
     rows, cols = frame.shape[:2]
     work = frame.copy() if layout else frame

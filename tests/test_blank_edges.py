@@ -53,14 +53,39 @@ def write_us(path: Path, frame: np.ndarray, photometric: str = "MONOCHROME2") ->
     return path
 
 
-def test_the_detector_alone_sees_the_cut_edge_as_text():
+@pytest.fixture
+def edge_to_edge(monkeypatch):
+    """The detector looking at a 128 x 128 frame edge to edge, as it did before small frames were
+    put on a canvas (pixel_detect.SMALL_FRAME): then it reads the cut edge as text."""
+    monkeypatch.setattr(pixel_detect, "SMALL_FRAME", 0)
+
+
+def test_the_detector_alone_sees_the_cut_edge_as_text(edge_to_edge):
     # the defect's kind: without knowing where boxes were blanked the edge reads as text
     assert pixel_detect.find_text_in_frame(us_frame()) != []
 
 
+@pytest.mark.parametrize("canvas", [True, False])
 @pytest.mark.parametrize("box", [(0, 0, 56, 116), (40, 20, 90, 100), (0, 30, 40, 128), (70, 0, 128, 128)])
-def test_edge_of_a_blanked_box_through_anatomy_is_not_text(box):
+def test_edge_of_a_blanked_box_through_anatomy_is_not_text(box, canvas, monkeypatch):
+    if not canvas:
+        monkeypatch.setattr(pixel_detect, "SMALL_FRAME", 0)
     assert look(us_frame(box)) == []
+
+
+@pytest.mark.parametrize("box", [(40, 30, 46, 100), (60, 25, 66, 105), (50, 30, 57, 100), (64, 30, 68, 98),
+                                 (30, 60, 100, 66), (30, 40, 100, 45)])
+def test_a_box_thinner_than_8_pixels_is_recognised_as_blanked(box):
+    # a person's box over one line of small text, through anatomy: its long cut edges are marked
+    img = us_frame(box)
+    edges = pixel_detect.blank_edges(img, img.min())
+    t, l, b, r = box
+    if b - t < r - l:  # a flat box: its top and bottom rows (inside the box) are cut edges
+        assert edges[t, l + 2:r - 2].mean() > 0.9 and edges[b - 1, l + 2:r - 2].mean() > 0.9
+    else:
+        assert edges[t + 2:b - 2, l].mean() > 0.9 and edges[t + 2:b - 2, r - 1].mean() > 0.9
+    assert not edges[:, :l].any() and not edges[:, r:].any()  # nothing outside the box
+    assert look(img) == []
 
 
 def test_edge_is_ignored_in_16_bit_monochrome1_and_rgb():
@@ -205,16 +230,25 @@ def test_approved_with_its_proposal_is_marked_reviewed(first_run, tmp_path):
     assert engine.PERSON_REVIEWED in list(pydicom.dcmread(out)[0x00120063].value)
 
 
-# ---- parametric maps the text finder cannot judge (noise/texture over most of the frame) -------
+# ---- parametric maps: noise is judged (no text); a frame the text finder cannot judge waits -----
 
 def texture_map(seed: int = 7, n: int = 64) -> np.ndarray:
     """A noisy float parametric map (like Siemens XA30 ADC/FA/TRACEW, 64 x 64) whose texture the
-    detector reads as text over most of the frame."""
+    detector read as text over most of the frame when it looked at small frames edge to edge."""
     return np.random.default_rng(seed).uniform(0, 0.003, (n, n)).astype(np.float32)
 
 
 def texture_map_16(seed: int = 7, n: int = 64) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 4095, (n, n)).astype(np.uint16)
+
+
+def text_map(n: int = 64, dtype: type = np.float32, top: float = 0.003) -> np.ndarray:
+    """A small map whose every line is text (5x7 glyphs over noise): "text" over most of the frame,
+    which the text finder cannot judge (annotation never covers most of a frame)."""
+    frame = np.random.default_rng(5).uniform(0, top * 0.3, (n, n)).astype(dtype)
+    for i, row in enumerate(range(2, n - 7, 10)):
+        synth.burn_text(frame, "ABCDEFGHIJKLMNOP"[i:i + 10], row, 1, top, 1)  # type: ignore[arg-type]
+    return frame
 
 
 def write_map(path: Path, frame: np.ndarray, sop: str = "1.2.3.9") -> Path:
@@ -242,16 +276,41 @@ def write_map(path: Path, frame: np.ndarray, sop: str = "1.2.3.9") -> Path:
     return path
 
 
-@pytest.mark.parametrize("frame", [texture_map(), texture_map(22), texture_map_16(), texture_map_16(22, 64)])
-def test_texture_over_most_of_a_map_waits_for_a_person_with_no_boxes(tmp_path, frame):
+@pytest.mark.parametrize("frame", [texture_map(), texture_map(22), texture_map_16(), texture_map_16(22, 64),
+                                   texture_map(3, 72), texture_map_16(9, 32), texture_map(4, 48),
+                                   texture_map_16(5, 4)])
+def test_a_noise_map_is_judged_and_has_no_text(tmp_path, frame):
+    # issue 16: noisy XA30 ADC/TRACEW/FA maps (64 x 64, 72 x 72) were held as "text" all over
+    outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
+    assert outcome.status == "clean" and outcome.boxes == [[]]
+
+
+def tiny_text(n: int, seed: int) -> np.ndarray:
+    frame = texture_map_16(seed, n) // 8
+    synth.burn_text(frame, "JD"[:max(1, (n - 2) // 6)], n // 2 - 3, 1, 4095, 1)
+    return frame
+
+
+@pytest.mark.parametrize("frame", [texture_map_16(9, 16), texture_map(4, 16), texture_map_16(1, 8),
+                                   tiny_text(16, 1), tiny_text(24, 2), tiny_text(8, 3)])
+def test_a_frame_too_small_to_judge_waits_for_a_person_with_no_boxes(tmp_path, frame):
+    # 16 x 16 images were proposed whole; the text finder misses some of the one to three glyphs
+    # a frame under MIN_JUDGED pixels holds: fail closed, with the reason
+    outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
+    assert outcome.status == "hold" and outcome.for_person and outcome.boxes == []
+    assert outcome.reason == pixels.CANNOT_JUDGE and f"under {pixel_detect.MIN_JUDGED} pixels" in outcome.reason
+
+
+@pytest.mark.parametrize("frame", [text_map(), text_map(72), text_map(64, np.uint16, 4095)])
+def test_text_over_most_of_a_map_waits_for_a_person_with_no_boxes(tmp_path, frame):
     outcome = pixels.clean_pixels(pydicom.dcmread(write_map(tmp_path / "m.dcm", frame)), [])
     assert outcome.status == "hold" and outcome.for_person and outcome.boxes == []
     assert outcome.reason == pixels.CANNOT_JUDGE
 
 
-def test_texture_map_approved_as_is_goes_out_unchanged_with_the_marker(tmp_path):
+def test_map_that_cannot_be_judged_approved_as_is_goes_out_unchanged_with_the_marker(tmp_path):
     base = tmp_path / "b"
-    frame = texture_map()
+    frame = text_map()
     write_map(base / "EXPORT" / "MAP" / "ADC0001", frame)
     assert run(base / "EXPORT", base / "OUT") == 1
     with (base / "OUT_HOSPITAL_ONLY" / review_decisions.DECISIONS_NAME).open(encoding="utf-8") as fp:

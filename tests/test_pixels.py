@@ -582,3 +582,106 @@ def test_5x7_bitmap_text_on_a_small_still_is_found(scale):
 def test_text_free_anatomy_has_no_detection(seed):
     frame = (anatomy(512, 512, seed=seed) * 4095).astype(np.uint16)
     assert pixel_detect.find_text_in_frame(frame) == []
+
+
+# ---- issue 16: texture is not text (small frames, line-band boxes) ------------------------------
+
+def test_an_l_shaped_group_of_text_cells_is_boxed_line_by_line():
+    # a header line touching a column of labels was boxed as the rectangle around both: the
+    # empty middle of an ultrasound screen proposed and blanked (41-63% of pydicom's US frames)
+    p = np.zeros((60, 80), np.float32)
+    p[1:4, 2:78] = 0.9    # a header line across the frame (cells)
+    p[4:40, 66:78] = 0.9  # a column of labels down the right side, touching it
+    boxes = pixel_detect.boxes_from_probability(p, (240, 320))
+    covered = np.zeros((240, 320), bool)
+    for b in boxes:
+        covered[b.top:b.bottom, b.left:b.right] = True
+    cells = np.kron(p > 0.5, np.ones((4, 4), bool))
+    assert covered[cells].all()           # every text cell still boxed
+    assert not covered[40:160, 8:260].any()  # not the empty middle
+    assert covered.mean() < 0.25
+
+
+def test_boxes_merge_only_when_the_union_adds_little():
+    line1, line2 = pixel_detect.Box(0, 0, 12, 200), pixel_detect.Box(12, 0, 24, 190)
+    assert pixel_detect.merge_boxes([line2, line1]) == [pixel_detect.Box(0, 0, 24, 200)]
+    column = pixel_detect.Box(10, 180, 200, 200)
+    assert pixel_detect.merge_boxes([line1, column]) == sorted([line1, column])
+    assert pixel_detect.merge_boxes([line1, line1]) == [line1]
+
+
+def noise_map(n: int, seed: int, dtype: type = np.uint16) -> np.ndarray:
+    """Noise over a whole small frame, as parametric maps (ADC, phase, field maps) show it."""
+    rng = np.random.default_rng(seed)
+    top = 255 if dtype == np.uint8 else 4095
+    return rng.integers(0, top + 1, (n, n)).astype(dtype)
+
+
+@pytest.mark.parametrize("n", [32, 48, 64, 72, 96, 128, 160, 200])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_small_noise_map_has_no_text(n, dtype):
+    # XA30 ADC/TRACEW/FA maps (64/72 px) were "text" over 49-100% of the frame; noise at 128-250
+    # px over 20-45%: small frames are looked at enlarged, on a canvas (pixel_detect.SMALL_FRAME)
+    assert pixel_detect.find_text_in_frame(noise_map(n, n + int(dtype == np.uint8))) == []
+
+
+@pytest.mark.parametrize("n", [40, 64, 72, 96, 128, 200])
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("background", ["black", "noise", "anatomy", "bright"])
+def test_5x7_text_on_a_small_frame_is_found(n, scale, background):
+    from deidkit.synth import burn_text
+    ink = 0 if background == "bright" else 4095  # dark text on a bright frame too
+    if background == "black":
+        frame = np.zeros((n, n), np.uint16)
+    elif background == "bright":
+        frame = np.full((n, n), 3500, np.uint16)
+    elif background == "noise":
+        frame = noise_map(n, 5) // 8
+    else:
+        frame = (anatomy(n, n, seed=n) * 2000).astype(np.uint16)
+    mask = np.zeros(frame.shape, np.uint8)
+    text = "DOE JANE"[:max(2, (n - 4) // (6 * scale))]
+    burn_text(frame, text, n // 3, 2, ink, scale)
+    burn_text(mask, text, n // 3, 2, 1, scale)
+    assert mask.any()
+    assert _covered(pixel_detect.find_text_in_frame(frame), mask.astype(bool))[mask.astype(bool)].all()
+
+
+def test_a_frame_narrower_than_a_glyph_has_no_text():
+    assert pixel_detect.find_text_in_frame(np.full((3, 3), 255, np.uint8)) == []
+    assert pixel_detect.find_text_in_frame(np.full((4, 200), 255, np.uint8)) == []
+
+
+def us_screen(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ultrasound screen (480 x 640): a speckle fan, a header line across the top and a column
+    of labels down the right touching it, as on pydicom's US examples. Returns (frame, ink, the
+    text lines' own rectangles grown by 8 pixels)."""
+    rows, cols = 480, 640
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:rows, :cols]
+    radius, angle = np.hypot(yy + 60, xx - cols / 2), np.arctan2(xx - cols / 2, yy + 60)
+    fan = (radius > 120) & (radius < 470) & (np.abs(angle) < 0.6)
+    img = np.where(fan, np.clip(rng.rayleigh(40, (rows, cols)), 0, 200), 0)
+    layer = Image.new("L", (cols, rows), 0)
+    draw = ImageDraw.Draw(layer)
+    font = ImageFont.load_default(16)
+    lines = [((6, 4), "DOE^JANE  MRN 00412345"), ((250, 4), "03/12/2024 10:41:07  ST MARY HOSP")]
+    lines += [((556, 26 + 20 * i), label) for i, label in
+              enumerate(["C5-1", "Gen 60", "28Hz", "MI 1.1", "TIB 0.2", "2D", "HGen", "DR 60"])]
+    own = np.zeros((rows, cols), bool)
+    for (x, y), text in lines:
+        draw.text((x, y), text, fill=255, font=font)
+        left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+        own[max(0, top - 8):bottom + 8, max(0, left - 8):right + 8] = True
+    ink = np.asarray(layer) > 127
+    return np.where(ink, 255, img).astype(np.uint8), ink, own
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_ultrasound_screen_is_boxed_around_its_lines_not_across_the_image(seed):
+    # pydicom's US examples were proposed over 41-63% of the frame: the rectangle around a header
+    # line and a label column covered the image between them (here 5.6% beyond the lines)
+    frame, ink, own = us_screen(seed)
+    covered = _covered(pixel_detect.find_text_in_frame(frame), ink)
+    assert covered[ink].all()
+    assert (covered & ~own).mean() < 0.04
