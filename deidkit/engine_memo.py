@@ -6,6 +6,8 @@ distinct value is worked out once per patient instead of once per file. Never wr
 """
 from __future__ import annotations
 
+import hashlib
+
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
 
 
@@ -63,9 +65,18 @@ def _text_memo(identifiers: Identifiers) -> _TextMemo:
 
 
 def _holds_identifier(text: str, identifiers: Identifiers, seen: dict[str, bool]) -> bool:
-    hit = seen.get(text)
+    """identifiers.find(text) answered once per distinct text and patient. A long text (a vendor
+    header repeated in every file of a series) is remembered by its digest: a short key that
+    could only equal another text made of NULs, "long" and hex digits, which names nobody."""
+    key = text if len(text) <= _TextMemo.TEXT_LIMIT else _long_key(text)
+    hit = seen.get(key)
     if hit is None:
         hit = bool(identifiers.find(text))
-        if len(text) <= _TextMemo.TEXT_LIMIT and len(seen) < _TextMemo.ENTRIES:
-            seen[text] = hit
+        if len(seen) < _TextMemo.ENTRIES:
+            seen[key] = hit
     return hit
+
+
+def _long_key(text: str) -> str:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"\0\0long\0{digest}"

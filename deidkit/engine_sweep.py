@@ -6,6 +6,8 @@ defined term that only shares a word with them.
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
@@ -56,11 +58,21 @@ def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, b
     return None if empty else _sweep_value(raw.tag, vr, None, text, ctx, seen)
 
 
+_CONTROL_RUNS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def binary_as_text(value: bytes) -> str:
+    """A binary value as the text the sweep searches: Latin-1, each run of control bytes (binary
+    numbers, NUL padding) one space. No name holds a control character, so a run only ever
+    separates words, as a space does; the text to search is far shorter (a Siemens CSA header)."""
+    return _CONTROL_RUNS.sub(" ", value.decode("latin-1"))
+
+
 def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: dict[str, bool]) -> str | None:
     """Why the sweep removes an element (binary value as bytes, or its text), or None."""
     if value is not None:  # a binary VR
         if isinstance(value, bytes) and len(value) < 1 << 20 and _holds_identifier(
-                value.decode("latin-1"), ctx.identifiers, seen):
+                binary_as_text(value), ctx.identifiers, seen):
             return "own identifier in binary value removed"
         return None
     if ctx.pseudonym and text == ctx.pseudonym:

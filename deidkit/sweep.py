@@ -31,8 +31,30 @@ def fold(text: str) -> str:
     """Lower case without accents, for matching names however they were typed."""
     if text.isascii():  # nothing to decompose; casefold of ASCII is lower
         return text.lower()
+    if max(text) <= "\xff":  # Latin-1 (binary values are read so): the same, one table lookup a character
+        return text.translate(_LATIN1_FOLD)
+    return _fold_any(text)
+
+
+def _fold_any(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+# fold works character by character (decomposition, dropping marks and case folding are all
+# per character), so on Latin-1 text it is a translation table
+_LATIN1_FOLD = {i: _fold_any(chr(i)) for i in range(256)}
+_LATIN1 = "".join(map(chr, range(256)))
+# a lower-case letter followed by an upper-case one, within Latin-1 (str.islower / isupper)
+_LATIN1_CAMEL = re.compile("(?<=[%s])(?=[%s])" % (re.escape("".join(c for c in _LATIN1 if c.islower())),
+                                                 re.escape("".join(c for c in _LATIN1 if c.isupper()))))
+
+
+def _split_camel(text: str) -> str:
+    """text with a space between a lower-case and an upper-case letter ("Mr Quistgaard")."""
+    if max(text, default="") <= "\xff":
+        return _LATIN1_CAMEL.sub(" ", text)
+    return "".join(" " + c if i and text[i - 1].islower() and c.isupper() else c for i, c in enumerate(text))
 
 
 def _transliterate(token: str) -> str:
@@ -193,7 +215,7 @@ class Identifiers:
         folded = fold(text)
         # CamelCase is read both ways: split ("MrQuistgaard") and as written (a name learned as
         # "epiRT" is the token "epirt", which the split reading "epi rt" would never show)
-        readings = (folded, _folded_map(text)[0]) if _has_camel(text) else (folded,)
+        readings = (folded, fold(_split_camel(text))) if _has_camel(text) else (folded,)
         hits = []
         if matcher.name_re is not None and any(matcher.name_re.search(r) for r in readings):
             hits.append("name")
@@ -229,6 +251,8 @@ def _has_camel(text: str) -> bool:
     """A lower-case letter followed by an upper-case one ("MrQuistgaard", "aÉ"), in any script."""
     if text.isascii():
         return _CAMEL_RE.search(text) is not None
+    if max(text) <= "\xff":
+        return _LATIN1_CAMEL.search(text) is not None
     return any(a.islower() and b.isupper() for a, b in zip(text, text[1:], strict=False))
 
 

@@ -418,3 +418,14 @@ def test_text_memo_is_per_patient():
     assert memo_doe.clean("CHEST Dr Gizmo", wider, doe) == "CHEST Dr Gizmo"
     doe.add_exact("MRN0012345")  # other identifiers: another memo
     assert engine._text_memo(doe) is not memo_doe
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=40))
+def test_fold_and_camel_split_by_table_equal_the_character_loop(text):
+    from deidkit import sweep
+
+    loop_split = "".join(" " + c if i and text[i - 1].islower() and c.isupper() else c for i, c in enumerate(text))
+    assert sweep._split_camel(text) == loop_split
+    assert fold(text) == (text.lower() if text.isascii() else sweep._fold_any(text))
+    assert fold(sweep._split_camel(text)) == sweep._folded_map(text)[0]

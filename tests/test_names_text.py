@@ -286,3 +286,24 @@ def test_a_camelcase_name_is_found_as_written():
     assert ids.find("MrQuistgaard") == []  # the split reading still works for glued titles:
     ids.add_name("QUISTGAARD^KAJ")
     assert ids.find("MrQuistgaard") == ["name"]
+
+
+def test_binary_values_are_searched_with_control_bytes_as_spaces_and_long_ones_remembered_apart():
+    from deidkit.engine_memo import _holds_identifier
+    from deidkit.engine_sweep import binary_as_text
+
+    ids = Identifiers()
+    ids.add_name("QUILLFEATHERSTONE^MAREN")
+    blob = b"\x00\x01\x02" * 4000
+    named = blob + b"\x00\x00Maren\x00Quillfeatherstone\x00" + blob
+    clean = blob + b"\x00\x00Maren\x00Quillfeatherstonx\x01" + blob  # same length, another text
+    assert binary_as_text(b"a\x00\x00\x07b\xe9") == "a b\xe9"
+    seen: dict[str, bool] = {}
+    assert _holds_identifier(binary_as_text(clean), ids, seen) is True  # Maren alone is the name
+    ids2 = Identifiers()
+    ids2.add_name("QUILLFEATHERSTONE^ZOE")
+    seen2: dict[str, bool] = {}
+    assert _holds_identifier(binary_as_text(clean.replace(b"Maren", b"Karen")), ids2, seen2) is True  # one slip
+    assert _holds_identifier(binary_as_text(blob * 2), ids2, seen2) is False
+    assert _holds_identifier(binary_as_text(named), ids2, seen2) is True  # not the remembered answer
+    assert len(seen2) == 3
