@@ -26,19 +26,9 @@ def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), neste
     (deidkit.rawkeep) stay raw."""
     _convert_plain_elements(ds, raw_kept)
     if not raw_kept and nested is None:
-        for elem in ds.iterall():
-            _ = elem.value
+        _touch_item(ds, None)
         return
-    for tag, stored in list(ds.items()):
-        if isinstance(stored, DataElement):
-            elem = stored
-        elif tag.real in raw_kept:
-            continue
-        else:
-            elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value or []:
-                _touch_item(item, nested)
+    _touch_level(ds, lambda tag, raw, owner: tag in raw_kept, nested)
 
 
 def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
@@ -47,16 +37,22 @@ def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
         for elem in item.iterall():
             _ = elem.value
         return
-    for tag, stored in list(item.items()):
+    _touch_level(item, nested, nested)
+
+
+def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None) -> None:
+    """Convert the elements of one dataset level that stays_raw(tag, raw, ds) does not keep raw,
+    and the items of its sequences by the nested rule."""
+    for tag, stored in list(ds.items()):
         if isinstance(stored, DataElement):
             elem = stored
-        elif nested(tag.real, stored, item):
+        elif stays_raw(tag.real, stored, ds):
             continue
         else:
-            elem = item[tag]
+            elem = ds[tag]
         if elem.VR == "SQ":
-            for child in elem.value or []:
-                _touch_item(child, nested)
+            for item in elem.value or []:
+                _touch_item(item, nested)
 
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel

@@ -612,6 +612,16 @@ def test_second_names_are_the_contracts_image_names(tmp_path, monkeypatch):
 
 # ---- damage that hides the name from the sweep (found by benchmarks/fuzz_export.py) ----------------
 
+def _export_named(tmp_path: Path, damaged_name: str) -> None:
+    """One CT whose Patient's Name is damaged_name and whose comment spells the name right."""
+    ds = ct(1, name=damaged_name)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageComments = f"Patient {FAMILY} {GIVEN} ID {PATIENT_ID}"
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+
+
 @pytest.mark.parametrize("damaged_name", [
     f"{FAMILY}M{GIVEN}",              # the caret became a letter: one run of letters
     f"{FAMILY}^{GIVEN[:4]}\xa8\xba!_",  # the end of the given name damaged
@@ -619,12 +629,7 @@ def test_second_names_are_the_contracts_image_names(tmp_path, monkeypatch):
     f"{FAMILY[:3]}X{FAMILY[4:]}^{GIVEN}",  # a letter changed
 ])
 def test_a_damaged_patient_name_still_finds_the_name_written_elsewhere(tmp_path, damaged_name):
-    ds = ct(1, name=damaged_name)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageComments = f"Patient {FAMILY} {GIVEN} ID {PATIENT_ID}"
-    (tmp_path / "SRC").mkdir()
-    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
-    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    _export_named(tmp_path, damaged_name)
     assert list((tmp_path / "OUT").rglob("*.dcm")), "the file should go out, without the name"
     assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN, PATIENT_ID}) == []
 
@@ -648,11 +653,6 @@ def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_writt
 
 @pytest.mark.parametrize("damaged_name", [f"{FAMILY}^{GIVEN[:5]}\xe0}}\x1b\xdf", f"{FAMILY}^{GIVEN[:5]}X\xe6\xe5\x9a"])
 def test_a_patient_name_with_control_characters_holds_the_file_as_damaged(tmp_path, damaged_name):
-    ds = ct(1, name=damaged_name)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageComments = f"Patient {FAMILY} {GIVEN} ID {PATIENT_ID}"
-    (tmp_path / "SRC").mkdir()
-    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
-    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    _export_named(tmp_path, damaged_name)
     assert not list((tmp_path / "OUT").rglob("*.dcm"))
     assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]

@@ -5,7 +5,6 @@ skip when it is not extracted under DCM_QA (never part of the repository).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import struct
 from io import BytesIO
@@ -17,19 +16,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from deidkit import engine
 from deidkit.csa import clean_ge_user_data
-from deidkit.mapping import Mapper
+from helpers import engine_context
 
 KEY = b"v" * 32
 DCM_QA = Path(os.environ.get("DEIDKIT_DCM_QA", "/work/cache/dcm_qa"))
 
 
 def _ctx(g, **options):
-    if options:
-        enabled = set(g.settings.options)
-        for name, on in options.items():
-            (enabled.add if on else enabled.discard)(name)
-        g = dataclasses.replace(g, settings=dataclasses.replace(g.settings, options=frozenset(enabled)))
-    return engine.Context(guidelines=g, mapper=Mapper(KEY))
+    return engine_context(g, KEY, **options)
 
 
 def _roundtrip(ds: Dataset) -> Dataset:
