@@ -4,8 +4,9 @@
   header (name parts, IDs, birth date in common spellings, address, phone numbers).
 - `Identifiers.find(text)` says which of them a text still contains (any order, case, accents).
 - `find_generic_phi(text)` finds PHI shapes in free text: dates, phone numbers, e-mail, postal
-  addresses, ID-like numbers, person-name syntax.
-- `clean_descriptor(text, ...)` is Clean Descriptors: remove what identifies, keep the rest.
+  addresses, ID-like numbers, person-name syntax (defined in deidkit.phi_shapes, re-exported).
+- `clean_descriptor(text, ...)` is Clean Descriptors: remove what identifies, keep the rest
+  (defined in deidkit.descriptors, re-exported).
 """
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from dataclasses import dataclass, field
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
+# Clean Descriptors and the generic PHI shapes live in their own modules; re-exported here
+from .descriptors import caret_names_someone as caret_names_someone
+from .descriptors import clean_descriptor as clean_descriptor
+from .phi_shapes import _MONTH_NAMES, _MONTHS
+from .phi_shapes import TextFinding as TextFinding
+from .phi_shapes import find_generic_phi as find_generic_phi
+
 # Honorifics and particles that are not identifying on their own.
 _NAME_STOPWORDS = {
     "dr", "md", "mr", "mrs", "ms", "miss", "jr", "sr", "ii", "iii", "iv", "phd", "prof", "de", "la",
     "le", "van", "von", "der", "den", "da", "di", "du", "del", "dos", "el", "al", "bin", "ben",
 }
-_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august",
-                "september", "october", "november", "december"]
 
 
 def fold(text: str) -> str:
@@ -472,54 +477,7 @@ def _encoded_needles(name_tokens: frozenset[str], exact: frozenset[str], encodin
     return tuple(sorted(needles))
 
 
-# ---- generic PHI shapes in free text ---------------------------------------------------------
-
-_GENERIC = [
-    ("date", re.compile(r"\b(19|20)\d{2}[-/.](0?[1-9]|1[0-2])[-/.](0?[1-9]|[12]\d|3[01])\b")),
-    ("date", re.compile(r"\b(0?[1-9]|[12]\d|3[01])[-/.](0?[1-9]|1[0-2])[-/.](19|20)?\d{2}\b")),
-    ("date", re.compile(r"\b(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b")),
-    ("date", re.compile(r"\b\d{1,2}\s*(" + "|".join(_MONTH_NAMES + _MONTHS) + r")[a-z]*\.?\s*,?\s*(19|20)\d{2}\b", re.I)),
-    ("date", re.compile(r"\b(" + "|".join(_MONTH_NAMES + _MONTHS) + r")[a-z]*\.?\s+\d{1,2},?\s+(19|20)\d{2}\b", re.I)),
-    ("email", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
-    ("url", re.compile(r"\b(https?://|www\.)\S+", re.I)),
-    ("phone", re.compile(r"(?<![\w.])(\+\d{1,3}[\s-]?)?(\(?\d{2,5}\)?[\s-]){1,3}\d{3,8}(?![\w.])")),
-    ("address", re.compile(r"\b\d{1,5}\s+\w+(\s\w+)?\s+(street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|"
-                           r"boulevard|way|court|ct|place|pl|square|sq)\b\.?", re.I)),
-    ("address", re.compile(r"\b\w+(strasse|straße|str\.|weg|allee|platz|gasse|laan|straat|vej|gatan|"
-                           r"rue|via|calle|ulica)\b\.?\s*\d{1,4}", re.I)),
-    ("address", re.compile(r"(ул\.|улица|пр\.|проспект)\s*\w+", re.I)),
-    ("id", re.compile(r"\b(?=[A-Z0-9-]*\d)[A-Z]{0,4}[-]?\d{5,}[A-Z]?\b", re.I)),
-    ("person_name", re.compile(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}")),
-    # a title and a word without digits ("MR XA30" is a modality and a software version)
-    ("person_name", re.compile(r"\b(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+(?![\d_])", re.I)),
-]
-
-
-@dataclass(frozen=True)
-class TextFinding:
-    """One span of generic PHI found in text: kind, start and end offsets (end exclusive)."""
-    kind: str   # date, email, url, phone, address, id, person_name
-    start: int
-    end: int
-
-
-# a decimal number's integer part just before its fractional digits: "3." in "3.000000", "12," in
-# "12,345678" (0, or 1-3 digits without a leading zero: "030.1234567" is a phone number, not a decimal)
-_DECIMAL_HEAD = re.compile(r"(?:^|[^\w.,])(?:0|[1-9]\d{0,2})[.,]$")
-
-
-def find_generic_phi(text: str) -> list[TextFinding]:
-    """PHI-shaped spans in free text. Conservative: used to decide what must not stay."""
-    found = []
-    for kind, pattern in _GENERIC:
-        for m in pattern.finditer(text):
-            if kind == "phone" and sum(c.isdigit() for c in m.group()) < 7:
-                continue  # "512 512" is a matrix, not a phone number
-            if kind == "id" and m.group().isdigit() and _DECIMAL_HEAD.search(text, 0, m.start()):
-                continue  # the fractional digits of a measurement (3.000000 T, 12.345678 ml), not an ID
-            found.append(TextFinding(kind, m.start(), m.end()))
-    return sorted(found, key=lambda f: (f.start, f.kind))
-
+# ---- showing a value's shape ----------------------------------------------------------------
 
 def mask(text: str, keep: int = 1) -> str:
     """Show the shape of a value without the value: 'DOE^JOHN' -> 'D**^J***'."""
@@ -533,161 +491,3 @@ def mask(text: str, keep: int = 1) -> str:
             out.append(c)
             run = 0
     return "".join(out) + ("..." if len(text) > 40 else "")
-
-
-# ---- Clean Descriptors -----------------------------------------------------------------------
-
-# ---- strict form: known words only ----
-
-_NUMBER_RE = re.compile(r"\d{1,3}([.,]\d{1,4})?(%|x)?", re.I)
-_TECH_RE = re.compile(r"(?=.*\d)[a-z0-9*]{1,6}", re.I)  # kernels and codes: B70f, T2*, 3D, FC13
-_PART_SPLIT = re.compile(r"[/+\-_.:()\[\]^,;=#&]+")
-
-
-def _safe_piece(piece: str, vocabulary: frozenset[str]) -> tuple[bool, bool]:
-    """(acceptable, is a vocabulary word) for one piece of a descriptor."""
-    low = piece.lower()
-    if low in vocabulary:
-        return True, True
-    if _NUMBER_RE.fullmatch(piece):
-        return True, False
-    if _TECH_RE.fullmatch(piece) and sum(c.isdigit() for c in piece) < 4:
-        return True, False
-    m = re.fullmatch(r"(\d{1,3}(?:[.,]\d{1,4})?)([a-z]+)", low)
-    if m and m.group(2) in vocabulary:
-        return True, True
-    return False, False
-
-
-def _clean_descriptor_strict(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
-    """Keep only known-safe words, short numbers and technical codes; '' if no word is left
-    (used when the patient's own name is not known, so no name can be recognised).
-
-    Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
-    unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
-    """
-    for found in reversed(find_generic_phi(text)):  # dates, phones, IDs... go before any word is judged
-        text = text[:found.start] + " " + text[found.end:]
-    kept: list[str] = []
-    has_word = False
-    for chunk in text.split():
-        if identifiers is not None and identifiers.find(chunk):
-            continue
-        ok, word = _safe_piece(chunk, vocabulary)
-        if not ok:
-            pieces = [p for p in _PART_SPLIT.split(chunk) if p]
-            verdicts = [_safe_piece(p, vocabulary) for p in pieces]
-            ok = bool(pieces) and all(v[0] for v in verdicts)
-            word = any(v[1] for v in verdicts)
-            if not pieces and len(chunk) <= 2:  # lone punctuation such as '-' or '/'
-                ok = True
-        if ok:
-            kept.append(chunk)
-            has_word = has_word or word
-    return " ".join(kept).strip(" -/.,:") if has_word else ""
-
-
-_TITLE_RE = re.compile(  # a title before a name; all-caps "MR" without a dot is the modality
-    r"\b(?:(?:Dr|Mr|Mrs|Ms|Miss|Prof|Drs)\.?|(?:DR|MRS|MS|PROF|MISS)\.?|MR\.)\s+([^\W\d_][\w'-]*)")
-_NAME_WORD = re.compile(r"[A-Z][a-z]+(?:['-][A-Z][a-z]+)?")      # Smith, O'Neil, Smith-Jones
-_INITIAL = re.compile(r"[A-Z]\.")                                   # J.
-_SPLIT_KEEP = re.compile(r"(\s+)")
-_LONG_DIGITS = re.compile(r"\d{5,}")
-_PIECES = re.compile(r"[\W_]+")
-
-
-def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
-    """'A^B' is a person name in DICOM syntax (SMITH^JOHN) or Siemens' Region^Exam (HEAD^Brain,
-    Research^MCBI_TESTING). Parts that are alphabetic words not in the vocabulary go when written
-    as a name (Smith) or when every part looks like one (SMITH^JOHN); the rest stays."""
-    parts = chunk.split("^")
-    unknown = [p.isalpha() and p.lower() not in vocabulary for p in parts]
-    all_names = all(u or not p for u, p in zip(unknown, parts, strict=True))
-    kept = [p for p, u in zip(parts, unknown, strict=True) if not (u and (all_names or _NAME_WORD.fullmatch(p)))]
-    return "^".join(p for p in kept if p)
-
-
-def _blank_phi_spans(text: str, vocabulary: frozenset[str]) -> tuple[str, bool]:
-    """text with generic PHI (not names) and titles before a name blanked; True if any was."""
-    found_phi = False
-    spans = [(f.start, f.end) for f in find_generic_phi(text) if f.kind != "person_name"]
-    for m in _TITLE_RE.finditer(text):
-        if m.group(1).lower() not in vocabulary:
-            spans.append((m.start(), m.end()))
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + " " + text[end:]
-        found_phi = True
-    return text, found_phi
-
-
-def _identifying_chunks(chunks: list[str], identifiers: Identifiers | None) -> list[bool]:
-    """Per chunk: True when it holds one of the patient's identifiers, or an ID, accession number
-    or date (five digits in a row, or a piece of 7+ characters with 4+ digits)."""
-    drop = [False] * len(chunks)
-    for i, chunk in enumerate(chunks):
-        if identifiers is not None and identifiers.find(chunk):
-            drop[i] = True
-        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
-                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
-            drop[i] = True
-    return drop
-
-
-def caret_names_someone(chunk: str, vocabulary: frozenset[str]) -> bool:
-    """Whether Clean Descriptors reads 'A^B' as naming a person (it would remove a part of it):
-    SMITH^JOHN, Smith^CT yes; HEAD^Brain, Research^MCBI (Siemens Region^Exam) no. --verify asks
-    this too, so deid_tool's own output is judged as it was cleaned."""
-    return _clean_caret_chunk(chunk, vocabulary) != chunk
-
-
-def clean_descriptor(text: str, vocabulary: frozenset[str], identifiers: Identifiers | None = None) -> str:
-    """Clean Descriptors (PS3.15 E.3.5): remove what identifies, keep the rest as written.
-
-    Removed: PHI shapes (dates, phone numbers, e-mail, URLs, postal addresses, ID-like numbers),
-    person names in DICOM syntax (SMITH^JOHN; Siemens' Region^Exam such as HEAD^Brain stays), a title with the name after it ("Dr Smith"; all-caps "MR"
-    without a dot is the modality), the patient's own identifiers (any chunk holding one), runs of
-    two or more capitalised words none of which is a known imaging word ("John Smith"), any chunk
-    with five digits in a row or a part of seven characters with four digits (IDs such as
-    PHI1X0040A730, accession numbers, compact dates), a
-    capitalised word with an initial ("Smith J."), and, when something identifying was found, any
-    remaining capitalised unknown word (a name beside a date is likely). Kept: protocol words,
-    abbreviations, sequence names and technical tokens ("t1_mprage_sag_p2_iso", "ep2d_bold_moco",
-    "Axial EPI-FMRI (Interleaved I to S)", "MR BRAIN T1 AX"). Returns '' when nothing with a letter
-    or digit is left. vocabulary: known imaging words (lower case), never read as names.
-    When the patient's name is not known (no identifiers, or a header without Patient's Name) the
-    strict form runs instead: only vocabulary words, short numbers and technical codes stay.
-    """
-    if identifiers is None or not identifiers.name_tokens or not identifiers.patient_name_known:
-        # without the patient's name nothing tells a surname from a protocol word: known words only
-        return _clean_descriptor_strict(text, vocabulary, identifiers)
-    text, found_phi = _blank_phi_spans(text, vocabulary)
-    chunks = [_clean_caret_chunk(c, vocabulary) if "^" in c else c for c in text.split()]
-    chunks = [c for c in chunks if c]
-    drop = _identifying_chunks(chunks, identifiers)
-    found_phi = found_phi or any(drop)
-
-    def unknown_name(i: int) -> bool:
-        c = chunks[i].strip(",;:()")
-        low = c.lower()
-        return bool(_NAME_WORD.fullmatch(c)) and low not in vocabulary and not (
-            low.endswith("s") and low[:-1] in vocabulary)  # plurals: Sequences
-
-    for i in range(len(chunks)):
-        if not unknown_name(i):
-            continue
-        run_next = i + 1 < len(chunks) and unknown_name(i + 1)
-        run_prev = i > 0 and unknown_name(i - 1)
-        initial = (i + 1 < len(chunks) and _INITIAL.fullmatch(chunks[i + 1].strip(",;"))) or \
-                  (chunks[i].endswith(",") and i + 1 < len(chunks) and re.fullmatch(r"[A-Z]\.?", chunks[i + 1]))
-        if run_next or run_prev or initial:
-            drop[i] = True
-            if initial:
-                drop[i + 1] = True
-    if found_phi:
-        for i in range(len(chunks)):
-            if unknown_name(i):
-                drop[i] = True
-    kept = " ".join(c for c, d in zip(chunks, drop, strict=True) if not d)
-    kept = re.sub(r"\(\s*\)|\[\s*\]", " ", kept)
-    kept = " ".join(kept.split()).strip(" -/.,:;")
-    return kept if re.search(r"[^\W_]", kept) else ""
