@@ -34,6 +34,7 @@ import contextvars
 import functools
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from pydicom.datadict import (
     dictionary_has_tag,
@@ -125,7 +126,21 @@ def _private_entry_says_keep(tag: int, creator: str | None) -> bool:
     return False
 
 
-def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, the engine's rules in order)
+@dataclass
+class _Pruning:
+    """What one prune_removed pass reads for every element: the file's rules in force."""
+
+    guidelines: Guidelines
+    sop_class: str
+    protected: frozenset[int]
+    keep_private_tables: bool
+    sequences_prunable: bool
+    names: list[str]
+    raw_kept: list[int] | None
+    creators: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def prune_removed(ds: Dataset, guidelines: Guidelines,
                   names: list[str] | None = None) -> list[tuple[int, str]]:
     """Delete from ds's top level the raw elements the engine removes whatever their value (see
     the module docstring); returns (tag, reason) for each, in tag order. The person names a
@@ -136,77 +151,107 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,  # noqa: C901 (one pass, 
     before conversion; elements already converted are left alone. Inside rawkeep.plan_header
     (collecting_raw_kept), the same pass also lists the top-level tags deidkit.rawkeep leaves
     as raw bytes (rawkeep's rules)."""
-    raw_kept = _RAW_KEPT.get()
+    elements, numbers = _elements_in_order(ds)
+    if 0x00080016 not in ds:
+        return []
+    pruning = _pruning_for(ds, guidelines, names)
+    pruned: list[tuple[int, str]] = []
+    for number in numbers:
+        reason = _prune_reason(ds, pruning, number, elements[number])
+        if reason is not None:
+            del ds[number]
+            pruned.append((number, reason))
+    return pruned
+
+
+def _elements_in_order(ds: Dataset) -> tuple[dict[int, DataElement | RawDataElement], list[int]]:
+    """ds's elements by plain int tag, and the tags judged (groups 0004 and 0008 up); raises
+    dicomio.Unreadable when those are out of order."""
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
     elements = {int(t): e for t, e in ds.items()}  # plain int keys: BaseTag compares in Python
     numbers = [t for t in elements if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
     if any(a >= b for a, b in itertools.pairwise(numbers)):
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
-    if 0x00080016 not in ds:
-        return []
+    return elements, numbers
+
+
+def _pruning_for(ds: Dataset, guidelines: Guidelines, names: list[str] | None) -> _Pruning:
+    """The rules one pass applies to ds (a sequence is pruned only when names is given)."""
     if names is None:
         names = []
         sequences_allowed = False
     else:
         sequences_allowed = True
     sop_class = str(ds.get("SOPClassUID", "") or "")
-    protected = _protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk))
     private_code = guidelines.private_rule.code_under(guidelines.settings.options)
-    keep_private_tables = private_code in ("C", "K")
-    creators: dict[tuple[int, int], str] = {}
-    pruned: list[tuple[int, str]] = []
     # a structured report's or document's hold decision reads every item (hold_reason_for)
     sequences_prunable = sequences_allowed and not sop_class.startswith((SR_PREFIX, DOCUMENT_PREFIX))
-    for number in numbers:
-        group, element = number >> 16, number & 0xFFFF
-        if group < 0x0008 or group >= 0x5000 and (group < 0x6100 or group >= 0x7F00):
-            continue  # file meta, command, stray groups, curves, overlays, pixel data, FFFx
-        if group & 1 and element <= 0x00FF:
-            if 0x0010 <= element:  # a private creator: read (as the engine does), never pruned
-                value = ds[number].value
-                if isinstance(value, (str, bytes)):
-                    text = value.decode("latin-1") if isinstance(value, bytes) else value
-                    creators[(group, element)] = text
-            continue
-        raw = elements[number]
-        if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and sequences_prunable
-                and number not in protected and guidelines.action_for(number, sop_class) == "X"):
-            _harvest_names(raw, names)  # Identifiers.from_dataset reads nested names: learned first
-            del ds[number]
-            pruned.append((number, "removed"))
-            continue
-        if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
-            continue
-        if group & 1:
-            creator = creators.get((group, element >> 8))
-            if raw.VR == "SQ" or _private_entry_says_keep(number, creator):
-                continue
-            entry = guidelines.safe_private_entry(creator.strip(), group, element) if (
-                keep_private_tables and creator is not None and group > 0x0008) else None
-            if entry is not None:
-                if raw_kept is not None and rawkeep.private_keeps_raw(entry, raw):
-                    raw_kept.append(number)
-                continue
-            reason = "private attribute"
-        else:
-            if element == 0x0000 or group == 0x0028 or number in protected:
-                continue
-            vr = _public_vr(number, raw.VR)
-            if "PN" in vr or "SQ" in vr or " or " in vr:
-                continue
-            code = guidelines.action_for(number, sop_class)
-            if code != "X":
-                if raw_kept is not None and rawkeep.raw_shape_ok(raw) and rawkeep.public_keeps_raw(
-                        guidelines, number, raw.VR or "", code):
-                    raw_kept.append(number)
-                continue
-            if dicomio._kinds_clash(raw.VR, number):
-                raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
-                                         "(damaged?)")
-            reason = "removed"
-        del ds[number]
-        pruned.append((number, reason))
-    return pruned
+    return _Pruning(guidelines=guidelines, sop_class=sop_class,
+                    protected=_protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk)),
+                    keep_private_tables=private_code in ("C", "K"), sequences_prunable=sequences_prunable,
+                    names=names, raw_kept=_RAW_KEPT.get())
+
+
+def _prune_reason(ds: Dataset, pruning: _Pruning, number: int, raw: DataElement | RawDataElement) -> str | None:
+    """Why the top-level element number goes ("removed", "private attribute"), or None when it
+    stays; private creators are read into pruning.creators, a pruned sequence's names harvested."""
+    group, element = number >> 16, number & 0xFFFF
+    if group < 0x0008 or group >= 0x5000 and (group < 0x6100 or group >= 0x7F00):
+        return None  # file meta, command, stray groups, curves, overlays, pixel data, FFFx
+    if group & 1 and element <= 0x00FF:
+        if 0x0010 <= element:  # a private creator: read (as the engine does), never pruned
+            value = ds[number].value
+            if isinstance(value, (str, bytes)):
+                text = value.decode("latin-1") if isinstance(value, bytes) else value
+                pruning.creators[(group, element)] = text
+        return None
+    if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and pruning.sequences_prunable
+            and number not in pruning.protected and pruning.guidelines.action_for(number, pruning.sop_class) == "X"):
+        _harvest_names(raw, pruning.names)  # Identifiers.from_dataset reads nested names: learned first
+        return "removed"
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
+        return None
+    if group & 1:
+        return _private_reason(pruning, number, raw)
+    return _public_reason(pruning, number, raw)
+
+
+def _private_reason(pruning: _Pruning, number: int, raw: RawDataElement) -> str | None:
+    """The reason "private attribute" for a raw private element no private table keeps, else None (noting
+    the ones rawkeep leaves as raw bytes)."""
+    group, element = number >> 16, number & 0xFFFF
+    creator = pruning.creators.get((group, element >> 8))
+    if raw.VR == "SQ" or _private_entry_says_keep(number, creator):
+        return None
+    entry = pruning.guidelines.safe_private_entry(creator.strip(), group, element) if (
+        pruning.keep_private_tables and creator is not None and group > 0x0008) else None
+    if entry is not None:
+        if pruning.raw_kept is not None and rawkeep.private_keeps_raw(entry, raw):
+            pruning.raw_kept.append(number)
+        return None
+    return "private attribute"
+
+
+def _public_reason(pruning: _Pruning, number: int, raw: RawDataElement) -> str | None:
+    """The reason "removed" for a raw public element the profile removes (X) whatever its value, else None
+    (noting the ones rawkeep leaves as raw bytes); raises dicomio.Unreadable for one whose VR is
+    of another kind than the standard's."""
+    element = number & 0xFFFF
+    if element == 0x0000 or number >> 16 == 0x0028 or number in pruning.protected:
+        return None
+    vr = _public_vr(number, raw.VR)
+    if "PN" in vr or "SQ" in vr or " or " in vr:
+        return None
+    code = pruning.guidelines.action_for(number, pruning.sop_class)
+    if code != "X":
+        if pruning.raw_kept is not None and rawkeep.raw_shape_ok(raw) and rawkeep.public_keeps_raw(
+                pruning.guidelines, number, raw.VR or "", code):
+            pruning.raw_kept.append(number)
+        return None
+    if dicomio._kinds_clash(raw.VR, number):
+        raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
+                                 "(damaged?)")
+    return "removed"
 
 
 def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_check_structure's checks in order)
