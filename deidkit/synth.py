@@ -18,6 +18,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from . import guidelines as gl
+# the bitmap font and phantom images live in deidkit.synth_pixels; re-exported here
+from .synth_pixels import _phantom as _phantom
+from .synth_pixels import burn_text as burn_text
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -97,62 +100,6 @@ def synth_uid(*parts: object) -> str:
     """A deterministic UID under SITE_ROOT made from the given parts."""
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return SITE_ROOT + str(int.from_bytes(digest[:12], "big"))
-
-
-# ---- a tiny 5x7 bitmap font so burned-in text is real pixels ------------------------------
-_FONT = {
-    "A": "01110100011000111111100011000110001", "B": "11110100011111010001100011000111110",
-    "C": "01110100011000010000100001000101110", "D": "11110100011000110001100011000111110",
-    "E": "11111100001111010000100001000011111", "F": "11111100001111010000100001000010000",
-    "G": "01110100011000010111100011000101111", "H": "10001100011111110001100011000110001",
-    "I": "01110001000010000100001000010001110", "J": "00111000100001000010000101001001100",
-    "K": "10001100101010011000101001001010001", "L": "10000100001000010000100001000011111",
-    "M": "10001110111010110001100011000110001", "N": "10001110011010110011100011000110001",
-    "O": "01110100011000110001100011000101110", "P": "11110100011111010000100001000010000",
-    "Q": "01110100011000110001101011001001101", "R": "11110100011111010100100101000110001",
-    "S": "01111100000111000001000010000111110", "T": "11111001000010000100001000010000100",
-    "U": "10001100011000110001100011000101110", "V": "10001100011000110001100010101000100",
-    "W": "10001100011000110101101011101110001", "X": "10001100010101000100010101000110001",
-    "Y": "10001100010101000100001000010000100", "Z": "11111000010001000100010001000011111",
-    "0": "01110100011001110101110011000101110", "1": "00100011000010000100001000010001110",
-    "2": "01110100010000100010001000100011111", "3": "11111000100010000010000011000101110",
-    "4": "00010001100101010010111110001000010", "5": "11111100001111000001000011000101110",
-    "6": "00110010001000011110100011000101110", "7": "11111000010001000100010000100001000",
-    "8": "01110100011000101110100011000101110", "9": "01110100011000101111000010001001100",
-    "/": "00001000010001000100010001000010000", "-": "00000000000000011111000000000000000",
-    ":": "00000011000110000000011000110000000", ".": "00000000000000000000000000110001100",
-    "^": "00100010101000100000000000000000000", " ": "0" * 35,
-}
-
-
-def burn_text(image: np.ndarray, text: str, row: int, col: int, value: int, scale: int = 2) -> None:
-    """Draw text into a 2-D (or 3-D RGB) array in place with the 5x7 font."""
-    x = col
-    for ch in text.upper():
-        glyph = _FONT.get(ch, _FONT[" "])
-        bits = np.array([int(b) for b in glyph], dtype=bool).reshape(7, 5)
-        bits = np.kron(bits, np.ones((scale, scale), dtype=bool))
-        h, w = bits.shape
-        if row + h > image.shape[0] or x + w > image.shape[1]:
-            break
-        region = image[row:row + h, x:x + w]
-        region[bits] = value
-        x += w + scale
-    return None
-
-
-def _phantom(rows: int, cols: int, seed: int, bits: int = 16) -> np.ndarray:
-    """An anatomy-like smooth image with noise (no text)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    cy, cx = rows / 2, cols / 2
-    body = ((yy - cy) / (rows * 0.42)) ** 2 + ((xx - cx) / (cols * 0.36)) ** 2 < 1
-    organ = ((yy - cy * 0.9) / (rows * 0.12)) ** 2 + ((xx - cx * 1.2) / (cols * 0.1)) ** 2 < 1
-    top = 1200 if bits > 8 else 180
-    img = np.where(body, top * 0.6, 0) + np.where(organ, top * 0.3, 0)
-    img = img + rng.normal(0, top * 0.02, size=(rows, cols))
-    dtype = np.uint16 if bits > 8 else np.uint8
-    return np.clip(img, 0, top).astype(dtype)
 
 
 # ---- planting PHI in every table attribute ------------------------------------------------
