@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import dcmread
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -57,6 +58,17 @@ def encode(ds: Dataset, **kwargs: object) -> bytes:
     buf = io.BytesIO()
     dcmwrite(buf, ds, enforce_file_format=not kwargs, **kwargs)
     return buf.getvalue()
+
+
+def read_back_as_file(ds: Dataset) -> Dataset:
+    """ds written without file meta checks (explicit VR little endian) and read back, so its
+    values are what a file gives, as deid_tool sees them."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=False)
+    buf.seek(0)
+    return dcmread(buf, force=True)
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from deidkit import engine
 from deidkit.csa import clean_ge_user_data
-from helpers import engine_context
+from helpers import engine_context, read_back_as_file
 
 KEY = b"v" * 32
 DCM_QA = Path(os.environ.get("DEIDKIT_DCM_QA", "/work/cache/dcm_qa"))
@@ -24,15 +24,6 @@ DCM_QA = Path(os.environ.get("DEIDKIT_DCM_QA", "/work/cache/dcm_qa"))
 
 def _ctx(g, **options):
     return engine_context(g, KEY, **options)
-
-
-def _roundtrip(ds: Dataset) -> Dataset:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
-    buf = BytesIO()
-    pydicom.dcmwrite(buf, ds, enforce_file_format=False)
-    buf.seek(0)
-    return pydicom.dcmread(buf, force=True)
 
 
 def _mr(manufacturer: str = "GE MEDICAL SYSTEMS") -> Dataset:
@@ -119,7 +110,7 @@ def test_ge_user_data_in_a_file_cleaned_or_deleted(guidelines, block):
     ds.add_new(0x00430000 | block << 8 | 0x2A, "OB", blob)
     ds.add_new(0x00450010, "LO", "GEMS_PARM_01")  # same creator, other group: not this element
     ds.add_new(0x0045102A, "OB", blob)
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     engine.deidentify(ds, _ctx(guidelines))
     kept = ds[0x00430000 | block << 8 | 0x2A].value
     assert len(kept) == len(blob) and b"DOE" not in kept
@@ -129,11 +120,11 @@ def test_ge_user_data_in_a_file_cleaned_or_deleted(guidelines, block):
     bad = _mr()
     bad.add_new(0x00430010, "LO", "GEMS_PARM_01")
     bad.add_new(0x0043102A, "OB", b"DOE^JOHN" * 200)
-    bad = _roundtrip(bad)
+    bad = read_back_as_file(bad)
     engine.deidentify(bad, _ctx(guidelines))
     assert 0x0043102A not in bad
 
-    off = _roundtrip(_mr())
+    off = read_back_as_file(_mr())
     off.add_new(0x00430010, "LO", "GEMS_PARM_01")
     off.add_new(0x0043102A, "OB", blob)
     engine.deidentify(off, _ctx(guidelines, retain_safe_private=False))
@@ -259,7 +250,7 @@ def test_phoenix_report_sr_with_technical_text_is_not_held(guidelines):
               "Protocol Name": "AAHead_Scout", "Sequence Name": "%SiemensSeq%\\AALScout",
               "Resolution Matrix": "160 x 160"}
     ds.ContentSequence = Sequence([text_item(k, v) for k, v in values.items()])
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     result = engine.deidentify(ds, _ctx(guidelines))
     assert result.hold_reason is None
     assert [str(item.TextValue) for item in result.dataset.ContentSequence] == list(values.values())
@@ -274,7 +265,7 @@ def test_unset_seconds_date_stays_zero_and_does_not_reveal_the_offset(guidelines
     ds = _mr()
     ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
     ds.add_new(0x00231070, vr, value)
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     engine.deidentify(ds, _ctx(guidelines))
     assert float(ds[0x00231070].value) == 0.0
 
@@ -284,7 +275,7 @@ def test_seconds_date_outside_any_scan_date_is_removed_not_shifted(guidelines, v
     ds = _mr()
     ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
     ds.add_new(0x00231070, "FD", value)
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     engine.deidentify(ds, _ctx(guidelines))
     assert 0x00231070 not in ds
 
@@ -296,7 +287,7 @@ def test_seconds_date_shifted_exactly(guidelines, vr, value):
     ds = _mr()
     ds.add_new(0x00230010, "LO", "GEMS_STDY_01")
     ds.add_new(0x00231070, vr, value)
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     ctx = _ctx(guidelines)
     engine.deidentify(ds, ctx)
     delta = ctx.moment_offset.days * 86400 + ctx.moment_offset.seconds
@@ -394,7 +385,7 @@ def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
     ds.add_new(0x00650010, "LO", "Image Private Header")
     ds.add_new(0x00651051, "SQ", Sequence(items))
     ds.AcquisitionTime = "131116.761000"
-    ds = _roundtrip(ds)
+    ds = read_back_as_file(ds)
     ctx = _ctx(guidelines, retain_long_modified_dates=False, retain_long_full_dates=True)
     engine.deidentify(ds, ctx)
     assert [str(i.AcquisitionTime) for i in ds[0x00651051].value] == ["131116.761000", "131116.468000", "131116.176000"]
