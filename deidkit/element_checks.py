@@ -18,6 +18,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR
 
 from .dicom_types import NestedRule, Unreadable
+from .rawindex import RawNode, plain_items, walk
 
 
 def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
@@ -84,15 +85,21 @@ def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset())
 def _check_lengths(ds: Dataset, size: int) -> None:
     """A value whose declared length runs past the end of the file means a bogus length: pydicom
     then reads to the end silently, and the rest of the file (names included) would become that
-    one value. Checked on the raw elements, before they are converted."""
-    from pydicom.dataelem import RawDataElement
-
+    one value. Checked on the raw elements, before they are converted. A sequence still raw is
+    checked from its bytes when they are of the plain shape (rawindex.plain_items: every value
+    inside as value_problem says), else converted and its items checked element by element."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
         current = stack.pop()
-        for _, raw in list(current.items()):
+        for tag, raw in list(current.items()):
             if isinstance(raw, RawDataElement):
+                if raw.VR == "SQ":
+                    if plain_sequence_items(raw) is not None:
+                        continue  # every value inside checked from the bytes
+                    raw = current[tag]  # converted: its items are checked below, as raw elements
+                    stack.extend(item for item in raw.value or [] if isinstance(item, Dataset))
+                    continue
                 if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
@@ -105,6 +112,36 @@ def _check_lengths(ds: Dataset, size: int) -> None:
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
                 stack.extend(item for item in value if isinstance(item, Dataset))
+
+
+def plain_sequence_items(raw: RawDataElement) -> tuple[tuple[RawNode, ...], ...] | None:
+    """The items of a raw sequence (explicit VR little endian, defined length, value in memory)
+    from its bytes (rawindex.plain_items), when they are of the plain shape and every value in
+    them passes value_problem; None otherwise (the caller converts it with pydicom, whose items
+    then meet the same checks one by one). Remembered for the last few sequences asked about."""
+    value = raw.value
+    if (not isinstance(value, bytes) or raw.is_implicit_VR or not raw.is_little_endian
+            or raw.length != len(value)):
+        return None
+    key = id(value)
+    hit = _PLAIN_SEQUENCES.get(key)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    items = plain_items(value)
+    if items is not None:
+        for node in walk(items):
+            if node.items is None and node.tag >> 16 != 0x7FE0 and _value_problem_memo(
+                    node.vr, value[node.start:node.end], False):
+                items = None
+                break
+    if len(_PLAIN_SEQUENCES) >= 256:
+        _PLAIN_SEQUENCES.clear()
+    _PLAIN_SEQUENCES[key] = (value, items)
+    return items
+
+
+# id(bytes) -> (the bytes, plain_sequence_items' answer): the bytes are held, so the id is theirs
+_PLAIN_SEQUENCES: dict[int, tuple[bytes, tuple[tuple[RawNode, ...], ...] | None]] = {}
 
 
 # value_problem answers for short values: a series repeats most of its values, and the answer is

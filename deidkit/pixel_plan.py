@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import struct
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import (ExplicitVRBigEndian, ImplicitVRLittleEndian)
 
 from .dicom_types import _LONG_LENGTH_VRS, _PIXEL_TAGS, PixelSpan, Unreadable
 from .fragments import check_fragments
+from .rawindex import holds_tag
 
 
 _PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
@@ -59,16 +61,20 @@ def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSp
 
 
 def drop_trailing_padding(ds: Dataset) -> None:
-    """Remove Data Set Trailing Padding (FFFC,FFFC) at every level: bytes no one accounts for."""
+    """Remove Data Set Trailing Padding (FFFC,FFFC) at every level: bytes no one accounts for.
+    A sequence still raw whose bytes do not hold the tag's four bytes (rawindex.holds_tag) holds
+    no such element at any depth: it is left raw, not converted."""
     stack = [ds]
     while stack:
         current = stack.pop()
         if 0xFFFCFFFC in current:
             del current[0xFFFCFFFC]
-        for tag in list(current.keys()):
-            elem = current.get_item(tag)
-            if getattr(elem, "VR", None) == "SQ":
-                stack.extend(i for i in current[tag].value or [] if isinstance(i, Dataset))
+        for tag, elem in list(current.items()):
+            if getattr(elem, "VR", None) != "SQ":
+                continue
+            if type(elem) is RawDataElement and isinstance(elem.value, bytes) and not holds_tag(elem.value, 0xFFFCFFFC):
+                continue
+            stack.extend(i for i in current[tag].value or [] if isinstance(i, Dataset))
 
 
 def expected_pixel_length(ds: Dataset, tag: int = 0x7FE00010) -> int:

@@ -35,6 +35,7 @@ import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pydicom.datadict import (
     dictionary_has_tag,
@@ -43,10 +44,11 @@ from pydicom.datadict import (
     private_dictionary_VR,
     tag_for_keyword,
 )
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
-from . import dicomio, rawkeep
+from . import dicomio, element_checks, rawkeep
 from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
 from .sweep import _names_a_person, _text_values
@@ -205,9 +207,11 @@ def _prune_reason(ds: Dataset, pruning: _Pruning, number: int, raw: DataElement 
                 text = value.decode("latin-1") if isinstance(value, bytes) else value
                 pruning.creators[(group, element)] = text
         return None
-    if (type(raw) is DataElement and raw.VR == "SQ" and not group & 1 and pruning.sequences_prunable
+    if (raw.VR == "SQ" and not group & 1 and pruning.sequences_prunable
             and number not in pruning.protected and pruning.guidelines.action_for(number, pruning.sop_class) == "X"):
-        _harvest_names(raw, pruning.names)  # Identifiers.from_dataset reads nested names: learned first
+        # Identifiers.from_dataset reads nested names: learned first (from the raw bytes when
+        # they are of the plain shape, else from the sequence converted by pydicom)
+        _harvest_names(RawSequence(ds, raw) if type(raw) is RawDataElement else raw, pruning.names)
         return "removed"
     if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
         return None
@@ -254,11 +258,65 @@ def _public_reason(pruning: _Pruning, number: int, raw: RawDataElement) -> str |
     return "removed"
 
 
-def _harvest_names(seq: DataElement, names: list[str]) -> None:  # noqa: C901 (_check_structure's checks in order)
+def _harvest_raw_names(ds: Dataset, raw: RawDataElement, names: list[str]) -> bool:
+    """_harvest_names for a sequence still raw, read from its bytes (element_checks.
+    plain_sequence_items: plain shape, every value checked): the same names in the same order,
+    converting only the elements that can hold one, as _harvest_names converts them. False
+    (names untouched) when the bytes are not of the plain shape or the items hold anything
+    _harvest_names would refuse (a VR of another kind than the standard's) or a private element
+    that may name a person (whose reading needs its creator): the caller converts the sequence
+    and calls _harvest_names."""
+    items = element_checks.plain_sequence_items(raw)
+    if items is None:
+        return False
+    value = raw.value
+    assert isinstance(value, bytes)  # plain_sequence_items answers only for values in memory
+    encoding = ds.original_character_set or ds._character_set  # what Dataset.__getitem__ uses
+    found: list[str] = []
+    stack = list(items)
+    while stack:
+        item = stack.pop()
+        for node in item:
+            number, vr = node.tag, node.vr
+            if not number >> 16 & 1 and dicomio._kinds_clash(vr, number):
+                return False
+            if node.items is not None:
+                stack.extend(node.items)
+                continue
+            if number >> 16 & 1:
+                if number & 0xFFFF <= 0x00FF or vr not in _NAME_VRS:
+                    continue  # a creator, or a value of a VR _names_a_person never reads
+                return False
+            if vr != "PN" and number not in (0x00100010, 0x00101001):
+                continue
+            part = RawDataElement(BaseTag(number), vr, node.end - node.start, value[node.start:node.end],
+                                  raw.value_tell + node.start, False, True)
+            elem = convert_raw_data_element(part, encoding=encoding, ds=None)
+            if elem.value in (None, "", b""):
+                continue
+            found.extend(_text_values(elem))  # a PN, Patient's Name or Other Patient Names
+    names.extend(found)
+    return True
+
+
+class RawSequence(NamedTuple):
+    """A top-level sequence still raw (pydicom's RawDataElement) and the dataset it is in."""
+
+    ds: Dataset
+    raw: RawDataElement
+
+
+def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  # noqa: C901 (_check_structure's checks in order)
     """The names Identifiers.from_dataset learns from a sequence's items (PN elements, Patient's
     Name in another VR, private elements named as a person's name), converting only those; and
     the checks dicomio._check_structure makes on items that need no value (tag order, groups
-    that have no place in a stored object, VR kinds). Raises dicomio.Unreadable as it does."""
+    that have no place in a stored object, VR kinds). Raises dicomio.Unreadable as it does.
+    A sequence still raw is read from its bytes (_harvest_raw_names) when it can be, else
+    converted by pydicom first."""
+    if isinstance(seq, RawSequence):
+        if _harvest_raw_names(seq.ds, seq.raw, names):
+            return
+        seq = seq.ds[seq.raw.tag]
     stack = [item for item in seq.value or [] if isinstance(item, Dataset)]
     while stack:
         item = stack.pop()
