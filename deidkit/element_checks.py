@@ -11,10 +11,14 @@ from __future__ import annotations
 import functools
 import re
 
+from typing import Any
+
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.hooks import hooks, raw_element_value as _DEFAULT_VALUE_HOOK, raw_element_vr as _DEFAULT_VR_HOOK
+from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR
 
 from .dicom_types import NestedRule, Unreadable
@@ -44,13 +48,16 @@ def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
 def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None) -> None:
     """Convert the elements of one dataset level that stays_raw(tag, raw, ds) does not keep raw,
     and the items of its sequences by the nested rule."""
+    store = getattr(ds, "_dict", None)
+    encoding: list[Any] = []
     for tag, stored in list(ds.items()):
         if isinstance(stored, DataElement):
             elem = stored
         elif stays_raw(tag.real, stored, ds):
             continue
         else:
-            elem = ds[tag]
+            plain = _convert_plain(ds, store, tag, stored, encoding) if isinstance(store, dict) else None
+            elem = plain if plain is not None else ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 _touch_item(item, nested)
@@ -71,14 +78,57 @@ def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset())
     store = getattr(ds, "_dict", None)
     if not isinstance(store, dict):
         return
-    encoding = None
+    encoding: list[Any] = []
     for tag, raw in list(store.items()):
-        if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-                or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000 or tag.real in raw_kept):
-            continue
-        if encoding is None:  # as __getitem__ computes it for every element
-            encoding = ds.original_character_set or ds._character_set
-        store[tag] = convert_raw_data_element(raw, encoding=encoding, ds=ds)
+        if tag.real not in raw_kept:
+            _convert_plain(ds, store, tag, raw, encoding)
+
+
+def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encoding: list[Any]) -> DataElement | None:
+    """Convert one plain raw element of ds (see _convert_plain_elements) in place and return
+    it; None (nothing done) for any other element. encoding: [] on the first call for ds, then
+    the character set and its key as __getitem__ computes them (filled here)."""
+    if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
+            or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+        return None
+    if not encoding:  # as __getitem__ computes it for every element
+        charset = ds.original_character_set or ds._character_set
+        encoding += [charset, tuple(charset) if isinstance(charset, list) else charset]
+    vr, value = raw.VR, raw.value
+    if vr not in _MEMO_TEXT_VRS or len(value) > _MEMO_VALUE_LIMIT or not _default_hooks():
+        elem = store[tag] = convert_raw_data_element(raw, encoding=encoding[0], ds=ds)
+        return elem
+    key = (vr, value, encoding[1])
+    text = _CONVERTED.get(key)
+    if text is None:
+        elem = store[tag] = convert_raw_data_element(raw, encoding=encoding[0], ds=ds)
+        if type(elem.value) is str or type(elem.value) is UID:  # immutable: safe to hand out again
+            if len(_CONVERTED) >= _MEMO_ENTRIES:
+                _CONVERTED.clear()
+            _CONVERTED[key] = (elem.VR, elem.value)
+        return elem
+    # what convert_raw_data_element returns for it: an explicit VR (no UN) is kept as it is
+    elem = store[tag] = DataElement(raw.tag, text[0], text[1], raw.value_tell, raw.length == 0xFFFFFFFF,
+                                    already_converted=True)
+    return elem
+
+
+# Converted single text values by (VR, bytes, character set): a series repeats most of its
+# values (dates, UIDs of the study and series, descriptions), and pydicom's conversion of one
+# is the same pure function of those three. Only str and UID results (immutable) are kept;
+# multi-valued, person names, numbers and everything else are converted every time. Worker
+# memory only, bounded.
+_MEMO_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "UI"})
+_MEMO_VALUE_LIMIT = 256
+_MEMO_ENTRIES = 65536
+_CONVERTED: dict[tuple[str, bytes, Any], tuple[str, Any]] = {}
+
+
+def _default_hooks() -> bool:
+    """pydicom converts raw elements with its own default hooks (nothing registered to change
+    conversions): only then is a remembered conversion what it would give."""
+    return (hooks.raw_element_value is _DEFAULT_VALUE_HOOK and hooks.raw_element_vr is _DEFAULT_VR_HOOK
+            and not hooks.raw_element_kwargs)
 
 
 
