@@ -355,7 +355,10 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
     command, file meta and other groups below 0008 (left by a device in a real CT) are dropped
     instead, as no stored object needs them; group FFFF is damage and holds the file. Every
     value is checked as value_problem says (pydicom converts some elements while reading); the
-    top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw."""
+    top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw,
+    and so do the elements of items that _touch_all_values(ds, raw_kept, nested) left raw (it
+    runs first and converts every other element: with a nested rule, an element of an item
+    still raw here is one the rule keeps raw)."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
@@ -369,8 +372,9 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
             group = number >> 16
             if group == 0xFFFF:
                 raise Unreadable("corrupt: element of a group that has no place in a stored object")
-            if type(elem) is RawDataElement and (
-                    number in raw_kept if current is ds else nested is not None and nested(number, elem, current)):
+            # still raw after _touch_all_values: left raw by it (raw_kept at the top, the nested
+            # rule in items; every other raw element at every depth was converted there)
+            if type(elem) is RawDataElement and (number in raw_kept if current is ds else nested is not None):
                 if not group & 1 and _kinds_clash(elem.VR, number):
                     raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                      "(damaged?)")

@@ -211,7 +211,7 @@ def _prune_reason(ds: Dataset, pruning: _Pruning, number: int, raw: DataElement 
             and number not in pruning.protected and pruning.guidelines.action_for(number, pruning.sop_class) == "X"):
         # Identifiers.from_dataset reads nested names: learned first (from the raw bytes when
         # they are of the plain shape, else from the sequence converted by pydicom)
-        _harvest_names(RawSequence(ds, raw) if type(raw) is RawDataElement else raw, pruning.names)
+        _harvest_names(RawSequence(ds, raw) if isinstance(raw, RawDataElement) else raw, pruning.names)
         return "removed"
     if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or raw.length == _UNDEFINED:
         return None
@@ -320,19 +320,22 @@ def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  #
     stack = [item for item in seq.value or [] if isinstance(item, Dataset)]
     while stack:
         item = stack.pop()
-        tags = list(item.keys())
-        for tag in [t for t in tags if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
-            value = getattr(item.get_item(tag), "value", b"")
+        # (tag as a plain int, element as stored): what get_item gives for values in memory,
+        # which every value of an item is
+        entries = [(t.real, e) for t, e in item.items()]
+        for _, stored in [(t, e) for t, e in entries if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+            value = getattr(stored, "value", b"")
             if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
                 raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
-        numbers = [int(t) for t in tags if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
-        if any(a >= b for a, b in itertools.pairwise(numbers)):
+        entries = [(t, e) for t, e in entries if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
+        if any(a[0] >= b[0] for a, b in itertools.pairwise(entries)):
             raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
-        for number in numbers:
+        for number, raw in entries:
             group = number >> 16
             if group == 0xFFFF:
                 raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
-            raw = item.get_item(number)
+            if type(raw) is RawDataElement and raw.value is None and raw.length != 0:
+                raw = item.get_item(number)  # a deferred value (never in an item read from a file)
             vr = getattr(raw, "VR", None)
             if not group & 1 and dicomio._kinds_clash(vr, number):
                 raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
