@@ -217,3 +217,14 @@ def test_a_file_read_with_sequences_raw_writes_the_same_bytes_as_converted(tmp_p
     element_checks._PLAIN_SEQUENCES.clear()
     assert encode_of(_read(path, [])) == fast
     assert rawheader  # the pruning module is the one read_header's prune step uses
+
+
+def test_item_buffers_come_back_empty():
+    from deidkit import header_encoder
+
+    body = header_encoder._item_buffer(False)
+    body.write(b"left over from an item that failed half way")
+    header_encoder._release(body)
+    again = header_encoder._item_buffer(False)
+    assert again.tell() == 0 and again.getvalue() == b"" and again.is_little_endian and not again.is_implicit_VR
+    header_encoder._release(again)
