@@ -53,6 +53,7 @@ from .dicom_types import PruneResult as PruneResult
 from .dicom_types import ReadAt as ReadAt
 from .dicom_types import SourceChanged as SourceChanged
 from .dicom_types import Unreadable as Unreadable
+from .element_checks import RawChecked
 from .element_checks import _check_lengths as _check_lengths
 from .element_checks import _check_structure as _check_structure
 from .element_checks import _kinds_clash as _kinds_clash
@@ -113,9 +114,11 @@ def read_header(path: Path) -> Header:
             drop_trailing_padding(ds)
             _check_lengths(ds, size)
             pruned, raw_kept, nested = _prune(ds)
-            _touch_all_values(ds, raw_kept, nested)
+            checked: RawChecked = {}  # values _check_lengths checked raw (see element_checks.RawChecked)
+            _touch_all_values(ds, raw_kept, nested, checked)
             _check_file_meta(ds)
-            _check_structure(ds, raw_kept, nested)
+            _check_structure(ds, raw_kept, nested, checked)
+            del checked
             ts, streamable, span = _locate_pixels(fp, ds, stop, size)
     except Unreadable:
         raise

@@ -25,27 +25,31 @@ from .dicom_types import NestedRule, Unreadable
 from .rawindex import RawNode, plain_items, walk
 
 
-def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
+def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None,
+                      checked: RawChecked | None = None) -> None:
     """Force pydicom's lazy conversion now so a corrupt value fails here, not while writing;
     the top-level raw_kept tags and the elements of sequence items nested(tag, raw) accepts
-    (deidkit.rawkeep) stay raw."""
-    _convert_plain_elements(ds, raw_kept)
+    (deidkit.rawkeep) stay raw. checked (only after _check_lengths has checked every raw value
+    of ds): collects the elements converted from values whose raw check stands for the
+    converted one (see RawChecked), for _check_structure."""
+    _convert_plain_elements(ds, raw_kept, checked)
     if not raw_kept and nested is None:
         _touch_item(ds, None)
         return
-    _touch_level(ds, lambda tag, raw, owner: tag in raw_kept, nested)
+    _touch_level(ds, lambda tag, raw, owner: tag in raw_kept, nested, checked)
 
 
-def _touch_item(item: Dataset, nested: NestedRule | None) -> None:
+def _touch_item(item: Dataset, nested: NestedRule | None, checked: RawChecked | None = None) -> None:
     """_touch_all_values inside one sequence item (and the items below it)."""
     if nested is None:
         for elem in item.iterall():
             _ = elem.value
         return
-    _touch_level(item, nested, nested)
+    _touch_level(item, nested, nested, checked)
 
 
-def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None) -> None:
+def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None,
+                 checked: RawChecked | None = None) -> None:
     """Convert the elements of one dataset level that stays_raw(tag, raw, ds) does not keep raw,
     and the items of its sequences by the nested rule."""
     store = getattr(ds, "_dict", None)
@@ -56,11 +60,11 @@ def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None) 
         elif stays_raw(tag.real, stored, ds):
             continue
         else:
-            plain = _convert_plain(ds, store, tag, stored, encoding) if isinstance(store, dict) else None
+            plain = _convert_plain(ds, store, tag, stored, encoding, checked) if isinstance(store, dict) else None
             elem = plain if plain is not None else ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
-                _touch_item(item, nested)
+                _touch_item(item, nested, checked)
 
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
@@ -70,7 +74,8 @@ def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None) 
 _NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
 
 
-def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset()) -> None:
+def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset(),
+                            checked: RawChecked | None = None) -> None:
     """Convert the top level's plain raw elements as Dataset.__getitem__ does (pydicom's own
     convert_raw_data_element, the same character set), without its bookkeeping: __getitem__ then
     looks the new element up three more times and __setitem__ checks it again, a third of the
@@ -81,16 +86,29 @@ def _convert_plain_elements(ds: Dataset, raw_kept: frozenset[int] = frozenset())
     encoding: list[Any] = []
     for tag, raw in list(store.items()):
         if tag.real not in raw_kept:
-            _convert_plain(ds, store, tag, raw, encoding)
+            _convert_plain(ds, store, tag, raw, encoding, checked)
 
 
-def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encoding: list[Any]) -> DataElement | None:
+def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encoding: list[Any],
+                   checked: RawChecked | None = None) -> DataElement | None:
     """Convert one plain raw element of ds (see _convert_plain_elements) in place and return
     it; None (nothing done) for any other element. encoding: [] on the first call for ds, then
-    the character set and its key as __getitem__ computes them (filled here)."""
+    the character set and its key as __getitem__ computes them (filled here). checked: see
+    _touch_all_values."""
     if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
             or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
         return None
+    elem = _convert_plain_value(ds, store, tag, raw, encoding)
+    if checked is not None and raw.is_little_endian and not raw.is_implicit_VR and (
+            raw.VR not in _TEXT_VRS_ALL or (raw.value.isascii() and b"\x1b" not in raw.value)):
+        checked[id(elem)] = elem
+    return elem
+
+
+def _convert_plain_value(ds: Dataset, store: dict[Any, Any], tag: Any, raw: RawDataElement,
+                         encoding: list[Any]) -> DataElement:
+    """_convert_plain's conversion (memo of single text values, else pydicom's)."""
+    assert raw.VR is not None and raw.value is not None  # _convert_plain's conditions
     if not encoding:  # as __getitem__ computes it for every element
         charset = ds.original_character_set or ds._character_set
         encoding += [charset, tuple(charset) if isinstance(charset, list) else charset]
@@ -192,6 +210,15 @@ def plain_sequence_items(raw: RawDataElement) -> tuple[tuple[RawNode, ...], ...]
 
 # id(bytes) -> (the bytes, plain_sequence_items' answer): the bytes are held, so the id is theirs
 _PLAIN_SEQUENCES: dict[int, tuple[bytes, tuple[tuple[RawNode, ...], ...] | None]] = {}
+
+
+# Elements converted from raw values _check_lengths has checked with value_problem, by id (the
+# element held, so the id stays its own), whose converted check _converted_value_problem cannot
+# find anything the raw one did not: values of the binary and number VRs (the same bytes, or no
+# text at all) and text values of plain ASCII without escapes in explicit VR little endian
+# (pydicom's conversion only splits them at backslashes and strips padding: no byte the raw
+# check did not see, no value longer). tests/test_rawindex.py checks the implication.
+RawChecked = dict[int, DataElement]
 
 
 # value_problem answers for short values: a series repeats most of its values, and the answer is
@@ -345,7 +372,8 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None) -> None:
+def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None,
+                     checked: RawChecked | None = None) -> None:
     """Fail closed on a damaged element stream that pydicom reads without complaint.
 
     A tag changed by damage can turn a patient's name or ID into an element the tables do not
@@ -358,7 +386,9 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
     top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw,
     and so do the elements of items that _touch_all_values(ds, raw_kept, nested) left raw (it
     runs first and converts every other element: with a nested rule, an element of an item
-    still raw here is one the rule keeps raw)."""
+    still raw here is one the rule keeps raw). An element in checked (filled by
+    _touch_all_values after _check_lengths) had its value checked raw, which stands for the
+    converted check (RawChecked)."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
     stack = [ds]
     while stack:
@@ -384,7 +414,8 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
             if not group & 1 and _kinds_clash(elem.VR, number):
                 raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                  "(damaged?)")
-            problem = _converted_value_problem(elem, implicit)
+            problem = None if checked is not None and checked.get(id(elem)) is elem else _converted_value_problem(
+                elem, implicit)
             if problem:
                 raise Unreadable(problem)
             if elem.VR == "SQ":

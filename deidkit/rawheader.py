@@ -140,6 +140,7 @@ class _Pruning:
     names: list[str]
     raw_kept: list[int] | None
     creators: dict[tuple[int, int], str] = field(default_factory=dict)
+    public_plan: dict[tuple[int, str | None], int] = field(default_factory=dict)
 
 
 def prune_removed(ds: Dataset, guidelines: Guidelines,
@@ -161,7 +162,7 @@ def prune_removed(ds: Dataset, guidelines: Guidelines,
     for number in numbers:
         reason = _prune_reason(ds, pruning, number, elements[number])
         if reason is not None:
-            del ds[number]
+            del ds[elements[number].tag]  # a BaseTag: pydicom's quick way (no Tag() of an int)
             pruned.append((number, reason))
     return pruned
 
@@ -191,7 +192,7 @@ def _pruning_for(ds: Dataset, guidelines: Guidelines, names: list[str] | None) -
     return _Pruning(guidelines=guidelines, sop_class=sop_class,
                     protected=_protected_tags(tuple(r.keyword for r in guidelines.burned_in_risk)),
                     keep_private_tables=private_code in ("C", "K"), sequences_prunable=sequences_prunable,
-                    names=names, raw_kept=_RAW_KEPT.get())
+                    names=names, raw_kept=_RAW_KEPT.get(), public_plan=_public_plan(guidelines, sop_class))
 
 
 def _prune_reason(ds: Dataset, pruning: _Pruning, number: int, raw: DataElement | RawDataElement) -> str | None:
@@ -239,23 +240,54 @@ def _private_reason(pruning: _Pruning, number: int, raw: RawDataElement) -> str 
 def _public_reason(pruning: _Pruning, number: int, raw: RawDataElement) -> str | None:
     """The reason "removed" for a raw public element the profile removes (X) whatever its value, else None
     (noting the ones rawkeep leaves as raw bytes); raises dicomio.Unreadable for one whose VR is
-    of another kind than the standard's."""
-    element = number & 0xFFFF
-    if element == 0x0000 or number >> 16 == 0x0028 or number in pruning.protected:
-        return None
-    vr = _public_vr(number, raw.VR)
-    if "PN" in vr or "SQ" in vr or " or " in vr:
-        return None
-    code = pruning.guidelines.action_for(number, pruning.sop_class)
-    if code != "X":
-        if pruning.raw_kept is not None and rawkeep.raw_shape_ok(raw) and rawkeep.public_keeps_raw(
-                pruning.guidelines, number, raw.VR or "", code):
+    of another kind than the standard's. What does not depend on the value is decided once per
+    (tag, VR) for the file's rules (_public_decision)."""
+    key = (number, raw.VR)
+    decided = pruning.public_plan.get(key)
+    if decided is None:
+        if len(pruning.public_plan) >= 65536:
+            pruning.public_plan.clear()
+        decided = pruning.public_plan[key] = _public_decision(pruning, number, raw.VR)
+    if decided == _RAW_CANDIDATE:
+        if pruning.raw_kept is not None and rawkeep.raw_shape_ok(raw):
             pruning.raw_kept.append(number)
         return None
-    if dicomio._kinds_clash(raw.VR, number):
+    if decided == _KINDS_CLASH:
         raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                  "(damaged?)")
-    return "removed"
+    return "removed" if decided == _REMOVED else None
+
+
+# _public_decision's answers: stays (converted), stays raw if its bytes allow (rawkeep), removed,
+# damaged (a VR of another kind than the standard's where the profile removes it)
+_STAYS, _RAW_CANDIDATE, _REMOVED, _KINDS_CLASH = 0, 1, 2, 3
+# (id of the tables, SOP Class) -> (the tables, {(tag, VR as read): answer}): worker memory
+_PUBLIC_PLANS: dict[tuple[int, str], tuple[Guidelines, dict[tuple[int, str | None], int]]] = {}
+
+
+def _public_plan(guidelines: Guidelines, sop_class: str) -> dict[tuple[int, str | None], int]:
+    """The remembered _public_decision answers for these tables and SOP Class."""
+    key = (id(guidelines), sop_class)
+    entry = _PUBLIC_PLANS.get(key)
+    if entry is None or entry[0] is not guidelines:
+        if len(_PUBLIC_PLANS) >= 64:
+            _PUBLIC_PLANS.clear()
+        entry = _PUBLIC_PLANS[key] = (guidelines, {})
+    return entry[1]
+
+
+def _public_decision(pruning: _Pruning, number: int, raw_vr: str | None) -> int:
+    """What _public_reason does with a raw public element of this tag and VR, its value aside."""
+    element = number & 0xFFFF
+    if element == 0x0000 or number >> 16 == 0x0028 or number in pruning.protected:
+        return _STAYS
+    vr = _public_vr(number, raw_vr)
+    if "PN" in vr or "SQ" in vr or " or " in vr:
+        return _STAYS
+    code = pruning.guidelines.action_for(number, pruning.sop_class)
+    if code != "X":
+        return _RAW_CANDIDATE if rawkeep.public_keeps_raw(pruning.guidelines, number, raw_vr or "", code) else _STAYS
+    return _KINDS_CLASH if dicomio._kinds_clash(raw_vr, number) else _REMOVED
 
 
 def _harvest_raw_names(ds: Dataset, raw: RawDataElement, names: list[str]) -> bool:
