@@ -252,3 +252,13 @@ def test_a_raw_check_that_passes_stands_for_the_converted_one(vr, value):
     except Exception:
         return  # conversion itself fails: read_header holds the file either way
     assert element_checks._converted_value_problem(elem, False) is None
+
+
+def test_large_values_are_judged_once_by_digest_and_still_judged():
+    clean = bytes(range(0x20, 0x7F)) * 100  # ~9.5 KB of binary-looking but harmless bytes
+    damaged = clean[:5000] + b"\x10\x00\x10\x00PN\x08\x00" + clean[5008:]  # Patient's Name's header inside
+    assert len(damaged) == len(clean) >= element_checks._DIGEST_FROM
+    for _ in range(2):  # the second answers come from the memo
+        assert element_checks._value_problem_memo("OB", clean, False) is None
+        assert element_checks._value_problem_memo("OB", damaged, False) == element_checks.value_problem(
+            "OB", damaged, False) is not None
