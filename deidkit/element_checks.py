@@ -14,6 +14,7 @@ import re
 
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
@@ -112,7 +113,10 @@ def _convert_plain_value(ds: Dataset, store: dict[Any, Any], tag: Any, raw: RawD
     assert raw.VR is not None and raw.value is not None  # _convert_plain's conditions
     if not encoding:  # as __getitem__ computes it for every element
         charset = ds.original_character_set or ds._character_set
-        encoding += [charset, tuple(charset) if isinstance(charset, list) else charset]
+        # the memo's key: the character set and pydicom's validation mode (what else the
+        # conversion of a text value depends on)
+        encoding += [charset, (tuple(charset) if isinstance(charset, list) else charset,
+                               pydicom_config.settings.reading_validation_mode)]
     vr, value = raw.VR, raw.value
     if vr not in _MEMO_TEXT_VRS or len(value) > _MEMO_VALUE_LIMIT or not _default_hooks():
         elem = store[tag] = convert_raw_data_element(raw, encoding=encoding[0], ds=ds)
