@@ -162,6 +162,7 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     checked from its bytes when they are of the plain shape (rawindex.plain_items: every value
     inside as value_problem says), else converted and its items checked element by element."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
+    _PLAIN_SEQUENCES.clear()  # answers for this header's sequences only (their bytes are held)
     stack = [ds]
     while stack:
         current = stack.pop()
@@ -191,7 +192,8 @@ def plain_sequence_items(raw: RawDataElement) -> tuple[tuple[RawNode, ...], ...]
     """The items of a raw sequence (explicit VR little endian, defined length, value in memory)
     from its bytes (rawindex.plain_items), when they are of the plain shape and every value in
     them passes value_problem; None otherwise (the caller converts it with pydicom, whose items
-    then meet the same checks one by one). Remembered for the last few sequences asked about."""
+    then meet the same checks one by one). Remembered for the sequences of the header being read
+    (_check_lengths asks first and empties the memo; rawheader's pruning asks again)."""
     value = raw.value
     if (not isinstance(value, bytes) or raw.is_implicit_VR or not raw.is_little_endian
             or raw.length != len(value)):
@@ -207,13 +209,12 @@ def plain_sequence_items(raw: RawDataElement) -> tuple[tuple[RawNode, ...], ...]
                     node.vr, value[node.start:node.end], False):
                 items = None
                 break
-    if len(_PLAIN_SEQUENCES) >= 256:
-        _PLAIN_SEQUENCES.clear()
     _PLAIN_SEQUENCES[key] = (value, items)
     return items
 
 
-# id(bytes) -> (the bytes, plain_sequence_items' answer): the bytes are held, so the id is theirs
+# id(bytes) -> (the bytes, plain_sequence_items' answer): the bytes are held, so the id is theirs;
+# emptied by _check_lengths for each header, so it holds at most one header's sequences
 _PLAIN_SEQUENCES: dict[int, tuple[bytes, tuple[tuple[RawNode, ...], ...] | None]] = {}
 
 
