@@ -86,6 +86,8 @@ _INITIAL = re.compile(r"[A-Z]\.")                                   # J.
 _SPLIT_KEEP = re.compile(r"(\s+)")
 _LONG_DIGITS = re.compile(r"\d{5,}")
 _PIECES = re.compile(r"[\W_]+")
+# a matrix or voxel size (30x30x36, 256x256, 2x2x2mm): dimensions, not an ID, however many digits
+_DIMENSIONS = re.compile(r"(?:[1-9]\d{0,3}|0)(?:\.\d{1,3})?(?:x(?:[1-9]\d{0,3}|0)(?:\.\d{1,3})?){1,3}(?:mm|cm|um)?", re.I)
 
 
 def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
@@ -120,7 +122,8 @@ def _identifying_chunks(chunks: list[str], identifiers: PatientIdentifiers | Non
         if identifiers is not None and identifiers.find(chunk):
             drop[i] = True
         elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
-                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
+                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 and not _DIMENSIONS.fullmatch(piece)
+                for piece in _PIECES.split(chunk)):
             drop[i] = True
     return drop
 
