@@ -67,7 +67,7 @@ BY_DESIGN = {
 # (steps of 1/64 s after 13:11:12, 1/128 s before): any shift of the time of day rounds them differently.
 # Counted as this kind only when the times in the DICOM files keep every interval exactly.
 CONVERTER_ROUNDING = ("json:SliceTiming: dcm2niix rounds the time of day (HHMMSS.FFFFFF as a 32-bit float) it "
-                      "derives UIH slice times from; the DICOM Acquisition Times keep every interval to the "
+                      "derives slice times from (UIH; Siemens 2D non-mosaic); the DICOM Acquisition Times keep every interval to the "
                       "microsecond (checked per series)")
 # dcm2niix (setMultiBandFactor) writes a MultibandAccelerationFactor the DICOM does not declare when
 # several slice times equal the first one: with slice times rounded as above, the count of ties moves
