@@ -464,11 +464,15 @@ def test_patients_own_name_in_a_kept_ascconv_string_goes(guidelines):
     assert 0x00291020 not in ds or b"DOE" not in ds[0x00291020].value
 
 
-# ---- Clean Descriptors: a matrix or voxel size is not an ID (dcm_qa_stc "fMRIcontin_30x30x36") -----
+# ---- Clean Descriptors: matrix sizes and acquisition parameters are not IDs --------------------------
+# (dcm_qa_stc "fMRIcontin_30x30x36" was emptied: 8 characters with 6 digits read as an ID; so were
+# protocol names such as "ep2d_bold_TR2000ms" or "pcasl_LD1800_PLD2000")
 
 @pytest.mark.parametrize("text", ["fMRIcontin_30x30x36", "ep2d_bold 64x64x36", "t1_mprage_1x1x1mm",
-                                  "DTI_1.5x1.5x3mm_b1000", "FLAIR 1024x1024"])
-def test_descriptor_with_dimensions_is_kept(guidelines, text):
+                                  "DTI_1.5x1.5x3mm_b1000", "FLAIR 1024x1024", "ep2d_bold_TR2000ms",
+                                  "resting_1200meas", "FA90TR2500", "MB3_TR1500ms", "pcasl_LD1800_PLD2000",
+                                  "epi_3mm_10000ms", "spcR_1mm_iso_192slices", "MPRAGE TI900 TR2300"])
+def test_descriptor_with_dimensions_or_parameters_is_kept(guidelines, text):
     ds = _mr("SIEMENS")
     ds.SeriesDescription = ds.ProtocolName = text
     ds = read_back_as_file(ds)
@@ -477,7 +481,9 @@ def test_descriptor_with_dimensions_is_kept(guidelines, text):
 
 
 @pytest.mark.parametrize("text, gone", [("fMRI 1961x0203", "1961x0203"), ("fMRI MRN1234567", "MRN1234567"),
-                                         ("fMRI PHI1X0040A730", "PHI1X0040A730"), ("t1 19610203", "19610203")])
+                                         ("fMRI PHI1X0040A730", "PHI1X0040A730"), ("t1 19610203", "19610203"),
+                                         ("bold TR1234567", "1234567"), ("bold 20230115ms", "20230115"),
+                                         ("dwi b20230115", "20230115"), ("t2 S1234567", "S1234567")])
 def test_descriptor_ids_beside_dimensions_still_go(guidelines, text, gone):
     ds = _mr("SIEMENS")
     ds.SeriesDescription = text
