@@ -47,8 +47,8 @@ ASCCONV_TEXT_KEYS = re.compile(r"^(tSequenceFileName|sProtConsistencyInfo\.t\w+|
                                r"\S*\.tCoilID|\S*\.tElement|\S*\.tNucleus|sGRADSPEC\.\w+|sKSpace\.\w+|"
                                r"sSliceArray\.\w+)$")
 # a string value: ""HE1-4;NE1,2"" (syngo VB15 and later) or "HeadMatrix" (VB12/VB13 quote once);
-# coil strings list elements with commas
-_ASCCONV_STRING = re.compile(r'("{1,2})[\w.%\\/:;,+\- ]*\1')
+# coil strings list element numbers with commas (a comma before a digit only: not "Smith, John")
+_ASCCONV_STRING = re.compile(r'("{1,2})(?:[\w.%\\/:;+\- ]|,(?=\d))*\1')
 _ASCCONV_LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*(#.*)?$")
 MAX_ITEMS = 10_000
 

@@ -446,7 +446,8 @@ def test_ascconv_technical_strings_kept_in_both_quotings_and_names_still_go(guid
         assert gone not in text
 
 
-@pytest.mark.parametrize("value", ['""HEAD"', '"HEAD""', '"a" "b"', '"x<y>"', '"Call 555-0142"', "HEAD"])
+@pytest.mark.parametrize("value", ['""HEAD"', '"HEAD""', '"a" "b"', '"x<y>"', '"Call 555-0142"', "HEAD",
+                                   '"Smith, John"', '""Doe,Jane""'])
 def test_ascconv_string_with_odd_quoting_or_phi_is_not_kept(value):
     from deidkit.csa import clean_ascconv
     text = f"### ASCCONV BEGIN ###\nasCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID = {value}\n### ASCCONV END ###\n"
