@@ -14,7 +14,7 @@ from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from .mapping import shift_value
+from .mapping import is_removed_sentinel, shift_value
 from .engine_context import (Context, _empty, _is_empty, _note, _str_values, tag_text)
 
 
@@ -42,7 +42,8 @@ _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Se
 
 def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: str, outside_table: bool) -> None:
     """Move a DA, TM or DT element by the patient's moment offset (mapping.shift_value); a DA
-    moves with its paired time (see _pair_times). Unreadable values are emptied."""
+    moves with its paired time (see _pair_times). Unreadable values are emptied; a "not set"
+    sentinel (mapping.sentinel_date) is kept as written or emptied, never moved."""
     options = ctx.guidelines.settings.options
     if "retain_long_full_dates" in options:
         return
@@ -58,7 +59,8 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
-        _note(ctx, location, "Z", "unparseable date emptied")
+        sentinel = any(is_removed_sentinel(elem.VR, v) for v in values)
+        _note(ctx, location, "Z", "date that can mean 'not set' emptied" if sentinel else "unparseable date emptied")
         return
     if values:
         elem.value = shifted if len(shifted) > 1 else shifted[0]

@@ -166,7 +166,8 @@ class Identifiers:
         each run of letters of 4 or more ("OTTOL" of "OTTOL\xa8\xba!"), a part without the digit
         that replaced a letter ("OTOLINE" of "O4TOLINE": one slip from OTTOLINE), and the endings
         of a long run of letters where the separator itself became a letter ("OTTOLINE" at the end
-        of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule)."""
+        of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule), and the stem before
+        damage glued to a part ("OTTOL" of "OTTOLw;RS" or "OTTOLðSÙ": damaged_stem)."""
         for chunk in re.split(r"[\^=\s,.\-'()_/]+", pn):
             letters_only = fold(re.sub(r"\d+", "", chunk))
             if letters_only != fold(chunk) and len(letters_only) >= NEAR_NAME_LEAST - 1 and letters_only.isalpha():
@@ -176,6 +177,9 @@ class Identifiers:
                     self.name_tokens.add(run)
                 if len(run) >= GLUED_NAME_LEAST:
                     self.name_endings.update(run[i:] for i in range(1, len(run) - 5))
+            stem = fold(damaged_stem(chunk))
+            if len(stem) >= 4 and stem not in _NAME_STOPWORDS:
+                self.name_tokens.add(stem)  # matched at a word start: "OTTOL" finds "OTTOLINE"
 
     def add_exact(self, value: str) -> None:
         """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""
@@ -369,6 +373,29 @@ def matcher_spans(matcher: "_Matcher", text: str,
         for m in matcher.digits_re.finditer(digits):
             out.append((index[digit_pos[m.start()]], index[digit_pos[m.end() - 1]] + 1, "identifier"))
     return sorted(out)
+
+
+def damaged_stem(part: str) -> str:
+    """The letters a name part starts with, up to the first sign of damage: a character that is
+    not a letter (a symbol or digit: "OTTOL4" of "OTTOL4;RS"), or a break of the part's case: a
+    lower-case letter after two upper-case ones ("OTTOL" of "OTTOLw;RS" and of "OTTOLðSÙ"), or an
+    upper-case one after two lower-case ones ("Ottolin" of "OttolinQ"). The whole part when there
+    is no such sign (an ordinary name: "SMITH", "Smith", "McDonald", "FRANÇOIS", "DeLONG" give
+    themselves). A prefix of the name as written: learned, it finds the undamaged name elsewhere
+    at a word start. Shape: str in, str out (not folded)."""
+    upper = lower = 0
+    for i, c in enumerate(part):
+        if not c.isalpha():
+            return part[:i]
+        if c.isupper():
+            if lower >= 2:
+                return part[:i]
+            upper, lower = upper + 1, 0
+        else:
+            if upper >= 2:
+                return part[:i]
+            upper, lower = 0, lower + 1
+    return part
 
 
 NEAR_NAME_LEAST = 6  # letters: a shorter name has too many one-letter neighbours among words
