@@ -627,6 +627,13 @@ def _export_named(tmp_path: Path, damaged_name: str) -> None:
     f"{FAMILY}^{GIVEN[:4]}\xa8\xba!_",  # the end of the given name damaged
     f"{FAMILY}^{GIVEN[0]}4{GIVEN[2:]}",  # a letter became a digit
     f"{FAMILY[:3]}X{FAMILY[4:]}^{GIVEN}",  # a letter changed
+    # the end of a part overwritten with printable junk (fuzz_export seed 79: "OTTOLw;RS", "OTTOLðSÙ-")
+    f"{FAMILY}^{GIVEN[:5]}wq;RS",       # letters then a symbol: junk letters glued to the stem
+    f"{FAMILY}^{GIVEN[:5]}\xf0S\xd9-",   # a lower-case letter after upper-case ones, then accents
+    f"{FAMILY[:6]}q#x^{GIVEN}",         # the family name, junk in both cases
+    f"{FAMILY[:5]}~{FAMILY[6:]}^{GIVEN}",  # a symbol in the middle of a part
+    f"{FAMILY.title()[:6]}Qz@^{GIVEN.title()}",  # Title case broken by an upper-case letter
+    f"{FAMILY}^{GIVEN[:4]}%s+" % "k",  # four letters left of the given name
 ])
 def test_a_damaged_patient_name_still_finds_the_name_written_elsewhere(tmp_path, damaged_name):
     _export_named(tmp_path, damaged_name)
@@ -649,6 +656,24 @@ def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_writt
     (tmp_path / "SRC" / "a.dcm").write_bytes(bytes(data))
     run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
     assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN}) == []
+
+
+@pytest.mark.parametrize("real_name", ["O'BRIEN^MARY ANNE", "Smith-Jones^Mary", "ST. JOHN^PIERRE",
+                                       "McDONALD^FRANÇOIS", "DeLONG^Hernández", "MacLEOD^BJÖRK"])
+def test_real_names_with_apostrophes_hyphens_accents_and_capitals_go_out(tmp_path, real_name):
+    """The damage rules hold nothing a real name has, and take no imaging word for the name."""
+    ds = ct(1, name=real_name)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SeriesDescription = "hernia mac ct"  # words starting as a name part does
+    ds.ImageComments = f"Patient {real_name.replace('^', ' ')} ID {PATIENT_ID}"
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    assert run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt") == 0
+    (written,) = outputs(tmp_path / "OUT")
+    out = pydicom.dcmread(written)
+    assert out.SeriesDescription == "hernia mac ct"
+    parts = [p for p in re.split(r"[\^ .'\-]+", real_name) if len(p) >= 5]  # MARY is in SUMMARY
+    assert find_leaks(tmp_path / "OUT", set(parts) | {PATIENT_ID}) == []
 
 
 @pytest.mark.parametrize("damaged_name", [f"{FAMILY}^{GIVEN[:5]}\xe0}}\x1b\xdf", f"{FAMILY}^{GIVEN[:5]}X\xe6\xe5\x9a"])

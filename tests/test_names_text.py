@@ -307,3 +307,26 @@ def test_binary_values_are_searched_with_control_bytes_as_spaces_and_long_ones_r
     assert _holds_identifier(binary_as_text(blob * 2), ids2, seen2) is False
     assert _holds_identifier(binary_as_text(named), ids2, seen2) is True  # not the remembered answer
     assert len(seen2) == 3
+
+
+@pytest.mark.parametrize("part, stem", [
+    ("OTTOLw;RS", "OTTOL"), ("OTTOL\xf0S\xd9-", "OTTOL"), ("OTTOL4;RS", "OTTOL"), ("OttolinQ", "Ottolin"),
+    # real names give themselves: no sign of damage
+    ("OTTOLINE", "OTTOLINE"), ("Smith", "Smith"), ("McDonald", "McDonald"), ("FRAN\xc7OIS", "FRAN\xc7OIS"),
+    ("DeLONG", "DeLONG"), ("MacDonald", "Mac"),
+])
+def test_the_stem_of_a_damaged_name_part_is_the_name_before_the_damage(part, stem):
+    from deidkit.sweep import damaged_stem
+
+    assert damaged_stem(part) == stem
+
+
+def test_a_damaged_given_name_finds_the_whole_name_at_a_word_start_only():
+    ids = Identifiers()
+    ids.add_name("ZEBRAFINCH^OTTOLw;RS")  # fuzz_export seed 79
+    assert ids.find("Patient OTTOLINE") == ["name"]
+    assert ids.find("ottolinesque") == ["name"]
+    assert ids.find("mottoline") == []  # not at a word start
+    real = Identifiers()
+    real.add_name("ZEBRAFINCH^OTTOLINE")
+    assert real.find("OTTOLENGHI") == []  # an undamaged name learns no stem
