@@ -220,14 +220,14 @@ def sentinel_year(year: int) -> str | None:
     return KEEP if year <= LAST_SENTINEL_BEFORE.year or year >= FIRST_SENTINEL_AFTER.year else None
 
 
-def is_removed_sentinel(vr: str, value: str) -> bool:
-    """The DA/DT value (one value, not a range) starts with a date shift_value removes as a
-    sentinel (EPOCH_DATES): for the reason callers give."""
-    m = re.match(r"(\d{4})\.?(\d{2})\.?(\d{2})", value.strip()) if vr in ("DA", "DT") else None
+def sentinel_of(value: str) -> str | None:
+    """sentinel_date of the day a DA or DT value starts with (YYYYMMDD or YYYY.MM.DD); None when
+    it starts with no valid day (a range, a partial date, no date)."""
+    m = re.match(r"(\d{4})\.?(\d{2})\.?(\d{2})", value.strip())
     try:
-        return m is not None and sentinel_date(dt.date(*map(int, m.groups()))) == REMOVE
+        return sentinel_date(dt.date(*map(int, m.groups()))) if m else None
     except ValueError:
-        return False
+        return None
 
 
 @_ranges(_is_da_tm_range)
