@@ -145,6 +145,7 @@ def _value_offsets(fragments: list[tuple[int, int]], frame_offsets: list[int]) -
 # codestream is still valid and decodes to the same pixels).
 _KEPT_APP = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE8, b"mrfx"))
 _JPEG_COM = 0xFE
+_KEPT_JP2_BOXES = (b"jP  ", b"ftyp", b"jp2h", b"rreq")  # what a JP2 reader needs before 'jp2c' (15444-1 I)
 _J2K_COM = b"\xff\x64"
 
 
@@ -204,7 +205,8 @@ def _codestream_end(data: bytes, blank: list[tuple[int, int]] | None = None) -> 
     """Where a JPEG / JPEG-LS (ISO 10918-1 B.1, 14495-1) or JPEG 2000 (15444-1 A, also inside a
     JP2 'jp2c' box) codestream ends, its EOI/EOC included; None if it cannot be followed. Given
     `blank`, adds (offset, length) of each comment and application segment payload no decoder
-    needs (_jpeg_blank; JPEG 2000 COM text), to be written as zeros."""
+    needs (_jpeg_blank; JPEG 2000 COM text; JP2 boxes other than _KEPT_JP2_BOXES: XML, UUID,
+    IPR), to be written as zeros."""
     try:
         if data[:2] == b"\xff\xd8":
             return _jpeg_end(data, blank)
@@ -222,6 +224,8 @@ def _codestream_end(data: bytes, blank: list[tuple[int, int]] | None = None) -> 
                     return end if end is not None and (size == 0 or end == pos + size) else None
                 if size < header:
                     return None
+                if blank is not None and kind not in _KEPT_JP2_BOXES:  # xml, uuid, IPR ...: text
+                    blank.append((pos + header, min(size, len(data) - pos) - header))
                 pos += size
     except (struct.error, IndexError):
         return None

@@ -105,3 +105,26 @@ def test_jpeg2000_comments_in_main_and_tile_part_headers_go_out_as_zeros_same_pi
     (written,) = list(generate_frames(out.PixelData, number_of_frames=1))
     assert len(written) == len(frame) + len(frame) % 2
     assert np.array_equal(out.pixel_array, shipped.pixel_array)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload) + 8) + kind + payload
+
+
+def test_jp2_boxes_with_text_go_out_as_zeros_same_pixels(tmp_path):
+    shipped = pydicom.dcmread(Path(pydicom.__file__).parent / "data" / "test_files" / "JPEG2000.dcm")
+    (codestream,) = list(generate_frames(shipped.PixelData, number_of_frames=1))
+    rows, cols, bits = shipped.Rows, shipped.Columns, shipped.BitsStored
+    ihdr = _box(b"ihdr", struct.pack(">IIHBBBB", rows, cols, 1, bits - 1, 7, 0, 0))
+    colr = _box(b"colr", struct.pack(">BBBI", 1, 0, 0, 17))
+    frame = (_box(b"jP  ", b"\r\n\x87\n") + _box(b"ftyp", b"jp2 \0\0\0\0jp2 ") + _box(b"jp2h", ihdr + colr)
+             + _box(b"xml ", b"<patient>" + TEXT + b"</patient>") + _box(b"uuid", bytes(16) + TEXT)
+             + _box(b"jp2c", codestream))
+    ds = pydicom.dcmread(io.BytesIO(_image(JPEG2000, [frame], rows, cols, shipped.BitsAllocated)))
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, shipped.HighBit, shipped.PixelRepresentation
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    out = _run(tmp_path, buf.getvalue())
+    (written,) = list(generate_frames(out.PixelData, number_of_frames=1))
+    assert len(written) == len(frame) + len(frame) % 2 and b"jp2h" in written and b"ihdr" in written
+    assert np.array_equal(out.pixel_array, shipped.pixel_array)
