@@ -681,3 +681,18 @@ def test_a_patient_name_with_control_characters_holds_the_file_as_damaged(tmp_pa
     _export_named(tmp_path, damaged_name)
     assert not list((tmp_path / "OUT").rglob("*.dcm"))
     assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]
+
+
+@pytest.mark.parametrize("rows", [[16, 16], [16, 0x5A45, 0x4245]])
+def test_rows_holding_two_values_is_a_clear_line_not_a_program_error(tmp_path, rows):
+    """fuzz_export seed 84: a length field made Rows (US) swallow the next bytes (VM 2 and more);
+    the layout table's lookup met a list where a number was expected (a big endian file: read
+    whole, so its pixel data is not sized before the lookup)."""
+    ds = ct(1, ExplicitVRBigEndian)
+    ds.Rows = rows
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    reasons = [row["reason"] for row in held_back(tmp_path / "OUT").values()]
+    assert reasons and all(export.UNEXPECTED not in r for r in reasons)
+    assert find_leaks(tmp_path / "OUT", SECRETS) == []
