@@ -398,6 +398,29 @@ def damaged_stem(part: str) -> str:
     return part
 
 
+# what a real name has between or beside its letters: separators of parts and components,
+# apostrophes in every spelling (O'Brien, O´NEILL, D`ARCY, O’Neil), hyphens, dots, commas,
+# parentheses, slashes and quotes ("BABY BOY (TWIN A)", "DOE, JANE", 'JOHN "JACK" DOE')
+_NAME_PUNCTUATION = frozenset("^= '`´’‘-‐.,()/\"")
+
+
+def glued_to_letters(name: str) -> bool:
+    """True when a part of a person name is damaged where learning cannot recover it: a symbol
+    no real name has (anything but _NAME_PUNCTUATION: "#", ";", "§", "²" ...) sits between its
+    letters, and fewer than 4 letters come before the damage (damaged_stem), so no stem of the
+    name is left to find it elsewhere ("OT#$OLINE"; "OTTOL#$NE" is found by its stem OTTOL).
+    A mark before or after a part is no sign ("*DOE", "DOE*", "TRAUMA #12", "SMITH 2")."""
+    for part in re.split(r"[\^=\s]+", name.rstrip("\0 ")):
+        if len(damaged_stem(part)) >= 4:
+            continue
+        for i, c in enumerate(part):
+            if (i and part[i - 1].isalpha() and not c.isalpha() and c not in _NAME_PUNCTUATION
+                    and not (c.isdigit() and c.isascii()) and unicodedata.category(c)[0] in "SPN"
+                    and any(x.isalpha() for x in part[i + 1:])):
+                return True
+    return False
+
+
 NEAR_NAME_LEAST = 6  # letters: a shorter name has too many one-letter neighbours among words
 GLUED_NAME_LEAST = 12  # letters in one run: most likely two names glued (a separator lost)
 _LETTER_RUN = re.compile(r"[^\W\d_]+")

@@ -658,8 +658,23 @@ def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_writt
     assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN}) == []
 
 
+@pytest.mark.parametrize("damaged_name", [
+    f"{FAMILY}^{GIVEN[:2]}#${GIVEN[4:]}",    # symbols after two letters: no stem of the name is left
+    f"{FAMILY[0]};{FAMILY[2:]}^{GIVEN}",     # the family name, damaged at its second letter
+    f"{FAMILY}^{GIVEN[:3]}\xa7{GIVEN[4:]}",   # a section sign after three letters
+    f"{FAMILY}^{GIVEN[0]}\xbd{GIVEN[2:]}",    # fuzz_export seed 84: "O½TOLINE" (½ folds to 1⁄2)
+])
+def test_a_patient_name_damaged_before_its_fourth_letter_by_a_symbol_holds_the_file(tmp_path, damaged_name):
+    """Learning cannot recover such a name (fewer than 4 letters before the damage): held."""
+    _export_named(tmp_path, damaged_name)
+    assert not list((tmp_path / "OUT").rglob("*.dcm"))
+    assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]
+
+
 @pytest.mark.parametrize("real_name", ["O'BRIEN^MARY ANNE", "Smith-Jones^Mary", "ST. JOHN^PIERRE",
-                                       "McDONALD^FRANÇOIS", "DeLONG^Hernández", "MacLEOD^BJÖRK"])
+                                       "McDONALD^FRANÇOIS", "DeLONG^Hernández", "MacLEOD^BJÖRK",
+                                       "O\xb4NEILL^SEAN", "D`ARCY^JO", "DOE, JANE (TWIN A)", "TRAUMA #12",
+                                       "*DOE^JOHN^^DR.^JR.", 'JOHN "JACK" SMITH 2'])
 def test_real_names_with_apostrophes_hyphens_accents_and_capitals_go_out(tmp_path, real_name):
     """The damage rules hold nothing a real name has, and take no imaging word for the name."""
     ds = ct(1, name=real_name)
