@@ -167,7 +167,8 @@ class Identifiers:
         that replaced a letter ("OTOLINE" of "O4TOLINE": one slip from OTTOLINE), and the endings
         of a long run of letters where the separator itself became a letter ("OTTOLINE" at the end
         of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule), and the stem before
-        damage glued to a part ("OTTOL" of "OTTOLw;RS" or "OTTOLðSÙ": damaged_stem)."""
+        damage glued to a part ("OTTOL" of "OTTOLw;RS" or "OTTOLðSÙ": damaged_stem; also its
+        ASCII beginning, "OTTO" of "OTTOÂk0E")."""
         for chunk in re.split(r"[\^=\s,.\-'()_/]+", pn):
             letters_only = fold(re.sub(r"\d+", "", chunk))
             if letters_only != fold(chunk) and len(letters_only) >= NEAR_NAME_LEAST - 1 and letters_only.isalpha():
@@ -177,9 +178,13 @@ class Identifiers:
                     self.name_tokens.add(run)
                 if len(run) >= GLUED_NAME_LEAST:
                     self.name_endings.update(run[i:] for i in range(1, len(run) - 5))
-            stem = fold(damaged_stem(chunk))
-            if len(stem) >= 4 and stem not in _NAME_STOPWORDS:
-                self.name_tokens.add(stem)  # matched at a word start: "OTTOL" finds "OTTOLINE"
+            stem = damaged_stem(chunk)
+            # a damaged part's stem may end in a damaged byte read as an accented letter
+            # ("OTTOÂk0E"): its ASCII beginning is a stem too (an undamaged "HERNÁNDEZ" gives none)
+            ascii_head = re.match(r"[A-Za-z]*", stem).group() if stem != chunk else stem  # type: ignore[union-attr]
+            for form in {fold(stem), fold(ascii_head)}:
+                if len(form) >= 4 and form not in _NAME_STOPWORDS:
+                    self.name_tokens.add(form)  # matched at a word start: "OTTOL" finds "OTTOLINE"
 
     def add_exact(self, value: str) -> None:
         """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""

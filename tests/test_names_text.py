@@ -330,3 +330,12 @@ def test_a_damaged_given_name_finds_the_whole_name_at_a_word_start_only():
     real = Identifiers()
     real.add_name("ZEBRAFINCH^OTTOLINE")
     assert real.find("OTTOLENGHI") == []  # an undamaged name learns no stem
+
+
+def test_a_damaged_part_ending_in_an_accented_byte_learns_its_ascii_beginning():
+    ids = Identifiers()
+    ids.add_name("ZEBRAFINCH^OTTO\xc2k0E")  # benchmarks/fuzz_names.py: a byte read as Â, then junk
+    assert ids.find("Patient OTTOLINE") == ["name"]
+    real = Identifiers()
+    real.add_name("HERN\xc1NDEZ^ANA")  # undamaged: no stem, an imaging word stays
+    assert real.find("hernia repair") == []
