@@ -435,12 +435,21 @@ def _one_deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+TWO_SLIPS_LEAST = 8  # letters: a name part this long is still itself with two letters changed
+
+
+def _two_deletions(word: str) -> set[str]:
+    return {w for one in _one_deletions(word) for w in _one_deletions(one)}
+
+
 def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
     """Words of NEAR_NAME_LEAST letters or more one typing slip from a name part (of one letter
     fewer or more): one letter changed, added, dropped, or two neighbours swapped ("Zebrafinch" where the
     header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Precisely: the word and the
     name part become equal once each has lost at most one letter (their one-deletion sets, each
-    with the word itself, meet). Words of the imaging vocabulary are never such a slip."""
+    with the word itself, meet). A word as long as a name part of TWO_SLIPS_LEAST letters or more
+    may also differ from it in two letters ("OTAOLIªE" for OTTOLINE: damaged bytes), the same
+    length only (their two-deletion sets meet). Words of the imaging vocabulary are never such a slip."""
     out = []
     for m in _LETTER_WORD.finditer(folded):
         w = m.group()
@@ -448,7 +457,13 @@ def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[st
             continue
         if ({w} | _one_deletions(w)) & matcher.near:
             out.append(m)
-    return out
+    found = {m.start() for m in out}
+    for m in _LETTER_WORD.finditer(folded) if matcher.two_slip_lengths else ():
+        w = m.group()
+        if (len(w) in matcher.two_slip_lengths and m.start() not in found and w not in known_words
+                and _two_deletions(w) & matcher.two_slips):
+            out.append(m)
+    return sorted(out, key=lambda x: x.start())
 
 
 _LETTER_WORD = re.compile(r"[^\W\d_]{%d,}" % NEAR_NAME_LEAST)
@@ -473,6 +488,8 @@ class _Matcher:
     near_length: int = 0   # the middle of the name parts' lengths, and how far words may be from it
     near_spread: int = 0
     endings: frozenset[str] = frozenset()  # Identifiers.name_endings
+    two_slips: frozenset[str] = frozenset()  # two-deletion sets of the name parts of TWO_SLIPS_LEAST letters or more
+    two_slip_lengths: frozenset[int] = frozenset()  # and their lengths
 
 
 @functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
@@ -512,9 +529,11 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str],
     long_names = [t for t in name_tokens if len(t) >= NEAR_NAME_LEAST - 1 and not t.isdigit() and not _is_cjk(t)]
     near = frozenset(k for t in long_names for k in _one_deletions(t) | {t})
     lo, hi = (min(map(len, long_names)) - 1, max(map(len, long_names)) + 1) if long_names else (0, 0)
+    very_long = [t for t in long_names if len(t) >= TWO_SLIPS_LEAST and t.isalpha()]
     return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
                     either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2,
-                    endings)
+                    endings, frozenset(k for t in very_long for k in _two_deletions(t)),
+                    frozenset(len(t) for t in very_long))
 
 
 @functools.lru_cache(maxsize=64)

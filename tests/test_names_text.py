@@ -339,3 +339,19 @@ def test_a_damaged_part_ending_in_an_accented_byte_learns_its_ascii_beginning():
     real = Identifiers()
     real.add_name("HERN\xc1NDEZ^ANA")  # undamaged: no stem, an imaging word stays
     assert real.find("hernia repair") == []
+
+
+def test_a_long_name_part_with_two_letters_damaged_is_still_the_name(guidelines):
+    # fuzz_export seed 85: "OTAOLIªE" (two bytes flipped; ª is a letter) named OTTOLINE
+    ds = _ct("ZEBRAFINCH^OTAOLI\xaaE")
+    ds.ImageComments = "Patient ZEBRAFINCH OTTOLINE seen"
+    ds.SeriesDescription = "coronary cta"  # an imaging word two letters from a name (CORONADO) stays
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "ottoline" not in _values(ds).lower()
+    ids = Identifiers()
+    ids.add_name("CORONADO^ANA")
+    ids.known_words = guidelines.vocabulary
+    assert ids.find("CT coronary angio") == []
+    assert ids.find("Coronodo") == ["name"] and ids.find("Cornoado") == ["name"]
+    assert ids.find("coronado's") == ["name"] and ids.find("Cxronadx") == ["name"]
+    assert ids.find("Cxroxadx") == [] and ids.find("Coxonadoxx") == []  # three letters; two slips, longer
