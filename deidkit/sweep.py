@@ -438,8 +438,12 @@ def _one_deletions(word: str) -> set[str]:
 TWO_SLIPS_LEAST = 8  # letters: a name part this long is still itself with two letters changed
 
 
-def _two_deletions(word: str) -> set[str]:
-    return {w for one in _one_deletions(word) for w in _one_deletions(one)}
+def _two_letters_apart(word: str, parts: tuple[str, ...]) -> bool:
+    """word differs from one of parts (each as long as word) in at most two letters."""
+    for part in parts:
+        if len(part) == len(word) and sum(a != b for a, b in zip(word, part, strict=True)) <= 2:
+            return True
+    return False
 
 
 def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
@@ -448,22 +452,18 @@ def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[st
     header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Precisely: the word and the
     name part become equal once each has lost at most one letter (their one-deletion sets, each
     with the word itself, meet). A word as long as a name part of TWO_SLIPS_LEAST letters or more
-    may also differ from it in two letters ("OTAOLIªE" for OTTOLINE: damaged bytes), the same
-    length only (their two-deletion sets meet). Words of the imaging vocabulary are never such a slip."""
+    may also differ from it in two letters ("OTAOLIªE" for OTTOLINE: damaged bytes; same length,
+    letters changed in place). Words of the imaging vocabulary are never such a slip."""
     out = []
     for m in _LETTER_WORD.finditer(folded):
         w = m.group()
-        if w in known_words or abs(len(w) - matcher.near_length) > matcher.near_spread:
+        if w in known_words:
             continue
-        if ({w} | _one_deletions(w)) & matcher.near:
+        if abs(len(w) - matcher.near_length) <= matcher.near_spread and ({w} | _one_deletions(w)) & matcher.near:
             out.append(m)
-    found = {m.start() for m in out}
-    for m in _LETTER_WORD.finditer(folded) if matcher.two_slip_lengths else ():
-        w = m.group()
-        if (len(w) in matcher.two_slip_lengths and m.start() not in found and w not in known_words
-                and _two_deletions(w) & matcher.two_slips):
+        elif len(w) in matcher.two_slip_lengths and _two_letters_apart(w, matcher.two_slips):
             out.append(m)
-    return sorted(out, key=lambda x: x.start())
+    return out
 
 
 _LETTER_WORD = re.compile(r"[^\W\d_]{%d,}" % NEAR_NAME_LEAST)
@@ -488,7 +488,7 @@ class _Matcher:
     near_length: int = 0   # the middle of the name parts' lengths, and how far words may be from it
     near_spread: int = 0
     endings: frozenset[str] = frozenset()  # Identifiers.name_endings
-    two_slips: frozenset[str] = frozenset()  # two-deletion sets of the name parts of TWO_SLIPS_LEAST letters or more
+    two_slips: tuple[str, ...] = ()  # the name parts of TWO_SLIPS_LEAST letters or more
     two_slip_lengths: frozenset[int] = frozenset()  # and their lengths
 
 
@@ -532,8 +532,7 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str],
     very_long = [t for t in long_names if len(t) >= TWO_SLIPS_LEAST and t.isalpha()]
     return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
                     either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2,
-                    endings, frozenset(k for t in very_long for k in _two_deletions(t)),
-                    frozenset(len(t) for t in very_long))
+                    endings, tuple(sorted(very_long)), frozenset(len(t) for t in very_long))
 
 
 @functools.lru_cache(maxsize=64)
