@@ -382,7 +382,7 @@ def matcher_spans(matcher: "_Matcher", text: str,
 
 def damaged_stem(part: str) -> str:
     """The letters a name part starts with, up to the first sign of damage: a character that is
-    not a letter (a symbol or digit: "OTTOL4" of "OTTOL4;RS"), or a break of the part's case: a
+    not a letter (a symbol or digit: "OTTOL" of "OTTOL4;RS"), or a break of the part's case: a
     lower-case letter after two upper-case ones ("OTTOL" of "OTTOLw;RS" and of "OTTOLðSÙ"), or an
     upper-case one after two lower-case ones ("Ottolin" of "OttolinQ"). The whole part when there
     is no such sign (an ordinary name: "SMITH", "Smith", "McDonald", "FRANÇOIS", "DeLONG" give
