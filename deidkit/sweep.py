@@ -176,6 +176,12 @@ class Identifiers:
             for run in _LETTER_RUN.findall(fold(chunk)):
                 if len(run) >= 4 and run not in _NAME_STOPWORDS:
                     self.name_tokens.add(run)
+                if _is_cjk(run) and not all(_is_cjk(c) for c in run):
+                    # a damaged byte read as a CJK or kana letter glued to Latin ones ("ﾑEBRAFINCH"
+                    # under ISO 2022 IR 13): the Latin letters are a name part of their own
+                    for latin in re.findall(r"[^\W\d_]+", "".join(" " if _is_cjk(c) else c for c in run)):
+                        if len(latin) >= 4 and latin not in _NAME_STOPWORDS:
+                            self.name_tokens.add(latin)
                 if len(run) >= GLUED_NAME_LEAST:
                     self.name_endings.update(run[i:] for i in range(1, len(run) - 5))
             stem = damaged_stem(chunk)

@@ -355,3 +355,15 @@ def test_a_long_name_part_with_two_letters_damaged_is_still_the_name(guidelines)
     assert ids.find("Coronodo") == ["name"] and ids.find("Cornoado") == ["name"]
     assert ids.find("coronado's") == ["name"] and ids.find("Cxronadx") == ["name"]
     assert ids.find("Cxroxadx") == [] and ids.find("Coxonadoxx") == []  # three letters; two slips, longer
+
+
+def test_a_damaged_byte_read_as_kana_before_latin_letters_leaves_the_latin_part(guidelines):
+    # fuzz_export seed 87: under ISO 2022 IR 13 the Z of ZEBRAFINCH became half-width katakana MU
+    ds = _ct("\uff91EBRAFINCH^OTTOLINE")
+    ds.SpecificCharacterSet = ["ISO 2022 IR 13", "ISO 2022 IR 87"]
+    ds.ImageComments = "Patient ZEBRAFINCH OTTOLINE seen"
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "zebrafinch" not in _values(ds).lower()
+    japanese = Identifiers()
+    japanese.add_name("YAMADA^TARO=\u5c71\u7530^\u592a\u90ce")  # real scripts in their own components
+    assert japanese.find("TARO") == ["name"] and japanese.find("\u5c71\u7530") == ["name"]
