@@ -390,3 +390,83 @@ def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
     engine.deidentify(ds, ctx)
     assert [str(i.AcquisitionTime) for i in ds[0x00651051].value] == ["131116.761000", "131116.468000", "131116.176000"]
     assert "StudyID" not in ds or str(ds.StudyID) != "1116"
+
+
+# ---- objects that carry Rows but no pixel data (research4: dcm_qa_spec, dcm_qa_cs_dl) -------------
+
+MR_SPECTROSCOPY, RAW_DATA = "1.2.840.10008.5.1.4.1.1.4.2", "1.2.840.10008.5.1.4.1.1.66"
+
+
+def _rows_no_pixels(sop_class: str, data: bytes | None) -> Dataset:
+    """A Siemens-like MR Spectroscopy / Philips-like Raw Data object: Rows and Columns, no Pixel Data;
+    `data` as Spectroscopy Data (OF) when given."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = _mr("Siemens Healthineers")
+    ds.SOPClassUID = sop_class
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 1, 1, 1
+    ds.SeriesDescription, ds.ProtocolName = "svs_se_ave", "svs_se"
+    if data is not None:
+        ds.DataPointRows, ds.DataPointColumns = 1, len(data) // 8
+        ds.add_new(0x56000020, "OF", data)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+_FID = struct.pack("<16f", *[float(i) * 1.5 - 7 for i in range(16)])
+
+
+@pytest.mark.parametrize("sop_class, data", [(MR_SPECTROSCOPY, _FID), (RAW_DATA, None), (RAW_DATA, _FID)],
+                         ids=["spectroscopy", "raw-data", "raw-data-with-values"])
+def test_objects_without_pixel_data_by_nature_are_deidentified_not_held(tmp_path, sop_class, data):
+    """MR Spectroscopy and Raw Data write Rows/Columns but never Pixel Data: they were held as
+    'truncated: image without pixel data'. They go out de-identified, their data unchanged, and
+    --verify does not call them truncated."""
+    from deidkit import verify
+    from helpers import run_deid
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _rows_no_pixels(sop_class, data).save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    written = sorted(out.rglob("IMG_*.dcm"))
+    assert len(written) == 1
+    ds = pydicom.dcmread(written[0])
+    assert str(ds.PatientName) != "DOE^JOHN" and ds.SOPClassUID == sop_class
+    assert (ds[0x56000020].value if data is not None else None) == data
+    assert ds.SeriesDescription == "svs_se_ave"
+    findings = verify.check_file(written[0], written[0].name, False, verify_guidelines()).findings
+    assert not [f for f in findings if f.rule == "files:unreadable"], findings
+
+
+def verify_guidelines():
+    from deidkit import guidelines as gl
+
+    g = gl.load()
+    gl.register_new_attributes(g)
+    return g
+
+
+@pytest.mark.parametrize("sop_class, reason", [
+    (MR_SPECTROSCOPY, "truncated: spectroscopy without its data"),
+    ("1.2.840.10008.5.1.4.1.1.4", "truncated: image without pixel data"),  # MR Image
+    ("1.3.46.670589.11.0.0.12.4", "truncated: image without pixel data"),  # private class with Rows
+])
+def test_objects_cut_before_their_data_are_still_held(tmp_path, sop_class, reason):
+    """A spectroscopy object without Spectroscopy Data, an image (or an unknown class with Rows)
+    without Pixel Data: cut short, held with that reason; --verify reports it for review."""
+    from deidkit import verify
+    from helpers import held_back, run_deid
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _rows_no_pixels(sop_class, None).save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    assert not list(out.rglob("IMG_*.dcm"))
+    assert [row["reason"] for row in held_back(out).values()] == [reason]
+    findings = verify.check_file(src / "a.dcm", "a.dcm", False, verify_guidelines()).findings
+    assert [f.detail for f in findings if f.rule == "files:unreadable"] == ["DICOM file " + reason]
