@@ -470,3 +470,64 @@ def test_objects_cut_before_their_data_are_still_held(tmp_path, sop_class, reaso
     assert [row["reason"] for row in held_back(out).values()] == [reason]
     findings = verify.check_file(src / "a.dcm", "a.dcm", False, verify_guidelines()).findings
     assert [f.detail for f in findings if f.rule == "files:unreadable"] == ["DICOM file " + reason]
+
+
+# ---- "MR" is a modality, not a title (research4) ----------------------------------------------------
+
+MODALITY_TEXTS = ["MR HEAD", "MR BRAIN T1 AX", "MR HEAD WITHOUT CONTRAST", "MR LUMBAR SPINE W/O",
+                  "MR BRAIN AND MR SPINE"]
+
+
+@pytest.mark.parametrize("text", MODALITY_TEXTS)
+def test_modality_and_body_part_is_not_a_title_and_name(guidelines, text):
+    """All-caps "MR" without a dot before a body part is the modality: free text, descriptors (also
+    when the patient's name is not known) and --verify's shapes keep it, word for word."""
+    from deidkit.descriptors import _clean_descriptor_strict
+    from deidkit.phi_shapes import find_generic_phi
+    from deidkit.sweep import Identifiers, clean_descriptor
+    from deidkit.text_clean import clean_free_text
+    from deidkit.verify.text import text_hits
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text == text
+    assert clean_descriptor(text, guidelines.vocabulary) == text
+    assert _clean_descriptor_strict(text, guidelines.vocabulary) == text
+    assert [f.kind for f in find_generic_phi(text)] == []
+    assert text_hits(text, "LT", "ImageComments", guidelines.vocabulary) == []
+
+
+@pytest.mark.parametrize("text, gone", [("seen by MR HANSEN", "HANSEN"), ("MR. SMITH", "SMITH"),
+                                        ("Mr Smith", "Smith"), ("mr. karlsen", "karlsen"),
+                                        ("MR HEAD, MR. HANSEN", "HANSEN")])
+def test_a_name_after_mr_is_still_removed(guidelines, text, gone):
+    from deidkit.sweep import Identifiers, clean_descriptor
+    from deidkit.text_clean import clean_free_text
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert gone not in clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text
+    assert gone not in clean_descriptor(text, guidelines.vocabulary)
+
+
+def test_modality_text_in_a_report_and_descriptors_goes_out_unchanged(guidelines):
+    """End to end: an SR text item, Study Description and Image Comments saying "MR HEAD"."""
+    from pydicom.sequence import Sequence
+
+    ds = _mr()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    ds.Modality, ds.ValueType = "SR", "CONTAINER"
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "121071", "DCM", "Finding"
+    item.ConceptNameCodeSequence = Sequence([code])
+    item.TextValue = "MR HEAD WITHOUT CONTRAST"
+    ds.ContentSequence = Sequence([item])
+    ds.StudyDescription, ds.ImageComments = "MR HEAD", "MR BRAIN T1 AX"
+    result = engine.deidentify(read_back_as_file(ds), _ctx(guidelines))
+    out = result.dataset
+    assert str(out.ContentSequence[0].TextValue) == "MR HEAD WITHOUT CONTRAST"
+    assert out.StudyDescription == "MR HEAD"
+    assert out.ImageComments == "MR BRAIN T1 AX"
+    assert result.hold_reason is None
