@@ -531,3 +531,52 @@ def test_modality_text_in_a_report_and_descriptors_goes_out_unchanged(guidelines
     assert out.StudyDescription == "MR HEAD"
     assert out.ImageComments == "MR BRAIN T1 AX"
     assert result.hold_reason is None
+
+
+# ---- a private element written as PN that its dictionary calls a label (research4: Philips) -------
+
+def _with_private_pn(values: list[str], creator: str = "Philips MR Imaging DD 002", group: int = 0x2005,
+                     element: int = 0x37) -> Dataset:
+    """A Philips-like MR whose private sequence (gggg,xx32) holds items with (gggg,xxEE) written as PN,
+    as Philips writes its Blob Name (2005,xx37) 'PDF_EXAM_PARS' and Type Name (2005,xx39) 'IEEE_PDF'."""
+    from pydicom.sequence import Sequence
+
+    ds = _mr("Philips")
+    ds.PatientName = "QXPATIENT^ZYB"
+    items = []
+    for value in values:
+        item = Dataset()
+        item.private_block(group, creator, create=True).add_new(element, "PN", value)
+        items.append(item)
+    ds.private_block(group, creator, create=True).add_new(0x32, "SQ", Sequence(items))
+    ds.ProtocolName = "ExamCard"
+    ds.SeriesDescription = "pCASL control scan PDF"
+    return ds
+
+
+def test_private_pn_labels_are_not_read_as_person_names(guidelines):
+    """Philips (2005,xx37) Blob Name is LO in the private dictionary though written as PN: its
+    words (ExamCardBlob, PDF_CONTROL_SCAN_PARS) are not the names of a person to remove elsewhere."""
+    from deidkit.sweep import Identifiers
+
+    ds = _with_private_pn(["ExamCardBlob", "PDF_CONTROL_SCAN_PARS", "IEEE_PDF"])
+    assert Identifiers.from_dataset(read_back_as_file(ds)).name_tokens == {"qxpatient", "zyb", "qxpatientzyb"}
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    assert (out.ProtocolName, out.SeriesDescription) == ("ExamCard", "pCASL control scan PDF")
+
+
+@pytest.mark.parametrize("creator, group, element", [
+    ("ACME PRIVATE 1.0", 0x2011, 0x10),            # creator not in the dictionary
+    ("Philips MR Imaging DD 002", 0x2005, 0x10),   # creator known, element not
+    ("GEMS_DL_STUDY_01", 0x0015, 0x88),            # the dictionary says PN: Default Operator Name
+])
+def test_private_pn_of_unknown_or_person_meaning_is_still_a_name(guidelines, creator, group, element):
+    """A private PN element the dictionary does not know, or knows as PN, still names someone:
+    that name goes from the descriptors."""
+    from deidkit.sweep import Identifiers
+
+    ds = _with_private_pn(["HANSEN^KARL"], creator, group, element)
+    ds.SeriesDescription = "Hansen protocol"
+    assert "hansen" in Identifiers.from_dataset(read_back_as_file(ds)).name_tokens
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    assert "Hansen" not in str(out.get("SeriesDescription", ""))
