@@ -580,3 +580,64 @@ def test_private_pn_of_unknown_or_person_meaning_is_still_a_name(guidelines, cre
     assert "hansen" in Identifiers.from_dataset(read_back_as_file(ds)).name_tokens
     out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
     assert "Hansen" not in str(out.get("SeriesDescription", ""))
+
+
+# ---- a value embedding element headers of lower tags is content, not a damaged length (research4) --
+
+def _element(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    """An explicit VR little endian element (short form) as bytes."""
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+# what the Siemens CSA Series Header (0029,1020) of dcm_qa_table embeds: (0028,0106) US, (0018,1310) US
+_EMBEDDED_LOWER = (b"SV10\x04\x03\x02\x01" + b"\x00" * 24 + _element(0x28, 0x106, b"US", b"\x00\x00")
+                   + _element(0x28, 0x107, b"US", b"\x4b\x02") + _element(0x18, 0x1310, b"US", b"\0@\0@\0\0\0\0")
+                   + b"MeasurementCriticalAspect" + b"\x00" * 16)
+# what a length damaged at (0029,1020) swallows: the elements after it, higher tags (Patient's Name
+# would only follow a lower tag, so the swallowed stream here is (0032,1032) Requesting Physician)
+_EMBEDDED_HIGHER = b"\x01\x02" + _element(0x32, 0x1032, b"PN", b"HANSEN^KARL ") + b"\x00" * 8
+
+
+def test_value_problem_counts_only_tags_that_could_follow():
+    from deidkit.element_checks import value_problem
+
+    csa_series_header = 0x00291020
+    assert value_problem("OB", _EMBEDDED_LOWER, False, csa_series_header) is None
+    assert value_problem("OB", _EMBEDDED_LOWER, False)  # without a place: every tag counts, as before
+    assert value_problem("OB", _EMBEDDED_HIGHER, False, csa_series_header)
+    assert value_problem("OB", _EMBEDDED_LOWER, False, 0x00081140)  # inside an item of (0008,1140)
+
+
+@pytest.mark.parametrize("nested, held", [(False, False), (True, True)])
+def test_private_blob_embedding_lower_elements_is_not_held_as_damaged(tmp_path, nested, held):
+    """dcm_qa_table's Siemens field maps (0029,1020 embeds (0028,0106) US ...) were held as 'a value
+    holds what reads as further elements'. At the top level those tags cannot follow (0029,1020): the
+    file goes out. Inside an item of Referenced Image Sequence (0008,1140), (0018,1310) could be a
+    swallowed element of the data set after that sequence: held, as before."""
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+    from helpers import held_back, run_deid
+
+    ds = _mr("Siemens")
+    ds.Rows = ds.Columns = 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = bytes(32)
+    target = Dataset()
+    if nested:
+        ds.ReferencedImageSequence = Sequence([target])
+    else:
+        target = ds
+    target.private_block(0x0029, "ACME BLOB 1.0", create=True).add_new(0x20, "OB", _EMBEDDED_LOWER)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    src = tmp_path / "src"
+    src.mkdir()
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    assert len(list(out.rglob("IMG_*.dcm"))) == (0 if held else 1)
+    reasons = [row["reason"] for row in held_back(out).values()]
+    assert reasons == (["corrupt: a value holds what reads as further elements (a damaged length field?)"]
+                       if held else [])
