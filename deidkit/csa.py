@@ -136,7 +136,7 @@ def clean_ascconv(text: str) -> str:
         key, value = m.group(1), m.group(2)
         if DROP_NAMES.search(key):
             continue
-        if _NUMBER.fullmatch(value) or (ASCCONV_TEXT_KEYS.match(key) and re.fullmatch(r'""[\w.%\\/:;+\- ]*""', value)
+        if _NUMBER.fullmatch(value) or (ASCCONV_TEXT_KEYS.match(key) and re.fullmatch(r'""[\w.,%\\/:;+\- ]*""', value)
                                          and _safe_text(value.strip('"'))):
             out.append(f"{key}\t = \t{value}")
     return "\n".join(out) + "\n"

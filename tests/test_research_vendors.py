@@ -641,3 +641,23 @@ def test_private_blob_embedding_lower_elements_is_not_held_as_damaged(tmp_path, 
     reasons = [row["reason"] for row in held_back(out).values()]
     assert reasons == (["corrupt: a value holds what reads as further elements (a damaged length field?)"]
                        if held else [])
+
+
+# ---- Siemens coil strings with a comma (research4: dcm_qa_frag, XA classic MR) ----------------------
+
+@pytest.mark.parametrize("coils", ["HC1-7;NC1,2", "HEA;HEP", "BO1,2;SP3-5", "A32"])
+def test_coil_string_for_conversion_keeps_its_commas(coils):
+    """dcm2niix reads ReceiveCoilActiveElements from sCoilStringForConversion in the ASCCONV of
+    (0021,xx19); 'HC1-7;NC1,2' (head/neck coil elements) was dropped for its comma."""
+    from deidkit.csa import clean_protocol_text
+
+    text = ('<XProtocol> { <Name> "PhoenixMetaProtocol" "Dr Hansen" }\n### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData'
+            f' ###\nsCoilSelectMeas.sCoilStringForConversion\t = \t""{coils}""\n'
+            'sPatient.tPatientName\t = \t""HANSEN^KARL""\ntProtocolName\t = \t""Hansen, Karl""\n'
+            'adFlipAngleDegree[0]\t = \t9.0\n### ASCCONV END ###\n')
+    cleaned = clean_protocol_text(text.encode("latin-1"))
+    assert cleaned is not None
+    lines = cleaned.decode("latin-1").rstrip("\0").splitlines()
+    assert f'sCoilSelectMeas.sCoilStringForConversion\t = \t""{coils}""' in lines
+    assert "adFlipAngleDegree[0]\t = \t9.0" in lines
+    assert b"Hansen" not in cleaned and b"HANSEN" not in cleaned
