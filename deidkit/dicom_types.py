@@ -21,9 +21,17 @@ _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 # Storage SOP classes that carry Rows and Columns but no pixel data, with the element holding
 # their data instead (None: no data element required). PS3.3 A.28 MR Spectroscopy (Rows/Columns
 # give the voxel grid, the data is Spectroscopy Data); A.37 Raw Data (Philips writes Rows/Columns
-# of the image it belongs to, the raw data itself is private or absent).
+# of the image it belongs to, the raw data itself is private or absent). A truncated one of these
+# cannot be told from a whole one: de-identified all the same (what it holds is judged element by
+# element like any other header).
 NOT_PIXEL_DATA = {"1.2.840.10008.5.1.4.1.1.4.2": 0x56000020,  # MR Spectroscopy Storage
-                  "1.2.840.10008.5.1.4.1.1.66": None}  # Raw Data Storage
+                  "1.2.840.10008.5.1.4.1.1.66": None,  # Raw Data Storage
+                  # Philips private classes (conformance statements): Private MR Spectrum Storage,
+                  # Private MR Series Data Storage (the XX_ files beside classic images: Rows of the
+                  # series, data in private elements), Private MR Examcard Storage
+                  "1.3.46.670589.11.0.0.12.1": None,
+                  "1.3.46.670589.11.0.0.12.2": None,
+                  "1.3.46.670589.11.0.0.12.4": None}
 
 
 # read(offset, length) -> bytes: random access to the bytes of a pixel data value.

@@ -418,8 +418,9 @@ def _rows_no_pixels(sop_class: str, data: bytes | None) -> Dataset:
 _FID = struct.pack("<16f", *[float(i) * 1.5 - 7 for i in range(16)])
 
 
-@pytest.mark.parametrize("sop_class, data", [(MR_SPECTROSCOPY, _FID), (RAW_DATA, None), (RAW_DATA, _FID)],
-                         ids=["spectroscopy", "raw-data", "raw-data-with-values"])
+@pytest.mark.parametrize("sop_class, data", [(MR_SPECTROSCOPY, _FID), (RAW_DATA, None), (RAW_DATA, _FID),
+                                             ("1.3.46.670589.11.0.0.12.2", None)],
+                         ids=["spectroscopy", "raw-data", "raw-data-with-values", "philips-series-data"])
 def test_objects_without_pixel_data_by_nature_are_deidentified_not_held(tmp_path, sop_class, data):
     """MR Spectroscopy and Raw Data write Rows/Columns but never Pixel Data: they were held as
     'truncated: image without pixel data'. They go out de-identified, their data unchanged, and
@@ -453,7 +454,7 @@ def verify_guidelines():
 @pytest.mark.parametrize("sop_class, reason", [
     (MR_SPECTROSCOPY, "truncated: spectroscopy without its data"),
     ("1.2.840.10008.5.1.4.1.1.4", "truncated: image without pixel data"),  # MR Image
-    ("1.3.46.670589.11.0.0.12.4", "truncated: image without pixel data"),  # private class with Rows
+    ("1.2.826.0.1.3680043.99.5.1", "truncated: image without pixel data"),  # an unknown class with Rows
 ])
 def test_objects_cut_before_their_data_are_still_held(tmp_path, sop_class, reason):
     """A spectroscopy object without Spectroscopy Data, an image (or an unknown class with Rows)
@@ -661,3 +662,27 @@ def test_coil_string_for_conversion_keeps_its_commas(coils):
     assert f'sCoilSelectMeas.sCoilStringForConversion\t = \t""{coils}""' in lines
     assert "adFlipAngleDegree[0]\t = \t9.0" in lines
     assert b"Hansen" not in cleaned and b"HANSEN" not in cleaned
+
+
+# ---- deep-learning / compressed-sensing reconstruction flags (research4: dcm_qa_cs_dl) -------------
+
+@pytest.mark.parametrize("manufacturer, creator, group, element, vr, value, kept", [
+    ("Philips", "Philips MR Imaging DD 008", 0x2005, 0x10, "CS", "CS_SENSE_AI", True),
+    ("Philips", "Philips MR Imaging DD 008", 0x2005, 0x10, "CS", "DR SMITH", False),  # not one code
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xCA, "LO", "0.75\\High", True),
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xCA, "LO", "seen by Dr Hansen", False),
+])
+def test_deep_learning_reconstruction_flags_are_kept_as_codes(guidelines, manufacturer, creator, group, element,
+                                                                vr, value, kept):
+    """dcm2niix's DeepLearning / DeepLearningDetails come from Philips (2005,xx10) of DD 008 and GE
+    (0043,xxCA) AIR Recon DL; neither list keeps them: research_private.csv does, as one code per value."""
+    ds = _mr(manufacturer)
+    ds.private_block(group, creator, create=True).add_new(element, vr, value)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    block = out.private_block(group, creator) if (group << 16 | 0x10) in out else None
+    tag = block.get_tag(element) if block is not None else None
+    got = out[tag].value if tag is not None and tag in out else None
+    if kept:
+        assert got is not None and [str(v) for v in (got if not isinstance(got, str) else [got])] == value.split("\\")
+    else:
+        assert got is None
