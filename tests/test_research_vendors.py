@@ -686,3 +686,30 @@ def test_deep_learning_reconstruction_flags_are_kept_as_codes(guidelines, manufa
         assert got is not None and [str(v) for v in (got if not isinstance(got, str) else [got])] == value.split("\\")
     else:
         assert got is None
+
+
+# ---- what dcm2niix reads and the knowledge base drops, per vendor (research4) -----------------------
+
+@pytest.mark.parametrize("manufacturer, creator, group, element, vr, value, kept", [
+    ("Philips", "Philips MR Imaging DD 006", 0x2005, 0x96, "IS", "7", True),    # DWI volume number
+    ("Philips", "Philips MR Imaging DD 006", 0x2005, 0x96, "LO", "HANSEN", False),  # not a number
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA3, "CS", "PSEUDOCONTINUOUS", True),  # ASL type
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA5, "IS", "1450000", True),  # label duration
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA4, "LO", "3D pulsed continuous ASL", False),  # free text
+    ("UIH", "Image Private Header", 0x0065, 0x58, "IS", "1", True),  # phase-encoding polarity
+])
+def test_converter_parameters_the_knowledge_base_drops_are_kept(guidelines, manufacturer, creator, group, element,
+                                                                 vr, value, kept):
+    """dcm2niix reads these (console/nii_dicom.cpp kMRImageDiffVolumeNumber, kASLContrastTechniqueGE,
+    kDurationLabelPulseGE, kPhaseEncodingDirectionPositiveUIH); the TCIA base deletes or does not list
+    them. Kept by research_private.csv as a number or one code; anything else still goes. The block is
+    placed where the vendor does not put it (0x40) to show the creator, not the tag, decides."""
+    ds = _mr(manufacturer)
+    ds.private_block(group, "ACME FILLER", create=True).add_new(0x01, "LO", "x")  # takes block 0x10
+    for filler in range(0x11, 0x40):
+        ds[group << 16 | filler] = pydicom.DataElement(group << 16 | filler, "LO", f"FILLER {filler}")
+    ds.private_block(group, creator, create=True).add_new(element, vr, value)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    values = [str(e.value) for e in out if e.tag.group == group and e.tag.element > 0xFF
+              and e.tag.element & 0xFF == element and e.private_creator == creator]
+    assert values == ([value] if kept else [])
