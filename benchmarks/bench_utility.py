@@ -28,7 +28,7 @@ path of the output. Figures only: nothing is asserted.
 --neutral-names: the QA data names its "patients" with protocol words (epiRT^GroupDelay, fMRI,
 IRC - Slice Timing), so the own-identifier sweep rightly removes every value holding those words
 (SequenceName epiRT, protocol blocks). This option first copies each corpus with Patient's Name
-and ID replaced by neutral fake values (Qxpatient^Zy<letters>), as real patients are named, and
+and ID replaced by neutral fake values (Qxpatient^Zyqvw<letters>), as real patients are named, and
 converts that copy on both sides: it measures what the tables and cleaners keep.
 """
 from __future__ import annotations
@@ -140,7 +140,9 @@ def neutral_copy(corpus: Path, dest: Path) -> Path:
             key = str(ds.get("PatientID", "")) + "|" + str(ds.get("PatientName", ""))
             n = codes.setdefault(key, len(codes) + 1)
             code = "".join(chr(ord("a") + int(d)) for d in str(n))  # letters only: no digit run to match
-            ds.PatientName, ds.PatientID = f"Qxpatient^Zy{code}", f"QXPATIENT{code.upper()}"
+            # name parts of 5+ letters: a 3-letter part ("Zyb") is found by chance in float data
+            # (MR Spectroscopy Data), which the sweep then rightly removes
+            ds.PatientName, ds.PatientID = f"Qxpatient^Zyqvw{code}", f"QXPATIENT{code.upper()}"
             ds.save_as(out)
         except Exception:
             shutil.copyfile(p, out)
