@@ -713,3 +713,28 @@ def test_converter_parameters_the_knowledge_base_drops_are_kept(guidelines, manu
     values = [str(e.value) for e in out if e.tag.group == group and e.tag.element > 0xFF
               and e.tag.element & 0xFF == element and e.private_creator == creator]
     assert values == ([value] if kept else [])
+
+
+def test_benchmark_counts_objects_without_pixels_apart(tmp_path):
+    """bench_utility: MR Spectroscopy, Raw Data and a Philips private series-data object (Rows, no
+    pixels) are no series to convert; they are listed by kind, images by series."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_utility
+    from collections import defaultdict
+
+    image = _rows_no_pixels("1.2.840.10008.5.1.4.1.1.4", None)
+    image.PixelData = bytes(2)
+    image.BitsAllocated, image.SamplesPerPixel = 16, 1
+    for name, ds in (("img.dcm", image), ("mrs.dcm", _rows_no_pixels(MR_SPECTROSCOPY, _FID)),
+                     ("raw.dcm", _rows_no_pixels(RAW_DATA, None)),
+                     ("xx.dcm", _rows_no_pixels("1.3.46.670589.11.0.0.12.2", None))):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.99.7.2.{ord(name[0])}"
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+    others: dict = defaultdict(list)
+    series = bench_utility.series_of(tmp_path, others)
+    assert [p.name for files in series.values() for p in files] == ["img.dcm"]
+    assert {k: [p.name for p in v] for k, v in others.items()} == {
+        "MR Spectroscopy Storage": ["mrs.dcm"], "Raw Data Storage": ["raw.dcm"],
+        "vendor-private class 1.3.46.670589.11.0.0.*": ["xx.dcm"]}
+    assert bench_utility.vendor_of(tmp_path / "img.dcm") == "SIEMENS"
