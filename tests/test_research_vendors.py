@@ -738,3 +738,26 @@ def test_benchmark_counts_objects_without_pixels_apart(tmp_path):
         "MR Spectroscopy Storage": ["mrs.dcm"], "Raw Data Storage": ["raw.dcm"],
         "vendor-private class 1.3.46.670589.11.0.0.*": ["xx.dcm"]}
     assert bench_utility.vendor_of(tmp_path / "img.dcm") == "SIEMENS"
+
+
+# ---- Clean Descriptors never cuts inside a word (research4: dcm_qa_agfa) ----------------------------
+
+@pytest.mark.parametrize("text", [
+    "20200630 Wekelijkse QC dinsdag 64ch Siemens fles",   # a date that is also ID-shaped: two findings
+    "QC 20200630 weekly T1 mprage", "t2_tse 2020-06-30 20200630 tra", "DWI 5550142 20200630 b1000 trace",
+    "ep2d_bold 19690714 run1", "20200630"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_descriptor_cleaning_removes_whole_words_only(guidelines, text, strict):
+    """'20200630 Wekelijkse QC ...' (Agfa QC study) became 'jkse QC ...': the date and ID findings of
+    the same digits were cut one after the other, the second one from the shortened text. Whatever
+    goes, every word left is a word of the original."""
+    from deidkit.descriptors import _clean_descriptor_strict
+    from deidkit.sweep import Identifiers, clean_descriptor
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYQVW")
+    ids.patient_name_known = True
+    cleaned = _clean_descriptor_strict(text, guidelines.vocabulary) if strict else \
+        clean_descriptor(text, guidelines.vocabulary, ids)
+    assert set(cleaned.split()) <= set(text.split()), cleaned
+    assert not any(w.isdigit() and len(w) >= 7 for w in cleaned.split())  # dates and IDs went
