@@ -298,7 +298,7 @@ def _harvest_raw_names(ds: Dataset, raw: RawDataElement, names: list[str]) -> bo
     _harvest_names would refuse (a VR of another kind than the standard's) or a private element
     that may name a person (whose reading needs its creator): the caller converts the sequence
     and calls _harvest_names."""
-    items = element_checks.plain_sequence_items(raw)
+    items = element_checks.plain_sequence_items(raw, int(raw.tag))  # a top-level sequence's bound: its tag
     if items is None:
         return False
     value = raw.value
