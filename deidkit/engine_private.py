@@ -20,7 +20,7 @@ from .mapping import shift_epoch_seconds, shift_value
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
                              _str_values)
 from .engine_dates import _cap_age, _shift_or_drop_date
-from .engine_memo import _phi_shaped
+from .engine_memo import _BLOB_MEMO, _phi_shaped
 
 
 # ---- private data ------------------------------------------------------------------------------
@@ -58,7 +58,8 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
         if entry is not None and entry.check in _PROTOCOL_CLEANERS:
-            cleaned = _PROTOCOL_CLEANERS[entry.check](elem.value) if isinstance(elem.value, bytes) else None
+            cleaned = (_BLOB_MEMO.clean(entry.check, _PROTOCOL_CLEANERS[entry.check], elem.value, ctx.pseudonym)
+                       if isinstance(elem.value, bytes) else None)
             if cleaned is None:
                 entry = None
             else:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from . import rawkeep
 from .sweep import kept_as_term
 from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _by_tag, _is_empty, _note, _str_values, tag_text)
-from .engine_memo import _holds_identifier, _text_memo
+from .engine_memo import _binary_holds_identifier, _holds_identifier, _text_memo
 
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
@@ -71,8 +71,8 @@ def binary_as_text(value: bytes) -> str:
 def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: dict[str, bool]) -> str | None:
     """Why the sweep removes an element (binary value as bytes, or its text), or None."""
     if value is not None:  # a binary VR
-        if isinstance(value, bytes) and len(value) < 1 << 20 and _holds_identifier(
-                binary_as_text(value), ctx.identifiers, seen):
+        if isinstance(value, bytes) and len(value) < 1 << 20 and _binary_holds_identifier(
+                value, binary_as_text, ctx.identifiers, seen):
             return "own identifier in binary value removed"
         return None
     if ctx.pseudonym and text == ctx.pseudonym:

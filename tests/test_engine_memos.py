@@ -1,0 +1,119 @@
+"""The engine's per-worker memos (issue 19): answers remembered per distinct value must be the
+answers a fresh computation gives, never cross from one patient to another, and stay bounded."""
+from __future__ import annotations
+
+import struct
+
+from pydicom.dataset import Dataset
+
+from helpers import engine_context, read_back_as_file
+from deidkit import csa, engine, engine_memo
+from deidkit.csa import parse_csa
+
+KEY = b"m" * 32
+ASCCONV = (b"### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData version=51130001 ###\n"
+           b'tProtocolName\t = \t""DOE JOHN""\n'
+           b"sPat.lAccelFactPE\t = \t2\n"
+           b"### ASCCONV END ###\n")
+
+
+def _csa(tags: list[tuple[str, str, list[bytes]]]) -> bytes:
+    out = bytearray(b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77))
+    for name, vr, items in tags:
+        out += struct.pack("<64si4s3i", name.encode(), len(items) or 1, vr.encode(), 0, len(items), 77)
+        for value in items:
+            out += struct.pack("<4i", len(value), len(value), 77, len(value)) + value + b"\0" * (-len(value) % 4)
+    return bytes(out)
+
+
+# one series header both patients' files carry: a name in a comment, another in the protocol text
+BLOB = _csa([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN and ROE JANE\0"]),
+             ("MrPhoenixProtocol", "UN", [ASCCONV + b"\0"])])
+
+
+def _mr(name: str, patient_id: str, instance: int) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.99.{patient_id[-1]}.{instance}"
+    ds.StudyInstanceUID = f"1.2.826.0.1.3680043.99.{patient_id[-1]}"
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.Modality = "MR"
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291020, "OB", BLOB)
+    return read_back_as_file(ds)
+
+
+def test_same_csa_blob_cleaned_for_each_patient_and_once_per_patient(guidelines, monkeypatch):
+    calls: list[bytes] = []
+    real = csa.clean_csa
+
+    def counting(data: bytes) -> bytes | None:
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr("deidkit.engine_private._PROTOCOL_CLEANERS", {"csa": counting, "ascconv": csa.clean_protocol_text,
+                                                                      "geprotocol": csa.clean_ge_protocol,
+                                                                      "geuserdata": csa.clean_ge_user_data})
+    monkeypatch.setattr("deidkit.engine_private._BLOB_MEMO", engine_memo._BlobMemo())
+    fresh = real(BLOB)
+    outputs = {}
+    for name, pid in (("DOE^JOHN", "MRN1"), ("ROE^JANE", "MRN2")):
+        for instance in (1, 2, 3):
+            ds = _mr(name, pid, instance)
+            result = engine.deidentify(ds, engine_context(guidelines, KEY))
+            assert result.hold_reason is None
+            value = ds[0x00291020].value
+            assert value == fresh  # what a fresh cleaning gives, memo or not
+            assert b"DOE" not in value and b"ROE" not in value and b"JOHN" not in value
+            assert parse_csa(value)[1][0]["items"][0][3].startswith(b"60")
+            outputs.setdefault(pid, set()).add(value)
+    # each patient got their own cleaning (one per patient, not one for the worker), then the memo
+    assert len(calls) == 2
+    assert outputs["MRN1"] == outputs["MRN2"] == {fresh}
+
+
+def test_blob_memo_answers_per_patient_and_is_bounded(monkeypatch):
+    memo = engine_memo._BlobMemo()
+    monkeypatch.setattr(memo, "ENTRIES", 8)
+    monkeypatch.setattr(memo, "BYTES", 10_000)
+    seen: list[tuple[bytes, str]] = []
+
+    def cleaner(data: bytes) -> bytes:
+        seen.append((data, "x"))
+        return data.upper()
+
+    assert memo.clean("csa", cleaner, b"abc", "SUBJ_A") == b"ABC"
+    assert memo.clean("csa", cleaner, b"abc", "SUBJ_A") == b"ABC"
+    assert memo.clean("csa", cleaner, b"abc", "SUBJ_B") == b"ABC"  # another patient: worked out again
+    assert memo.clean("geprotocol", cleaner, b"abc", "SUBJ_A") == b"ABC"  # another cleaner: again
+    assert len(seen) == 3
+    for i in range(100):  # many distinct blobs: never more than ENTRIES answers or BYTES bytes kept
+        assert memo.clean("csa", cleaner, b"v%d" % i * 50, "SUBJ_A") == (b"v%d" % i * 50).upper()
+        assert len(memo.answers) <= 8 and memo.size <= 10_000
+    big = b"z" * 20_000  # larger than the whole budget: answered, not kept
+    assert memo.clean("csa", cleaner, big, "SUBJ_A") == big.upper()
+    assert memo.size <= 10_000 and all(len(v or b"") <= 10_000 for v in memo.answers.values())
+    assert memo.clean("csa", lambda d: None, b"unreadable", "SUBJ_A") is None  # None (delete) remembered too
+    assert memo.clean("csa", cleaner, b"unreadable", "SUBJ_A") is None
+
+
+def test_binary_sweep_memo_gives_the_fresh_answer(guidelines):
+    from deidkit.engine_memo import _binary_holds_identifier, _holds_identifier
+    from deidkit.engine_sweep import binary_as_text
+    from deidkit.sweep import Identifiers
+
+    doe, roe = Identifiers(), Identifiers()
+    doe.add_name("DOE^JOHN")
+    roe.add_name("ROE^JANE")
+    long_named = b"\x01\x00" * 200 + b"seen by JOHN DOE\x00" + b"\x02" * 300
+    long_clean = b"\x01\x00" * 200 + b"sPat.lAccelFactPE 2\x00" + b"\x02" * 300
+    short = b"DOE\x00\x01"
+    for ids in (doe, roe):
+        seen: dict[str, bool] = {}
+        for value in (long_named, long_clean, short, long_named, long_clean, short):
+            assert _binary_holds_identifier(value, binary_as_text, ids, seen) == _holds_identifier(
+                binary_as_text(value), ids, {})
+    seen = {}
+    assert _binary_holds_identifier(long_named, binary_as_text, doe, seen) is True
+    assert _binary_holds_identifier(long_named, binary_as_text, roe, {}) is False  # a fresh dict per patient
