@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom import config
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -77,6 +78,9 @@ class Context:
     # what the engine did, counted per (action, reason): no tag, no value (issue 13: no Finding
     # object per element); the hospital-side run log lists the totals (reports.write_action_counts)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the caller already asked hold_reason_for of this object (deidkit.export_worker, before
+    # reading it whole) and it answered None: deidentify does not ask again
+    hold_checked: bool = False
 
 
 @dataclass
@@ -122,8 +126,17 @@ def uid_is_kept(tag: int, value: str) -> bool:
 def _remap_uid(elem: DataElement, ctx: Context) -> None:
     values = _str_values(elem)
     new = [v if (not v or uid_is_kept(elem.tag, v)) else ctx.mapper.uid(v) for v in values]
-    if values:
-        elem.value = new if len(new) > 1 else new[0]
+    if values and new != values:  # every UID kept: the value stays as it is
+        _put(elem, new if len(new) > 1 else new[0])
+
+
+def _put(elem: DataElement, value: Any) -> None:
+    """elem.value = value for a value the engine made (a shifted date, a keyed UID, cleaned
+    text), without pydicom's validation of it: with the tool's settings validation only warns,
+    and the workers ignore warnings, so it changes nothing but costs a regular expression per
+    value. (DataElement.validation_mode is public; the element keeps IGNORE.)"""
+    elem.validation_mode = config.IGNORE
+    elem.value = value
 
 
 def _empty(ds: Dataset, elem: DataElement) -> None:

@@ -14,8 +14,8 @@ from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from .mapping import shift_value
-from .engine_context import (Context, _empty, _is_empty, _note, _str_values, tag_text)
+from .mapping import MomentOffset, shift_value
+from .engine_context import (Context, _empty, _is_empty, _note, _put, _str_values, tag_text)
 
 
 AGE_CAP_YEARS = 90  # HIPAA Safe Harbor: ages of 90 and over are one category, written 090Y
@@ -55,15 +55,34 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
     if len(times) != len(values):
         times = [""] * len(values)
-    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
+    shifted = [_shifted(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
         _note(ctx, location, "Z", "unparseable date emptied")
         return
     if values:
-        elem.value = shifted if len(shifted) > 1 else shifted[0]
+        _put(elem, shifted if len(shifted) > 1 else shifted[0])
         ctx.dates_shifted = True
         _note(ctx, location, "C", "date shifted" if elem.VR != "TM" else "time shifted")
+
+
+_SHIFTED: dict[tuple[str, str, MomentOffset, str], str | None] = {}
+
+
+def _shifted(vr: str, value: str, offset: MomentOffset, time_of_date: str) -> str | None:
+    """mapping.shift_value(vr, value, offset, time_of_date), remembered per distinct argument
+    (a series repeats its dates and times in every file; the offset is the patient's, so an
+    answer is only ever reused for the same moment moved by the same offset). A pure function;
+    worker memory, bounded."""
+    key = (vr, value, offset, time_of_date)
+    if key in _SHIFTED:
+        return _SHIFTED[key]
+    result = shift_value(vr, value, offset, time_of_date)
+    if len(value) <= 64:  # dates and times are short; a damaged long value is not kept
+        if len(_SHIFTED) >= 4096:
+            _SHIFTED.clear()
+        _SHIFTED[key] = result
+    return result
 
 
 def _pair_times(ds: Dataset, ctx: Context) -> None:

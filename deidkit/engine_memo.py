@@ -7,7 +7,7 @@ distinct value is worked out once per patient instead of once per file. Never wr
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Any, Callable
 
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
 
@@ -41,6 +41,8 @@ class _TextMemo:
     def __init__(self) -> None:
         self.found: dict[str, bool] = {}
         self.cleaned: dict[tuple[frozenset[str], str], str] = {}
+        # raw values (VR, character set, bytes) the sweep found to hold none of these identifiers
+        self.raw_clear: set[tuple[str, Any, bytes]] = set()
 
     def clean(self, text: str, vocabulary: frozenset[str], identifiers: Identifiers) -> str:
         key = (vocabulary, text)

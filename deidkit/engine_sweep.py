@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from . import rawkeep
 from .sweep import kept_as_term
 from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _by_tag, _is_empty, _note, _str_values, tag_text)
-from .engine_memo import _binary_holds_identifier, _holds_identifier, _text_memo
+from .engine_memo import _TextMemo, _binary_holds_identifier, _holds_identifier, _text_memo
 
 
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
@@ -25,10 +25,12 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
     if seen is None:
         seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
     raw_kept = ctx.raw_kept if not prefix else frozenset()
+    nested_raw = bool(prefix) and ctx.raw_nested
     for tag, elem in sorted(ds.items(), key=_by_tag):
-        if tag in PIXEL_TAGS or tag >> 16 == 0x0002:
+        number = tag.real  # plain int arithmetic: BaseTag's operators are Python calls
+        if number in PIXEL_TAGS or number >> 16 == 0x0002:
             continue
-        if type(elem) is RawDataElement and (tag.real in raw_kept or (prefix and ctx.raw_nested)):
+        if type(elem) is RawDataElement and (nested_raw or number in raw_kept):
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:
             elem = elem if isinstance(elem, DataElement) else ds[tag]
@@ -54,8 +56,19 @@ def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, b
         return None
     if vr in BINARY_VRS:
         return _sweep_value(raw.tag, vr, raw.value, "", ctx, seen)
+    clear = (ctx.text_memo or _text_memo(ctx.identifiers)).raw_clear
+    charset = ds.original_character_set
+    key = (vr, tuple(charset) if type(charset) is list else charset, raw.value)
+    if key in clear:
+        return None
     text, empty = rawkeep.sweep_view(raw, ds, _str_values)
-    return None if empty else _sweep_value(raw.tag, vr, None, text, ctx, seen)
+    if empty:
+        return None
+    reason = _sweep_value(raw.tag, vr, None, text, ctx, seen)
+    if reason is None and isinstance(raw.value, bytes) and len(raw.value) <= _TextMemo.TEXT_LIMIT and not _holds_identifier(
+            text, ctx.identifiers, seen) and len(clear) < _TextMemo.ENTRIES:
+        clear.add(key)  # holds none of this patient's identifiers: the answer is None, with no side effect
+    return reason
 
 
 _CONTROL_RUNS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")

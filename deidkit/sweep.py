@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -113,12 +113,10 @@ class Identifiers:
         """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
-        for elem in ds.iterall():
-            if elem.value in (None, "", b""):
-                continue
-            if elem.VR == "PN" or _names_a_person(elem):
+        for elem in _every_element(ds):
+            if (elem.VR == "PN" or _names_a_person(elem)) and elem.value not in (None, "", b""):
                 for v in _text_values(elem):
-                    ids.add_name(v)
+                    learn_name(ids, v)
         ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
         for spelling in date_spellings(birth):
@@ -287,6 +285,44 @@ def _folded_map(text: str, split_camel: bool = True) -> tuple[str, tuple[int, ..
         index.extend([i] * len(f))
         prev = c
     return "".join(out), tuple(index)
+
+
+_NAME_FORMS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+
+
+def learn_name(ids: Identifiers, pn: str) -> None:
+    """ids.add_name(pn), its answer remembered per distinct name: add_name reads nothing but pn
+    and only adds to the identifier sets, so what it adds to an empty Identifiers is what it adds
+    to any (the files of a series, and the items of one file, repeat the same names). Worker
+    memory, bounded; never written."""
+    forms = _NAME_FORMS.get(pn)
+    if forms is None:
+        scratch = Identifiers()
+        scratch.add_name(pn)
+        forms = tuple((f.name, frozenset(value)) for f in fields(Identifiers)
+                      if isinstance(value := getattr(scratch, f.name), set) and value)
+        if len(pn) <= 256:
+            if len(_NAME_FORMS) >= 4096:
+                _NAME_FORMS.clear()
+            _NAME_FORMS[pn] = forms
+    for name, values in forms:
+        getattr(ids, name).update(values)
+
+
+def _every_element(ds: Dataset) -> list[DataElement]:
+    """ds.iterall() as a list (every element at any depth, converted as iterall converts it),
+    without its per-element Dataset.__getitem__ where an element is converted already."""
+    out: list[DataElement] = []
+    stack = [ds]
+    while stack:
+        item = stack.pop()
+        for tag, elem in list(item.items()):
+            if type(elem) is not DataElement:
+                elem = item[tag]
+            out.append(elem)
+            if elem.VR == "SQ":
+                stack.extend(i for i in elem.value or [] if isinstance(i, Dataset))
+    return out
 
 
 def _text_values(elem: DataElement) -> list[str]:

@@ -117,3 +117,38 @@ def test_binary_sweep_memo_gives_the_fresh_answer(guidelines):
     seen = {}
     assert _binary_holds_identifier(long_named, binary_as_text, doe, seen) is True
     assert _binary_holds_identifier(long_named, binary_as_text, roe, {}) is False  # a fresh dict per patient
+
+
+NAMES = ["DOE^JOHN", "Müller^Hans-Peter", "O4TOLINE^ZEBRAFINCHMOTTOLINE", "OTTOL\xa8\xba!^MARY ANNE", "山田^太郎=やまだ^たろう",
+         "", "^^^", "Strauß^Anna", "O'Brien^Séan", "12345"]
+
+
+def test_learned_names_are_what_add_name_learns():
+    """sweep.learn_name remembers add_name's answer per name: the same sets, whatever the
+    Identifiers already held, and a second time from the memo."""
+    from deidkit.sweep import Identifiers, learn_name
+
+    for name in NAMES:
+        for start in ((), ("KEEP^ME",)):
+            fresh, remembered = Identifiers(), Identifiers()
+            for other in start:
+                fresh.add_name(other)
+                learn_name(remembered, other)
+            fresh.add_name(name)
+            learn_name(remembered, name)
+            learn_name(remembered, name)  # again, from the memo: nothing more, nothing less
+            assert remembered == fresh
+            assert remembered.name_endings == fresh.name_endings and remembered.term_tokens == fresh.term_tokens
+
+
+def test_remembered_shift_is_shift_value():
+    from deidkit.engine_dates import _SHIFTED, _shifted
+    from deidkit.mapping import MomentOffset, shift_value
+
+    cases = [("DA", "20240115", ""), ("DA", "20240115", "233000"), ("TM", "233000.123", ""), ("DT", "20240115233000", ""),
+             ("DA", "2024011", ""), ("DA", "20240115-20240120", ""), ("TM", "", ""), ("DA", "x" * 100, "")]
+    for offset in (MomentOffset(-100, 3600), MomentOffset(-3, 86399)):
+        for _ in range(2):
+            for vr, value, time in cases:
+                assert _shifted(vr, value, offset, time) == shift_value(vr, value, offset, time)
+    assert all(len(key[1]) <= 64 for key in _SHIFTED) and len(_SHIFTED) <= 4096
