@@ -152,3 +152,31 @@ def test_remembered_shift_is_shift_value():
             for vr, value, time in cases:
                 assert _shifted(vr, value, offset, time) == shift_value(vr, value, offset, time)
     assert all(len(key[1]) <= 64 for key in _SHIFTED) and len(_SHIFTED) <= 4096
+
+
+def test_raw_values_known_clear_are_per_patient(guidelines):
+    """The sweep remembers raw values that hold none of a patient's identifiers; another
+    patient's file with the same bytes (their own name in it) is still searched and cleared."""
+    from pydicom.dataelem import RawDataElement
+
+    from deidkit.engine_memo import _text_memo
+    from deidkit.engine_sweep import _sweep_raw
+    from deidkit.sweep import Identifiers
+
+    def ctx_for(name: str) -> engine.Context:
+        ctx = engine_context(guidelines, KEY)
+        ctx.identifiers = Identifiers()
+        ctx.identifiers.add_name(name)
+        ctx.text_memo = _text_memo(ctx.identifiers)
+        return ctx
+
+    value = b"SEEN BY ROE JANE"
+    raw = RawDataElement(0x00204000, "LT", len(value), value, 0, False, True)
+    ds = Dataset()
+    ds[0x00204000] = raw
+    doe, roe = ctx_for("DOE^JOHN"), ctx_for("ROE^JANE")
+    for _ in range(2):
+        assert _sweep_raw(ds, raw, doe, doe.text_memo.found) is None
+        assert _sweep_raw(ds, raw, roe, roe.text_memo.found) == "own identifier removed"
+    assert any(key[2] == value for key in doe.text_memo.raw_clear)
+    assert not any(key[2] == value for key in roe.text_memo.raw_clear)
