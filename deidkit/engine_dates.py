@@ -36,6 +36,7 @@ def _date_time_pairs() -> dict[int, int]:
 
 
 DATE_TIME_PAIRS = _date_time_pairs()
+_PAIRED_DATES = frozenset(DATE_TIME_PAIRS)
 _BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
 _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
@@ -89,7 +90,7 @@ def _pair_times(ds: Dataset, ctx: Context) -> None:
     """Remember, before any element of ds changes, the time of each date that has one in the same
     dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
     found: dict[int, list[str]] = {}
-    for tag in ds.keys():
+    for tag in ds.keys() & _PAIRED_DATES:  # the dates that have a time (a set operation, not a loop over ds)
         time_tag = DATE_TIME_PAIRS.get(tag.real)
         if time_tag is not None and time_tag in ds:
             time_elem = ds[time_tag]
