@@ -337,12 +337,24 @@ def _text_values(elem: DataElement) -> list[str]:
 
 def _names_a_person(elem: DataElement) -> bool:
     """Patient's Name in another VR (LO, UN ...) or a private element named as a patient's name."""
-    if elem.tag == 0x00100010 or elem.tag == 0x00101001:  # Patient's Name, Other Patient Names
+    number = elem.tag.real  # plain int arithmetic: BaseTag's operators are Python calls
+    if number == 0x00100010 or number == 0x00101001:  # Patient's Name, Other Patient Names
         return True
-    if elem.tag.is_private and elem.tag.element > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
-        name = elem.name.lower()
-        return "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
+    if number >> 16 & 1 and number & 0xFFFF > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
+        key = (number, elem.private_creator)  # what a private element's name depends on
+        hit = _PRIVATE_NAMES_A_PERSON.get(key)
+        if hit is None:
+            name = elem.name.lower()
+            hit = "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
+            if len(_PRIVATE_NAMES_A_PERSON) >= 4096:
+                _PRIVATE_NAMES_A_PERSON.clear()
+            _PRIVATE_NAMES_A_PERSON[key] = hit
+        return hit
     return False
+
+
+# (tag, private creator) -> _names_a_person's answer for a private element (its dictionary name)
+_PRIVATE_NAMES_A_PERSON: dict[tuple[int, str | None], bool] = {}
 
 
 # ---- a removal must not itself point at the patient --------------------------------------------

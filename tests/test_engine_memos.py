@@ -180,3 +180,23 @@ def test_raw_values_known_clear_are_per_patient(guidelines):
         assert _sweep_raw(ds, raw, roe, roe.text_memo.found) == "own identifier removed"
     assert any(key[2] == value for key in doe.text_memo.raw_clear)
     assert not any(key[2] == value for key in roe.text_memo.raw_clear)
+
+
+def test_private_names_a_person_remembered_per_tag_and_creator():
+    """sweep._names_a_person remembers its answer for a private element by (tag, creator): the
+    same tag under another creator (another dictionary name) gets its own answer."""
+    from pydicom.dataelem import DataElement
+
+    from deidkit.sweep import _names_a_person
+
+    def private(creator: str | None, vr: str = "LO") -> DataElement:
+        elem = DataElement(0x00331002, vr, "ROE^JANE" if vr != "DS" else "1.5")
+        elem.private_creator = creator
+        return elem
+
+    for _ in range(2):
+        assert _names_a_person(private("MITRA OBJECT UTF8 ATTRIBUTES 1.0")) is True  # [Patient's Name]
+        assert _names_a_person(private("SOME OTHER VENDOR")) is False  # unknown: "Private tag data"
+        assert _names_a_person(private(None)) is False
+        assert _names_a_person(private("MITRA OBJECT UTF8 ATTRIBUTES 1.0", vr="DS")) is False  # a VR no name has
+        assert _names_a_person(DataElement(0x00100010, "LO", "ROE^JANE")) is True
