@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from . import rawkeep
 from .sweep import kept_as_term
-from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _by_tag, _is_empty, _note, _str_values, tag_text)
+from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _is_empty, _note, _str_values, tag_text)
 from .engine_memo import _TextMemo, _binary_holds_identifier, _holds_identifier, _text_memo
 
 
@@ -26,7 +26,8 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
         seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
     raw_kept = ctx.raw_kept if not prefix else frozenset()
     nested_raw = bool(prefix) and ctx.raw_nested
-    for tag, elem in sorted(ds.items(), key=_by_tag):
+    # in any order (no answer depends on another element's): no sort per item of every sequence
+    for tag, elem in list(ds.items()):
         number = tag.real  # plain int arithmetic: BaseTag's operators are Python calls
         if number in PIXEL_TAGS or number >> 16 == 0x0002:
             continue

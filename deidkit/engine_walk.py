@@ -16,7 +16,7 @@ from .guidelines import Guidelines, Rule
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, PIXEL_TAGS, Context, Finding, _by_tag, _empty, _is_empty, _note, _put, _remap_uid,
                              _set, _str_values, tag_text)
-from .engine_dates import _cap_age, _pair_times, _shift_or_drop_date
+from .engine_dates import _PAIRED_DATES, _cap_age, _pair_times, _shift_or_drop_date
 from .engine_memo import _phi_shaped, _text_memo
 from .engine_private import _apply_private, _drop_empty_private_creators, _has_private, _kept_entry, _private_creators
 
@@ -41,6 +41,9 @@ def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset(), skip_raw: boo
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
                      inherited_creators: dict[tuple[int, int], str] | None = None) -> None:
+    if prefix and ctx.raw_nested and _all_kept_raw(ds):
+        ctx.pair_times.pop(id(ds), None)  # all the walk below would do to such an item
+        return
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
@@ -68,6 +71,16 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
             _cap_age(ds, ds[tag], ctx, location)
     if has_private:
         _drop_empty_private_creators(ds)
+
+
+def _all_kept_raw(item: Dataset) -> bool:
+    """Every element of a sequence item is still raw (deidkit.rawkeep: the table keeps it as it
+    is), none is private (creators are dropped by the walk when their block is empty) and none
+    is a date with a paired time (_pair_times converts the time): the walk has nothing to do in
+    it. Per-frame functional group items of enhanced multi-frame objects are mostly such items."""
+    keys = item.keys()
+    return (all(type(elem) is RawDataElement for elem in item.values())
+            and not any(tag >> 16 & 1 for tag in keys) and not keys & _PAIRED_DATES)
 
 
 def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str,
