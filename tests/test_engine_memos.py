@@ -200,3 +200,26 @@ def test_private_names_a_person_remembered_per_tag_and_creator():
         assert _names_a_person(private(None)) is False
         assert _names_a_person(private("MITRA OBJECT UTF8 ATTRIBUTES 1.0", vr="DS")) is False  # a VR no name has
         assert _names_a_person(DataElement(0x00100010, "LO", "ROE^JANE")) is True
+
+
+def test_items_all_raw_skip_the_walk_only_when_nothing_is_to_do():
+    from pydicom.dataelem import RawDataElement
+
+    from deidkit.engine_walk import _all_kept_raw
+
+    def raw(tag: int, vr: str, value: bytes) -> RawDataElement:
+        return RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+    item = Dataset()
+    item[0x00200032] = raw(0x00200032, "DS", b"1.0\\2.0\\3.0 ")  # Image Position (Patient)
+    item[0x00280030] = raw(0x00280030, "DS", b"0.5\\0.5 ")
+    assert _all_kept_raw(item)
+    dated = Dataset(dict(item))
+    dated[0x00080022] = raw(0x00080022, "DA", b"20240115")  # Acquisition Date (its time is paired)
+    assert not _all_kept_raw(dated)
+    private = Dataset(dict(item))
+    private[0x20050010] = raw(0x20050010, "LO", b"Philips MR Imaging DD 001 ")
+    assert not _all_kept_raw(private)
+    converted = Dataset(dict(item))
+    converted.Modality = "MR"
+    assert not _all_kept_raw(converted)
