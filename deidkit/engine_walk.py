@@ -63,6 +63,10 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
             del ds[tag]
             continue
         code = action_for(tag, sop_class)
+        if code == "X":  # _apply's X inline: most rows of a header full of identifiers
+            del ds[tag]
+            _note(ctx, location, "X", "removed")
+            continue
         if code is None:
             _process_unlisted(ds, elem, ctx, location, cleaning)
         else:
