@@ -78,13 +78,27 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
 
 
 def _all_kept_raw(item: Dataset) -> bool:
-    """Every element of a sequence item is still raw (deidkit.rawkeep: the table keeps it as it
-    is), none is private (creators are dropped by the walk when their block is empty) and none
-    is a date with a paired time (_pair_times converts the time): the walk has nothing to do in
-    it. Per-frame functional group items of enhanced multi-frame objects are mostly such items."""
-    keys = item.keys()
-    return (all(type(elem) is RawDataElement for elem in item.values())
-            and not any(tag >> 16 & 1 for tag in keys) and not keys & _PAIRED_DATES)
+    """The walk has nothing to do in this sequence item: every element is still raw (deidkit.
+    rawkeep: the table keeps it as it is) but for private creators already converted whose
+    block holds elements (the walk passes over those and drops only creators of empty blocks),
+    and no date has a paired time (_pair_times would convert the time). Per-frame functional
+    group items of enhanced multi-frame objects are mostly such items."""
+    if item.keys() & _PAIRED_DATES:
+        return False
+    creators: list[tuple[int, int]] = []
+    used: set[tuple[int, int]] = set()
+    for tag, elem in item.items():
+        number = tag.real
+        if number >> 16 & 1:
+            if number & 0xFFFF <= 0x00FF:
+                if number & 0xFFFF < 0x0010 or type(elem) is not DataElement:
+                    return False  # not a creator (the walk removes it), or a raw one (it converts those)
+                creators.append((number >> 16, number & 0xFFFF))
+                continue
+            used.add((number >> 16, (number & 0xFFFF) >> 8))
+        if type(elem) is not RawDataElement:
+            return False
+    return all(c in used for c in creators)
 
 
 def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str,
