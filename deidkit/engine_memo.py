@@ -43,6 +43,8 @@ class _TextMemo:
         self.cleaned: dict[tuple[frozenset[str], str], str] = {}
         # raw values (VR, character set, bytes) the sweep found to hold none of these identifiers
         self.raw_clear: set[tuple[str, Any, bytes]] = set()
+        # (tag, VR, text, vocabulary) -> the name parts sweep.kept_as_term lets a value keep
+        self.terms: dict[tuple[int, str, str, frozenset[str]], frozenset[str]] = {}
 
     def clean(self, text: str, vocabulary: frozenset[str], identifiers: Identifiers) -> str:
         key = (vocabulary, text)

@@ -92,9 +92,24 @@ def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: d
     if ctx.pseudonym and text == ctx.pseudonym:
         return None
     if _holds_identifier(text, ctx.identifiers, seen):
-        terms = kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary)
+        terms = _kept_as_term(tag, vr, text, ctx)
         if terms:  # a device model or defined term ("MAGNETOM Sola"): removing it would point at the patient
             ctx.identifiers.term_tokens |= terms
             return None
         return "own identifier removed"
     return None
+
+
+def _kept_as_term(tag: int, vr: str, text: str, ctx: Context) -> frozenset[str]:
+    """sweep.kept_as_term for this file's identifiers, remembered per (tag, VR, text) with the
+    other answers for the same identifiers (engine_memo._TextMemo): the per-frame items of an
+    enhanced multi-frame object repeat the same terms thousands of times. A pure function of
+    its arguments; the caller only adds what it returns to the identifiers' term tokens."""
+    memo = ctx.text_memo or _text_memo(ctx.identifiers)
+    key = (int(tag), vr, text, ctx.guidelines.vocabulary)
+    hit = memo.terms.get(key)
+    if hit is None:
+        hit = frozenset(kept_as_term(tag, vr, text, ctx.identifiers, ctx.guidelines.vocabulary))
+        if len(text) <= _TextMemo.TEXT_LIMIT and len(memo.terms) < _TextMemo.ENTRIES:
+            memo.terms[key] = hit
+    return hit

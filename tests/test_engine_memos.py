@@ -203,23 +203,48 @@ def test_private_names_a_person_remembered_per_tag_and_creator():
 
 
 def test_items_all_raw_skip_the_walk_only_when_nothing_is_to_do():
-    from pydicom.dataelem import RawDataElement
+    from pydicom.dataelem import DataElement, RawDataElement
 
     from deidkit.engine_walk import _all_kept_raw
 
     def raw(tag: int, vr: str, value: bytes) -> RawDataElement:
         return RawDataElement(tag, vr, len(value), value, 0, False, True)
 
-    item = Dataset()
-    item[0x00200032] = raw(0x00200032, "DS", b"1.0\\2.0\\3.0 ")  # Image Position (Patient)
-    item[0x00280030] = raw(0x00280030, "DS", b"0.5\\0.5 ")
+    # as a reader leaves them: raw values in the item's dict (Dataset.__setitem__ and ** convert)
+    base = {0x00200032: raw(0x00200032, "DS", b"1.0\\2.0\\3.0 "),  # Image Position (Patient)
+            0x00280030: raw(0x00280030, "DS", b"0.5\\0.5 ")}
+    item = Dataset(dict(base))
     assert _all_kept_raw(item)
-    dated = Dataset(dict(item))
-    dated[0x00080022] = raw(0x00080022, "DA", b"20240115")  # Acquisition Date (its time is paired)
-    assert not _all_kept_raw(dated)
-    private = Dataset(dict(item))
-    private[0x20050010] = raw(0x20050010, "LO", b"Philips MR Imaging DD 001 ")
-    assert not _all_kept_raw(private)
-    converted = Dataset(dict(item))
-    converted.Modality = "MR"
-    assert not _all_kept_raw(converted)
+    assert not _all_kept_raw(Dataset({**base, 0x00080022: raw(0x00080022, "DA", b"20240115")}))  # a date with a paired time
+    creator = DataElement(0x20050010, "LO", "Philips MR Imaging DD 001")
+    assert not _all_kept_raw(Dataset({**base, 0x20050010: raw(0x20050010, "LO", b"Philips MR Imaging DD 001 ")}))
+    assert not _all_kept_raw(Dataset({**base, 0x20050010: creator}))  # a creator of an empty block: dropped
+    value = raw(0x20051001, "FL", b"\0\0\x80\x3f")
+    assert _all_kept_raw(Dataset({**base, 0x20050010: creator, 0x20051001: value}))  # its block holds a raw value
+    assert not _all_kept_raw(Dataset({**base, 0x20050001: raw(0x20050001, "UL", b"\0\0\0\0"), 0x20050010: creator,
+                                      0x20051001: value}))  # element 0001 of a private group: the walk removes it
+    assert not _all_kept_raw(Dataset({**base, 0x00080060: DataElement(0x00080060, "CS", "MR")}))  # a converted value
+
+
+def test_remembered_terms_are_kept_as_term(guidelines):
+    from deidkit.engine_memo import _text_memo
+    from deidkit.engine_sweep import _kept_as_term
+    from deidkit.sweep import Identifiers, kept_as_term
+
+    cases = [(0x00081090, "LO", "MAGNETOM Sola"), (0x00180015, "CS", "FOOT"), (0x00081030, "LO", "Sola Foot study"),
+             (0x00081090, "LO", "VA40 for Sola")]
+    for name in ("SOLA^ANNA", "FOOT^JOHN", "DOE^JOHN"):
+        ctx = engine_context(guidelines, KEY)
+        ctx.identifiers = Identifiers()
+        ctx.identifiers.add_name(name)
+        ctx.identifiers.known_words = guidelines.vocabulary
+        ctx.text_memo = _text_memo(ctx.identifiers)
+        for _ in range(2):
+            for tag, vr, text in cases:
+                assert _kept_as_term(tag, vr, text, ctx) == kept_as_term(tag, vr, text, ctx.identifiers, guidelines.vocabulary)
+    ctx = engine_context(guidelines, KEY)
+    ctx.identifiers = Identifiers()
+    ctx.identifiers.add_name("SOLA^ANNA")
+    ctx.identifiers.known_words = guidelines.vocabulary
+    ctx.text_memo = _text_memo(ctx.identifiers)
+    assert _kept_as_term(0x00081090, "LO", "MAGNETOM Sola", ctx)  # the case the memo must not lose
