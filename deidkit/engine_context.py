@@ -14,6 +14,7 @@ from pydicom import config
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
@@ -154,11 +155,21 @@ def _set(ds: Dataset, tag: BaseTag, vr: str, value: str) -> None:
 
 def _is_empty(elem: DataElement) -> bool:
     value = elem.value
+    kind = type(value)
+    if kind is str or kind is bytes:  # the usual values: no comparison through Python-level __eq__
+        return not value
+    if kind is MultiValue:  # compares unequal to "" and b"", and is not a list (as below)
+        return False
     return value is None or value == "" or value == b"" or (isinstance(value, (list, Sequence)) and len(value) == 0)
 
 
 def _str_values(elem: DataElement) -> list[str]:
     value = elem.value
+    kind = type(value)
+    if kind is str:  # the usual values first, without comparisons through Python-level __eq__
+        return [value] if value else []
+    if kind is MultiValue and len(value) > 1:  # VM > 1, as below
+        return [str(v) for v in value]
     if value is None or value == "":
         return []
     if isinstance(value, (str, bytes, PersonName, int, float)):  # one value (VM 1: no VM lookup needed)

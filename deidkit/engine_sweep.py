@@ -22,16 +22,23 @@ from .engine_memo import _TextMemo, _binary_holds_identifier, _holds_identifier,
 # ---- last sweep: the patient's own identifiers anywhere that is left ---------------------------
 
 def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None = None) -> None:
+    memo = ctx.text_memo or _text_memo(ctx.identifiers)
     if seen is None:
-        seen = (ctx.text_memo or _text_memo(ctx.identifiers)).found
+        seen = memo.found
     raw_kept = ctx.raw_kept if not prefix else frozenset()
     nested_raw = bool(prefix) and ctx.raw_nested
+    charset: Any = _UNREAD
     # in any order (no answer depends on another element's): no sort per item of every sequence
     for tag, elem in list(ds.items()):
         number = tag.real  # plain int arithmetic: BaseTag's operators are Python calls
         if number in PIXEL_TAGS or number >> 16 == 0x0002:
             continue
         if type(elem) is RawDataElement and (nested_raw or number in raw_kept):
+            if charset is _UNREAD:  # the key _sweep_raw remembers clear values by, read once per dataset
+                charset = ds.original_character_set
+                charset = tuple(charset) if type(charset) is list else charset
+            if (elem.VR or "", charset, elem.value) in memo.raw_clear:
+                continue  # known to hold none of these identifiers (only _sweep_raw's None answers are there)
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:
             elem = elem if isinstance(elem, DataElement) else ds[tag]
@@ -47,6 +54,9 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
         if reason:
             del ds[tag]
             _note(ctx, prefix + tag_text(tag), "SWEEP", reason)
+
+
+_UNREAD = object()
 
 
 def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:

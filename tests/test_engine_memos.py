@@ -248,3 +248,40 @@ def test_remembered_terms_are_kept_as_term(guidelines):
     ctx.identifiers.known_words = guidelines.vocabulary
     ctx.text_memo = _text_memo(ctx.identifiers)
     assert _kept_as_term(0x00081090, "LO", "MAGNETOM Sola", ctx)  # the case the memo must not lose
+
+
+def test_value_helpers_answer_as_before():
+    """_is_empty and _str_values take shortcuts for plain text and multi-values: the answers are
+    those of the general expressions they had (kept here as the reference)."""
+    from pydicom.dataelem import DataElement
+    from pydicom.multival import MultiValue
+    from pydicom.sequence import Sequence
+    from pydicom.valuerep import PersonName
+
+    from deidkit.engine_context import _is_empty, _str_values
+
+    def empty_before(elem):
+        value = elem.value
+        return value is None or value == "" or value == b"" or (isinstance(value, (list, Sequence)) and len(value) == 0)
+
+    def str_values_before(elem):
+        value = elem.value
+        if value is None or value == "":
+            return []
+        if isinstance(value, (str, bytes, PersonName, int, float)):
+            return [str(value)]
+        if isinstance(value, (list, tuple)) or (elem.VM > 1 and not isinstance(value, (str, bytes))):
+            return [str(v) for v in value]
+        return [str(value)]
+
+    elements = [DataElement(0x00081030, "LO", v) for v in ("", "HEAD", ["A", "B"], ["A"], [])]
+    elements += [DataElement(0x00200032, "DS", v) for v in ("1.5", ["1", "2.5", "3"], None)]
+    elements += [DataElement(0x00100010, "PN", v) for v in ("DOE^JOHN", "")]
+    elements += [DataElement(0x00280010, "US", v) for v in (512, [1, 2], None)]
+    elements += [DataElement(0x00291010, "OB", v) for v in (b"", b"\x01\x02")]
+    elements += [DataElement(0x00081140, "SQ", Sequence()), DataElement(0x00081140, "SQ", Sequence([Dataset()]))]
+    elements.append(DataElement(0x00080008, "CS", MultiValue(str, ["ORIGINAL"])))
+    for elem in elements:
+        assert _is_empty(elem) == empty_before(elem), elem
+        if elem.VR != "SQ":
+            assert _str_values(elem) == str_values_before(elem), elem
