@@ -2,6 +2,7 @@
 answers a fresh computation gives, never cross from one patient to another, and stay bounded."""
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from pydicom.dataset import Dataset
@@ -285,3 +286,46 @@ def test_value_helpers_answer_as_before():
         assert _is_empty(elem) == empty_before(elem), elem
         if elem.VR != "SQ":
             assert _str_values(elem) == str_values_before(elem), elem
+
+
+def test_hold_rules_asked_once_per_file_and_still_hold(tmp_path, guidelines, monkeypatch):
+    """The export asks engine.hold_reason_for once per file (before reading it whole), not again
+    in the engine; a structured report with free text is still held, an image still written."""
+    from pydicom.sequence import Sequence
+
+    from helpers import ct_with_meta, encode
+    from deidkit import export
+
+    image = ct_with_meta("1.2.826.0.1.3680043.99.7.1", "1.2.826.0.1.3680043.99.7", "1.2.826.0.1.3680043.99.7.2")
+    image.PatientName, image.PatientID, image.Modality = "DOE^JOHN", "MRN7", "CT"
+    image.Rows = image.Columns = 8
+    image.SamplesPerPixel, image.PhotometricInterpretation = 1, "MONOCHROME2"
+    image.BitsAllocated, image.BitsStored, image.HighBit, image.PixelRepresentation = 16, 12, 11, 0
+    image.PixelData = bytes(8 * 8 * 2)
+    report = ct_with_meta("1.2.826.0.1.3680043.99.7.3", "1.2.826.0.1.3680043.99.7", "1.2.826.0.1.3680043.99.7.4")
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    report.PatientName, report.PatientID, report.Modality = "DOE^JOHN", "MRN7", "SR"
+    item = Dataset()
+    item.ValueType, item.TextValue = "TEXT", "Patient John Doe seen today"
+    report.ContentSequence = Sequence([item])
+    source = tmp_path / "EXPORT"
+    source.mkdir()
+    (source / "IM1.dcm").write_bytes(encode(image))
+    (source / "SR1.dcm").write_bytes(encode(report))
+    calls: list[str] = []
+    real = engine.hold_reason_for
+
+    def counting(ds, g):
+        calls.append(str(ds.SOPClassUID))
+        return real(ds, g)
+
+    monkeypatch.setattr(engine, "hold_reason_for", counting)
+    settings = dataclasses.replace(guidelines.settings, options=guidelines.settings.options - {"clean_structured_content"},
+                                   hold_structured_reports=True)
+    g = dataclasses.replace(guidelines, settings=settings)
+    summary = export.run_export(export.RunConfig(source=source, dest=tmp_path / "OUT", hospital_dir=tmp_path / "OUT_HOSPITAL_ONLY",
+                                                 guidelines=g, key=KEY, workers=1))
+    statuses = sorted((r.status, r.reason) for r in summary.results)
+    assert [str(s) for s, _ in statuses] == ["held", "written"], statuses
+    assert "structured report" in statuses[0][1]
+    assert sorted(calls) == sorted(["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.88.11"])  # once each
