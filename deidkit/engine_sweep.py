@@ -35,9 +35,8 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
             continue
         if type(elem) is RawDataElement and (nested_raw or number in raw_kept):
             if charset is _UNREAD:  # the key _sweep_raw remembers clear values by, read once per dataset
-                charset = ds.original_character_set
-                charset = tuple(charset) if type(charset) is list else charset
-            if (elem.VR or "", charset, elem.value) in memo.raw_clear:
+                charset = _charset_key(ds)
+            if type(elem.value) is bytes and (elem.VR or "", charset, elem.value) in memo.raw_clear:
                 continue  # known to hold none of these identifiers (only _sweep_raw's None answers are there)
             reason = _sweep_raw(ds, elem, ctx, seen)
         else:
@@ -59,6 +58,18 @@ def _sweep(ds: Dataset, ctx: Context, prefix: str, seen: dict[str, bool] | None 
 _UNREAD = object()
 
 
+def _charset_key(ds: Dataset) -> Any:
+    """The dataset's character set (pydicom's original_character_set: a str or a list of Python
+    encodings) as part of a memo key: hashable, whatever a damaged file made of it."""
+    charset = ds.original_character_set
+    if charset is None or type(charset) is str:
+        return charset
+    try:
+        return tuple(str(c) for c in charset)
+    except TypeError:  # not iterable
+        return repr(charset)
+
+
 def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, bool]) -> str | None:
     """_sweep for a top-level element left raw (deidkit.rawkeep): the same answer, its text
     converted once per distinct value (rawkeep.sweep_view)."""
@@ -68,15 +79,14 @@ def _sweep_raw(ds: Dataset, raw: RawDataElement, ctx: Context, seen: dict[str, b
     if vr in BINARY_VRS:
         return _sweep_value(raw.tag, vr, raw.value, "", ctx, seen)
     clear = (ctx.text_memo or _text_memo(ctx.identifiers)).raw_clear
-    charset = ds.original_character_set
-    key = (vr, tuple(charset) if type(charset) is list else charset, raw.value)
-    if key in clear:
+    key = (vr, _charset_key(ds), raw.value)
+    if type(raw.value) is bytes and key in clear:
         return None
     text, empty = rawkeep.sweep_view(raw, ds, _str_values)
     if empty:
         return None
     reason = _sweep_value(raw.tag, vr, None, text, ctx, seen)
-    if reason is None and isinstance(raw.value, bytes) and len(raw.value) <= _TextMemo.TEXT_LIMIT and not _holds_identifier(
+    if reason is None and type(raw.value) is bytes and len(raw.value) <= _TextMemo.TEXT_LIMIT and not _holds_identifier(
             text, ctx.identifiers, seen) and len(clear) < _TextMemo.ENTRIES:
         clear.add(key)  # holds none of this patient's identifiers: the answer is None, with no side effect
     return reason

@@ -341,14 +341,16 @@ def _names_a_person(elem: DataElement) -> bool:
     if number == 0x00100010 or number == 0x00101001:  # Patient's Name, Other Patient Names
         return True
     if number >> 16 & 1 and number & 0xFFFF > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
-        key = (number, elem.private_creator)  # what a private element's name depends on
-        hit = _PRIVATE_NAMES_A_PERSON.get(key)
+        creator = elem.private_creator  # what a private element's name depends on, with its tag
+        remembered = creator is None or type(creator) is str  # (a damaged creator may be a list)
+        hit = _PRIVATE_NAMES_A_PERSON.get((number, creator)) if remembered else None
         if hit is None:
             name = elem.name.lower()
             hit = "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
-            if len(_PRIVATE_NAMES_A_PERSON) >= 4096:
-                _PRIVATE_NAMES_A_PERSON.clear()
-            _PRIVATE_NAMES_A_PERSON[key] = hit
+            if remembered:
+                if len(_PRIVATE_NAMES_A_PERSON) >= 4096:
+                    _PRIVATE_NAMES_A_PERSON.clear()
+                _PRIVATE_NAMES_A_PERSON[(number, creator)] = hit
         return hit
     return False
 

@@ -329,3 +329,32 @@ def test_hold_rules_asked_once_per_file_and_still_hold(tmp_path, guidelines, mon
     assert [str(s) for s, _ in statuses] == ["held", "written"], statuses
     assert "structured report" in statuses[0][1]
     assert sorted(calls) == sorted(["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.88.11"])  # once each
+
+
+def test_memo_keys_survive_damaged_values():
+    """A damaged file can give a private element a list as its creator, or a dataset a character
+    set of another shape: the memos fall back to working the answer out, never raise."""
+    from pydicom.dataelem import DataElement
+
+    from deidkit.engine_sweep import _charset_key
+    from deidkit.sweep import _names_a_person
+
+    elem = DataElement(0x00331002, "LO", "ROE^JANE")
+    elem.private_creator = ["MITRA OBJECT UTF8 ATTRIBUTES 1.0", "X"]  # as a damaged creator reads
+    assert _names_a_person(elem) in (True, False)
+    ds = Dataset()
+    for charset in (None, "iso8859", ["iso8859", "iso2022_jp"], ("latin_1",)):
+        ds.set_original_encoding(False, True, charset)
+        hash(_charset_key(ds))
+
+
+def test_file_with_a_multi_valued_private_creator_is_de_identified(guidelines):
+    """Fuzz seed 82 case 747: a private creator holding two values (a damaged byte turned into a
+    backslash) makes pydicom give the block's elements a list as their creator."""
+    ds = _mr("DOE^JOHN", "MRN1", 9)
+    ds.add_new(0x00330010, "LO", ["MITRA OBJECT UTF8 ATTRIBUTES 1.0", "X"])
+    ds.add_new(0x00331002, "LO", "ROE^JANE")
+    ds = read_back_as_file(ds)
+    result = engine.deidentify(ds, engine_context(guidelines, KEY))
+    assert result.hold_reason is None
+    assert 0x00331002 not in ds  # a private element no table keeps: removed
