@@ -1,6 +1,7 @@
 """Measure the burned-in text detector (deidkit.pixel_detect) on generated images.
 
     python benchmarks/bench_pixel_detector.py [--n 300] [--seed 1] [--show-misses DIR] [--weights NPZ]
+                                              [--maps DIR ...]
 
 Generates (benchmarks/text_scenes.py, seed 1) 512x512 frames WITH text (names, dates, IDs in several fonts and sizes, high and low
 contrast, inverted, boxed, coloured, 16-bit; on black, noise, anatomy-like and ultrasound
@@ -20,6 +21,9 @@ bars, CR-like 16-bit). Prints:
   small       frames of 32-250 pixels (issue 16: parametric maps): 5x7 text over black, noise and
               anatomy found (ink >= 98% boxed), and noise maps with any detection (not in the
               targets; frames under pixels' MIN_JUDGED wait for a person whatever is found).
+  maps        with --maps DIR: text-free derived images of public data (dcm_qa_xa30's ADC, TRACEW,
+              FA, relCBF maps: 72x72 frames): frames with any detection and images that would be
+              held (not in the targets; issue 16).
   edge-aware  recall when the look ignores the edges of blank rectangles found in the text frame
               itself (what --verify does): text on black must not be taken for a blanked box.
 Targets (issue 5): recall >= 99%, FP <= 5%, < 50 ms per frame.
@@ -126,12 +130,41 @@ def real_images(net: pixel_detect.Network) -> str:
             f"{sum(pydicom_frame(n) is not None for n in PYDICOM_ANATOMY)} ({', '.join(flagged) or 'none'})")
 
 
+def real_maps(folder: Path, net: pixel_detect.Network, show: Path | None = None) -> str:
+    """Text-free derived images of a public corpus (e.g. dcm_qa_xa30's ADC, TRACEW, FA and relCBF maps,
+    labelled text-free by eye): frames with any detection, and images deid_tool would hold (any frame
+    with "text"; frames under pixels' MIN_JUDGED wait for a person whatever is found)."""
+    import pydicom
+    from deidkit import pixels, risk
+    frames = flagged = images = held = 0
+    for path in sorted(Path(d, f) for d, _, names in os.walk(folder, followlinks=True) for f in names):
+        try:
+            ds = pydicom.dcmread(path)
+            if not risk.assess(ds).at_risk or not any(k in ds for k in risk.PIXEL_KEYWORDS):
+                continue
+            decoded = [f for f, _ in pixels.decoded_frames(ds, pixels._transfer_syntax(ds))]
+        except Exception:  # noqa: BLE001 - a damaged file (dcm_qa_xa30 holds one) is not measured
+            continue
+        images += 1
+        hits = 0
+        for i, frame in enumerate(decoded):
+            boxes = detect(frame, net)
+            hits += bool(boxes) or min(frame.shape[:2]) < pixel_detect.MIN_JUDGED
+            if boxes and show:
+                save(show / f"map_{images}_{i}.png", frame, boxes)
+        frames, flagged, held = frames + len(decoded), flagged + hits, held + bool(hits)
+    return (f"real maps ({folder}): frames with text found {flagged} of {frames}; images held {held} of {images}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="images of each kind (default 300)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--show-misses", type=Path, help="write PNGs of misses and false positives here")
     ap.add_argument("--weights", type=Path, help="network file to measure (default: the bundled one)")
+    ap.add_argument("--maps", type=Path, action="append", default=[],
+                    help="a folder of text-free derived images (public data, e.g. dcm_qa_xa30's maps) to count "
+                         "false alarms on; repeatable")
     args = ap.parse_args()
     net = pixel_detect.load_network(args.weights)
     rng = np.random.default_rng(args.seed)
@@ -194,6 +227,8 @@ def main() -> int:
           f"(what deid_tool's second look sees)")
     print(real_images(net))
     print(small_frames(np.random.default_rng(args.seed + 1000), net, max(30, args.n // 2)))
+    for folder in args.maps:
+        print(real_maps(folder, net, args.show_misses))
     print(f"time per 512x512 frame: median {ms:.1f} ms, p95 {p95:.1f} ms "
           f"({ms / base:.0f}x a trivial numpy pass of {base:.2f} ms)")
     for m in misses[:15]:

@@ -18,8 +18,9 @@ copies (each in its own folder of links), and a comparison of
     fields issue 16 names (ISSUE_FIELDS) are; the other sidecar fields are listed beside it, fields
     changed by design (BY_DESIGN, with the reason) and fields identifying by nature (dates, times,
     institution, device serial, UIDs) apart. A SliceTiming that differs only because dcm2niix rounds
-    the shifted time of day (UIH) is counted as converter rounding when the DICOM Acquisition Times
-    keep every interval exactly.
+    the shifted time of day (UIH, Siemens E11 2D) is counted as converter rounding when the DICOM
+    Acquisition Times keep every interval exactly; so is a MultibandAccelerationFactor dcm2niix derives
+    from ties among those rounded times, when the DICOM declares none.
 Prints per vendor the share of series identical and which fields differ, the share of Series
 Description / Protocol Name values kept unchanged, and a leak check: no identifying value of the
 original headers (names, IDs, institution, station, serial number, birth date...) in any byte or
@@ -66,8 +67,40 @@ BY_DESIGN = {
 # (steps of 1/64 s after 13:11:12, 1/128 s before): any shift of the time of day rounds them differently.
 # Counted as this kind only when the times in the DICOM files keep every interval exactly.
 CONVERTER_ROUNDING = ("json:SliceTiming: dcm2niix rounds the time of day (HHMMSS.FFFFFF as a 32-bit float) it "
-                      "derives UIH slice times from; the DICOM Acquisition Times keep every interval to the "
+                      "derives slice times from (UIH; Siemens 2D non-mosaic); the DICOM Acquisition Times keep every interval to the "
                       "microsecond (checked per series)")
+# dcm2niix (setMultiBandFactor) writes a MultibandAccelerationFactor the DICOM does not declare when
+# several slice times equal the first one: with slice times rounded as above, the count of ties moves
+# with the time of day (Siemens E11 field maps: "2" before the shift, absent after). Counted as this
+# kind only when, on both sides, the value is exactly that count of ties (absent when under 2).
+CONVERTER_MULTIBAND = ("json:MultibandAccelerationFactor: derived by dcm2niix from ties among the rounded "
+                       "slice times (above), not declared in the DICOM (checked per series)")
+
+
+def multiband_from_slice_time_ties(orig: dict[str, Path], deid: dict[str, Path]) -> bool:
+    """Whether every MultibandAccelerationFactor that differs is, on both sides, what dcm2niix derives
+    from its own SliceTiming: the number of slices at the earliest time (within 0.0001 s), when that is
+    more than one and fewer than all; absent otherwise."""
+    def derived(sidecar: dict) -> int | None:
+        times = sidecar.get("SliceTiming") or []
+        if not times:
+            return None
+        ties = sum(abs(t - min(times)) <= 0.0001 for t in times)
+        return ties if 1 < ties < len(times) else None
+
+    differing = 0
+    for name in set(orig) & set(deid):
+        if not name.endswith(".json"):
+            continue
+        ja, jb = json.loads(orig[name].read_text()), json.loads(deid[name].read_text())
+        if ja.get("MultibandAccelerationFactor") == jb.get("MultibandAccelerationFactor"):
+            continue
+        differing += 1
+        if any(j.get("MultibandAccelerationFactor") != derived(j) for j in (ja, jb)):
+            return False
+    return differing > 0
+
+
 # identifying by nature: shifted or removed on purpose
 IDENTIFYING = ("AcquisitionDateTime", "AcquisitionTime", "AcquisitionDate", "ContentTime", "SeriesInstanceUID",
                "StudyInstanceUID", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
@@ -379,6 +412,9 @@ def main() -> None:
                         [str(f) for f in files], [mapping[str(f)] for f in files]):
                     differ.discard("json:SliceTiming")
                     vendor_rounding[vendor]["json:SliceTiming"] += 1
+                    if "json:MultibandAccelerationFactor" in differ and multiband_from_slice_time_ties(orig, deid):
+                        differ.discard("json:MultibandAccelerationFactor")
+                        vendor_rounding[vendor]["json:MultibandAccelerationFactor"] += 1
                 issue, design, other = split_fields(differ)
                 for group, fields in ((vendor_fields, issue), (vendor_design, design), (vendor_other, other)):
                     for f in fields:
@@ -416,6 +452,8 @@ def main() -> None:
                 print(f"   {field}: {BY_DESIGN[field]}")
         if any(vendor_rounding.values()):
             print(f"converter rounding:\n   {CONVERTER_ROUNDING}")
+            if any("json:MultibandAccelerationFactor" in c for c in vendor_rounding.values()):
+                print(f"   {CONVERTER_MULTIBAND}")
         share = 100.0 * desc_kept / desc_total if desc_total else 0.0
         print(f"\ndescriptors kept unchanged (Series Description, Protocol Name per series): "
               f"{desc_kept}/{desc_total} = {share:.1f}%")

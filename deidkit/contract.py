@@ -130,6 +130,7 @@ class Group(enum.StrEnum):
     EXPORT_AGAIN = "export again from the PACS"
     REVIEW_IMAGES = "review the images"
     REPORTS_STAY = "reports stay at the hospital"
+    RUN_AGAIN = "free space or retry, then run again"
     ASK = "ask the research team, with the reference"
     CHECK_EXPORT = "check the export folder"
     NOTHING = "nothing to do"
@@ -139,6 +140,8 @@ GROUP_ADVICE: dict[Group, str] = {
     Group.EXPORT_AGAIN: "damaged or incomplete files: export these studies again from the PACS and run again",
     Group.REVIEW_IMAGES: "images that may show patient details in the pixels: look at them in the review page",
     Group.REPORTS_STAY: "reports and documents (they can name anyone in their text): they stay at the hospital",
+    Group.RUN_AGAIN: ("not done because of the output disk or a stopped process: fix what held_back.csv says "
+                      "(free space, another disk), then run again: it resumes and does only these"),
     Group.ASK: "a value could not be placed: ask the research team, giving the reference(s) below",
     Group.CHECK_EXPORT: "links or folders that lead outside the export or cannot be read: check the export folder",
     Group.NOTHING: "not needed for research (not DICOM, DICOMDIR, repeated copies): nothing to do",
@@ -165,6 +168,12 @@ HELD_REASONS: tuple[HeldReason, ...] = (
                "an image that may show text burned into the pixels", Group.REVIEW_IMAGES),
     HeldReason("visual-features", r"recognizable visual features|RecognizableVisualFeatures",
                "an image that may show a face", Group.REVIEW_IMAGES),
+    # before "too-large": the first entry that matches wins
+    HeldReason("disk-full", r"^output disk full", "the output disk was full", Group.RUN_AGAIN),
+    HeldReason("too-large-for-disk", r"^output disk refused the file as too large",
+               "a file larger than the output disk allows (FAT32: 4 GB): use another disk", Group.RUN_AGAIN),
+    HeldReason("process-stopped", r"^the process working on this file stopped",
+               "the process working on it stopped (out of memory or a decoder fault)", Group.RUN_AGAIN),
     HeldReason("too-large", r"too large", "an image too large to check here", Group.REVIEW_IMAGES),
     HeldReason("identifier-in-header", r"^an identifier of the patient",
                "a patient identifier we could not place in the header", Group.ASK),
@@ -173,6 +182,8 @@ HELD_REASONS: tuple[HeldReason, ...] = (
                Group.CHECK_EXPORT),
     HeldReason("folder-unreadable", r"^folder cannot be read|permission denied|cannot open",
                "a file or folder that cannot be read (permissions?)", Group.CHECK_EXPORT),
+    HeldReason("path-too-long", r"^path longer than the system allows",
+               "a path longer than the system allows (shorten the folder names above it)", Group.CHECK_EXPORT),
     HeldReason("conflicting-duplicate", r"different bytes|different pixel|^two different files with the same SOP",
                "two different files with the same instance UID", Group.EXPORT_AGAIN),
     HeldReason("mixed-patients", r"^two different patients share one Patient ID",

@@ -46,6 +46,9 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|0x[0-9a-fA-F]+")
 ASCCONV_TEXT_KEYS = re.compile(r"^(tSequenceFileName|sProtConsistencyInfo\.t\w+|\S*sCoilStringForConversion|"
                                r"\S*\.tCoilID|\S*\.tElement|\S*\.tNucleus|sGRADSPEC\.\w+|sKSpace\.\w+|"
                                r"sSliceArray\.\w+)$")
+# a string value: ""HE1-4;NE1,2"" (syngo VB15 and later) or "HeadMatrix" (VB12/VB13 quote once);
+# coil strings list element numbers with commas (a comma before a digit only: not "Smith, John")
+_ASCCONV_STRING = re.compile(r'("{1,2})(?:[\w.%\\/:;+\- ]|,(?=\d))*\1')
 _ASCCONV_LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*(#.*)?$")
 MAX_ITEMS = 10_000
 
@@ -136,7 +139,7 @@ def clean_ascconv(text: str) -> str:
         key, value = m.group(1), m.group(2)
         if DROP_NAMES.search(key):
             continue
-        if _NUMBER.fullmatch(value) or (ASCCONV_TEXT_KEYS.match(key) and re.fullmatch(r'""[\w.%\\/:;+\- ]*""', value)
+        if _NUMBER.fullmatch(value) or (ASCCONV_TEXT_KEYS.match(key) and _ASCCONV_STRING.fullmatch(value)
                                          and _safe_text(value.strip('"'))):
             out.append(f"{key}\t = \t{value}")
     return "\n".join(out) + "\n"

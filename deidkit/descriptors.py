@@ -86,6 +86,13 @@ _INITIAL = re.compile(r"[A-Z]\.")                                   # J.
 _SPLIT_KEEP = re.compile(r"(\s+)")
 _LONG_DIGITS = re.compile(r"\d{5,}")
 _PIECES = re.compile(r"[\W_]+")
+# a matrix or voxel size (30x30x36, 256x256, 2x2x2mm): dimensions, not an ID, however many digits
+_DIMENSIONS = re.compile(r"(?:[1-9]\d{0,3}|0)(?:\.\d{1,3})?(?:x(?:[1-9]\d{0,3}|0)(?:\.\d{1,3})?){1,3}(?:mm|cm|um)?", re.I)
+# acquisition parameters written into protocol names (TR2000ms, FA90TR2500, PLD1800, 1200meas,
+# 10000ms): each number (at most 5 digits) named by a known parameter before it or a unit after it
+_PARAMETER = re.compile(r"(?:(?:TR|TE|TI|TA|FA|PLD|LD|BW|ETL|TD|TF|MB|SMS|b)(?:[1-9]\d{0,4}|0)(?:\.\d{1,3})?"
+                        r"(?:ms|us|s|mm|deg|hz)?|(?:[1-9]\d{0,4}|0)(?:\.\d{1,3})?"
+                        r"(?:ms|us|mm|deg|hz|meas|meass|slices|slice|sl|dirs|dir|vols|vol|reps|measurements))+", re.I)
 
 
 def _clean_caret_chunk(chunk: str, vocabulary: frozenset[str]) -> str:
@@ -112,6 +119,14 @@ def _blank_phi_spans(text: str, vocabulary: frozenset[str]) -> tuple[str, bool]:
     return text, found_phi
 
 
+def _id_like(piece: str) -> bool:
+    """An ID, accession number or compact date: five digits in a row, or 7+ characters with 4+
+    digits; not a matrix size (30x30x36) or acquisition parameters (TR2000ms, 1200meas)."""
+    if _DIMENSIONS.fullmatch(piece) or _PARAMETER.fullmatch(piece):
+        return False
+    return bool(_LONG_DIGITS.search(piece)) or (len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4)
+
+
 def _identifying_chunks(chunks: list[str], identifiers: PatientIdentifiers | None) -> list[bool]:
     """Per chunk: True when it holds one of the patient's identifiers, or an ID, accession number
     or date (five digits in a row, or a piece of 7+ characters with 4+ digits)."""
@@ -119,8 +134,7 @@ def _identifying_chunks(chunks: list[str], identifiers: PatientIdentifiers | Non
     for i, chunk in enumerate(chunks):
         if identifiers is not None and identifiers.find(chunk):
             drop[i] = True
-        elif _LONG_DIGITS.search(chunk) or any(  # an ID, accession or date, not a protocol word
-                len(piece) >= 7 and sum(c.isdigit() for c in piece) >= 4 for piece in _PIECES.split(chunk)):
+        elif any(_id_like(piece) for piece in _PIECES.split(chunk)):  # an ID, accession or date
             drop[i] = True
     return drop
 

@@ -8,6 +8,7 @@ pseudo-terminal, answering the questions as a person would and reading the scree
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from helpers import run_in_terminal, tree
 from deidkit import cli_deid, console, contract
 from deidkit import rename as rn
+from deidkit.export_model import DISK_FULL, TOO_LARGE_FOR_DISK, WORKER_DIED, os_error_text
 from deidkit.synth import make_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -362,6 +364,11 @@ def test_held_reason_catalogue_groups_what_the_engine_writes() -> None:
         "not DICOM (not copied)": G.NOTHING,
         "an identifier of the patient is still in the written header": G.ASK,
         "link to something outside the export (not followed, not copied)": G.CHECK_EXPORT,
+        DISK_FULL: G.RUN_AGAIN,
+        TOO_LARGE_FOR_DISK: G.RUN_AGAIN,
+        WORKER_DIED: G.RUN_AGAIN,
+        os_error_text(OSError(errno.ENAMETOOLONG, "File name too long")): G.CHECK_EXPORT,
+        os_error_text(PermissionError(errno.EACCES, "Permission denied")): G.CHECK_EXPORT,
     }
     for text, group in cases.items():
         assert contract.classify_reason(text).group is group, text

@@ -390,3 +390,130 @@ def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
     engine.deidentify(ds, ctx)
     assert [str(i.AcquisitionTime) for i in ds[0x00651051].value] == ["131116.761000", "131116.468000", "131116.176000"]
     assert "StudyID" not in ds or str(ds.StudyID) != "1116"
+
+
+# ---- Siemens ASCCONV strings as every syngo version writes them (dcm_qa_stc VB12, dcm_qa_fmap E11) ----
+
+def _csa_series_header(protocol: bytes) -> bytes:
+    """A CSA series header (SV10) holding one MrPhoenixProtocol item."""
+    out = bytearray(b"SV10\x04\x03\x02\x01" + struct.pack("<2I", 1, 77))
+    out += struct.pack("<64si4s3i", b"MrPhoenixProtocol", 1, b"UN", 0, 1, 77)
+    value = protocol + b"\0"
+    out += struct.pack("<4i", len(value), len(value), 77, len(value)) + value + b"\0" * (-len(value) % 4)
+    return bytes(out)
+
+
+def _ascconv_strings(text: str) -> dict[str, str]:
+    """key -> string value of the ASCCONV lines dcm2niix reads with readKeyStr (between the quotes)."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and '"' in value:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+@pytest.mark.parametrize("quote", ['"', '""'])  # syngo VB12/VB13 quote once; VB15 and later twice
+def test_ascconv_technical_strings_kept_in_both_quotings_and_names_still_go(guidelines, quote):
+    """dcm2niix reads the receive coil (ReceiveCoilName), its elements (ReceiveCoilActiveElements:
+    'HE1-4;NE1,2', commas included), the software baseline (ConsistencyInfo) and the sequence file
+    (PulseSequenceDetails, BidsGuess) from these strings; they went for VB12 quoting and for commas."""
+    q = quote.encode()
+    protocol = (b'<XProtocol> { <ParamString."Operator"> { "Dr Who" } }\n'
+                b"### ASCCONV BEGIN ###\n"
+                b"tSequenceFileName = " + q + b"%SiemensSeq%\\ep2d_bold" + q + b"\n"
+                b"tProtocolName = " + q + b"DOE JOHN 19610203" + q + b"\n"
+                b"sProtConsistencyInfo.tBaselineString = " + q + b"N4_VB12T_LATEST_20050804" + q + b"\n"
+                b"asCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID = " + q + b"HeadMatrix" + q + b"\n"
+                b"sCoilSelectMeas.sCoilStringForConversion = " + q + b"HE1-4;NE1,2" + q + b"\n"
+                b"sWipMemBlock.tFree = " + q + b"scanned by jsmith, Springfield" + q + b"\n"
+                b"sPat.lAccelFactPE = 2\n"
+                b"### ASCCONV END ###\n")
+    ds = _mr("SIEMENS")
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291020, "OB", _csa_series_header(protocol))
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    from deidkit.csa import parse_csa
+    text = parse_csa(ds[0x00291020].value)[1][0]["items"][0][3].split(b"\0")[0].decode("latin-1")
+    strings = _ascconv_strings(text)
+    assert strings["tSequenceFileName"] == "%SiemensSeq%\\ep2d_bold"
+    assert strings["sProtConsistencyInfo.tBaselineString"] == "N4_VB12T_LATEST_20050804"
+    assert strings["asCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID"] == "HeadMatrix"
+    assert strings["sCoilSelectMeas.sCoilStringForConversion"] == "HE1-4;NE1,2"
+    assert "sPat.lAccelFactPE\t = \t2" in text
+    for gone in ("DOE", "19610203", "jsmith", "Springfield", "Who", "tProtocolName", "tFree"):
+        assert gone not in text
+
+
+@pytest.mark.parametrize("value", ['""HEAD"', '"HEAD""', '"a" "b"', '"x<y>"', '"Call 555-0142"', "HEAD",
+                                   '"Smith, John"', '""Doe,Jane""'])
+def test_ascconv_string_with_odd_quoting_or_phi_is_not_kept(value):
+    from deidkit.csa import clean_ascconv
+    text = f"### ASCCONV BEGIN ###\nasCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID = {value}\n### ASCCONV END ###\n"
+    assert "tCoilID" not in clean_ascconv(text)
+
+
+def test_patients_own_name_in_a_kept_ascconv_string_goes(guidelines):
+    protocol = (b"### ASCCONV BEGIN ###\nasCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID = \"DOE JOHN\"\n"
+                b"sPat.lAccelFactPE = 2\n### ASCCONV END ###\n")
+    ds = _mr("SIEMENS")
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291020, "OB", _csa_series_header(protocol))
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert 0x00291020 not in ds or b"DOE" not in ds[0x00291020].value
+
+
+# ---- Clean Descriptors: matrix sizes and acquisition parameters are not IDs --------------------------
+# (dcm_qa_stc "fMRIcontin_30x30x36" was emptied: 8 characters with 6 digits read as an ID; so were
+# protocol names such as "ep2d_bold_TR2000ms" or "pcasl_LD1800_PLD2000")
+
+@pytest.mark.parametrize("text", ["fMRIcontin_30x30x36", "ep2d_bold 64x64x36", "t1_mprage_1x1x1mm",
+                                  "DTI_1.5x1.5x3mm_b1000", "FLAIR 1024x1024", "ep2d_bold_TR2000ms",
+                                  "resting_1200meas", "FA90TR2500", "MB3_TR1500ms", "pcasl_LD1800_PLD2000",
+                                  "epi_3mm_10000ms", "spcR_1mm_iso_192slices", "MPRAGE TI900 TR2300"])
+def test_descriptor_with_dimensions_or_parameters_is_kept(guidelines, text):
+    ds = _mr("SIEMENS")
+    ds.SeriesDescription = ds.ProtocolName = text
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert str(ds.SeriesDescription) == text and str(ds.ProtocolName) == text
+
+
+@pytest.mark.parametrize("text, gone", [("fMRI 1961x0203", "1961x0203"), ("fMRI MRN1234567", "MRN1234567"),
+                                         ("fMRI PHI1X0040A730", "PHI1X0040A730"), ("t1 19610203", "19610203"),
+                                         ("bold TR1234567", "1234567"), ("bold 20230115ms", "20230115"),
+                                         ("dwi b20230115", "20230115"), ("t2 S1234567", "S1234567")])
+def test_descriptor_ids_beside_dimensions_still_go(guidelines, text, gone):
+    ds = _mr("SIEMENS")
+    ds.SeriesDescription = text
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert gone not in str(ds.get("SeriesDescription", ""))
+
+
+# ---- the utility benchmark: a multiband factor dcm2niix derives from rounded slice times ---------------
+
+def _sidecar(folder: Path, name: str, **fields) -> dict[str, Path]:
+    import json
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(fields))
+    return {name: folder / name}
+
+
+def test_benchmark_tells_a_multiband_factor_from_slice_time_ties(tmp_path):
+    """dcm_qa_fmap (Siemens E11 gre_field_mapping): two rounded slice times tie at 0, dcm2niix writes
+    MultibandAccelerationFactor 2; after the time shift no tie, no factor. A declared factor that
+    changes, or one that is not the count of ties, is a real difference."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_utility
+    tie = _sidecar(tmp_path / "a", "v.json", SliceTiming=[0.2, 0, 0.1, 0], MultibandAccelerationFactor=2)
+    none = _sidecar(tmp_path / "b", "v.json", SliceTiming=[0.2, 0, 0.1, 0.01])
+    declared = _sidecar(tmp_path / "c", "v.json", SliceTiming=[0.2, 0, 0.1, 0.01], MultibandAccelerationFactor=4)
+    three = _sidecar(tmp_path / "d", "v.json", SliceTiming=[0.2, 0, 0.1, 0], MultibandAccelerationFactor=3)
+    assert bench_utility.multiband_from_slice_time_ties(tie, none)
+    assert not bench_utility.multiband_from_slice_time_ties(tie, declared)
+    assert not bench_utility.multiband_from_slice_time_ties(three, none)
+    assert not bench_utility.multiband_from_slice_time_ties(tie, tie)  # nothing differs: nothing to explain
