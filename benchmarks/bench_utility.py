@@ -29,7 +29,7 @@ path of the output. Figures only: nothing is asserted.
 --neutral-names: the QA data names its "patients" with protocol words (epiRT^GroupDelay, fMRI,
 IRC - Slice Timing), so the own-identifier sweep rightly removes every value holding those words
 (SequenceName epiRT, protocol blocks). This option first copies each corpus with Patient's Name
-and ID replaced by neutral fake values (Qxpatient^Zy<letters>), as real patients are named, and
+and ID replaced by neutral fake values (Qxpatient^Zyqvw<letters>), as real patients are named, and
 converts that copy on both sides: it measures what the tables and cleaners keep.
 """
 from __future__ import annotations
@@ -48,8 +48,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pydicom
+import pydicom.uid
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from deidkit.dicom_types import NOT_PIXEL_DATA  # noqa: E402  (the kit's own list of objects without pixels)
 # what issue 16 asks to be identical: the NIfTI (volumes, dimensions, voxel sizes, orientation, values),
 # bval/bvec, and these sidecar fields; the per-vendor table counts a series identical on these
 ISSUE_FIELDS = ("EchoTime", "RepetitionTime", "FlipAngle", "SliceTiming", "PhaseEncodingDirection",
@@ -169,25 +172,46 @@ def neutral_copy(corpus: Path, dest: Path) -> Path:
             key = str(ds.get("PatientID", "")) + "|" + str(ds.get("PatientName", ""))
             n = codes.setdefault(key, len(codes) + 1)
             code = "".join(chr(ord("a") + int(d)) for d in str(n))  # letters only: no digit run to match
-            ds.PatientName, ds.PatientID = f"Qxpatient^Zy{code}", f"QXPATIENT{code.upper()}"
+            # name parts of 5+ letters: a 3-letter part ("Zyb") is found by chance in float data
+            # (MR Spectroscopy Data), which the sweep then rightly removes
+            ds.PatientName, ds.PatientID = f"Qxpatient^Zyqvw{code}", f"QXPATIENT{code.upper()}"
             ds.save_as(out)
         except Exception:
             shutil.copyfile(p, out)
     return dest
 
 
-def series_of(corpus: Path) -> dict[str, list[Path]]:
+def series_of(corpus: Path, others: dict[str, list[Path]] | None = None) -> dict[str, list[Path]]:
+    """MR/CT images by Series Instance UID. others, when given, receives the objects that are no
+    image (no Rows, or a class of dicom_types.NOT_PIXEL_DATA: spectroscopy, raw data, presentation
+    states, vendor-private objects such as Philips ExamCards) by SOP class name: dcm2niix converts
+    none of them, they are counted apart (written or held) and searched for leaks like the rest."""
     out: dict[str, list[Path]] = defaultdict(list)
     for p in sorted(corpus.rglob("*")):
         if not p.is_file():
             continue
         try:
-            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality", "SeriesInstanceUID"])
+            ds = pydicom.dcmread(p, stop_before_pixels=True,
+                                 specific_tags=["Modality", "SeriesInstanceUID", "SOPClassUID", "Rows"])
         except Exception:
             continue
-        if str(ds.get("Modality", "")) in ("MR", "CT") and ds.get("SeriesInstanceUID"):
+        sop_class = str(ds.get("SOPClassUID", "")).strip()
+        if not sop_class or not ds.get("SeriesInstanceUID"):
+            continue  # DICOMDIR, damaged files
+        if "Rows" not in ds or sop_class in NOT_PIXEL_DATA:
+            if others is not None:
+                name = pydicom.uid.UID(sop_class).name if sop_class.startswith("1.2.840.10008.") else \
+                    f"vendor-private class {sop_class.rsplit('.', 2)[0]}.*"
+                others[name].append(p)
+        elif str(ds.get("Modality", "")) in ("MR", "CT"):
             out[str(ds.SeriesInstanceUID)].append(p)
     return out
+
+
+def vendor_of(path: Path) -> str:
+    """The manufacturer's first word in capitals ('Siemens Healthineers' -> SIEMENS, 'Canon_MEC' -> CANON)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Manufacturer"])
+    return (str(ds.get("Manufacturer", "")) or "unknown").replace("_", " ").split()[0].upper().strip(",")
 
 
 def convert(files: list[str], folder: Path) -> dict[str, Path]:
@@ -373,6 +397,7 @@ def main() -> None:
     desc_kept = desc_total = 0
     all_lost = []
     leaks: Counter = Counter()
+    non_image: dict[tuple[str, str], Counter] = defaultdict(Counter)
     try:
         for corpus in corpora:
             print(f"== {corpus.name}")
@@ -385,13 +410,17 @@ def main() -> None:
             mapping = deidentify(corpus, work, reasons)
             if mapping is None:
                 continue
-            by_series = series_of(corpus)
+            others: dict[str, list[Path]] = defaultdict(list)
+            by_series = series_of(corpus, others)
+            for kind, files in others.items():
+                for f in files:
+                    state = "written" if str(f) in mapping else reasons.get(str(f), "not written").split(":")[0][:60]
+                    non_image[(vendor_of(f), kind)][state] += 1
             k, t, lost = descriptors(by_series, mapping)
             desc_kept, desc_total = desc_kept + k, desc_total + t
             all_lost += lost
             for n, (_uid, files) in enumerate(sorted(by_series.items())):
-                ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["Manufacturer"])
-                vendor = (str(ds.get("Manufacturer", "")) or "unknown").split()[0].upper().strip(",")
+                vendor = vendor_of(files[0])
                 missing = [f for f in files if str(f) not in mapping]
                 per_vendor[vendor]["series"] += 1
                 if missing:
@@ -446,6 +475,10 @@ def main() -> None:
                 print(f"  {'':10s} converter rounding only (DICOM times exact): {dict(vendor_rounding[vendor])}")
             if vendor_ident[vendor]:
                 print(f"  {'':10s} identifying by nature (shifted/removed): {sorted(vendor_ident[vendor])}")
+        if non_image:
+            print("\nobjects that are no image (not converted; de-identified, counted apart, searched for leaks):")
+            for (vendor, kind), states in sorted(non_image.items()):
+                print(f"  {vendor:10s} {kind}: {dict(states.most_common())}")
         if any(vendor_design.values()):
             print("\nchanged by design:")
             for field in sorted({f for c in vendor_design.values() for f in c}):

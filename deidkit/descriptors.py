@@ -58,8 +58,8 @@ def _clean_descriptor_strict(text: str, vocabulary: frozenset[str], identifiers:
     Works on whitespace-separated chunks so 'W/O' or '1.25mm' stay as written; a chunk with any
     unknown piece goes whole. A patient's own identifier goes even if the vocabulary has it.
     """
-    for found in reversed(find_generic_phi(text)):  # dates, phones, IDs... go before any word is judged
-        text = text[:found.start] + " " + text[found.end:]
+    # dates, phones, IDs... go before any word is judged
+    text = _blank(text, [(found.start, found.end) for found in find_generic_phi(text)])
     kept: list[str] = []
     has_word = False
     for chunk in text.split():
@@ -113,10 +113,23 @@ def _blank_phi_spans(text: str, vocabulary: frozenset[str]) -> tuple[str, bool]:
     for m in _TITLE_RE.finditer(text):
         if m.group(1).lower() not in vocabulary:
             spans.append((m.start(), m.end()))
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + " " + text[end:]
-        found_phi = True
+    if spans:
+        text, found_phi = _blank(text, spans), True
     return text, found_phi
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """text with each span (start, end) replaced by one space; overlapping or touching spans (a
+    date that is also ID-shaped: '20200630') are merged first, so no cut lands inside a word."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + " " + text[end:]
+    return text
 
 
 def _id_like(piece: str) -> bool:

@@ -18,6 +18,20 @@ DEFER_SIZE = 4 * 1024 * 1024  # large non-pixel values stay on disk until writte
 COPY_CHUNK = 8 * 1024 * 1024
 _LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+# Storage SOP classes that carry Rows and Columns but no pixel data, with the element holding
+# their data instead (None: no data element required). PS3.3 A.28 MR Spectroscopy (Rows/Columns
+# give the voxel grid, the data is Spectroscopy Data); A.37 Raw Data (Philips writes Rows/Columns
+# of the image it belongs to, the raw data itself is private or absent). A truncated one of these
+# cannot be told from a whole one: de-identified all the same (what it holds is judged element by
+# element like any other header).
+NOT_PIXEL_DATA = {"1.2.840.10008.5.1.4.1.1.4.2": 0x56000020,  # MR Spectroscopy Storage
+                  "1.2.840.10008.5.1.4.1.1.66": None,  # Raw Data Storage
+                  # Philips private classes (conformance statements): Private MR Spectrum Storage,
+                  # Private MR Series Data Storage (the XX_ files beside classic images: Rows of the
+                  # series, data in private elements), Private MR Examcard Storage
+                  "1.3.46.670589.11.0.0.12.1": None,
+                  "1.3.46.670589.11.0.0.12.2": None,
+                  "1.3.46.670589.11.0.0.12.4": None}
 
 
 # read(offset, length) -> bytes: random access to the bytes of a pixel data value.
@@ -83,3 +97,25 @@ class Header:
 
 NestedRule = Callable[[int, Any, Dataset], bool]  # (tag, raw element, its sequence item) -> leave it raw
 PruneResult = list[tuple[int, str]] | tuple[list[tuple[int, str]], frozenset[int], NestedRule | None]
+
+
+def missing_bulk_data(ds: Dataset) -> str:
+    """Why an object read without complaint is cut short: '' when it is whole, else a neutral reason.
+
+    An image SOP class (or any object with Rows, PS3.3 C.7.6.3) must carry Pixel Data, Float or
+    Double Float Pixel Data; the non-image classes of NOT_PIXEL_DATA carry their own data element
+    (MR Spectroscopy: Spectroscopy Data (5600,0020)) or none. pydicom reads a file cut short
+    without complaint, so the engine and --verify both ask here."""
+    from pydicom.uid import UID
+
+    sop_class = str(ds.get("SOPClassUID", "")).strip()
+    if sop_class in NOT_PIXEL_DATA:
+        data_tag = NOT_PIXEL_DATA[sop_class]
+        return "" if data_tag is None or data_tag in ds else "truncated: spectroscopy without its data"
+    if any(tag in ds for tag in _PIXEL_TAGS):
+        return ""
+    uid = UID(sop_class)
+    if "Rows" in ds or (uid.is_valid and "Image Storage" in uid.name):
+        return "truncated: image without pixel data"
+    return ""
+

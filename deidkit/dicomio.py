@@ -52,6 +52,7 @@ from .dicom_types import PixelSpan as PixelSpan
 from .dicom_types import PruneResult as PruneResult
 from .dicom_types import ReadAt as ReadAt
 from .dicom_types import SourceChanged as SourceChanged
+from .dicom_types import missing_bulk_data as missing_bulk_data
 from .dicom_types import Unreadable as Unreadable
 from .element_checks import _check_lengths as _check_lengths
 from .element_checks import _check_structure as _check_structure
@@ -191,7 +192,7 @@ def _locate_pixels(fp: io.BufferedReader, ds: Dataset, stop: int, size: int) -> 
     """(transfer syntax, streamable, pixel span) of a header read up to `stop`: the pixel data
     element located and its output planned (plan_pixel_output), the bytes before it hashed
     (PixelSpan.judged). Unreadable for an unknown transfer syntax or data after the header that
-    is not pixel data, or an image without pixel data."""
+    is not pixel data, or an object cut short (missing_bulk_data: an image without pixel data)."""
     ts = _transfer_syntax(ds)
     if not _known_transfer_syntax(ts):
         raise Unreadable("unknown transfer syntax (private or damaged)")
@@ -201,8 +202,9 @@ def _locate_pixels(fp: io.BufferedReader, ds: Dataset, stop: int, size: int) -> 
         span.segments = plan_pixel_output(fp, ds, ts, span)
     if streamable and span is None and stop < size:
         raise Unreadable("truncated or corrupt: data after the header could not be read")
-    if streamable and span is None and _is_image_storage(ds):
-        raise Unreadable("truncated: image without pixel data")
+    problem = missing_bulk_data(ds) if streamable and span is None else ""
+    if problem:
+        raise Unreadable(problem)
     if span is not None:
         span.judged = _span_digest(fp, 0, span.start)
     return ts, streamable, span
@@ -289,13 +291,6 @@ def read_full(path: Path) -> Dataset:
         raise Unreadable("corrupt or truncated file (its image data cannot be read)") from None
     fit_pixel_data(ds)  # Unreadable (neutral reason) when the pixel data cannot be accounted for
     return ds
-
-
-def _is_image_storage(ds: Dataset) -> bool:
-    """Image SOP classes must carry pixel data; pydicom reads a file cut short without complaint."""
-
-    sop_class = UID(str(ds.get("SOPClassUID", "")))
-    return "Rows" in ds or (sop_class.is_valid and "Image Storage" in sop_class.name)
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:

@@ -88,10 +88,11 @@ def _check_lengths(ds: Dataset, size: int) -> None:
     from pydicom.dataelem import RawDataElement
 
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
-    stack = [ds]
+    stack = [(ds, _NO_BOUND)]
     while stack:
-        current = stack.pop()
+        current, bound = stack.pop()
         for _, raw in list(current.items()):
+            after = min(bound, int(raw.tag))  # what a damaged length here swallows has higher tags
             if isinstance(raw, RawDataElement):
                 if raw.length != 0xFFFFFFFF and raw.value_tell + raw.length > size:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
@@ -99,29 +100,31 @@ def _check_lengths(ds: Dataset, size: int) -> None:
                     raise Unreadable("truncated or bogus length: a value runs past the end of the file")
                 if isinstance(raw.value, bytes) and raw.tag >> 16 != 0x7FE0:
                     vr = raw.VR or _dictionary_vr(raw.tag)
-                    problem = _value_problem_memo(vr, raw.value, implicit)
+                    problem = _value_problem_memo(vr, raw.value, implicit, after)
                     if problem:
                         raise Unreadable(problem)
             value = getattr(raw, "value", None)
             if isinstance(value, list):  # a sequence: its items are datasets of raw elements
-                stack.extend(item for item in value if isinstance(item, Dataset))
+                stack.extend((item, after) for item in value if isinstance(item, Dataset))
 
 
 # value_problem answers for short values: a series repeats most of its values, and the answer is
 # a pure function of (VR, bytes, implicit). Worker memory only, bounded.
-_PROBLEMS: dict[tuple[str, bytes, bool], str | None] = {}
+_PROBLEMS: dict[tuple[str, bytes, bool, int], str | None] = {}
+# the bound of a top-level element: every tag may follow
+_NO_BOUND = 0xFFFFFFFF
 _PROBLEM_VALUE_LIMIT = 256
 
 
-def _value_problem_memo(vr: str, value: bytes, implicit: bool) -> str | None:
+def _value_problem_memo(vr: str, value: bytes, implicit: bool, after: int = 0) -> str | None:
     """value_problem, remembered for values of at most _PROBLEM_VALUE_LIMIT bytes."""
     if len(value) > _PROBLEM_VALUE_LIMIT:
-        return value_problem(vr, value, implicit)
-    key = (vr, value, implicit)
+        return value_problem(vr, value, implicit, after)
+    key = (vr, value, implicit, after)
     try:
         return _PROBLEMS[key]
     except KeyError:
-        problem = _PROBLEMS[key] = value_problem(vr, value, implicit)
+        problem = _PROBLEMS[key] = value_problem(vr, value, implicit, after)
         if len(_PROBLEMS) > 65536:
             _PROBLEMS.clear()
         return problem
@@ -142,20 +145,24 @@ _ELEMENT_HEADER = re.compile(rb"(?s)(?=([\x08\x10\x18\x20\x28\x32\x38\x40\x88]\x
 _PATIENT_TAGS_IMPLICIT = (b"\x10\x00\x10\x00", b"\x10\x00\x20\x00", b"\x10\x00\x30\x00")
 
 
-def value_problem(vr: str, value: bytes, implicit: bool) -> str | None:
+def value_problem(vr: str, value: bytes, implicit: bool, after: int = 0) -> str | None:
     """Why a raw value cannot be kept as it is, or None. A damaged length field makes a value
     swallow the elements after it (Patient's Name and ID among them) or run longer than its VR
     allows (PS3.5 6.2); then nothing after it can be judged. Checks: text VRs hold no binary
     bytes and no value longer than twice what the VR allows (per value; devices overrun by a
     few characters; values in a multi-byte character set get 4 bytes per character); no value of any VR
     holds what parses as a standard element header (its tag followed by its dictionary VR, or in
-    an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits)."""
+    an implicit-VR file the patient's name, ID or birth date tag followed by a length that fits).
+    after: a value swallowing what follows it holds only tags above its own and its enclosing
+    sequences' (PS3.5 7.1: ascending order), so element headers of tags up to `after` are the
+    value's own content (the Siemens CSA header (0029,xx20) embeds (0028,0106) US, (0018,1310) ...);
+    0 counts every tag."""
     if vr in _TEXT_VRS_ALL:
         return _text_value_problem(vr, value)
     if len(value) < 8 or vr == "SQ" or value[:4] == b"\xfe\xff\x00\xe0" or (
             vr in ("OB", "OW", "OF", "OD", "OL", "OV") and len(value) > 1 << 20):
         return None  # sequences (also private ones read as UN) hold elements by right
-    if _holds_element_header(value, implicit):
+    if _holds_element_header(value, implicit, after):
         return "corrupt: a value holds what reads as further elements (a damaged length field?)"
     return None
 
@@ -177,15 +184,18 @@ def _text_value_problem(vr: str, value: bytes) -> str | None:
     return None
 
 
-def _holds_element_header(value: bytes, implicit: bool) -> bool:
+def _holds_element_header(value: bytes, implicit: bool, after: int = 0) -> bool:
     """True if a value holds what parses as a standard element header: its tag followed by its
     dictionary VR, or (implicit VR) the patient's name, ID or birth date tag with a length that fits."""
     for match in _ELEMENT_HEADER.finditer(value):
         tag = int.from_bytes(match.group(1)[:2], "little") << 16 | int.from_bytes(match.group(1)[2:], "little")
-        if tag & 0xFFFF and dictionary_has_tag(tag) and match.group(2).decode() in dictionary_VR(tag).split(" or "):
+        if tag > after and tag & 0xFFFF and dictionary_has_tag(tag) and \
+                match.group(2).decode() in dictionary_VR(tag).split(" or "):
             return True
     if implicit:
         for needle in _PATIENT_TAGS_IMPLICIT:
+            if int.from_bytes(needle[:2], "little") << 16 | int.from_bytes(needle[2:], "little") <= after:
+                continue
             start = value.find(needle)
             while start != -1:
                 if start + 8 <= len(value):
@@ -211,21 +221,21 @@ def _vr_kind(vr: str | None) -> str:
     return "text" if vr in _STRING_KIND else "binary"
 
 
-def _converted_value_problem(elem: DataElement, implicit: bool) -> str | None:
+def _converted_value_problem(elem: DataElement, implicit: bool, after: int = 0) -> str | None:
     """value_problem for a converted element: text values as the bytes they came from (near
     enough: UTF-8 for non-ASCII), binary values as they are; pixel data and sequences skipped."""
     if elem.tag >> 16 == 0x7FE0 or elem.VR == "SQ":
         return None
     value = elem.value
     if isinstance(value, (bytes, bytearray)):
-        return value_problem(elem.VR, bytes(value), implicit) if elem.VR not in _TEXT_VRS_ALL else None
+        return value_problem(elem.VR, bytes(value), implicit, after) if elem.VR not in _TEXT_VRS_ALL else None
     if elem.VR not in _TEXT_VRS_ALL or value is None:
         return None
     if isinstance(value, (list, tuple, MultiValue)):
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value)
-    return value_problem(elem.VR, text.encode("utf-8", "surrogateescape"), implicit)
+    return value_problem(elem.VR, text.encode("utf-8", "surrogateescape"), implicit, after)
 
 
 def _kinds_clash(vr: str | None, tag: int) -> bool:
@@ -270,9 +280,9 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
     value is checked as value_problem says (pydicom converts some elements while reading); the
     top-level raw_kept elements (deidkit.rawkeep) were checked raw by _check_lengths and stay raw."""
     implicit = bool(getattr(ds, "original_encoding", (False, True))[0])
-    stack = [ds]
+    stack = [(ds, _NO_BOUND)]
     while stack:
-        current = stack.pop()
+        current, bound = stack.pop()
         _drop_stray_groups(current)
         items = list(current.items())  # in the order read from the file
         numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
@@ -293,11 +303,12 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
             if not group & 1 and _kinds_clash(elem.VR, number):
                 raise Unreadable("corrupt: an element's type does not fit what the standard says it holds "
                                  "(damaged?)")
-            problem = _converted_value_problem(elem, implicit)
+            after = min(bound, number)  # what a damaged length here swallows has higher tags
+            problem = _converted_value_problem(elem, implicit, after)
             if problem:
                 raise Unreadable(problem)
             if elem.VR == "SQ":
-                stack.extend(elem.value or [])
+                stack.extend((item, after) for item in elem.value or [])
 
 
 def _drop_stray_groups(current: Dataset) -> None:

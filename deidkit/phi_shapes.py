@@ -29,8 +29,9 @@ _GENERIC = [
     ("address", re.compile(r"(ул\.|улица|пр\.|проспект)\s*\w+", re.I)),
     ("id", re.compile(r"\b(?=[A-Z0-9-]*\d)[A-Z]{0,4}[-]?\d{5,}[A-Z]?\b", re.I)),
     ("person_name", re.compile(r"\b[^\W\d_]{2,}\^[^\W\d_]{2,}")),
-    # a title and a word without digits ("MR XA30" is a modality and a software version)
-    ("person_name", re.compile(r"\b(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+(?![\d_])", re.I)),
+    # a title and a word without digits ("MR XA30" is a modality and a software version); all-caps
+    # "MR" without a dot is the modality ("MR HEAD", "MR BRAIN T1 AX"), as in descriptors._TITLE_RE
+    ("person_name", re.compile(r"\b(?-i:(?!MR\s))(dr|mr|mrs|ms|prof)\.?\s+[A-Z][a-z]+(?![\d_])", re.I)),
 ]
 
 

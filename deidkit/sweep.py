@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field, fields
 
 from pydicom.dataelem import DataElement
+from pydicom.datadict import get_private_entry
 from pydicom.dataset import Dataset
 
 # Clean Descriptors and the generic PHI shapes live in their own modules; re-exported here
@@ -114,7 +115,9 @@ class Identifiers:
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         for elem in _every_element(ds):
-            if (elem.VR == "PN" or _names_a_person(elem)) and elem.value not in (None, "", b""):
+            if elem.value in (None, "", b""):
+                continue
+            if _holds_a_person_name(elem) or _names_a_person(elem):
                 for v in _text_values(elem):
                     learn_name(ids, v)
         ids._add_patient_ids(ds)
@@ -333,6 +336,22 @@ def _text_values(elem: DataElement) -> list[str]:
     if isinstance(value, (list, tuple)) or (not isinstance(value, str) and getattr(elem, "VM", 1) > 1):
         return [str(v) for v in value]
     return [str(value)]
+
+
+def _holds_a_person_name(elem: DataElement) -> bool:
+    """A PN value names a person, except a private element its vendor writes as PN although the
+    private dictionary (pydicom's, the same as the TCIA knowledge base) gives it another VR: Philips
+    (2005,xx37) Blob Name 'PDF_EXAM_PARS', 'ExamCardBlob' is a label (its words would otherwise be
+    removed from every descriptor: Protocol Name 'ExamCard')."""
+    if elem.VR != "PN":
+        return False
+    creator = elem.private_creator if elem.tag.is_private else None
+    if not creator:
+        return True
+    try:
+        return "PN" in get_private_entry(elem.tag, creator)[0]
+    except KeyError:
+        return True  # not in the dictionary: read as written
 
 
 def _names_a_person(elem: DataElement) -> bool:

@@ -392,6 +392,377 @@ def test_shifted_times_holding_the_study_id_digits_are_kept(guidelines):
     assert "StudyID" not in ds or str(ds.StudyID) != "1116"
 
 
+# ---- objects that carry Rows but no pixel data (research4: dcm_qa_spec, dcm_qa_cs_dl) -------------
+
+MR_SPECTROSCOPY, RAW_DATA = "1.2.840.10008.5.1.4.1.1.4.2", "1.2.840.10008.5.1.4.1.1.66"
+
+
+def _rows_no_pixels(sop_class: str, data: bytes | None) -> Dataset:
+    """A Siemens-like MR Spectroscopy / Philips-like Raw Data object: Rows and Columns, no Pixel Data;
+    `data` as Spectroscopy Data (OF) when given."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = _mr("Siemens Healthineers")
+    ds.SOPClassUID = sop_class
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 1, 1, 1
+    ds.SeriesDescription, ds.ProtocolName = "svs_se_ave", "svs_se"
+    if data is not None:
+        ds.DataPointRows, ds.DataPointColumns = 1, len(data) // 8
+        ds.add_new(0x56000020, "OF", data)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+_FID = struct.pack("<16f", *[float(i) * 1.5 - 7 for i in range(16)])
+
+
+@pytest.mark.parametrize("sop_class, data", [(MR_SPECTROSCOPY, _FID), (RAW_DATA, None), (RAW_DATA, _FID),
+                                             ("1.3.46.670589.11.0.0.12.2", None)],
+                         ids=["spectroscopy", "raw-data", "raw-data-with-values", "philips-series-data"])
+def test_objects_without_pixel_data_by_nature_are_deidentified_not_held(tmp_path, sop_class, data):
+    """MR Spectroscopy and Raw Data write Rows/Columns but never Pixel Data: they were held as
+    'truncated: image without pixel data'. They go out de-identified, their data unchanged, and
+    --verify does not call them truncated."""
+    from deidkit import verify
+    from helpers import run_deid
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _rows_no_pixels(sop_class, data).save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    written = sorted(out.rglob("IMG_*.dcm"))
+    assert len(written) == 1
+    ds = pydicom.dcmread(written[0])
+    assert str(ds.PatientName) != "DOE^JOHN" and ds.SOPClassUID == sop_class
+    assert (ds[0x56000020].value if data is not None else None) == data
+    assert ds.SeriesDescription == "svs_se_ave"
+    findings = verify.check_file(written[0], written[0].name, False, verify_guidelines()).findings
+    assert not [f for f in findings if f.rule == "files:unreadable"], findings
+
+
+def verify_guidelines():
+    from deidkit import guidelines as gl
+
+    g = gl.load()
+    gl.register_new_attributes(g)
+    return g
+
+
+@pytest.mark.parametrize("sop_class, reason", [
+    (MR_SPECTROSCOPY, "truncated: spectroscopy without its data"),
+    ("1.2.840.10008.5.1.4.1.1.4", "truncated: image without pixel data"),  # MR Image
+    ("1.2.826.0.1.3680043.99.5.1", "truncated: image without pixel data"),  # an unknown class with Rows
+])
+def test_objects_cut_before_their_data_are_still_held(tmp_path, sop_class, reason):
+    """A spectroscopy object without Spectroscopy Data, an image (or an unknown class with Rows)
+    without Pixel Data: cut short, held with that reason; --verify reports it for review."""
+    from deidkit import verify
+    from helpers import held_back, run_deid
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _rows_no_pixels(sop_class, None).save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    assert not list(out.rglob("IMG_*.dcm"))
+    assert [row["reason"] for row in held_back(out).values()] == [reason]
+    findings = verify.check_file(src / "a.dcm", "a.dcm", False, verify_guidelines()).findings
+    assert [f.detail for f in findings if f.rule == "files:unreadable"] == ["DICOM file " + reason]
+
+
+# ---- "MR" is a modality, not a title (research4) ----------------------------------------------------
+
+MODALITY_TEXTS = ["MR HEAD", "MR BRAIN T1 AX", "MR HEAD WITHOUT CONTRAST", "MR LUMBAR SPINE W/O",
+                  "MR BRAIN AND MR SPINE"]
+
+
+@pytest.mark.parametrize("text", MODALITY_TEXTS)
+def test_modality_and_body_part_is_not_a_title_and_name(guidelines, text):
+    """All-caps "MR" without a dot before a body part is the modality: free text, descriptors (also
+    when the patient's name is not known) and --verify's shapes keep it, word for word."""
+    from deidkit.descriptors import _clean_descriptor_strict
+    from deidkit.phi_shapes import find_generic_phi
+    from deidkit.sweep import Identifiers, clean_descriptor
+    from deidkit.text_clean import clean_free_text
+    from deidkit.verify.text import text_hits
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text == text
+    assert clean_descriptor(text, guidelines.vocabulary) == text
+    assert _clean_descriptor_strict(text, guidelines.vocabulary) == text
+    assert [f.kind for f in find_generic_phi(text)] == []
+    assert text_hits(text, "LT", "ImageComments", guidelines.vocabulary) == []
+
+
+@pytest.mark.parametrize("text, gone", [("seen by MR HANSEN", "HANSEN"), ("MR. SMITH", "SMITH"),
+                                        ("Mr Smith", "Smith"), ("mr. karlsen", "karlsen"),
+                                        ("MR HEAD, MR. HANSEN", "HANSEN")])
+def test_a_name_after_mr_is_still_removed(guidelines, text, gone):
+    from deidkit.sweep import Identifiers, clean_descriptor
+    from deidkit.text_clean import clean_free_text
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYB")
+    assert gone not in clean_free_text(text, ids, None, guidelines.vocabulary, narrative=True).text
+    assert gone not in clean_descriptor(text, guidelines.vocabulary)
+
+
+def test_modality_text_in_a_report_and_descriptors_goes_out_unchanged(guidelines):
+    """End to end: an SR text item, Study Description and Image Comments saying "MR HEAD"."""
+    from pydicom.sequence import Sequence
+
+    ds = _mr()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    ds.Modality, ds.ValueType = "SR", "CONTAINER"
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "121071", "DCM", "Finding"
+    item.ConceptNameCodeSequence = Sequence([code])
+    item.TextValue = "MR HEAD WITHOUT CONTRAST"
+    ds.ContentSequence = Sequence([item])
+    ds.StudyDescription, ds.ImageComments = "MR HEAD", "MR BRAIN T1 AX"
+    result = engine.deidentify(read_back_as_file(ds), _ctx(guidelines))
+    out = result.dataset
+    assert str(out.ContentSequence[0].TextValue) == "MR HEAD WITHOUT CONTRAST"
+    assert out.StudyDescription == "MR HEAD"
+    assert out.ImageComments == "MR BRAIN T1 AX"
+    assert result.hold_reason is None
+
+
+# ---- a private element written as PN that its dictionary calls a label (research4: Philips) -------
+
+def _with_private_pn(values: list[str], creator: str = "Philips MR Imaging DD 002", group: int = 0x2005,
+                     element: int = 0x37) -> Dataset:
+    """A Philips-like MR whose private sequence (gggg,xx32) holds items with (gggg,xxEE) written as PN,
+    as Philips writes its Blob Name (2005,xx37) 'PDF_EXAM_PARS' and Type Name (2005,xx39) 'IEEE_PDF'."""
+    from pydicom.sequence import Sequence
+
+    ds = _mr("Philips")
+    ds.PatientName = "QXPATIENT^ZYB"
+    items = []
+    for value in values:
+        item = Dataset()
+        item.private_block(group, creator, create=True).add_new(element, "PN", value)
+        items.append(item)
+    ds.private_block(group, creator, create=True).add_new(0x32, "SQ", Sequence(items))
+    ds.ProtocolName = "ExamCard"
+    ds.SeriesDescription = "pCASL control scan PDF"
+    return ds
+
+
+def test_private_pn_labels_are_not_read_as_person_names(guidelines):
+    """Philips (2005,xx37) Blob Name is LO in the private dictionary though written as PN: its
+    words (ExamCardBlob, PDF_CONTROL_SCAN_PARS) are not the names of a person to remove elsewhere."""
+    from deidkit.sweep import Identifiers
+
+    ds = _with_private_pn(["ExamCardBlob", "PDF_CONTROL_SCAN_PARS", "IEEE_PDF"])
+    assert Identifiers.from_dataset(read_back_as_file(ds)).name_tokens == {"qxpatient", "zyb", "qxpatientzyb"}
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    assert (out.ProtocolName, out.SeriesDescription) == ("ExamCard", "pCASL control scan PDF")
+
+
+@pytest.mark.parametrize("creator, group, element", [
+    ("ACME PRIVATE 1.0", 0x2011, 0x10),            # creator not in the dictionary
+    ("Philips MR Imaging DD 002", 0x2005, 0x10),   # creator known, element not
+    ("GEMS_DL_STUDY_01", 0x0015, 0x88),            # the dictionary says PN: Default Operator Name
+])
+def test_private_pn_of_unknown_or_person_meaning_is_still_a_name(guidelines, creator, group, element):
+    """A private PN element the dictionary does not know, or knows as PN, still names someone:
+    that name goes from the descriptors."""
+    from deidkit.sweep import Identifiers
+
+    ds = _with_private_pn(["HANSEN^KARL"], creator, group, element)
+    ds.SeriesDescription = "Hansen protocol"
+    assert "hansen" in Identifiers.from_dataset(read_back_as_file(ds)).name_tokens
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    assert "Hansen" not in str(out.get("SeriesDescription", ""))
+
+
+# ---- a value embedding element headers of lower tags is content, not a damaged length (research4) --
+
+def _element(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    """An explicit VR little endian element (short form) as bytes."""
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+# what the Siemens CSA Series Header (0029,1020) of dcm_qa_table embeds: (0028,0106) US, (0018,1310) US
+_EMBEDDED_LOWER = (b"SV10\x04\x03\x02\x01" + b"\x00" * 24 + _element(0x28, 0x106, b"US", b"\x00\x00")
+                   + _element(0x28, 0x107, b"US", b"\x4b\x02") + _element(0x18, 0x1310, b"US", b"\0@\0@\0\0\0\0")
+                   + b"MeasurementCriticalAspect" + b"\x00" * 16)
+# what a length damaged at (0029,1020) swallows: the elements after it, higher tags (Patient's Name
+# would only follow a lower tag, so the swallowed stream here is (0032,1032) Requesting Physician)
+_EMBEDDED_HIGHER = b"\x01\x02" + _element(0x32, 0x1032, b"PN", b"HANSEN^KARL ") + b"\x00" * 8
+
+
+def test_value_problem_counts_only_tags_that_could_follow():
+    from deidkit.element_checks import value_problem
+
+    csa_series_header = 0x00291020
+    assert value_problem("OB", _EMBEDDED_LOWER, False, csa_series_header) is None
+    assert value_problem("OB", _EMBEDDED_LOWER, False)  # without a place: every tag counts, as before
+    assert value_problem("OB", _EMBEDDED_HIGHER, False, csa_series_header)
+    assert value_problem("OB", _EMBEDDED_LOWER, False, 0x00081140)  # inside an item of (0008,1140)
+
+
+@pytest.mark.parametrize("nested, held", [(False, False), (True, True)])
+def test_private_blob_embedding_lower_elements_is_not_held_as_damaged(tmp_path, nested, held):
+    """dcm_qa_table's Siemens field maps (0029,1020 embeds (0028,0106) US ...) were held as 'a value
+    holds what reads as further elements'. At the top level those tags cannot follow (0029,1020): the
+    file goes out. Inside an item of Referenced Image Sequence (0008,1140), (0018,1310) could be a
+    swallowed element of the data set after that sequence: held, as before."""
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+    from helpers import held_back, run_deid
+
+    ds = _mr("Siemens")
+    ds.Rows = ds.Columns = 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = bytes(32)
+    target = Dataset()
+    if nested:
+        ds.ReferencedImageSequence = Sequence([target])
+    else:
+        target = ds
+    target.private_block(0x0029, "ACME BLOB 1.0", create=True).add_new(0x20, "OB", _EMBEDDED_LOWER)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    src = tmp_path / "src"
+    src.mkdir()
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    assert len(list(out.rglob("IMG_*.dcm"))) == (0 if held else 1)
+    reasons = [row["reason"] for row in held_back(out).values()]
+    assert reasons == (["corrupt: a value holds what reads as further elements (a damaged length field?)"]
+                       if held else [])
+
+
+# ---- Siemens coil strings with a comma (research4: dcm_qa_frag, XA classic MR) ----------------------
+
+@pytest.mark.parametrize("coils", ["HC1-7;NC1,2", "HEA;HEP", "BO1,2;SP3-5", "A32"])
+def test_coil_string_for_conversion_keeps_its_commas(coils):
+    """dcm2niix reads ReceiveCoilActiveElements from sCoilStringForConversion in the ASCCONV of
+    (0021,xx19); 'HC1-7;NC1,2' (head/neck coil elements) was dropped for its comma."""
+    from deidkit.csa import clean_protocol_text
+
+    text = ('<XProtocol> { <Name> "PhoenixMetaProtocol" "Dr Hansen" }\n### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData'
+            f' ###\nsCoilSelectMeas.sCoilStringForConversion\t = \t""{coils}""\n'
+            'sPatient.tPatientName\t = \t""HANSEN^KARL""\ntProtocolName\t = \t""Hansen, Karl""\n'
+            'adFlipAngleDegree[0]\t = \t9.0\n### ASCCONV END ###\n')
+    cleaned = clean_protocol_text(text.encode("latin-1"))
+    assert cleaned is not None
+    lines = cleaned.decode("latin-1").rstrip("\0").splitlines()
+    assert f'sCoilSelectMeas.sCoilStringForConversion\t = \t""{coils}""' in lines
+    assert "adFlipAngleDegree[0]\t = \t9.0" in lines
+    assert b"Hansen" not in cleaned and b"HANSEN" not in cleaned
+
+
+# ---- deep-learning / compressed-sensing reconstruction flags (research4: dcm_qa_cs_dl) -------------
+
+@pytest.mark.parametrize("manufacturer, creator, group, element, vr, value, kept", [
+    ("Philips", "Philips MR Imaging DD 008", 0x2005, 0x10, "CS", "CS_SENSE_AI", True),
+    ("Philips", "Philips MR Imaging DD 008", 0x2005, 0x10, "CS", "DR SMITH", False),  # not one code
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xCA, "LO", "0.75\\High", True),
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xCA, "LO", "seen by Dr Hansen", False),
+])
+def test_deep_learning_reconstruction_flags_are_kept_as_codes(guidelines, manufacturer, creator, group, element,
+                                                                vr, value, kept):
+    """dcm2niix's DeepLearning / DeepLearningDetails come from Philips (2005,xx10) of DD 008 and GE
+    (0043,xxCA) AIR Recon DL; neither list keeps them: research_private.csv does, as one code per value."""
+    ds = _mr(manufacturer)
+    ds.private_block(group, creator, create=True).add_new(element, vr, value)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    block = out.private_block(group, creator) if (group << 16 | 0x10) in out else None
+    tag = block.get_tag(element) if block is not None else None
+    got = out[tag].value if tag is not None and tag in out else None
+    if kept:
+        assert got is not None and [str(v) for v in (got if not isinstance(got, str) else [got])] == value.split("\\")
+    else:
+        assert got is None
+
+
+# ---- what dcm2niix reads and the knowledge base drops, per vendor (research4) -----------------------
+
+@pytest.mark.parametrize("manufacturer, creator, group, element, vr, value, kept", [
+    ("Philips", "Philips MR Imaging DD 006", 0x2005, 0x96, "IS", "7", True),    # DWI volume number
+    ("Philips", "Philips MR Imaging DD 006", 0x2005, 0x96, "LO", "HANSEN", False),  # not a number
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA3, "CS", "PSEUDOCONTINUOUS", True),  # ASL type
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA5, "IS", "1450000", True),  # label duration
+    ("GE MEDICAL SYSTEMS", "GEMS_PARM_01", 0x0043, 0xA4, "LO", "3D pulsed continuous ASL", False),  # free text
+    ("UIH", "Image Private Header", 0x0065, 0x58, "IS", "1", True),  # phase-encoding polarity
+])
+def test_converter_parameters_the_knowledge_base_drops_are_kept(guidelines, manufacturer, creator, group, element,
+                                                                 vr, value, kept):
+    """dcm2niix reads these (console/nii_dicom.cpp kMRImageDiffVolumeNumber, kASLContrastTechniqueGE,
+    kDurationLabelPulseGE, kPhaseEncodingDirectionPositiveUIH); the TCIA base deletes or does not list
+    them. Kept by research_private.csv as a number or one code; anything else still goes. The block is
+    placed where the vendor does not put it (0x40) to show the creator, not the tag, decides."""
+    ds = _mr(manufacturer)
+    ds.private_block(group, "ACME FILLER", create=True).add_new(0x01, "LO", "x")  # takes block 0x10
+    for filler in range(0x11, 0x40):
+        ds[group << 16 | filler] = pydicom.DataElement(group << 16 | filler, "LO", f"FILLER {filler}")
+    ds.private_block(group, creator, create=True).add_new(element, vr, value)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    values = [str(e.value) for e in out if e.tag.group == group and e.tag.element > 0xFF
+              and e.tag.element & 0xFF == element and e.private_creator == creator]
+    assert values == ([value] if kept else [])
+
+
+def test_benchmark_counts_objects_without_pixels_apart(tmp_path):
+    """bench_utility: MR Spectroscopy, Raw Data and a Philips private series-data object (Rows, no
+    pixels) are no series to convert; they are listed by kind, images by series."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_utility
+    from collections import defaultdict
+
+    image = _rows_no_pixels("1.2.840.10008.5.1.4.1.1.4", None)
+    image.PixelData = bytes(2)
+    image.BitsAllocated, image.SamplesPerPixel = 16, 1
+    for name, ds in (("img.dcm", image), ("mrs.dcm", _rows_no_pixels(MR_SPECTROSCOPY, _FID)),
+                     ("raw.dcm", _rows_no_pixels(RAW_DATA, None)),
+                     ("xx.dcm", _rows_no_pixels("1.3.46.670589.11.0.0.12.2", None))):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.99.7.2.{ord(name[0])}"
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+    others: dict = defaultdict(list)
+    series = bench_utility.series_of(tmp_path, others)
+    assert [p.name for files in series.values() for p in files] == ["img.dcm"]
+    assert {k: [p.name for p in v] for k, v in others.items()} == {
+        "MR Spectroscopy Storage": ["mrs.dcm"], "Raw Data Storage": ["raw.dcm"],
+        "vendor-private class 1.3.46.670589.11.0.0.*": ["xx.dcm"]}
+    assert bench_utility.vendor_of(tmp_path / "img.dcm") == "SIEMENS"
+
+
+# ---- Clean Descriptors never cuts inside a word (research4: dcm_qa_agfa) ----------------------------
+
+@pytest.mark.parametrize("text", [
+    "20200630 Wekelijkse QC dinsdag 64ch Siemens fles",   # a date that is also ID-shaped: two findings
+    "QC 20200630 weekly T1 mprage", "t2_tse 2020-06-30 20200630 tra", "DWI 5550142 20200630 b1000 trace",
+    "ep2d_bold 19690714 run1", "20200630"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_descriptor_cleaning_removes_whole_words_only(guidelines, text, strict):
+    """'20200630 Wekelijkse QC ...' (Agfa QC study) became 'jkse QC ...': the date and ID findings of
+    the same digits were cut one after the other, the second one from the shortened text. Whatever
+    goes, every word left is a word of the original."""
+    from deidkit.descriptors import _clean_descriptor_strict
+    from deidkit.sweep import Identifiers, clean_descriptor
+
+    ids = Identifiers()
+    ids.add_name("QXPATIENT^ZYQVW")
+    ids.patient_name_known = True
+    cleaned = _clean_descriptor_strict(text, guidelines.vocabulary) if strict else \
+        clean_descriptor(text, guidelines.vocabulary, ids)
+    assert set(cleaned.split()) <= set(text.split()), cleaned
+    assert not any(w.isdigit() and len(w) >= 7 for w in cleaned.split())  # dates and IDs went
+
+
 # ---- Siemens ASCCONV strings as every syngo version writes them (dcm_qa_stc VB12, dcm_qa_fmap E11) ----
 
 def _csa_series_header(protocol: bytes) -> bytes:

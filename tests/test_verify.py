@@ -398,7 +398,8 @@ def test_parallel_run_gives_the_same_findings(raw_export, raw_result, tmp_path):
     assert one_rows == serial_rows
 
 
-@pytest.mark.parametrize("class_uid", ["1.3.12.2.1107.5.9.1", "0"])  # Siemens CSA Non-Image; pydicom's reportsi.dcm
+@pytest.mark.parametrize("class_uid", ["1.3.12.2.1107.5.9.1", "0", "1.3.46.670589.11.0.0.12.4", "1.2.840.113619.4.26"])
+# Siemens CSA Non-Image; pydicom's reportsi.dcm; Philips private MR Series Data; GE private
 def test_sop_class_values_deid_tool_keeps_are_not_a_fail_on_its_own_output(tmp_path, class_uid):
     """deid_tool keeps every SOP Class UID value as it is (engine.uid_is_kept): a reference to a
     vendor-private SOP class (or a junk class value) in its own output is not a FAIL for --verify."""
@@ -431,11 +432,13 @@ def test_sop_class_values_deid_tool_keeps_are_not_a_fail_on_its_own_output(tmp_p
     kept = pydicom.dcmread(written).ReferencedImageSequence[0]
     assert kept.ReferencedSOPClassUID == class_uid and kept.ReferencedSOPInstanceUID.startswith("2.25.")
     _, rows, _ = run_verify(out, tmp_path)
+    assert not [r for r in rows if r["rule"] == "uids:uid-not-remapped"], rows  # no false alarm
     assert not [r for r in rows if r["severity"] == "FAIL"], rows
-    # the same class value in a file the tool did not write is still shown to a person, and an
-    # instance UID left under the vendor root is still a FAIL
+    # an instance-shaped UID in a class attribute (a file the tool did not write) is shown to a
+    # person, and an instance UID left under the vendor root is still a FAIL
     ds = pydicom.dcmread(written)
     ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.3.12.2.1107.5.1.4.777.9"
+    ds.ReferencedImageSequence[0].ReferencedSOPClassUID = "1.3.12.2.1107.5.2.32.35162.2012021516023981434013893"
     ds.save_as(written)
     _, rows, _ = run_verify(out, tmp_path)
     found = {(r["location"], r["rule"], r["severity"]) for r in rows}

@@ -20,7 +20,8 @@ from ..engine import SOP_CLASS_UID_TAGS
 from ..sweep import Identifiers, mask
 from ..text_clean import clean_free_text
 from .rules import FAIL, REVIEW, Finding, make
-from .text import FREE_TEXT_KEYWORD, FREE_TEXT_VRS, is_pseudonym, text_hits, uid_problem, values_of
+from .text import (FREE_TEXT_KEYWORD, FREE_TEXT_VRS, is_class_uid_shape, is_pseudonym, text_hits, uid_problem,
+                   values_of)
 
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
@@ -333,8 +334,11 @@ class Checker:
             return
         # deid_tool keeps the value of every SOP Class UID attribute as it is (engine.uid_is_kept:
         # a kind of object, vendor-private classes included): kept by rule, so REVIEW, not FAIL
-        kept = code not in ("U", "D", None) or int(tag) in SOP_CLASS_UID_TAGS
+        class_attribute = int(tag) in SOP_CLASS_UID_TAGS
+        kept = code not in ("U", "D", None) or class_attribute
         for v in values:
+            if class_attribute and is_class_uid_shape(v):
+                continue  # a kind of object (vendor-private SOP Classes included): nothing to review
             problem = uid_problem(v)
             if problem:
                 severity = REVIEW if kept else FAIL

@@ -21,6 +21,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .. import guidelines as gl
 from .. import risk
+from ..dicom_types import missing_bulk_data
 from ..sweep import mask
 from .elements import PIXEL_TAGS, PRINTABLE_RUN, Checker, FileResult, tag_text, values_of
 from .rules import FAIL, REVIEW, make
@@ -196,8 +197,9 @@ def _bytes_outside(checker: Checker, ds: Dataset, path: Path, size: int) -> None
                         f"DICOM file truncated: the last element {tag_text(keys[-1])} runs past the end of the file")
         elif end < size:
             _extra_bytes(checker, path, end, size - end, "bytes", "bytes:trailing-bytes", "byte(s) after the dataset")
-    if 0x00280010 in ds and not any(t in ds for t in PIXEL_TAGS):
-        checker.add("file", "files:unreadable", REVIEW, "DICOM file truncated: an image without pixel data")
+    cut_short = missing_bulk_data(ds)
+    if cut_short:
+        checker.add("file", "files:unreadable", REVIEW, "DICOM file " + cut_short)
     if ts is not None and not ts.is_compressed:
         _pixel_padding(checker, ds, path)
 

@@ -59,6 +59,15 @@ def uid_problem(uid: str) -> str | None:
     return f"under a site or vendor root {first}.* (not remapped to 2.25)"
 
 
+def is_class_uid_shape(uid: str) -> bool:
+    """A UID shaped like the name of a kind of object (a vendor-private SOP Class such as Philips
+    1.3.46.670589.11.0.0.12.1 or GE 1.2.840.113619.4.26), not like an instance's: at most 32
+    digits in all and no component of more than 7 digits. Instance UIDs carry timestamps, serial
+    numbers or random parts (1.3.12.2.1107.5.2.32.35162.2012021516023981434013893)."""
+    parts = uid.strip().rstrip("\0").split(".")
+    return all(p.isdigit() and len(p) <= 7 for p in parts) and sum(map(len, parts)) <= 32
+
+
 def is_calendar_date(piece: str) -> bool:
     """True when piece is a real date between 1900 and next year (YYYYMMDD, Y-M-D, D-M-Y, D Mon Y)."""
     digits = re.findall(r"\d+", piece)
