@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from . import content
 from .guidelines import Guidelines
 from .mapping import patient_key_of
-from .sweep import Identifiers, learn_name
+from .sweep import Identifiers, glued_to_letters, learn_name
 from .engine_attributes import IMPLEMENTATION_CLASS_UID as IMPLEMENTATION_CLASS_UID
 from .engine_attributes import IMPLEMENTATION_VERSION as IMPLEMENTATION_VERSION
 from .engine_attributes import PERSON_REVIEWED as PERSON_REVIEWED
@@ -99,9 +99,11 @@ def hold_reason_for(ds: Dataset, guidelines: Guidelines) -> str | None:
 
 def damaged_name_reason(name: str) -> str | None:
     """A hold reason when the Patient's Name holds characters no name has (control characters,
-    undecodable bytes): damage there means the sweep cannot know the name it must find in the
-    rest of the header (a comment spelling it right goes out). Fail closed (rule 2)."""
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c == "\ufffd" for c in name.rstrip("\0 ")):
+    undecodable bytes, a symbol between its first letters: sweep.glued_to_letters): damage there
+    means the sweep cannot know the name it must find in the rest of the header (a comment
+    spelling it right goes out). Fail closed (rule 2)."""
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c == "\ufffd" for c in name.rstrip("\0 ")) \
+            or glued_to_letters(name):  # "OT#$OLINE": no stem of the name is left to learn
         return "corrupt: the patient's name holds characters no name has (damaged?)"
     return None
 

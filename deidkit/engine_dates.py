@@ -14,7 +14,7 @@ from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from .mapping import MomentOffset, shift_value
+from .mapping import REMOVE, MomentOffset, sentinel_of, shift_value
 from .engine_context import (Context, _empty, _is_empty, _note, _put, _str_values, tag_text)
 
 
@@ -43,7 +43,8 @@ _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Se
 
 def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: str, outside_table: bool) -> None:
     """Move a DA, TM or DT element by the patient's moment offset (mapping.shift_value); a DA
-    moves with its paired time (see _pair_times). Unreadable values are emptied."""
+    moves with its paired time (see _pair_times). Unreadable values are emptied; a "not set"
+    sentinel (mapping.sentinel_date) is kept as written or emptied, never moved."""
     options = ctx.guidelines.settings.options
     if "retain_long_full_dates" in options:
         return
@@ -53,13 +54,17 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
             _note(ctx, location, "Z", "date outside the table")
         return
     values = _str_values(elem)
+    if elem.VR == "TM" and any(sentinel_of(d) for d in ctx.pair_times.get(id(ds), {}).get(elem.tag, [])):
+        _note(ctx, location, "K", "time of a 'not set' date kept")  # moved, it would show the offset's seconds
+        return
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
     if len(times) != len(values):
         times = [""] * len(values)
     shifted = [_shifted(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
-        _note(ctx, location, "Z", "unparseable date emptied")
+        sentinel = any(sentinel_of(v) == REMOVE for v in values)
+        _note(ctx, location, "Z", "date that can mean 'not set' emptied" if sentinel else "unparseable date emptied")
         return
     if values:
         _put(elem, shifted if len(shifted) > 1 else shifted[0])
@@ -88,7 +93,8 @@ def _shifted(vr: str, value: str, offset: MomentOffset, time_of_date: str) -> st
 
 def _pair_times(ds: Dataset, ctx: Context) -> None:
     """Remember, before any element of ds changes, the time of each date that has one in the same
-    dataset (DATE_TIME_PAIRS), so the date moves with it. Items of sequences are their own datasets."""
+    dataset (DATE_TIME_PAIRS), so the date moves with it, and the date of each such time (under the
+    time's tag), so the time of a "not set" date stays as it is. Items of sequences are their own datasets."""
     found: dict[int, list[str]] = {}
     for tag in ds.keys() & _PAIRED_DATES:  # the dates that have a time (a set operation, not a loop over ds)
         time_tag = DATE_TIME_PAIRS.get(tag.real)
@@ -96,6 +102,7 @@ def _pair_times(ds: Dataset, ctx: Context) -> None:
             time_elem = ds[time_tag]
             if time_elem.VR == "TM":
                 found[tag] = _str_values(time_elem)
+                found[time_tag] = _str_values(ds[tag])  # and a time its date: a sentinel's time stays
     if found:
         ctx.pair_times[id(ds)] = found
     else:

@@ -37,8 +37,10 @@ def check_fragments(read: ReadAt, total: int, ts: str, frame_pixels: int = 0) ->
     an SOI/SOC marker) and every frame must end with its EOI/EOC marker plus at most one pad byte:
     bytes after it are leftovers no decoder reads. For RLE (PS3.5 G), given frame_pixels (Rows x
     Columns), each segment must decode to exactly that many bytes, with at most a pad byte or
-    zeros after it. Returns the offsets of non-zero pad bytes (to be written as zero); raises
-    Unreadable for anything else not accounted for."""
+    zeros after it. Returns the offsets (ascending within each frame) of bytes to be written as
+    zero: non-zero pad bytes, and the non-zero bytes of comment and application segments no
+    decoder needs (a name, an Exif date: _KEPT_APP says which stay). Raises Unreadable for
+    anything else not accounted for."""
     items = _items(read, total)
     _check_offset_table(read, items)
     fragments = items[1:]
@@ -107,15 +109,53 @@ def _check_frame(read: ReadAt, fragments: list[tuple[int, int]]) -> list[int]:
     codestream cannot be parsed, the frame must end with its EOI/EOC marker plus at most one pad
     byte. Returns the offset of a non-zero pad byte to write as zero, if any; raises Unreadable."""
     data = b"".join(read(at, length) for at, length in fragments)
-    end = _codestream_end(data)
+    blank: list[tuple[int, int]] = []
+    end = _codestream_end(data, blank)
     if end is None:  # not parsed: the frame's last bytes decide (EOI/EOC, or EOI/EOC + one byte)
         end = len(data) if data.endswith(_FRAME_END) else len(data) - 1 if data[-3:-1] == _FRAME_END else -1
     tail = data[end:] if end >= 0 else data
     if end >= 0 and (not tail.strip(b"\0") or len(tail) == 1):
         last_at, last_length = fragments[-1]
-        return [last_at + last_length - 1] if len(tail) == 1 and tail != b"\0" else []
+        pad = [last_at + last_length - 1] if len(tail) == 1 and tail != b"\0" else []
+        return _value_offsets(fragments, [i for at, n in blank for i in range(at, at + n) if data[i]]) + pad
     raise Unreadable("encapsulated pixel data: bytes after a frame's end-of-image marker (held: "
                      "they are not part of the image)")
+
+
+def _value_offsets(fragments: list[tuple[int, int]], frame_offsets: list[int]) -> list[int]:
+    """Offsets in a frame's joined fragments (ascending) as offsets in the pixel data value."""
+    out = []
+    starts = []
+    total = 0
+    for at, length in fragments:
+        starts.append((total, at, length))
+        total += length
+    k = 0
+    for i in frame_offsets:
+        while i >= starts[k][0] + starts[k][2]:
+            k += 1
+        out.append(starts[k][1] + i - starts[k][0])
+    return out
+
+
+# JPEG application segments a decoder needs (kept): the JFIF header (APP0), Adobe's colour
+# transform (APP14), JPEG-LS's colour transform (APP8 "mrfx"). Every other application segment
+# and every comment is text or metadata no decoder needs, and can hold anything: a name, an Exif
+# date, a thumbnail, a camera owner. Its payload is written as zeros (the lengths stay: the
+# codestream is still valid and decodes to the same pixels).
+_KEPT_APP = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE8, b"mrfx"))
+_JPEG_COM = 0xFE
+_KEPT_JP2_BOXES = (b"jP  ", b"ftyp", b"jp2h", b"rreq")  # what a JP2 reader needs before 'jp2c' (15444-1 I)
+_J2K_COM = b"\xff\x64"
+
+
+def _jpeg_blank(marker: int, payload_at: int, payload: bytes, blank: list[tuple[int, int]] | None) -> None:
+    """Add a JPEG comment (COM) or application segment (APPn) payload to blank, unless _KEPT_APP."""
+    if blank is None or not (marker == _JPEG_COM or 0xE0 <= marker <= 0xEF):
+        return
+    if any(marker == m and payload.startswith(sig) for m, sig in _KEPT_APP):
+        return
+    blank.append((payload_at, len(payload)))
 
 
 def _check_rle_fragment(read: ReadAt, at: int, length: int, frame_pixels: int) -> list[int]:
@@ -161,14 +201,17 @@ def _packbits_length(data: bytes, pos: int, end: int, needed: int) -> int | None
     return pos if pos <= end else None
 
 
-def _codestream_end(data: bytes) -> int | None:
+def _codestream_end(data: bytes, blank: list[tuple[int, int]] | None = None) -> int | None:
     """Where a JPEG / JPEG-LS (ISO 10918-1 B.1, 14495-1) or JPEG 2000 (15444-1 A, also inside a
-    JP2 'jp2c' box) codestream ends, its EOI/EOC included; None if it cannot be followed."""
+    JP2 'jp2c' box) codestream ends, its EOI/EOC included; None if it cannot be followed. Given
+    `blank`, adds (offset, length) of each comment and application segment payload no decoder
+    needs (_jpeg_blank; JPEG 2000 COM text; JP2 boxes other than _KEPT_JP2_BOXES: XML, UUID,
+    IPR), to be written as zeros."""
     try:
         if data[:2] == b"\xff\xd8":
-            return _jpeg_end(data)
+            return _jpeg_end(data, blank)
         if data[:2] == b"\xff\x4f":
-            return _j2k_end(data, 0)
+            return _j2k_end(data, 0, blank)
         if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
             pos = 0
             while pos + 8 <= len(data):
@@ -177,19 +220,21 @@ def _codestream_end(data: bytes) -> int | None:
                 if size == 1:
                     size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
                 if kind == b"jp2c":
-                    end = _j2k_end(data, pos + header)
+                    end = _j2k_end(data, pos + header, blank)
                     return end if end is not None and (size == 0 or end == pos + size) else None
                 if size < header:
                     return None
+                if blank is not None and kind not in _KEPT_JP2_BOXES:  # xml, uuid, IPR ...: text
+                    blank.append((pos + header, min(size, len(data) - pos) - header))
                 pos += size
     except (struct.error, IndexError):
         return None
     return None
 
 
-def _jpeg_end(data: bytes) -> int | None:
+def _jpeg_end(data: bytes, blank: list[tuple[int, int]] | None = None) -> int | None:
     """Where a JPEG / JPEG-LS codestream starting with SOI ends, its EOI included; None if it
-    cannot be followed (ISO 10918-1 B.1)."""
+    cannot be followed (ISO 10918-1 B.1). Comment and application payloads go to blank (_jpeg_blank)."""
     pos, ls = 2, False
     n = len(data)
     while pos + 2 <= n:
@@ -206,7 +251,9 @@ def _jpeg_end(data: bytes) -> int | None:
             continue
         if pos + 4 > n:
             return None
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        _jpeg_blank(marker, pos + 4, data[pos + 4:pos + 2 + length], blank)
+        pos += 2 + length
         if marker in (0xF7, 0xF8):  # JPEG-LS frame / parameters: its own bit stuffing
             ls = True
         if marker != 0xDA:
@@ -236,7 +283,10 @@ def _scan_end(data: bytes, pos: int, ls: bool) -> int | None:
         return i
 
 
-def _j2k_end(data: bytes, pos: int) -> int | None:
+def _j2k_end(data: bytes, pos: int, blank: list[tuple[int, int]] | None = None) -> int | None:
+    """Where a JPEG 2000 codestream starting at pos (SOC) ends, its EOC included; None if it
+    cannot be followed (15444-1 A). The text of each COM segment (main and tile-part headers,
+    after its Lcom and Rcom) goes to blank."""
     pos += 2  # SOC
     n = len(data)
     while pos + 2 <= n:
@@ -247,9 +297,26 @@ def _j2k_end(data: bytes, pos: int) -> int | None:
             return None
         if marker == b"\xff\x90":  # SOT: Psot is the tile-part's whole length (0: up to EOC)
             psot = int.from_bytes(data[pos + 6:pos + 10], "big")
+            if blank is not None:
+                _j2k_tile_comments(data, pos, pos + psot if psot else n, blank)
             if psot == 0:
                 return n - 2 if data.endswith(b"\xff\xd9") else None
             pos += psot
             continue
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == _J2K_COM and blank is not None and length > 4:
+            blank.append((pos + 6, min(length - 4, n - pos - 6)))
+        pos += 2 + length
     return None
+
+
+def _j2k_tile_comments(data: bytes, sot: int, end: int, blank: list[tuple[int, int]]) -> None:
+    """COM segments of the tile-part header starting at sot (up to its SOD) into blank."""
+    pos = sot + 2 + int.from_bytes(data[sot + 2:sot + 4], "big")
+    while pos + 4 <= min(end, len(data)) and data[pos] == 0xFF and data[pos + 1] != 0x93:  # SOD: the data
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if data[pos:pos + 2] == _J2K_COM and length > 4:
+            blank.append((pos + 6, min(length - 4, len(data) - pos - 6)))
+        if length < 2:
+            return
+        pos += 2 + length

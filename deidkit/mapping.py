@@ -190,14 +190,58 @@ def _shift_range(value: str, shift: Callable[[str], str | None]) -> str | None:
     return "-".join(x or "" for x in shifted)
 
 
+# ---- sentinels: "not set" dates a shift would turn into the offset itself ---------------------
+#
+# A date a program writes for "not set" is known to everyone: moved by the patient's offset it
+# shows the offset ("19000101" written as "18980819" says: 500 days), and the offset unlocks every
+# other date of that patient. So a sentinel is never moved: one no real record has (1900-01-01 and
+# before: Excel, SQL Server, Delphi, year 1; 2099-12-31 and after: "never", 9999-12-31) stays as
+# it is; one that is also a real day for some patients (the Unix, DOS, GPS, Mac and 2000 epochs)
+# is removed: nobody can tell which it is, and kept it could be a real birth date.
+LAST_SENTINEL_BEFORE = dt.date(1900, 1, 1)   # this day and earlier: never a real date (kept)
+FIRST_SENTINEL_AFTER = dt.date(2099, 12, 31)  # this day and later: never a real date (kept)
+EPOCH_DATES = frozenset({dt.date(1970, 1, 1), dt.date(1980, 1, 1), dt.date(1980, 1, 6), dt.date(1904, 1, 1),
+                         dt.date(2000, 1, 1), dt.date(2001, 1, 1), dt.date(2038, 1, 19)})  # removed
+KEEP, REMOVE = "keep", "remove"
+
+
+def sentinel_date(day: dt.date) -> str | None:
+    """KEEP when `day` is a "not set" date no real record has (on or before 1900-01-01, on or
+    after 2099-12-31), REMOVE when it is a program's epoch that is also a real day (EPOCH_DATES),
+    None for every other date (shifted as usual)."""
+    if day <= LAST_SENTINEL_BEFORE or day >= FIRST_SENTINEL_AFTER:
+        return KEEP
+    return REMOVE if day in EPOCH_DATES else None
+
+
+def sentinel_year(year: int) -> str | None:
+    """sentinel_date for a value of year (or year and month) precision: KEEP for 1900 and
+    before, 2099 and after; None otherwise."""
+    return KEEP if year <= LAST_SENTINEL_BEFORE.year or year >= FIRST_SENTINEL_AFTER.year else None
+
+
+def sentinel_of(value: str) -> str | None:
+    """sentinel_date of the day a DA or DT value starts with (YYYYMMDD or YYYY.MM.DD); None when
+    it starts with no valid day (a range, a partial date, no date)."""
+    m = re.match(r"(\d{4})\.?(\d{2})\.?(\d{2})", value.strip())
+    try:
+        return sentinel_date(dt.date(*map(int, m.groups()))) if m else None
+    except ValueError:
+        return None
+
+
 @_ranges(_is_da_tm_range)
 def shift_da(value: str, days: int) -> str | None:
-    """Shift a DA value (YYYYMMDD, also legacy YYYY.MM.DD and ranges). None if not a date."""
+    """Shift a DA value (YYYYMMDD, also legacy YYYY.MM.DD and ranges). None if not a date.
+    A sentinel (sentinel_date) is never moved: kept as written, or None (removed)."""
     digits = value.replace(".", "") if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", value) else value
     if not re.fullmatch(r"\d{8}", digits):
         return None
     try:
         d = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        sentinel = sentinel_date(d)
+        if sentinel is not None:
+            return value if sentinel == KEEP else None
         return (d + dt.timedelta(days=days)).strftime("%Y%m%d")
     except (ValueError, OverflowError):
         return None
@@ -219,8 +263,13 @@ def shift_dt(value: str, days: int) -> str | None:
         return None
     try:
         if month and day:
-            d = dt.date(int(year), int(month), int(day)) + dt.timedelta(days=days)
-            return d.strftime("%Y%m%d") + rest
+            day_of = dt.date(int(year), int(month), int(day))
+            sentinel = sentinel_date(day_of)
+            if sentinel is not None:
+                return value if sentinel == KEEP else None
+            return (day_of + dt.timedelta(days=days)).strftime("%Y%m%d") + rest
+        if sentinel_year(int(year)) is not None:
+            return value
         # partial precision: move by whole months / years, never keep the original
         months = round(days / 30.4375)
         total = int(year) * 12 + (int(month) - 1 if month else 0) + (months if month else 0)
@@ -307,6 +356,9 @@ def shift_dt_moment(value: str, offset: MomentOffset) -> str | None:
     seconds, precision, frac_text = parsed
     try:
         date = dt.date(int(year), int(month), int(day))
+        sentinel = sentinel_date(date)
+        if sentinel is not None:  # its time stays too: moved it would show the seconds of the offset
+            return value if sentinel == KEEP else None
         total = seconds + offset.seconds
         date += dt.timedelta(days=offset.days + total // SECONDS_PER_DAY)
     except (ValueError, OverflowError):
@@ -342,9 +394,13 @@ EPOCH_SECONDS_LAST = 4_102_444_800    # 2100-01-01T00:00:00Z
 def shift_epoch_seconds(value: float, offset: MomentOffset) -> float | None:
     """A date held as seconds since 1970-01-01 (GE private 'oi' values), moved by the patient's
     offset (days and seconds). 0 (not set) stays 0: shifting it would write the offset itself.
-    None for any other value outside 1980-2099 (not a moment: the caller removes it)."""
+    None for any other value outside 1980-2099 (not a moment: the caller removes it) and for a
+    moment on a day sentinel_date names (a program's epoch: "not set" too)."""
     if value == 0:
         return 0.0
     if not EPOCH_SECONDS_FIRST <= value < EPOCH_SECONDS_LAST:
+        return None
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=int(value // SECONDS_PER_DAY))
+    if sentinel_date(day) is not None:  # an epoch's day (1980-01-01 DOS, 2000-01-01): "not set"
         return None
     return value + offset.days * SECONDS_PER_DAY + offset.seconds

@@ -99,8 +99,11 @@ def load_redaction_rules(path: Path) -> list[LayoutRule]:
 def matching_rules(ds: pydicom.Dataset, rules: list[LayoutRule]) -> list[LayoutRule]:
     """The layout rules that cover this image (none when Manufacturer is empty)."""
     manufacturer, model = header_text(ds, "Manufacturer"), header_text(ds, "ManufacturerModelName")
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if not manufacturer:
+        return []
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):  # damaged (two values, text): no layout; the pixel step says why
         return []
     return [r for r in rules if r.matches(manufacturer, model, rows, cols)]
 

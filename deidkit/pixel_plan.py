@@ -139,13 +139,24 @@ def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSp
     patches = check_fragments(read, span.end - span.value_start, ts, _frame_pixels(ds))
     segments: list[tuple[int, int] | bytes] = []
     pos = span.start
-    for offset in patches:  # each a one-byte pad to write as zero
+    for offset, n in _runs(patches):  # bytes to write as zero: pads, comment and application segments
         at = span.value_start + offset
-        segments += [(pos, at - pos), b"\0"]
-        pos = at + 1
+        segments += [(pos, at - pos), b"\0" * n]
+        pos = at + n
     segments.append((pos, span.end - pos))
     return segments
 
+
+
+def _runs(offsets: list[int]) -> list[tuple[int, int]]:
+    """Ascending offsets as (first, count) runs of consecutive offsets."""
+    runs: list[tuple[int, int]] = []
+    for offset in sorted(offsets):
+        if runs and runs[-1][0] + runs[-1][1] == offset:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((offset, 1))
+    return runs
 
 
 def fit_pixel_data(ds: Dataset) -> None:

@@ -167,7 +167,9 @@ class Identifiers:
         each run of letters of 4 or more ("OTTOL" of "OTTOL\xa8\xba!"), a part without the digit
         that replaced a letter ("OTOLINE" of "O4TOLINE": one slip from OTTOLINE), and the endings
         of a long run of letters where the separator itself became a letter ("OTTOLINE" at the end
-        of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule)."""
+        of "ZEBRAFINCHMOTTOLINE"; its beginning is found by the prefix rule), and the stem before
+        damage glued to a part ("OTTOL" of "OTTOLw;RS" or "OTTOLðSÙ": damaged_stem; also its
+        ASCII beginning, "OTTO" of "OTTOÂk0E")."""
         for chunk in re.split(r"[\^=\s,.\-'()_/]+", pn):
             letters_only = fold(re.sub(r"\d+", "", chunk))
             if letters_only != fold(chunk) and len(letters_only) >= NEAR_NAME_LEAST - 1 and letters_only.isalpha():
@@ -175,8 +177,21 @@ class Identifiers:
             for run in _LETTER_RUN.findall(fold(chunk)):
                 if len(run) >= 4 and run not in _NAME_STOPWORDS:
                     self.name_tokens.add(run)
+                if _is_cjk(run) and not all(_is_cjk(c) for c in run):
+                    # a damaged byte read as a CJK or kana letter glued to Latin ones ("ﾑEBRAFINCH"
+                    # under ISO 2022 IR 13): the Latin letters are a name part of their own
+                    for latin in re.findall(r"[^\W\d_]+", "".join(" " if _is_cjk(c) else c for c in run)):
+                        if len(latin) >= 4 and latin not in _NAME_STOPWORDS:
+                            self.name_tokens.add(latin)
                 if len(run) >= GLUED_NAME_LEAST:
                     self.name_endings.update(run[i:] for i in range(1, len(run) - 5))
+            stem = damaged_stem(chunk)
+            # a damaged part's stem may end in a damaged byte read as an accented letter
+            # ("OTTOÂk0E"): its ASCII beginning is a stem too (an undamaged "HERNÁNDEZ" gives none)
+            ascii_head = re.match(r"[A-Za-z]*", stem).group() if stem != chunk else stem  # type: ignore[union-attr]
+            for form in {fold(stem), fold(ascii_head)}:
+                if len(form) >= 4 and form not in _NAME_STOPWORDS:
+                    self.name_tokens.add(form)  # matched at a word start: "OTTOL" finds "OTTOLINE"
 
     def add_exact(self, value: str) -> None:
         """Add a value searched as a whole (folded; at least 3 characters), and its digits alone when 5 or more."""
@@ -440,6 +455,52 @@ def matcher_spans(matcher: "_Matcher", text: str,
     return sorted(out)
 
 
+def damaged_stem(part: str) -> str:
+    """The letters a name part starts with, up to the first sign of damage: a character that is
+    not a letter (a symbol or digit: "OTTOL" of "OTTOL4;RS"), or a break of the part's case: a
+    lower-case letter after two upper-case ones ("OTTOL" of "OTTOLw;RS" and of "OTTOLðSÙ"), or an
+    upper-case one after two lower-case ones ("Ottolin" of "OttolinQ"). The whole part when there
+    is no such sign (an ordinary name: "SMITH", "Smith", "McDonald", "FRANÇOIS", "DeLONG" give
+    themselves). A prefix of the name as written: learned, it finds the undamaged name elsewhere
+    at a word start. Shape: str in, str out (not folded)."""
+    upper = lower = 0
+    for i, c in enumerate(part):
+        if not c.isalpha():
+            return part[:i]
+        if c.isupper():
+            if lower >= 2:
+                return part[:i]
+            upper, lower = upper + 1, 0
+        else:
+            if upper >= 2:
+                return part[:i]
+            upper, lower = 0, lower + 1
+    return part
+
+
+# what a real name has between or beside its letters: separators of parts and components,
+# apostrophes in every spelling (O'Brien, O´NEILL, D`ARCY, O’Neil), hyphens, dots, commas,
+# parentheses, slashes and quotes ("BABY BOY (TWIN A)", "DOE, JANE", 'JOHN "JACK" DOE')
+_NAME_PUNCTUATION = frozenset("^= '`´’‘-‐.,()/\"")
+
+
+def glued_to_letters(name: str) -> bool:
+    """True when a part of a person name is damaged where learning cannot recover it: a symbol
+    no real name has (anything but _NAME_PUNCTUATION: "#", ";", "§", "²" ...) sits between its
+    letters, and fewer than 4 letters come before the damage (damaged_stem), so no stem of the
+    name is left to find it elsewhere ("OT#$OLINE"; "OTTOL#$NE" is found by its stem OTTOL).
+    A mark before or after a part is no sign ("*DOE", "DOE*", "TRAUMA #12", "SMITH 2")."""
+    for part in re.split(r"[\^=\s]+", name.rstrip("\0 ")):
+        if len(damaged_stem(part)) >= 4:
+            continue
+        for i, c in enumerate(part):
+            if (i and part[i - 1].isalpha() and not c.isalpha() and c not in _NAME_PUNCTUATION
+                    and not (c.isdigit() and c.isascii()) and unicodedata.category(c)[0] in "SPN"
+                    and any(x.isalpha() for x in part[i + 1:])):
+                return True
+    return False
+
+
 NEAR_NAME_LEAST = 6  # letters: a shorter name has too many one-letter neighbours among words
 GLUED_NAME_LEAST = 12  # letters in one run: most likely two names glued (a separator lost)
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
@@ -449,18 +510,33 @@ def _one_deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+TWO_SLIPS_LEAST = 8  # letters: a name part this long is still itself with two letters changed
+
+
+def _two_letters_apart(word: str, parts: tuple[str, ...]) -> bool:
+    """word differs from one of parts (each as long as word) in at most two letters."""
+    for part in parts:
+        if len(part) == len(word) and sum(a != b for a, b in zip(word, part, strict=True)) <= 2:
+            return True
+    return False
+
+
 def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[str]) -> list[re.Match[str]]:
     """Words of NEAR_NAME_LEAST letters or more one typing slip from a name part (of one letter
     fewer or more): one letter changed, added, dropped, or two neighbours swapped ("Zebrafinch" where the
     header's name reads "ZEBRAFINUH", a damaged byte in "OTT?LINE"). Precisely: the word and the
     name part become equal once each has lost at most one letter (their one-deletion sets, each
-    with the word itself, meet). Words of the imaging vocabulary are never such a slip."""
+    with the word itself, meet). A word as long as a name part of TWO_SLIPS_LEAST letters or more
+    may also differ from it in two letters ("OTAOLIªE" for OTTOLINE: damaged bytes; same length,
+    letters changed in place). Words of the imaging vocabulary are never such a slip."""
     out = []
     for m in _LETTER_WORD.finditer(folded):
         w = m.group()
-        if w in known_words or abs(len(w) - matcher.near_length) > matcher.near_spread:
+        if w in known_words:
             continue
-        if ({w} | _one_deletions(w)) & matcher.near:
+        if abs(len(w) - matcher.near_length) <= matcher.near_spread and ({w} | _one_deletions(w)) & matcher.near:
+            out.append(m)
+        elif len(w) in matcher.two_slip_lengths and _two_letters_apart(w, matcher.two_slips):
             out.append(m)
     return out
 
@@ -487,6 +563,8 @@ class _Matcher:
     near_length: int = 0   # the middle of the name parts' lengths, and how far words may be from it
     near_spread: int = 0
     endings: frozenset[str] = frozenset()  # Identifiers.name_endings
+    two_slips: tuple[str, ...] = ()  # the name parts of TWO_SLIPS_LEAST letters or more
+    two_slip_lengths: frozenset[int] = frozenset()  # and their lengths
 
 
 @functools.lru_cache(maxsize=64)  # the files of one patient share their identifiers
@@ -526,9 +604,10 @@ def _compile_matcher(name_tokens: frozenset[str], exact: frozenset[str],
     long_names = [t for t in name_tokens if len(t) >= NEAR_NAME_LEAST - 1 and not t.isdigit() and not _is_cjk(t)]
     near = frozenset(k for t in long_names for k in _one_deletions(t) | {t})
     lo, hi = (min(map(len, long_names)) - 1, max(map(len, long_names)) + 1) if long_names else (0, 0)
+    very_long = [t for t in long_names if len(t) >= TWO_SLIPS_LEAST and t.isalpha()]
     return _Matcher(name_tokens, exact, either(name_alts), either(exact_alts),
                     either([re.escape(v) for v in digit_values]), near, (lo + hi) // 2, (hi - lo + 1) // 2,
-                    endings)
+                    endings, tuple(sorted(very_long)), frozenset(len(t) for t in very_long))
 
 
 @functools.lru_cache(maxsize=64)

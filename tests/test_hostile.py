@@ -627,6 +627,13 @@ def _export_named(tmp_path: Path, damaged_name: str) -> None:
     f"{FAMILY}^{GIVEN[:4]}\xa8\xba!_",  # the end of the given name damaged
     f"{FAMILY}^{GIVEN[0]}4{GIVEN[2:]}",  # a letter became a digit
     f"{FAMILY[:3]}X{FAMILY[4:]}^{GIVEN}",  # a letter changed
+    # the end of a part overwritten with printable junk (fuzz_export seed 79: "OTTOLw;RS", "OTTOLðSÙ-")
+    f"{FAMILY}^{GIVEN[:5]}wq;RS",       # letters then a symbol: junk letters glued to the stem
+    f"{FAMILY}^{GIVEN[:5]}\xf0S\xd9-",   # a lower-case letter after upper-case ones, then accents
+    f"{FAMILY[:6]}q#x^{GIVEN}",         # the family name, junk in both cases
+    f"{FAMILY[:5]}~{FAMILY[6:]}^{GIVEN}",  # a symbol in the middle of a part
+    f"{FAMILY.title()[:6]}Qz@^{GIVEN.title()}",  # Title case broken by an upper-case letter
+    f"{FAMILY}^{GIVEN[:4]}%s+" % "k",  # four letters left of the given name
 ])
 def test_a_damaged_patient_name_still_finds_the_name_written_elsewhere(tmp_path, damaged_name):
     _export_named(tmp_path, damaged_name)
@@ -651,8 +658,56 @@ def test_a_number_whose_length_swallows_a_name_in_a_big_endian_file_is_not_writt
     assert find_leaks(tmp_path / "OUT", {FAMILY, GIVEN}) == []
 
 
+@pytest.mark.parametrize("damaged_name", [
+    f"{FAMILY}^{GIVEN[:2]}#${GIVEN[4:]}",    # symbols after two letters: no stem of the name is left
+    f"{FAMILY[0]};{FAMILY[2:]}^{GIVEN}",     # the family name, damaged at its second letter
+    f"{FAMILY}^{GIVEN[:3]}\xa7{GIVEN[4:]}",   # a section sign after three letters
+    f"{FAMILY}^{GIVEN[0]}\xbd{GIVEN[2:]}",    # fuzz_export seed 84: "O½TOLINE" (½ folds to 1⁄2)
+])
+def test_a_patient_name_damaged_before_its_fourth_letter_by_a_symbol_holds_the_file(tmp_path, damaged_name):
+    """Learning cannot recover such a name (fewer than 4 letters before the damage): held."""
+    _export_named(tmp_path, damaged_name)
+    assert not list((tmp_path / "OUT").rglob("*.dcm"))
+    assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]
+
+
+@pytest.mark.parametrize("real_name", ["O'BRIEN^MARY ANNE", "Smith-Jones^Mary", "ST. JOHN^PIERRE",
+                                       "McDONALD^FRANÇOIS", "DeLONG^Hernández", "MacLEOD^BJÖRK",
+                                       "O\xb4NEILL^SEAN", "D`ARCY^JO", "DOE, JANE (TWIN A)", "TRAUMA #12",
+                                       "*DOE^JOHN^^DR.^JR.", 'JOHN "JACK" SMITH 2'])
+def test_real_names_with_apostrophes_hyphens_accents_and_capitals_go_out(tmp_path, real_name):
+    """The damage rules hold nothing a real name has, and take no imaging word for the name."""
+    ds = ct(1, name=real_name)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SeriesDescription = "hernia mac ct"  # words starting as a name part does
+    ds.ImageComments = f"Patient {real_name.replace('^', ' ')} ID {PATIENT_ID}"
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    assert run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt") == 0
+    (written,) = outputs(tmp_path / "OUT")
+    out = pydicom.dcmread(written)
+    assert out.SeriesDescription == "hernia mac ct"
+    parts = [p for p in re.split(r"[\^ .'\-]+", real_name) if len(p) >= 5]  # MARY is in SUMMARY
+    assert find_leaks(tmp_path / "OUT", set(parts) | {PATIENT_ID}) == []
+
+
 @pytest.mark.parametrize("damaged_name", [f"{FAMILY}^{GIVEN[:5]}\xe0}}\x1b\xdf", f"{FAMILY}^{GIVEN[:5]}X\xe6\xe5\x9a"])
 def test_a_patient_name_with_control_characters_holds_the_file_as_damaged(tmp_path, damaged_name):
     _export_named(tmp_path, damaged_name)
     assert not list((tmp_path / "OUT").rglob("*.dcm"))
     assert "name holds characters no name has" in next(iter(held_back(tmp_path / "OUT").values()))["reason"]
+
+
+@pytest.mark.parametrize("rows", [[16, 16], [16, 0x5A45, 0x4245]])
+def test_rows_holding_two_values_is_a_clear_line_not_a_program_error(tmp_path, rows):
+    """fuzz_export seed 84: a length field made Rows (US) swallow the next bytes (VM 2 and more);
+    the layout table's lookup met a list where a number was expected (a big endian file: read
+    whole, so its pixel data is not sized before the lookup)."""
+    ds = ct(1, ExplicitVRBigEndian)
+    ds.Rows = rows
+    (tmp_path / "SRC").mkdir()
+    (tmp_path / "SRC" / "a.dcm").write_bytes(encode(ds))
+    run_deid(tmp_path / "SRC", tmp_path / "OUT", tmp_path / "key.txt")
+    reasons = [row["reason"] for row in held_back(tmp_path / "OUT").values()]
+    assert reasons and all(export.UNEXPECTED not in r for r in reasons)
+    assert find_leaks(tmp_path / "OUT", SECRETS) == []
