@@ -365,8 +365,8 @@ def _holds_a_person_name(elem: DataElement) -> bool:
         return True
     try:
         return "PN" in get_private_entry(elem.tag, creator)[0]
-    except KeyError:
-        return True  # not in the dictionary: read as written
+    except (KeyError, TypeError):
+        return True  # not in the dictionary (or a damaged creator of two values): read as written
 
 
 def _names_a_person(elem: DataElement) -> bool:
