@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from . import content
 from .guidelines import Guidelines
 from .mapping import patient_key_of
-from .sweep import Identifiers, glued_to_letters
+from .sweep import Identifiers, glued_to_letters, learn_name
 from .engine_attributes import IMPLEMENTATION_CLASS_UID as IMPLEMENTATION_CLASS_UID
 from .engine_attributes import IMPLEMENTATION_VERSION as IMPLEMENTATION_VERSION
 from .engine_attributes import PERSON_REVIEWED as PERSON_REVIEWED
@@ -118,7 +118,7 @@ def _has_free_text_items(ds: Dataset) -> bool:
 def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     """Apply the guideline table to ds in place; returns the findings and any hold reason."""
     ctx.sop_class = str(ds.get("SOPClassUID", ""))
-    hold = hold_reason_for(ds, ctx.guidelines)
+    hold = None if ctx.hold_checked else hold_reason_for(ds, ctx.guidelines)
     patient_key = patient_key_of(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""), str(ds.get("PatientBirthDate", "") or ""),
                                  str(ds.get("StudyInstanceUID", "") or ""))
     ctx.pseudonym = ctx.mapper.patient_pseudonym(patient_key)
@@ -166,5 +166,5 @@ def _identifiers_of(ds: Dataset, ctx: Context) -> Identifiers:
         view[tag] = elem
     identifiers = Identifiers.from_dataset(Dataset(view))
     for name in names:
-        identifiers.add_name(name)
+        learn_name(identifiers, name)
     return identifiers

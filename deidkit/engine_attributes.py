@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -30,13 +31,8 @@ def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
     applied = ["basic"] + [o for o in OPTIONS if o in g.settings.options]
     _set_keyword(ds, 0x00120063, "LO", [f"deidkit {__version__}", f"PS3.15 {g.edition} Table E.1-1",  # Method
                                          *applied, f"table sha256 {g.sha256[:16]}"])
-    items = []
-    for key in applied:
-        code, meaning = OPTION_CODES[key]
-        # a Dataset made from its elements directly: setting them one by one costs more than the rest
-        items.append(Dataset({_CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
-                              _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
-                              _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning)}))
+    # a Dataset made from its elements directly: setting them one by one costs more than the rest
+    items = [Dataset(dict(_code_item_elements(key))) for key in applied]
     _set_keyword(ds, 0x00120064, "SQ", Sequence(items))  # De-identification Method Code Sequence
     if ctx.dates_shifted:
         _set_keyword(ds, _LONGITUDINAL, "CS", "MODIFIED")
@@ -47,16 +43,34 @@ def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
 
 
 _CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+_CODE_ITEMS: dict[str, tuple[tuple[BaseTag, DataElement], ...]] = {}
+
+
+def _code_item_elements(option: str) -> tuple[tuple[BaseTag, DataElement], ...]:
+    """The (tag, element) pairs of one De-identification Method Code Sequence item (CID 7050 code
+    of the option: Code Value, Coding Scheme Designator DCM, Code Meaning), made once per worker:
+    constants, never changed in place (add_clean_pixel_code adds an item of its own), so every
+    file's item holds the same elements in a Dataset of its own."""
+    pairs = _CODE_ITEMS.get(option)
+    if pairs is None:
+        code, meaning = OPTION_CODES[option]
+        pairs = _CODE_ITEMS[option] = ((_CODE_VALUE, DataElement(_CODE_VALUE, "SH", code)),
+                                       (_CODING_SCHEME, DataElement(_CODING_SCHEME, "SH", "DCM")),
+                                       (_CODE_MEANING, DataElement(_CODE_MEANING, "LO", meaning)))
+    return pairs
 _LONGITUDINAL = BaseTag(0x00280303)  # Longitudinal Temporal Information Modified
 
 
 def _set_keyword(ds: Dataset, tag: int, vr: str, value: Any) -> None:
-    """What `ds.Keyword = value` does (vr is the keyword's dictionary VR), without the keyword lookup."""
+    """What `ds.Keyword = value` does (vr is the keyword's dictionary VR), without the keyword
+    lookup, nor pydicom's validation of the value: the tool's own values (with the tool's
+    settings validation only warns, and warnings are ignored)."""
     tag = BaseTag(tag)
     if tag not in ds:
-        elem = DataElement(tag, vr, value)
+        elem = DataElement(tag, vr, value, validation_mode=config.IGNORE)
     else:
         elem = ds[tag]
+        elem.validation_mode = config.IGNORE
         elem.value = value
     ds[tag] = elem
 

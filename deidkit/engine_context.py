@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom import config
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
@@ -77,6 +79,9 @@ class Context:
     # what the engine did, counted per (action, reason): no tag, no value (issue 13: no Finding
     # object per element); the hospital-side run log lists the totals (reports.write_action_counts)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the caller already asked hold_reason_for of this object (deidkit.export_worker, before
+    # reading it whole) and it answered None: deidentify does not ask again
+    hold_checked: bool = False
 
 
 @dataclass
@@ -122,8 +127,17 @@ def uid_is_kept(tag: int, value: str) -> bool:
 def _remap_uid(elem: DataElement, ctx: Context) -> None:
     values = _str_values(elem)
     new = [v if (not v or uid_is_kept(elem.tag, v)) else ctx.mapper.uid(v) for v in values]
-    if values:
-        elem.value = new if len(new) > 1 else new[0]
+    if values and new != values:  # every UID kept: the value stays as it is
+        _put(elem, new if len(new) > 1 else new[0])
+
+
+def _put(elem: DataElement, value: Any) -> None:
+    """elem.value = value for a value the engine made (a shifted date, a keyed UID, cleaned
+    text), without pydicom's validation of it: with the tool's settings validation only warns,
+    and the workers ignore warnings, so it changes nothing but costs a regular expression per
+    value. (DataElement.validation_mode is public; the element keeps IGNORE.)"""
+    elem.validation_mode = config.IGNORE
+    elem.value = value
 
 
 def _empty(ds: Dataset, elem: DataElement) -> None:
@@ -141,11 +155,21 @@ def _set(ds: Dataset, tag: BaseTag, vr: str, value: str) -> None:
 
 def _is_empty(elem: DataElement) -> bool:
     value = elem.value
+    kind = type(value)
+    if kind is str or kind is bytes:  # the usual values: no comparison through Python-level __eq__
+        return not value
+    if kind is MultiValue:  # compares unequal to "" and b"", and is not a list (as below)
+        return False
     return value is None or value == "" or value == b"" or (isinstance(value, (list, Sequence)) and len(value) == 0)
 
 
 def _str_values(elem: DataElement) -> list[str]:
     value = elem.value
+    kind = type(value)
+    if kind is str:  # the usual values first, without comparisons through Python-level __eq__
+        return [value] if value else []
+    if kind is MultiValue and len(value) > 1:  # VM > 1, as below
+        return [str(v) for v in value]
     if value is None or value == "":
         return []
     if isinstance(value, (str, bytes, PersonName, int, float)):  # one value (VM 1: no VM lookup needed)

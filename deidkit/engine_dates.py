@@ -14,8 +14,8 @@ from pydicom.datadict import DicomDictionary, keyword_dict
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from .mapping import REMOVE, sentinel_of, shift_value
-from .engine_context import (Context, _empty, _is_empty, _note, _str_values, tag_text)
+from .mapping import REMOVE, MomentOffset, sentinel_of, shift_value
+from .engine_context import (Context, _empty, _is_empty, _note, _put, _str_values, tag_text)
 
 
 AGE_CAP_YEARS = 90  # HIPAA Safe Harbor: ages of 90 and over are one category, written 090Y
@@ -36,6 +36,7 @@ def _date_time_pairs() -> dict[int, int]:
 
 
 DATE_TIME_PAIRS = _date_time_pairs()
+_PAIRED_DATES = frozenset(DATE_TIME_PAIRS)
 _BIRTH_DATE, _BIRTH_TIME = 0x00100030, 0x00100032
 _REFERENCE_DATES = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acquisition, Content Date
 
@@ -59,16 +60,35 @@ def _shift_or_drop_date(ds: Dataset, elem: DataElement, ctx: Context, location: 
     times = ctx.pair_times.get(id(ds), {}).get(elem.tag, []) if elem.VR == "DA" else []
     if len(times) != len(values):
         times = [""] * len(values)
-    shifted = [shift_value(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
+    shifted = [_shifted(elem.VR, v, ctx.moment_offset, t) for v, t in zip(values, times, strict=True)]
     if any(s is None for s in shifted):
         _empty(ds, elem)
         sentinel = any(sentinel_of(v) == REMOVE for v in values)
         _note(ctx, location, "Z", "date that can mean 'not set' emptied" if sentinel else "unparseable date emptied")
         return
     if values:
-        elem.value = shifted if len(shifted) > 1 else shifted[0]
+        _put(elem, shifted if len(shifted) > 1 else shifted[0])
         ctx.dates_shifted = True
         _note(ctx, location, "C", "date shifted" if elem.VR != "TM" else "time shifted")
+
+
+_SHIFTED: dict[tuple[str, str, MomentOffset, str], str | None] = {}
+
+
+def _shifted(vr: str, value: str, offset: MomentOffset, time_of_date: str) -> str | None:
+    """mapping.shift_value(vr, value, offset, time_of_date), remembered per distinct argument
+    (a series repeats its dates and times in every file; the offset is the patient's, so an
+    answer is only ever reused for the same moment moved by the same offset). A pure function;
+    worker memory, bounded."""
+    key = (vr, value, offset, time_of_date)
+    if key in _SHIFTED:
+        return _SHIFTED[key]
+    result = shift_value(vr, value, offset, time_of_date)
+    if len(value) <= 64:  # dates and times are short; a damaged long value is not kept
+        if len(_SHIFTED) >= 4096:
+            _SHIFTED.clear()
+        _SHIFTED[key] = result
+    return result
 
 
 def _pair_times(ds: Dataset, ctx: Context) -> None:
@@ -76,7 +96,7 @@ def _pair_times(ds: Dataset, ctx: Context) -> None:
     dataset (DATE_TIME_PAIRS), so the date moves with it, and the date of each such time (under the
     time's tag), so the time of a "not set" date stays as it is. Items of sequences are their own datasets."""
     found: dict[int, list[str]] = {}
-    for tag in ds.keys():
+    for tag in ds.keys() & _PAIRED_DATES:  # the dates that have a time (a set operation, not a loop over ds)
         time_tag = DATE_TIME_PAIRS.get(tag.real)
         if time_tag is not None and time_tag in ds:
             time_elem = ds[time_tag]

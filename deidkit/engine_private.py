@@ -15,12 +15,12 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import format_number_as_ds
 
 from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_protocol_text
-from .guidelines import SafePrivate
+from .guidelines import Guidelines, SafePrivate
 from .mapping import shift_epoch_seconds, shift_value
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
                              _str_values)
 from .engine_dates import _cap_age, _shift_or_drop_date
-from .engine_memo import _phi_shaped
+from .engine_memo import _BLOB_MEMO, _phi_shaped
 
 
 # ---- private data ------------------------------------------------------------------------------
@@ -54,11 +54,12 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
         return None  # creators are dropped afterwards if their block is empty
     entry = None
     creator = creators.get((tag.group, tag.element >> 8))
-    code = ctx.guidelines.private_rule.code_under(ctx.guidelines.settings.options)
+    code = _private_code(ctx.guidelines)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
         if entry is not None and entry.check in _PROTOCOL_CLEANERS:
-            cleaned = _PROTOCOL_CLEANERS[entry.check](elem.value) if isinstance(elem.value, bytes) else None
+            cleaned = (_BLOB_MEMO.clean(entry.check, _PROTOCOL_CLEANERS[entry.check], elem.value, ctx.pseudonym)
+                       if isinstance(elem.value, bytes) else None)
             if cleaned is None:
                 entry = None
             else:
@@ -71,6 +72,20 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
         del ds[tag]
         _note(ctx, location, "X", "private attribute")
     return entry
+
+
+_PRIVATE_CODES: dict[int, tuple[Guidelines, str]] = {}
+
+
+def _private_code(guidelines: Guidelines) -> str:
+    """The table's code for private attributes under the enabled options (the private row's
+    code_under), worked out once per loaded tables instead of once per private element."""
+    hit = _PRIVATE_CODES.get(id(guidelines))
+    if hit is None or hit[0] is not guidelines:
+        if len(_PRIVATE_CODES) >= 64:
+            _PRIVATE_CODES.clear()
+        hit = _PRIVATE_CODES[id(guidelines)] = (guidelines, guidelines.private_rule.code_under(guidelines.settings.options))
+    return hit[1]
 
 
 # vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)

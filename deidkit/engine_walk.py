@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from . import content
 from .guidelines import Guidelines, Rule
 from .contract import DUMMY_DATE, DUMMY_DATETIME, DUMMY_TIME
-from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, PIXEL_TAGS, Context, Finding, _by_tag, _empty, _is_empty, _note, _remap_uid,
+from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, PIXEL_TAGS, Context, Finding, _by_tag, _empty, _is_empty, _note, _put, _remap_uid,
                              _set, _str_values, tag_text)
-from .engine_dates import _cap_age, _pair_times, _shift_or_drop_date
+from .engine_dates import _PAIRED_DATES, _cap_age, _pair_times, _shift_or_drop_date
 from .engine_memo import _phi_shaped, _text_memo
 from .engine_private import _apply_private, _drop_empty_private_creators, _has_private, _kept_entry, _private_creators
 
@@ -40,23 +41,32 @@ def _elements(ds: Dataset, raw_kept: frozenset[int] = frozenset(), skip_raw: boo
 
 def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
                      inherited_creators: dict[tuple[int, int], str] | None = None) -> None:
+    if prefix and ctx.raw_nested and _all_kept_raw(ds):
+        ctx.pair_times.pop(id(ds), None)  # all the walk below would do to such an item
+        return
     has_private = _has_private(ds)
     private_creators = _private_creators(ds) if has_private else {}
     if inherited_creators and has_private:  # items of a private sequence that omit their creator
         private_creators = {**inherited_creators, **private_creators}
     _pair_times(ds, ctx)
+    action_for, sop_class = ctx.guidelines.action_for, ctx.sop_class
     for elem in _elements(ds, ctx.raw_kept if not prefix else frozenset(), skip_raw=bool(prefix) and ctx.raw_nested):
         tag = elem.tag
-        location = prefix + tag_text(tag)
-        if tag.group == 0x0002 or tag in PIXEL_TAGS:
+        number = tag.real  # plain int arithmetic: BaseTag's properties are Python calls
+        if number >> 16 == 0x0002 or number in PIXEL_TAGS:
             continue
-        if tag.is_private:
+        location = prefix + tag_text(tag)
+        if number >> 16 & 1:
             _process_private(ds, elem, ctx, location, private_creators)
             continue
-        if tag.element == 0x0000:  # group lengths are recomputed or omitted on write
+        if not number & 0xFFFF:  # group lengths are recomputed or omitted on write
             del ds[tag]
             continue
-        code = ctx.guidelines.action_for(tag, ctx.sop_class)
+        code = action_for(tag, sop_class)
+        if code == "X":  # _apply's X inline: most rows of a header full of identifiers
+            del ds[tag]
+            _note(ctx, location, "X", "removed")
+            continue
         if code is None:
             _process_unlisted(ds, elem, ctx, location, cleaning)
         else:
@@ -65,6 +75,30 @@ def _process_dataset(ds: Dataset, ctx: Context, prefix: str, cleaning: bool,
             _cap_age(ds, ds[tag], ctx, location)
     if has_private:
         _drop_empty_private_creators(ds)
+
+
+def _all_kept_raw(item: Dataset) -> bool:
+    """The walk has nothing to do in this sequence item: every element is still raw (deidkit.
+    rawkeep: the table keeps it as it is) but for private creators already converted whose
+    block holds elements (the walk passes over those and drops only creators of empty blocks),
+    and no date has a paired time (_pair_times would convert the time). Per-frame functional
+    group items of enhanced multi-frame objects are mostly such items."""
+    if item.keys() & _PAIRED_DATES:
+        return False
+    creators: list[tuple[int, int]] = []
+    used: set[tuple[int, int]] = set()
+    for tag, elem in item.items():
+        number = tag.real
+        if number >> 16 & 1:
+            if number & 0xFFFF <= 0x00FF:
+                if number & 0xFFFF < 0x0010 or type(elem) is not DataElement:
+                    return False  # not a creator (the walk removes it), or a raw one (it converts those)
+                creators.append((number >> 16, number & 0xFFFF))
+                continue
+            used.add((number >> 16, (number & 0xFFFF) >> 8))
+        if type(elem) is not RawDataElement:
+            return False
+    return all(c in used for c in creators)
 
 
 def _process_private(ds: Dataset, elem: DataElement, ctx: Context, location: str,
@@ -185,9 +219,8 @@ def _recurse(elem: DataElement, ctx: Context, location: str, cleaning: bool) -> 
 
 def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
     vr = elem.VR
-    rule = ctx.guidelines.rule_for(elem.tag)
-    fallback = _basic_fallback(ctx.guidelines, rule, ctx.sop_class) if rule else "X"
-    if rule is not None and "xx" in rule.tag.lower():
+    fallback, masked = _clean_plan(ctx.guidelines, elem.tag.real, ctx.sop_class)
+    if masked:
         # masked groups are curves and overlays: graphics cannot be cleaned with confidence
         del ds[elem.tag]
         _note(ctx, location, "X", "graphics removed")
@@ -205,6 +238,24 @@ def _clean(ds: Dataset, elem: DataElement, ctx: Context, location: str) -> None:
 
 
 _FALLBACKS: dict[tuple[int, int, str], tuple[Guidelines, Rule, str]] = {}
+_CLEAN_PLANS: dict[tuple[int, int, str], tuple[Guidelines, str, bool]] = {}
+
+
+def _clean_plan(guidelines: Guidelines, tag: int, sop_class: str) -> tuple[str, bool]:
+    """What C does with a public tag, decided once per (tables, tag, SOP Class): the Basic
+    Profile's fallback code of its row ("X" without a row) and whether the row is a masked group
+    (curves, overlays: removed whole). Worker memory, bounded."""
+    key = (id(guidelines), tag, sop_class)
+    hit = _CLEAN_PLANS.get(key)
+    if hit is not None and hit[0] is guidelines:
+        return hit[1], hit[2]
+    rule = guidelines.rule_for(tag)
+    fallback = _basic_fallback(guidelines, rule, sop_class) if rule else "X"
+    masked = rule is not None and "xx" in rule.tag.lower()
+    if len(_CLEAN_PLANS) >= 16384:
+        _CLEAN_PLANS.clear()
+    _CLEAN_PLANS[key] = (guidelines, fallback, masked)
+    return fallback, masked
 
 
 def _basic_fallback(guidelines: Guidelines, rule: "Rule", sop_class: str) -> str:
@@ -236,7 +287,16 @@ def _clean_text(ds: Dataset, elem: DataElement, ctx: Context, location: str, fal
     new = [c for c in cleaned if c] if len(values) > 1 else cleaned
     if new != values:
         _note(ctx, location, "C", "cleaned")
-    elem.value = new if len(new) > 1 else new[0]
+    elif _plain_text(elem):  # unchanged text: setting it again would only validate it again
+        return
+    _put(elem, new if len(new) > 1 else new[0])
+
+
+def _plain_text(elem: DataElement) -> bool:
+    """The value is plain text (str, or a MultiValue of str): setting the same text back leaves
+    it exactly as it is. Not person names (PersonName keeps its original bytes until set)."""
+    value = elem.value
+    return elem.VR != "PN" and (type(value) is str or (isinstance(value, MultiValue) and all(type(v) is str for v in value)))
 
 
 def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
@@ -272,9 +332,10 @@ def _set_dummy(ds: Dataset, elem: DataElement, ctx: Context) -> None:
 def _drop_orphan_overlays(ds: Dataset, ctx: Context) -> None:
     """An overlay whose data was removed is dropped whole (rows/columns without data are invalid)."""
     by_group: dict[int, list[int]] = {}
-    for tag in sorted(ds.keys()):  # one pass over the tags, not one per overlay group
-        if 0x6000 <= tag >> 16 < 0x6020:
-            by_group.setdefault(tag >> 16, []).append(tag)
+    for tag in ds.keys():  # one pass over the tags, not one per overlay group (plain ints: no sort needed)
+        number = tag.real
+        if 0x6000 <= number >> 16 < 0x6020:
+            by_group.setdefault(number >> 16, []).append(number)
     for group in OVERLAY_GROUPS:
         tags = by_group.get(group)
         if tags and (group << 16 | 0x3000) not in ds:

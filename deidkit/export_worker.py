@@ -245,7 +245,8 @@ def _deidentify_and_write(src: Path, ds: Dataset, header: dicomio.Header, full: 
         identifiers.add_name(name)
     ctx = engine.Context(guidelines=g, mapper=_WORKER["mapper"], identifiers=identifiers,
                          raw_kept=header.raw_kept if full is None else frozenset(),
-                         raw_nested=header.raw_nested and full is None)
+                         raw_nested=header.raw_nested and full is None,
+                         hold_checked=True)  # _hold_before_reading asked engine.hold_reason_for
     outcome = engine.deidentify(ds, ctx)
     result.actions = engine.action_counts(outcome, header.pruned)
     if outcome.hold_reason:

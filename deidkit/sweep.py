@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from pydicom.dataelem import DataElement
 from pydicom.datadict import get_private_entry
@@ -114,12 +114,12 @@ class Identifiers:
         """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
-        for elem in ds.iterall():
+        for elem in _every_element(ds):
             if elem.value in (None, "", b""):
                 continue
             if _holds_a_person_name(elem) or _names_a_person(elem):
                 for v in _text_values(elem):
-                    ids.add_name(v)
+                    learn_name(ids, v)
         ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
         for spelling in date_spellings(birth):
@@ -305,6 +305,44 @@ def _folded_map(text: str, split_camel: bool = True) -> tuple[str, tuple[int, ..
     return "".join(out), tuple(index)
 
 
+_NAME_FORMS: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+
+
+def learn_name(ids: Identifiers, pn: str) -> None:
+    """ids.add_name(pn), its answer remembered per distinct name: add_name reads nothing but pn
+    and only adds to the identifier sets, so what it adds to an empty Identifiers is what it adds
+    to any (the files of a series, and the items of one file, repeat the same names). Worker
+    memory, bounded; never written."""
+    forms = _NAME_FORMS.get(pn)
+    if forms is None:
+        scratch = Identifiers()
+        scratch.add_name(pn)
+        forms = tuple((f.name, frozenset(value)) for f in fields(Identifiers)
+                      if isinstance(value := getattr(scratch, f.name), set) and value)
+        if len(pn) <= 256:
+            if len(_NAME_FORMS) >= 4096:
+                _NAME_FORMS.clear()
+            _NAME_FORMS[pn] = forms
+    for name, values in forms:
+        getattr(ids, name).update(values)
+
+
+def _every_element(ds: Dataset) -> list[DataElement]:
+    """ds.iterall() as a list (every element at any depth, converted as iterall converts it),
+    without its per-element Dataset.__getitem__ where an element is converted already."""
+    out: list[DataElement] = []
+    stack = [ds]
+    while stack:
+        item = stack.pop()
+        for tag, elem in list(item.items()):
+            if type(elem) is not DataElement:
+                elem = item[tag]
+            out.append(elem)
+            if elem.VR == "SQ":
+                stack.extend(i for i in elem.value or [] if isinstance(i, Dataset))
+    return out
+
+
 def _text_values(elem: DataElement) -> list[str]:
     """An element's values as text (bytes of UN/private values read as Latin-1)."""
     value = elem.value
@@ -327,18 +365,32 @@ def _holds_a_person_name(elem: DataElement) -> bool:
         return True
     try:
         return "PN" in get_private_entry(elem.tag, creator)[0]
-    except KeyError:
-        return True  # not in the dictionary: read as written
+    except (KeyError, TypeError):
+        return True  # not in the dictionary (or a damaged creator of two values): read as written
 
 
 def _names_a_person(elem: DataElement) -> bool:
     """Patient's Name in another VR (LO, UN ...) or a private element named as a patient's name."""
-    if elem.tag == 0x00100010 or elem.tag == 0x00101001:  # Patient's Name, Other Patient Names
+    number = elem.tag.real  # plain int arithmetic: BaseTag's operators are Python calls
+    if number == 0x00100010 or number == 0x00101001:  # Patient's Name, Other Patient Names
         return True
-    if elem.tag.is_private and elem.tag.element > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
-        name = elem.name.lower()
-        return "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
+    if number >> 16 & 1 and number & 0xFFFF > 0x00FF and elem.VR in ("LO", "SH", "UN", "PN", "UC", "LT", "ST"):
+        creator = elem.private_creator  # what a private element's name depends on, with its tag
+        remembered = creator is None or type(creator) is str  # (a damaged creator may be a list)
+        hit = _PRIVATE_NAMES_A_PERSON.get((number, creator)) if remembered else None
+        if hit is None:
+            name = elem.name.lower()
+            hit = "name" in name and any(w in name for w in ("patient", "person", "physician", "operator"))
+            if remembered:
+                if len(_PRIVATE_NAMES_A_PERSON) >= 4096:
+                    _PRIVATE_NAMES_A_PERSON.clear()
+                _PRIVATE_NAMES_A_PERSON[(number, creator)] = hit
+        return hit
     return False
+
+
+# (tag, private creator) -> _names_a_person's answer for a private element (its dictionary name)
+_PRIVATE_NAMES_A_PERSON: dict[tuple[int, str | None], bool] = {}
 
 
 # ---- a removal must not itself point at the patient --------------------------------------------
