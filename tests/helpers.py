@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,13 @@ def run_in_terminal(cmd: list[str], cwd: Path, env: dict[str, str], answers: dic
     finally:
         os.close(fd)
     return status, seen
+
+
+def csa_header(tags: list[tuple[str, str, list[bytes]]]) -> bytes:
+    """A Siemens CSA header (SV10, the layout nibabel reads) holding tags of (name, VR, item values)."""
+    out = bytearray(b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77))
+    for name, vr, items in tags:
+        out += struct.pack("<64si4s3i", name.encode(), len(items) or 1, vr.encode(), 0, len(items), 77)
+        for value in items:
+            out += struct.pack("<4i", len(value), len(value), 77, len(value)) + value + b"\0" * (-len(value) % 4)
+    return bytes(out)

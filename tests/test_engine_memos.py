@@ -3,11 +3,10 @@ answers a fresh computation gives, never cross from one patient to another, and 
 from __future__ import annotations
 
 import dataclasses
-import struct
 
 from pydicom.dataset import Dataset
 
-from helpers import engine_context, read_back_as_file
+from helpers import csa_header, engine_context, read_back_as_file
 from deidkit import csa, engine, engine_memo
 from deidkit.csa import parse_csa
 
@@ -18,17 +17,8 @@ ASCCONV = (b"### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData version=5113
            b"### ASCCONV END ###\n")
 
 
-def _csa(tags: list[tuple[str, str, list[bytes]]]) -> bytes:
-    out = bytearray(b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77))
-    for name, vr, items in tags:
-        out += struct.pack("<64si4s3i", name.encode(), len(items) or 1, vr.encode(), 0, len(items), 77)
-        for value in items:
-            out += struct.pack("<4i", len(value), len(value), 77, len(value)) + value + b"\0" * (-len(value) % 4)
-    return bytes(out)
-
-
 # one series header both patients' files carry: a name in a comment, another in the protocol text
-BLOB = _csa([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN and ROE JANE\0"]),
+BLOB = csa_header([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN and ROE JANE\0"]),
              ("MrPhoenixProtocol", "UN", [ASCCONV + b"\0"])])
 
 

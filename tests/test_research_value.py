@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import engine_context, read_back_as_file
+from helpers import csa_header, engine_context, read_back_as_file
 from deidkit import engine
 from deidkit import guidelines as gl
 from deidkit.csa import clean_csa, parse_csa
@@ -211,15 +211,6 @@ def test_bundled_private_tables(guidelines):
 
 # ---- Siemens CSA headers -----------------------------------------------------------------------
 
-def _csa(tags: list[tuple[str, str, list[bytes]]]) -> bytes:
-    out = bytearray(b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77))
-    for name, vr, items in tags:
-        out += struct.pack("<64si4s3i", name.encode(), len(items) or 1, vr.encode(), 0, len(items), 77)
-        for value in items:
-            out += struct.pack("<4i", len(value), len(value), 77, len(value)) + value + b"\0" * (-len(value) % 4)
-    return bytes(out)
-
-
 ASCCONV = (b'<XProtocol> { <Name> "PhoenixMetaProtocol" <ParamString."Operator"> { "Dr Who" } }\n'
            b"### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData version=51130001 ###\n"
            b'tSequenceFileName\t = \t""%SiemensSeq%\\ep2d_bold""\n'
@@ -232,7 +223,7 @@ ASCCONV = (b'<XProtocol> { <Name> "PhoenixMetaProtocol" <ParamString."Operator">
 
 
 def test_csa_cleaner_keeps_numbers_and_technical_codes_only():
-    blob = _csa([("NumberOfImagesInMosaic", "US", [b"60      \0"]),
+    blob = csa_header([("NumberOfImagesInMosaic", "US", [b"60      \0"]),
                  ("MosaicRefAcqTimes", "FD", [b"0.00000000\0", b"1030.00000000\0"]),
                  ("ImaCoilString", "LO", [b"HEA;HEP\0"]),
                  ("UsedPatientWeight", "IS", [b"82      \0"]),
@@ -256,7 +247,7 @@ def test_csa_cleaner_keeps_numbers_and_technical_codes_only():
 
 def test_csa_leftover_bytes_after_nul_are_not_copied():
     """Scanners leave memory after the NUL of CSA tag names and values (a station name was seen)."""
-    blob = bytearray(_csa([("GSWDDataType", "SH", [b"predicted\0STATION77"]), ("NumberOfImagesInMosaic", "US", [b"60\0"])]))
+    blob = bytearray(csa_header([("GSWDDataType", "SH", [b"predicted\0STATION77"]), ("NumberOfImagesInMosaic", "US", [b"60\0"])]))
     name_at = 16
     blob[name_at + len("GSWDDataType") + 1:name_at + len("GSWDDataType") + 10] = b"MRC35131\0"
     cleaned = clean_csa(bytes(blob))
@@ -266,7 +257,7 @@ def test_csa_leftover_bytes_after_nul_are_not_copied():
 
 
 def test_csa_header_in_a_file_cleaned_or_dropped(guidelines):
-    good = _csa([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN\0"])])
+    good = csa_header([("NumberOfImagesInMosaic", "US", [b"60\0"]), ("Comment", "LT", [b"DOE JOHN\0"])])
     ds = _mr()
     _private(ds, 0x0029, 0x10, "SIEMENS CSA HEADER", [(0x10, "OB", good), (0x20, "OB", b"garbage that is no CSA header")])
     ds = read_back_as_file(ds)
