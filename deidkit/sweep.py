@@ -481,7 +481,7 @@ def damaged_stem(part: str) -> str:
 # what a real name has between or beside its letters: separators of parts and components,
 # apostrophes in every spelling (O'Brien, O´NEILL, D`ARCY, O’Neil), hyphens, dots, commas,
 # parentheses, slashes and quotes ("BABY BOY (TWIN A)", "DOE, JANE", 'JOHN "JACK" DOE')
-_NAME_PUNCTUATION = frozenset("^= '`´’‘-‐.,()/\"")
+_NAME_PUNCTUATION = frozenset("^= '`´’‘-‐.,()/\"_")  # "_": systems write it for a space (stc_test)
 
 
 def glued_to_letters(name: str) -> bool:
