@@ -140,8 +140,7 @@ GROUP_ADVICE: dict[Group, str] = {
     Group.EXPORT_AGAIN: "damaged or incomplete files: export these studies again from the PACS and run again",
     Group.REVIEW_IMAGES: "images that may show patient details in the pixels: look at them in the review page",
     Group.REPORTS_STAY: "reports and documents (they can name anyone in their text): they stay at the hospital",
-    Group.RUN_AGAIN: ("not done because of the output disk or a stopped process: fix what held_back.csv says "
-                      "(free space, another disk), then run again: it resumes and does only these"),
+    Group.RUN_AGAIN: "not done (output disk full, or a process stopped): free space, then run again",
     Group.ASK: "a value could not be placed: ask the research team, giving the reference(s) below",
     Group.CHECK_EXPORT: "links or folders that lead outside the export or cannot be read: check the export folder",
     Group.NOTHING: "not needed for research (not DICOM, DICOMDIR, repeated copies): nothing to do",

@@ -425,6 +425,23 @@ def test_verdict_names_the_real_reference_to_give_the_research_team(tmp_path: Pa
     assert "F000007, F000042" in text and "F000123" not in text, text
 
 
+def test_verdict_after_a_full_disk_says_run_again_not_upload(tmp_path: Path) -> None:
+    """Files not done because the output disk filled up: the next step is to run again (the copy
+    is incomplete), not to upload; the group shows how many."""
+    from types import SimpleNamespace
+
+    from deidkit.cli.deid_tool import verdict_lines
+
+    held = [SimpleNamespace(ref=f"F{n:06d}", reason=DISK_FULL) for n in range(3)]
+    summary = SimpleNamespace(needs_review=held, count=lambda status: 0)
+    config = SimpleNamespace(dest=tmp_path / "DEID_OUTPUT")
+    lines, title = verdict_lines(config, summary, tmp_path / "held_back.csv", None)
+    text = "\n".join(lines)
+    assert "run again" in title and "Next: upload" not in text, text
+    assert contract.GROUP_ADVICE[contract.Group.RUN_AGAIN] in text and "run the same command" in text
+    assert max(len(line) for line in lines if str(tmp_path) not in line) <= 100  # fits the framed screen
+
+
 def test_write_failure_names_the_place_and_the_right_advice(tmp_path: Path, capsys) -> None:
     """A read-only output place said only "cannot write (Read-only file system)" and advised
     freeing space."""

@@ -405,9 +405,9 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
     about each group of kept-back files (contract.HELD_REASONS), the one next step."""
     kept = summary.needs_review
     lines = [f"The copy in {config.dest} is safe to send as it is: {summary.count('written')} files."]
+    groups: dict[contract.Group, list[str]] = {}
     if kept:
         lines.append(f"{len(kept)} file(s) were kept back: they are NOT in the copy. What to do about them:")
-        groups: dict[contract.Group, list[str]] = {}
         for r in kept:
             groups.setdefault(contract.classify_reason(r.reason).group, []).append(r.ref)
         for group in contract.Group:
@@ -426,6 +426,10 @@ def verdict_lines(config: RunConfig, summary: RunSummary, held_csv: Path, page: 
     other = summary.count("skipped") + summary.count("dicomdir") + summary.count("duplicate")
     if other:
         lines.append(f"Not needed for research, left out: {other} (not DICOM, DICOMDIR, repeated copies).")
+    if contract.Group.RUN_AGAIN in groups:  # the copy is not finished: the true next step is to run again
+        lines += ["Next: free space on the output disk (or see held_back.csv), then run the same command",
+                  "again: it does only the files not done yet. Upload after that run."]
+        return lines, f"Not finished: {len(groups[contract.Group.RUN_AGAIN])} file(s) not done yet; run again"
     lines += [f"Next: upload {config.dest} as agreed. Its names are already neutral: rename_folders is not",
               f"needed. To check it first: deid_tool --verify {config.dest} (it must say PASS).",
               "Never send the _HOSPITAL_ONLY folder or the site key."]
