@@ -80,6 +80,7 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
             broken = _submit(pool, pending, in_flight, limit)
             if not broken:
                 broken = _wait_for_one(pool, in_flight)
+            broken = broken or _pool_broke(in_flight)  # it can break after the wait returned
             order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
             yield from _finished(order, in_flight, broken)
             if broken:
@@ -121,6 +122,13 @@ def _wait_for_one(pool: ProcessPoolExecutor, in_flight: _InFlight) -> bool:
             process.kill()
         wait(in_flight, return_when=FIRST_COMPLETED)
     return any(f.exception() is not None for f in done) or not done
+
+
+def _pool_broke(in_flight: _InFlight) -> bool:
+    """True when a chunk already ended because the pool broke (a worker died after the last wait)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return any(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in in_flight)
 
 
 def _finished(order: list["Future[list[FileResult]]"], in_flight: _InFlight, broken: bool) -> Iterator[FileResult]:
