@@ -25,6 +25,7 @@ from pydicom.valuerep import AMBIGUOUS_VR
 
 from .dicom_types import NestedRule, Unreadable
 from .rawindex import RawNode, plain_items
+from .memo import remember
 
 
 def _touch_all_values(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested: NestedRule | None = None,
@@ -126,9 +127,7 @@ def _convert_plain_value(ds: Dataset, store: dict[Any, Any], tag: Any, raw: RawD
     if text is None:
         elem = store[tag] = convert_raw_data_element(raw, encoding=encoding[0], ds=ds)
         if type(elem.value) is str or type(elem.value) is UID:  # immutable: safe to hand out again
-            if len(_CONVERTED) >= _MEMO_ENTRIES:
-                _CONVERTED.clear()
-            _CONVERTED[key] = (elem.VR, elem.value)
+            remember(_CONVERTED, key, (elem.VR, elem.value), _MEMO_ENTRIES)
         return elem
     # what convert_raw_data_element returns for it: an explicit VR (no UN) is kept as it is
     elem = store[tag] = DataElement(raw.tag, text[0], text[1], raw.value_tell, raw.length == 0xFFFFFFFF,
@@ -264,10 +263,7 @@ def _value_problem_memo(vr: str, value: bytes, implicit: bool, after: int = 0) -
     try:
         return _PROBLEMS[key]
     except KeyError:
-        problem = _PROBLEMS[key] = value_problem(vr, value, implicit, after)
-        if len(_PROBLEMS) > 65536:
-            _PROBLEMS.clear()
-        return problem
+        return remember(_PROBLEMS, key, value_problem(vr, value, implicit, after), _MEMO_ENTRIES)
 
 
 # PS3.5 Table 6.2-1: the longest value (per value of a multi-valued element) each VR allows, in

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any, Callable
 
 from .sweep import Identifiers, clean_descriptor, find_generic_phi
+from .memo import remember
 
 
 _PHI_SHAPED: dict[str, bool] = {}
@@ -22,9 +23,7 @@ def _phi_shaped(text: str) -> bool:
     if hit is None:
         hit = any(f.kind != "id" for f in find_generic_phi(text))
         if len(text) <= _TextMemo.TEXT_LIMIT:
-            if len(_PHI_SHAPED) >= _TextMemo.ENTRIES:
-                _PHI_SHAPED.clear()
-            _PHI_SHAPED[text] = hit
+            remember(_PHI_SHAPED, text, hit, _TextMemo.ENTRIES)
     return hit
 
 
@@ -63,9 +62,7 @@ def _text_memo(identifiers: Identifiers) -> _TextMemo:
     key = (frozenset(identifiers.name_tokens), frozenset(identifiers.exact), identifiers.patient_name_known)
     memo = _TEXT_MEMOS.get(key)
     if memo is None:
-        if len(_TEXT_MEMOS) >= 16:
-            _TEXT_MEMOS.clear()
-        memo = _TEXT_MEMOS[key] = _TextMemo()
+        memo = remember(_TEXT_MEMOS, key, _TextMemo(), 16)
     return memo
 
 

@@ -44,6 +44,7 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import AMBIGUOUS_VR
 
 from .guidelines import Guidelines, SafePrivate
+from .memo import remember
 
 RAW_KEEP = os.environ.get("DEIDKIT_RAW_KEEP", "1") != "0"
 
@@ -179,9 +180,7 @@ def sweep_view(raw: RawDataElement, ds: Dataset, str_values: Any) -> tuple[str, 
     empty = v is None or v == "" or v == b"" or (isinstance(v, list) and len(v) == 0)
     result = ("" if empty else "\\".join(str_values(elem)), empty)
     if len(value) <= _TEXT_MEMO_VALUE_LIMIT:
-        if len(_TEXT_MEMO) >= _TEXT_MEMO_ENTRIES:
-            _TEXT_MEMO.clear()
-        _TEXT_MEMO[key] = result
+        remember(_TEXT_MEMO, key, result, _TEXT_MEMO_ENTRIES)
     return result
 
 

@@ -800,11 +800,7 @@ def test_ascconv_technical_strings_kept_in_both_quotings_and_names_still_go(guid
                 b"sWipMemBlock.tFree = " + q + b"scanned by jsmith, Springfield" + q + b"\n"
                 b"sPat.lAccelFactPE = 2\n"
                 b"### ASCCONV END ###\n")
-    ds = _mr("SIEMENS")
-    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
-    ds.add_new(0x00291020, "OB", _csa_series_header(protocol))
-    ds = read_back_as_file(ds)
-    engine.deidentify(ds, _ctx(guidelines))
+    ds = _siemens_protocol_deidentified(protocol, guidelines)
     from deidkit.csa import parse_csa
     text = parse_csa(ds[0x00291020].value)[1][0]["items"][0][3].split(b"\0")[0].decode("latin-1")
     strings = _ascconv_strings(text)
@@ -815,6 +811,17 @@ def test_ascconv_technical_strings_kept_in_both_quotings_and_names_still_go(guid
     assert "sPat.lAccelFactPE\t = \t2" in text
     for gone in ("DOE", "19610203", "jsmith", "Springfield", "Who", "tProtocolName", "tFree"):
         assert gone not in text
+
+
+def _siemens_protocol_deidentified(protocol: bytes, guidelines) -> Dataset:
+    """A Siemens MR whose CSA series header holds `protocol`, read back as from a file and
+    de-identified."""
+    ds = _mr("SIEMENS")
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00291020, "OB", _csa_series_header(protocol))
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    return ds
 
 
 @pytest.mark.parametrize("value", ['""HEAD"', '"HEAD""', '"a" "b"', '"x<y>"', '"Call 555-0142"', "HEAD",
@@ -828,11 +835,7 @@ def test_ascconv_string_with_odd_quoting_or_phi_is_not_kept(value):
 def test_patients_own_name_in_a_kept_ascconv_string_goes(guidelines):
     protocol = (b"### ASCCONV BEGIN ###\nasCoilSelectMeas[0].asList[0].sCoilElementID.tCoilID = \"DOE JOHN\"\n"
                 b"sPat.lAccelFactPE = 2\n### ASCCONV END ###\n")
-    ds = _mr("SIEMENS")
-    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
-    ds.add_new(0x00291020, "OB", _csa_series_header(protocol))
-    ds = read_back_as_file(ds)
-    engine.deidentify(ds, _ctx(guidelines))
+    ds = _siemens_protocol_deidentified(protocol, guidelines)
     assert 0x00291020 not in ds or b"DOE" not in ds[0x00291020].value
 
 
