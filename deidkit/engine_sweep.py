@@ -14,7 +14,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from . import rawkeep
-from .sweep import kept_as_term
+from .sweep import kept_as_term, short_numbers
 from .engine_context import (BINARY_VRS, PIXEL_TAGS, Context, _is_empty, _note, _str_values, tag_text)
 from .engine_memo import _TextMemo, _binary_holds_identifier, _holds_identifier, _text_memo
 
@@ -110,6 +110,8 @@ def _sweep_value(tag: int, vr: str, value: Any, text: str, ctx: Context, seen: d
             return "own identifier in binary value removed"
         return None
     if ctx.pseudonym and text == ctx.pseudonym:
+        return None
+    if vr in ("IS", "DS") and short_numbers(text):
         return None
     if _holds_identifier(text, ctx.identifiers, seen):
         terms = _kept_as_term(tag, vr, text, ctx)

@@ -2,13 +2,15 @@
 header bytes, in the file's character sets? (Rule 3: a hit holds the file back.)"""
 from __future__ import annotations
 
+import copy
 import functools
 import re
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from . import dicomio
-from .sweep import Identifiers
+from .sweep import Identifiers, short_numbers
 
 # What the tool itself writes into every header (De-identification Method and its codes, Patient
 # Identity Removed, Longitudinal Temporal Information Modified; the file meta's implementation
@@ -20,10 +22,31 @@ def header_leaks(data: bytes, identifiers: Identifiers, ds: Dataset) -> bool:
     """Last net: is one of the patient's own identifiers in the header bytes (all of them)?
 
     A hit is searched again in the element values without the tool's own attributes (OWN_TAGS,
-    file meta), so a patient named Long, Basic or Patient is not held for the tool's words."""
+    file meta), so a patient named Long, Basic or Patient is not held for the tool's words; a hit
+    there once more without the IS/DS numbers of 5 digits or fewer, at any depth, that the sweep
+    keeps (sweep.short_numbers: Instance Number 160 in a study whose Study ID is 160)."""
     if not identifier_in_header(data, identifiers, ds):
         return False
-    return identifier_in_header(dicomio.header_search_bytes(ds, leave_out=OWN_TAGS), identifiers, ds)
+    if not identifier_in_header(dicomio.header_search_bytes(ds, leave_out=OWN_TAGS), identifiers, ds):
+        return False
+    return identifier_in_header(dicomio.header_search_bytes(_without_short_numbers(ds), leave_out=OWN_TAGS),
+                                identifiers, ds)
+
+
+def _without_short_numbers(ds: Dataset) -> Dataset:
+    """A copy of ds without its IS/DS elements whose every value is a short number (any depth)."""
+    view = copy.deepcopy(ds)
+    short: list[tuple[Dataset, int]] = []
+
+    def collect(item: Dataset, elem: DataElement) -> None:
+        if elem.VR in ("IS", "DS") and elem.value not in (None, "") and short_numbers(
+                "\\".join(str(v) for v in (elem.value if elem.VM > 1 else [elem.value]))):
+            short.append((item, elem.tag))
+
+    view.walk(collect)
+    for item, tag in short:
+        del item[tag]
+    return view
 
 
 def identifier_in_header(data: bytes, identifiers: Identifiers, ds: Dataset) -> bool:

@@ -625,6 +625,28 @@ def _encoded_needles(name_tokens: frozenset[str], exact: frozenset[str], encodin
     return tuple(sorted(needles))
 
 
+_NUMBER = re.compile(r"[+-]?(\d*)\.?(\d*)(?:[eE][+-]?\d+)?")
+SHORT_NUMBER_DIGITS = 5
+
+
+def short_numbers(text: str) -> bool:
+    """An IS/DS value whose every value is a number of at most SHORT_NUMBER_DIGITS digits: it can
+    hold none of the patient's names, dates or long IDs, only a short all-digit ID by coincidence
+    (Instance Number 160, Reconstruction Diameter 160 in a study whose Study ID is 160, GE
+    dcm_qa_polar: the slice was dropped and dcm2niix put it in the wrong volume). Such a number
+    carries at most 17 bits and is the attribute's own measurement: it stays. A longer number (a
+    Patient ID or birth date of 6+ digits written as a number; zeros that only pad it do not
+    count) is still searched."""
+    for value in text.split("\\"):
+        number = _NUMBER.fullmatch(value.strip())
+        if number is None:
+            return False
+        whole, fraction = number.group(1).lstrip("0"), number.group(2).rstrip("0")
+        if len(whole) + len(fraction) > SHORT_NUMBER_DIGITS:  # "160.000000" is 160: 3 digits
+            return False
+    return True
+
+
 # ---- showing a value's shape ----------------------------------------------------------------
 
 def mask(text: str, keep: int = 1) -> str:

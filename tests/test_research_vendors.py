@@ -891,3 +891,58 @@ def test_benchmark_tells_a_multiband_factor_from_slice_time_ties(tmp_path):
     assert not bench_utility.multiband_from_slice_time_ties(tie, declared)
     assert not bench_utility.multiband_from_slice_time_ties(three, none)
     assert not bench_utility.multiband_from_slice_time_ties(tie, tie)  # nothing differs: nothing to explain
+
+
+# ---- research5: a number equal to a short Study ID is the attribute's own number ---------------------
+
+def _ge_slice(instance: int, study_id: str) -> Dataset:
+    """A GE-like MR slice of a study whose Study ID is `study_id` (dcm_qa_polar: Study ID 160)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = _mr()
+    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.99.7.2.{instance}"
+    ds.StudyID, ds.AccessionNumber = study_id, ""
+    ds.InstanceNumber, ds.AcquisitionNumber = instance, 1
+    ds.ReconstructionDiameter, ds.SliceLocation = "160.000000", f"{instance - 100.25:.2f}"
+    ds.TriggerTime, ds.ImagesInAcquisition = str(instance * 123), 240
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = struct.pack("<64h", *range(instance, instance + 64))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+@pytest.mark.parametrize("study_id", ["160", "1116", "00160"])
+def test_numbers_equal_to_a_short_study_id_are_kept(tmp_path, study_id):
+    """dcm_qa_polar (GE epi_pepolar, Study ID 160): Instance Number 160 was removed as 'own
+    identifier', so dcm2niix put that slice in the wrong volume (data values, TriggerDelayTime
+    differed). A number of 5 digits or fewer in an IS/DS attribute is that attribute's number."""
+    from helpers import held_back, run_deid
+
+    src = tmp_path / "src"
+    src.mkdir()
+    number = int(study_id)
+    for instance in (number - 1, number, number + 1):
+        _ge_slice(instance, study_id).save_as(src / f"{instance}.dcm", enforce_file_format=True)
+    out = tmp_path / "out"
+    run_deid(src, out, tmp_path / "key")
+    assert not [r for r in held_back(out).values() if r["status"] != "skipped"]
+    written = [pydicom.dcmread(p) for p in sorted(out.rglob("IMG_*.dcm"))]
+    assert sorted(int(d.InstanceNumber) for d in written) == [number - 1, number, number + 1]
+    assert {str(d.ReconstructionDiameter) for d in written} == {"160.000000"}
+    assert all(str(d.get("StudyID", "")) != study_id for d in written)
+
+
+@pytest.mark.parametrize("value", ["1234567", "1234567.0", "19610203"])
+def test_a_long_number_holding_the_patients_id_or_birth_date_still_goes(guidelines, value):
+    """Patient ID MRN1234567 and birth date 19610203 written as numbers are still found."""
+    ds = _mr()
+    ds.PatientBirthDate = "19610203"
+    ds.add_new(0x00191010, "DS", value)  # unlisted private: the table drops it; also a public one below
+    ds.ImagesInAcquisition = value.split(".")[0]
+    ds = read_back_as_file(ds)
+    engine.deidentify(ds, _ctx(guidelines))
+    assert "ImagesInAcquisition" not in ds
