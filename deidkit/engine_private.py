@@ -151,12 +151,14 @@ _NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _all_numbers(elem: DataElement) -> bool:
-    """Every value of the element is a number (a numeric VR, or DS/IS text that parses)."""
+    """Every value of the element is a number (a numeric VR, or DS/IS text that parses); in text, a
+    value left empty among numbers is no value (GE Table Position Information 0043,xxB2
+    '960.5\\400\\-128.45\\\\-9999\\-9999', dcm_qa_trt: BIDS TablePosition), but one number at least."""
     if elem.VR in NUMBER_VRS or elem.VR in ("OF", "OD", "FL", "FD"):
         return True
     if elem.VR in ("DS", "IS") or elem.VR in TEXT_VRS:
-        values = _str_values(elem)
-        return bool(values) and all(_NUMBER_TEXT.fullmatch(v.strip()) for v in values)
+        values = [v.strip() for v in _str_values(elem)]
+        return any(values) and all(not v or _NUMBER_TEXT.fullmatch(v) for v in values)
     return False
 
 

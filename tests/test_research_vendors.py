@@ -946,3 +946,21 @@ def test_a_long_number_holding_the_patients_id_or_birth_date_still_goes(guidelin
     ds = read_back_as_file(ds)
     engine.deidentify(ds, _ctx(guidelines))
     assert "ImagesInAcquisition" not in ds
+
+
+@pytest.mark.parametrize("value, kept", [
+    ("960.5\\400\\-128.45\\\\-9999\\-9999", True),   # dcm_qa_trt: one value left empty
+    ("960.5\\400\\17.9108\\0\\-9999\\-9999", True),
+    ("\\\\", False),                                  # no number at all
+    ("960.5\\HANSEN\\17.9", False),                   # a word among numbers
+])
+def test_number_lists_with_an_empty_value_are_kept(guidelines, value, kept):
+    """GE Table Position Information (0043,xxB2, research_private.csv check number): dcm2niix reads
+    its third number as the BIDS TablePosition; the list has an empty fifth-from-last value on the
+    dcm_qa_trt scanner, and the number check deleted the whole element."""
+    ds = _mr()
+    ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0xB2, "LO", value)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    block = out.private_block(0x0043, "GEMS_PARM_01") if 0x00430010 in out else None
+    got = out.get(block.get_tag(0xB2)) if block is not None else None
+    assert (got is not None and "\\".join(str(v) for v in got.value) == value) is kept
