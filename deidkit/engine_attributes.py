@@ -6,6 +6,7 @@ rebuilt from scratch (no source AE title; Media Storage UIDs that match the data
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydicom import config
@@ -15,6 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from . import __version__
+from .descriptors import clean_descriptor
 from .guidelines import OPTION_CODES, OPTIONS
 from .engine_context import Context
 
@@ -29,10 +31,11 @@ def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
     g = ctx.guidelines
     _set_keyword(ds, 0x00120062, "CS", "YES")  # Patient Identity Removed
     applied = ["basic"] + [o for o in OPTIONS if o in g.settings.options]
-    _set_keyword(ds, 0x00120063, "LO", [f"deidkit {__version__}", f"PS3.15 {g.edition} Table E.1-1",  # Method
-                                         *applied, f"table sha256 {g.sha256[:16]}"])
+    earlier_methods, earlier_items = _earlier_history(ds, ctx)
+    _set_keyword(ds, 0x00120063, "LO", [*earlier_methods, f"deidkit {__version__}",  # Method
+                                         f"PS3.15 {g.edition} Table E.1-1", *applied, f"table sha256 {g.sha256[:16]}"])
     # a Dataset made from its elements directly: setting them one by one costs more than the rest
-    items = [Dataset(dict(_code_item_elements(key))) for key in applied]
+    items = earlier_items + [Dataset(dict(_code_item_elements(key))) for key in applied]
     _set_keyword(ds, 0x00120064, "SQ", Sequence(items))  # De-identification Method Code Sequence
     if ctx.dates_shifted:
         _set_keyword(ds, _LONGITUDINAL, "CS", "MODIFIED")
@@ -43,6 +46,44 @@ def _set_deidentification_attributes(ds: Dataset, ctx: Context) -> None:
 
 
 _CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+# CID 7050 codes an earlier de-identifier wrote that stay true of the pixels after this one and that
+# --verify does not read as an option this run applied (verify.declared_options): the face was
+# removed or replaced (dcm_qa_deident: mri_reface). Written again with the standard meaning.
+EARLIER_CODES = {"113102": "Clean Recognizable Visual Features Option"}
+# an earlier de-identifier's name and version as De-identification Method writes it ("mri_reface
+# 0.3.4", "pydeface 2.0.2"): one technical token, without capitals (a capitalised word may be a
+# person's name) unless it holds a digit, with a version, or alone when it holds _ or a digit
+_TOOL_AND_VERSION = re.compile(r"(?=[a-z0-9_.+-]+ v?[0-9]|[^ ]*[0-9]|[a-z0-9.+-]*_[a-z0-9_.+-]*$)"
+                               r"[A-Za-z][A-Za-z0-9_.+-]{1,31}(?: v?[0-9][0-9A-Za-z.+-]{0,15})?", re.ASCII)
+
+
+def _earlier_history(ds: Dataset, ctx: Context) -> tuple[list[str], list[Dataset]]:
+    """What an earlier de-identification wrote (PS3.3 C.7.1.1: De-identification Method is
+    multi-valued when an object was de-identified more than once) that is kept before this run's
+    values: each De-identification Method value that names a tool and its version
+    (_TOOL_AND_VERSION, unchanged by Clean Descriptors, holding none of the patient's identifiers,
+    no value this tool writes), and the EARLIER_CODES items of the code sequence. Nothing else: the
+    last net and --verify read these attributes as the tool's own declaration (not free text)."""
+    own = {PERSON_REVIEWED, "basic", *OPTIONS, *OPTION_CODES}
+    methods: list[str] = []
+    elem = ds.get(0x00120063)
+    values = [] if elem is None or elem.value in (None, "") else [elem.value] if isinstance(elem.value, str) else elem.value
+    for value in (str(v).strip() for v in values):
+        if (value and value.lower() not in own and not value.lower().startswith(("deidkit", "ps3.15", "table sha256"))
+                and value not in methods and _TOOL_AND_VERSION.fullmatch(value)
+                and clean_descriptor(value, ctx.guidelines.vocabulary, ctx.identifiers) == value
+                and not ctx.identifiers.find(value)):
+            methods.append(value)
+    items: list[Dataset] = []
+    seq = ds.get(0x00120064)
+    for item in (seq.value or []) if seq is not None and seq.VR == "SQ" else []:
+        code = str(item.get("CodeValue", "") or "").strip()
+        if code in EARLIER_CODES and str(item.get("CodingSchemeDesignator", "") or "").strip() == "DCM" and \
+                not any(str(i.CodeValue) == code for i in items):
+            items.append(Dataset({_CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
+                                  _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
+                                  _CODE_MEANING: DataElement(_CODE_MEANING, "LO", EARLIER_CODES[code])}))
+    return methods, items
 _CODE_ITEMS: dict[str, tuple[tuple[BaseTag, DataElement], ...]] = {}
 
 

@@ -964,3 +964,55 @@ def test_number_lists_with_an_empty_value_are_kept(guidelines, value, kept):
     block = out.private_block(0x0043, "GEMS_PARM_01") if 0x00430010 in out else None
     got = out.get(block.get_tag(0xB2)) if block is not None else None
     assert (got is not None and "\\".join(str(v) for v in got.value) == value) is kept
+
+
+# ---- research5: an earlier de-identification is part of the object's history (dcm_qa_deident) -------
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _refaced(methods: list[str], codes: list[tuple[str, str, str]]) -> Dataset:
+    """A GE MR an earlier tool de-identified (dcm_qa_deident: mri_reface replaced the face)."""
+    from pydicom.sequence import Sequence
+
+    ds = _mr()
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = methods
+    ds.DeidentificationMethodCodeSequence = Sequence([_code(*c) for c in codes])
+    return ds
+
+
+def test_an_earlier_deidentification_tool_and_face_removal_are_kept(guidelines):
+    """dcm_qa_deident (dcm2niix's test that a converter keeps it): the refacing an earlier tool did
+    (mri_reface 0.3.4, CID 7050 113102) was replaced by this tool's own declaration."""
+    from deidkit.verify import declared_options
+
+    ds = _refaced(["mri_reface 0.3.4", "Per DICOM PS 3.15 AnnexE. Details in 0012,0064"],
+                  [("113102", "DCM", "Clean Recognizable Visual Features Option"),
+                   ("replace_recognizable", "mri_reface", "Replace face, ears, and artifacts in air"),
+                   ("113106", "DCM", "Retain Longitudinal Temporal Information Full Dates Option"),
+                   ("113110", "DCM", "Retain UIDs Option")])
+    ctx = _ctx(guidelines)
+    out = engine.deidentify(read_back_as_file(ds), ctx).dataset
+    methods = [str(v) for v in out.DeidentificationMethod]
+    assert methods[0] == "mri_reface 0.3.4" and methods[1].startswith("deidkit ")
+    codes = [str(i.CodeValue) for i in out.DeidentificationMethodCodeSequence]
+    assert codes[0] == "113102" and codes.count("113102") == 1
+    assert "113106" not in codes and "113110" not in codes  # an earlier run's options are not this run's
+    # --verify reads the options this run applied, not the earlier tool's
+    assert declared_options(out) == frozenset(o for o in ctx.guidelines.settings.options
+                                              if o in guidelines.settings.options)
+
+
+@pytest.mark.parametrize("earlier", ["anonymized by DOE^JOHN", "Smith 2.0", "doe_john 1.0", "tool 20240115",
+                                     "MRN1234567", "john_doe", "pixels reviewed by a person", "retain_uids",
+                                     "deidkit 0.0.1"])
+def test_earlier_method_values_that_could_name_someone_go(guidelines, earlier):
+    """Only a tool's name and version stays: these attributes are the tool's declaration, which
+    the last net and --verify do not read as free text."""
+    out = engine.deidentify(read_back_as_file(_refaced([earlier], [])), _ctx(guidelines)).dataset
+    methods = [str(v) for v in out.DeidentificationMethod]
+    assert methods[0].startswith("deidkit ") and earlier not in methods[1:]
