@@ -25,6 +25,10 @@ import gzip
 import re
 import struct
 import zlib
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .mapping import MomentOffset
 
 from .sweep import find_generic_phi
 
@@ -273,3 +277,178 @@ def clean_ge_user_data(data: bytes) -> bytes | None:
             value = value if value <= 3 else 0
         struct.pack_into("<H", out, offset, value & mask)
     return bytes(out)
+
+
+# ---- Siemens physiological logs in DICOM (CMRR/Siemens PhysioLog, format EJA_1) -------------------
+# (7FE1,xx10) under "SIEMENS CSA NON-IMAGE" of a Siemens physio object (Image Type ...\RAWDATA\PHYSIO):
+# one chunk of Acquisition Number x 1024 bytes per log file; a chunk's first 1024 bytes hold uint32
+# datalen, uint32 filenamelen and the file name (Physio_<date>_<time>_<UUID>_<TYPE>.log), the log
+# text follows. The text: "KEY = value" lines (UUID, ScanDate YYYYMMDD_HHMMSS, LogVersion, LogDataType,
+# SampleTime, NumSlices, NumVolumes, NumEchoes, FirstTime, LastTime), a line of column names, and data
+# lines of numbers and channel codes. Times are clock ticks of 2.5 ms since midnight (ACQUISITION_INFO:
+# columns 3 and 4, the start and finish of each slice; the signal logs: column 1). What identifies is
+# when (ScanDate, the ticks: a time of day) and which measurement (the UUID); the waveform values and
+# channel codes are the research data (dcm2niix and bidscoin write them as BIDS physio TSV).
+PHYSIO_TICKS_PER_SECOND = 400
+PHYSIO_TICKS_PER_DAY = 86_400 * PHYSIO_TICKS_PER_SECOND
+PHYSIO_INTEGER_KEYS = {"SampleTime", "NumSlices", "NumVolumes", "NumEchoes"}
+PHYSIO_TICK_KEYS = {"FirstTime", "LastTime"}
+PHYSIO_CODE_KEYS = {"LogVersion", "LogDataType"}
+PHYSIO_FILE = re.compile(r"Physio_(\d{8})_(\d{6})_([0-9A-Za-z-]{1,64})_([A-Za-z0-9]{1,16})\.log")
+_PHYSIO_KEY_LINE = re.compile(r"(\s*)(\w+)(\s*=\s*)(\S+)(\s*)")
+_PHYSIO_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
+_PHYSIO_TOKEN = re.compile(r"\S+")
+
+
+def _physio_chunks(data: bytes, rows: int) -> list[tuple[str, str]] | None:
+    """(file name, log text) of each chunk, or None when the layout is not the one above."""
+    size = rows * 1024
+    if rows < 2 or not data or len(data) % size:
+        return None
+    chunks = []
+    for start in range(0, len(data), size):
+        datalen, namelen = struct.unpack_from("<LL", data, start)
+        if not 0 < namelen <= 1016 or not 0 < datalen <= size - 1024:
+            return None
+        try:
+            name = data[start + 8:start + 8 + namelen].decode("ascii")
+            text = data[start + 1024:start + 1024 + datalen].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        chunks.append((name, text))
+    return chunks
+
+
+def _physio_data_ticks(tokens: list[str], log_type: str) -> list[int] | None:
+    """Indexes of the tick columns of a data line, or None when the line is not numbers and codes."""
+    if log_type == "ACQUISITION_INFO":
+        return [2, 3] if 4 <= len(tokens) <= 5 and all(t.isdigit() for t in tokens) else None
+    if 3 <= len(tokens) <= 4 and tokens[0].isdigit() and _PHYSIO_CODE.fullmatch(tokens[1]) and \
+            re.fullmatch(r"-?\d+", tokens[2]) and (len(tokens) == 3 or _PHYSIO_CODE.fullmatch(tokens[3])):
+        return [0]
+    return None
+
+
+def _physio_lines(text: str) -> list[tuple[str, str, list[tuple[int, int]]]] | None:
+    """Each line as (kind, line without comment, spans of its tokens): kind 'key', 'names', 'data'
+    or 'blank'; None when a line is none of these (free text: the caller drops the element)."""
+    out = []
+    log_type = ""
+    for raw_line in text.splitlines():
+        line = raw_line.split("#", 1)[0].rstrip()  # comments are free text: never copied
+        spans = [m.span() for m in _PHYSIO_TOKEN.finditer(line)]
+        tokens = [line[a:b] for a, b in spans]
+        key = _PHYSIO_KEY_LINE.fullmatch(line)
+        if not tokens:
+            out.append(("blank", "", []))
+        elif key is not None:
+            name, value = key.group(2), key.group(4)
+            if name == "LogDataType":
+                log_type = value
+            if not (name in ("UUID", "ScanDate") or (name in PHYSIO_CODE_KEYS and _PHYSIO_CODE.fullmatch(
+                    value.upper())) or (name in PHYSIO_INTEGER_KEYS | PHYSIO_TICK_KEYS and value.isdigit())):
+                return None
+            out.append(("key", line, [key.span(2), key.span(4)]))
+        elif all(_PHYSIO_CODE.fullmatch(t) for t in tokens) and not tokens[0].isdigit():
+            out.append(("names", line, spans))
+        elif (ticks := _physio_data_ticks(tokens, log_type)) is not None:
+            out.append(("data", line, [spans[i] for i in ticks]))
+        else:
+            return None
+    return out
+
+
+def _shifted_scan_date(value: str, offset: MomentOffset | None) -> str | None:
+    """ScanDate YYYYMMDD_HHMMSS moved as one moment (mapping.shift_dt_moment), or None."""
+    from .mapping import shift_dt_moment
+
+    m = re.fullmatch(r"(\d{8})_(\d{6})", value)
+    if m is None:
+        return None
+    if offset is None:
+        return value
+    moved = shift_dt_moment(m.group(1) + m.group(2), offset)
+    return None if moved is None or len(moved) != 14 else f"{moved[:8]}_{moved[8:]}"
+
+
+def clean_physio_log(data: bytes, rows: int, offset: MomentOffset | None,
+                     new_uuid: Callable[[str], str]) -> bytes | None:
+    """A Siemens physio log blob (layout above) with every moment moved by the patient's offset
+    (ScanDate as a date and time; ticks by offset.seconds x 400, the same for every tick of the
+    blob, so intervals and the start of the recording relative to the slices stay exact; a shift
+    past midnight moves them back one day's ticks together), the measurement UUID replaced by
+    new_uuid(UUID) (in the text and the file names), comments dropped, the waveform unchanged.
+    offset None: times kept as they are (Retain Longitudinal Temporal Information Full Dates).
+    rows: the object's Acquisition Number (chunk size rows x 1024 bytes, as readers take it).
+    Returns the blob of the same size, or None when anything is not as described (a line of
+    free text, an unknown key, a file name of another shape, a text that no longer fits its
+    chunk): the caller then deletes the element (fail closed)."""
+    chunks = _physio_chunks(bytes(data), rows) if isinstance(data, (bytes, bytearray)) else None
+    if chunks is None:
+        return None
+    parsed = [(_physio_lines(text), name) for name, text in chunks]
+    if any(lines is None for lines, _ in parsed):
+        return None
+    ticks = [int(line[a:b]) for lines, _ in parsed for kind, line, spans in lines or []
+             for a, b in _tick_spans(kind, line, spans)]
+    shift = 0 if offset is None else offset.seconds * PHYSIO_TICKS_PER_SECOND
+    if ticks and min(ticks) + shift >= PHYSIO_TICKS_PER_DAY:
+        shift -= PHYSIO_TICKS_PER_DAY  # the whole recording after the shifted midnight: one day back
+    out = bytearray()
+    size = rows * 1024
+    for lines, name in parsed:
+        text = _physio_text(lines or [], shift, offset, new_uuid)
+        file_name = _physio_file_name(name, offset, new_uuid)
+        if text is None or file_name is None or len(text) > size - 1024:
+            return None
+        chunk = bytearray(size)
+        struct.pack_into("<LL", chunk, 0, len(text), len(file_name))
+        chunk[8:8 + len(file_name)] = file_name
+        chunk[1024:1024 + len(text)] = text
+        out += chunk
+    return bytes(out)
+
+
+def _tick_spans(kind: str, line: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans of a parsed line that hold ticks (data columns, FirstTime / LastTime values)."""
+    if kind == "data":
+        return spans
+    if kind == "key" and line[spans[0][0]:spans[0][1]] in PHYSIO_TICK_KEYS:
+        return spans[1:]
+    return []
+
+
+def _physio_text(lines: list[tuple[str, str, list[tuple[int, int]]]], shift: int, offset: MomentOffset | None,
+                 new_uuid: Callable[[str], str]) -> bytes | None:
+    """The log text written back: ticks shifted, ScanDate moved, UUID replaced."""
+    written = []
+    for kind, line, spans in lines:
+        if kind == "key":
+            (ka, kb), (va, vb) = spans
+            name, value = line[ka:kb], line[va:vb]
+            if name == "UUID":
+                value = new_uuid(value)
+            elif name == "ScanDate":
+                moved = _shifted_scan_date(value, offset)
+                if moved is None:
+                    return None
+                value = moved
+            elif name in PHYSIO_TICK_KEYS:
+                value = str(int(value) + shift)
+            line = line[:va] + value + line[vb:]
+        elif kind == "data":
+            for a, b in reversed(spans):  # right to left: earlier spans keep their places
+                old = line[a:b]
+                new = str(int(old) + shift).rjust(len(old))
+                line = line[:a] + new + line[b:]
+        written.append(line)
+    return ("\n".join(written) + "\n").encode("ascii")
+
+
+def _physio_file_name(name: str, offset: MomentOffset | None, new_uuid: Callable[[str], str]) -> bytes | None:
+    """Physio_<date>_<time>_<UUID>_<TYPE>.log with the moment moved and the UUID replaced, or None."""
+    m = PHYSIO_FILE.fullmatch(name)
+    if m is None:
+        return None
+    moved = _shifted_scan_date(f"{m.group(1)}_{m.group(2)}", offset)
+    return None if moved is None else f"Physio_{moved}_{new_uuid(m.group(3))}_{m.group(4)}.log".encode("ascii")

@@ -9,12 +9,13 @@ kept private sequence are walked by deidkit.engine_walk.
 from __future__ import annotations
 
 import re
+import uuid
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import format_number_as_ds
 
-from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_protocol_text
+from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_physio_log, clean_protocol_text
 from .guidelines import Guidelines, SafePrivate
 from .mapping import shift_epoch_seconds, shift_value
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
@@ -57,7 +58,15 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
     code = _private_code(ctx.guidelines)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        if entry is not None and entry.check in _PROTOCOL_CLEANERS:
+        if entry is not None and entry.check == "physio":
+            cleaned = _clean_physio(ds, elem, ctx)
+            if cleaned is None:
+                entry = None
+            else:
+                ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
+                _note(ctx, location, "C", "Siemens physiological log: moments shifted, UUID replaced")
+                return None
+        elif entry is not None and entry.check in _PROTOCOL_CLEANERS:
             cleaned = (_BLOB_MEMO.clean(entry.check, _PROTOCOL_CLEANERS[entry.check], elem.value, ctx.pseudonym)
                        if isinstance(elem.value, bytes) else None)
             if cleaned is None:
@@ -91,6 +100,29 @@ def _private_code(guidelines: Guidelines) -> str:
 # vendor protocol headers kept only as deidkit.csa cleans them (research_private.csv check column)
 _PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol,
                       "geuserdata": clean_ge_user_data}
+
+
+def _clean_physio(ds: Dataset, elem: DataElement, ctx: Context) -> bytes | None:
+    """A Siemens physiological log (csa.clean_physio_log) with this patient's moments: shifted
+    under Retain Longitudinal Temporal Information Modified Dates, as they are under Full Dates,
+    None (deleted) under neither. Its measurement UUID becomes the UUID form of the keyed UID
+    mapping of the original (the same in every chunk and file of the measurement)."""
+    options = ctx.guidelines.settings.options
+    if not isinstance(elem.value, bytes) or not {"retain_long_modified_dates", "retain_long_full_dates"} & options:
+        return None
+    try:
+        rows = int(ds.get("AcquisitionNumber", 0) or 0)
+    except (TypeError, ValueError):
+        return None
+    offset = ctx.moment_offset if "retain_long_modified_dates" in options else None
+
+    def new_uuid(original: str) -> str:
+        return str(uuid.UUID(int=int(ctx.mapper.uid("physio-uuid:" + original).split(".")[-1]) % (1 << 128)))
+
+    cleaned = clean_physio_log(elem.value, rows, offset, new_uuid)
+    if cleaned is not None and offset is not None:
+        ctx.dates_shifted = True
+    return cleaned
 
 
 def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Context, location: str) -> None:

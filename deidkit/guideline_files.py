@@ -24,7 +24,7 @@ RESEARCH_PRIVATE_FILE = "research_private.csv"
 # d delete. Every disposition but d keeps the element (changed as said).
 PRIVATE_DISPOSITIONS = {"k", "h", "o", "oi", "d"}
 PRIVATE_KEEPS = frozenset({"k", "h", "o", "oi"})
-PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv", "geprotocol", "geuserdata"}  # csa/ascconv: kept only as deidkit.csa cleans it
+PRIVATE_CHECKS = {"", "number", "token", "sequence", "csa", "ascconv", "geprotocol", "geuserdata", "physio"}  # csa/ascconv: kept only as deidkit.csa cleans it
 UNLISTED_TEXT_FILE = "unlisted_text_attributes.csv"
 RISK_FILE = "burned_in_risk.csv"
 GUIDELINE_FILES = (PROFILE_FILE, SAFE_PRIVATE_FILE, TYPES_FILE, SETTINGS_FILE, VOCABULARY_FILE, PIXEL_RULES_FILE,
@@ -289,7 +289,7 @@ def _check_vr_problem(check: str, vr: str) -> str | None:
         return "check sequence needs VR SQ"
     if check == "token" and vr not in ("CS", "SH", "LO"):
         return "check token needs VR CS, SH or LO"
-    if check in ("csa", "ascconv", "geprotocol", "geuserdata") and vr not in ("OB", "OW", "UN"):
+    if check in ("csa", "ascconv", "geprotocol", "geuserdata", "physio") and vr not in ("OB", "OW", "UN"):
         return f"check {check} needs VR OB, OW or UN"
     return None
 
@@ -316,7 +316,7 @@ def parse_private_table(text: str, name: str) -> dict[tuple[str, int, int], Safe
             raise GuidelineError(f"{where}: disposition '{row['disposition']}' is not one of k, h, o, oi, d")
         check = row.get("check", "").lower()
         if check not in PRIVATE_CHECKS:
-            raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol, geuserdata or empty")
+            raise GuidelineError(f"{where}: check '{check}' is not one of number, token, sequence, csa, ascconv, geprotocol, geuserdata, physio or empty")
         problem = _check_vr_problem(check, vr)
         if problem:
             raise GuidelineError(f"{where}: {problem}")

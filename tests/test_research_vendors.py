@@ -1016,3 +1016,174 @@ def test_earlier_method_values_that_could_name_someone_go(guidelines, earlier):
     out = engine.deidentify(read_back_as_file(_refaced([earlier], [])), _ctx(guidelines)).dataset
     methods = [str(v) for v in out.DeidentificationMethod]
     assert methods[0].startswith("deidkit ") and earlier not in methods[1:]
+
+
+# ---- research5: Siemens physiological logs in DICOM (dcm_qa_physio) --------------------------------
+
+PHYSIO_UUID, PHYSIO_FIRST = "6b7c1d2e-9f30-4a51-b6c2-0d1e2f3a4b5c", 15_639_000  # ticks: 10:51:37.5
+
+
+def _physio_log(kind: str, body: list[str]) -> str:
+    head = [f"UUID        = {PHYSIO_UUID}", "ScanDate    = 20260603_135513", "LogVersion  = EJA_1",
+            f"LogDataType = {kind}"]
+    return "\n".join(head + body) + "\n"
+
+
+def _physio_logs(first: int = PHYSIO_FIRST, extra: str = "") -> list[tuple[str, str]]:
+    """The three logs of a CMRR/Siemens PhysioLog (EJA_1): slice timing, pulse and respiration,
+    each sample at its clock tick (2.5 ms since midnight)."""
+    info = _physio_log("ACQUISITION_INFO", [
+        "NumSlices   = 2", "NumVolumes  = 3", "NumEchoes   = 1", f"FirstTime   = {first}",
+        f"LastTime    = {first + 2399}", "", "VOLUME   SLICE   ACQ_START_TICS  ACQ_FINISH_TICS  ECHO"] + [
+        f"{v:6d}  {s:6d}  {first + 800 * v + 400 * s:14d}  {first + 800 * v + 400 * s + 300:15d}  {0:4d}"
+        for v in range(3) for s in range(2)])
+    puls = _physio_log("PULS", ["SampleTime  = 2", "", "ACQ_TIME_TICS  CHANNEL  VALUE  SIGNAL"] + [
+        f"{first + t:13d}  PULS  {2000 + (t * 37) % 900:5d}" + ("  PULS_TRIGGER" if t % 200 == 2 else "")
+        for t in range(0, 2400, 2)] + ([extra] if extra else []))
+    resp = _physio_log("RESP", ["SampleTime  = 8", "", "ACQ_TIME_TICS  CHANNEL  VALUE  SIGNAL"] + [
+        f"{first + t:13d}  RESP  {1500 + (t * 11) % 700:5d}" for t in range(0, 2400, 8)])
+    return [("Info", info), ("PULS", puls), ("RESP", resp)]
+
+
+def _physio_blob(logs: list[tuple[str, str]], rows: int) -> bytes:
+    out = b""
+    for kind, text in logs:
+        name, data = f"Physio_20260603_135513_{PHYSIO_UUID}_{kind}.log".encode(), text.encode()
+        chunk = bytearray(rows * 1024)
+        struct.pack_into("<LL", chunk, 0, len(data), len(name))
+        chunk[8:8 + len(name)] = name
+        chunk[1024:1024 + len(data)] = data
+        out += bytes(chunk)
+    return out
+
+
+def _physio(rows: int = 48, **log_options) -> Dataset:
+    """A Siemens XA physio object as the scanner exports it (dcm_qa_physio): CSA Non-Image class,
+    Image Type ...RAWDATA\\PHYSIO, the logs in (7FE1,xx10) in chunks of Acquisition Number x 1 KB."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = _mr("Siemens Healthineers")
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.3.12.2.1107.5.9.1", "1.2.826.0.1.3680043.99.7.3.1"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.99.7.3"
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = "20260603"
+    ds.StudyTime, ds.AcquisitionTime = "134500", "135513.100000"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "RAWDATA", "PHYSIO"]
+    ds.SeriesDescription = ds.ProtocolName = "func-bold_task-rest_run-1_PhysioLog"
+    ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = 7, 1, rows
+    ds.private_block(0x7FE1, "SIEMENS CSA NON-IMAGE", create=True).add_new(
+        0x10, "OB", _physio_blob(_physio_logs(**log_options), 48))
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def _physio_texts(blob: bytes, rows: int = 48) -> list[tuple[str, str]]:
+    """(file name, text) per chunk, read as bidscoin/CMRR readers do (written apart from deidkit.csa)."""
+    out = []
+    for start in range(0, len(blob), rows * 1024):
+        datalen, namelen = struct.unpack_from("<LL", blob, start)
+        out.append((blob[start + 8:start + 8 + namelen].decode(), blob[start + 1024:start + 1024 + datalen].decode()))
+    return out
+
+
+def _physio_after(guidelines, ds: Dataset, **options) -> tuple[Dataset, list[tuple[str, str]] | None]:
+    ctx = _ctx(guidelines, **options)
+    out = engine.deidentify(read_back_as_file(ds), ctx).dataset
+    block = out.private_block(0x7FE1, "SIEMENS CSA NON-IMAGE") if 0x7FE10010 in out else None
+    tag = block.get_tag(0x10) if block is not None else None
+    return out, (_physio_texts(out[tag].value) if tag is not None and tag in out else None)
+
+
+def _columns(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.split() and line.split()[0].isdigit()]
+
+
+def test_physio_log_keeps_its_waveform_with_moments_shifted_and_uuid_replaced(guidelines):
+    """dcm_qa_physio: the log (7FE1,xx10) was deleted (no table lists it): the physio series lost
+    its cardiac and respiratory recording. Kept now: ScanDate and every tick move by the patient's
+    offset (the same as Acquisition Time), the UUID is a keyed one, waveforms and channels unchanged."""
+    from datetime import datetime, timedelta
+
+    before = _physio_texts(_physio()[0x7FE11010].value)
+    out, after = _physio_after(guidelines, _physio())
+    assert after is not None and len(after) == 3
+    moved = datetime.strptime(str(out.AcquisitionDate) + str(out.AcquisitionTime).split(".")[0], "%Y%m%d%H%M%S") - \
+        datetime(2026, 6, 3, 13, 55, 13)
+    for (name0, text0), (name1, text1) in zip(before, after, strict=True):
+        assert PHYSIO_UUID not in name1 + text1 and "20260603" not in name1 + text1 and str(PHYSIO_FIRST) not in text1
+        new_uuid = text1.split("UUID", 1)[1].split("=", 1)[1].split()[0]
+        assert new_uuid in name1 and all(new_uuid in t for _, t in after)  # one keyed UUID everywhere
+        scan = datetime.strptime(text1.split("ScanDate", 1)[1].split("=", 1)[1].split()[0], "%Y%m%d_%H%M%S")
+        assert scan - datetime(2026, 6, 3, 13, 55, 13) == moved
+        rows0, rows1 = _columns(text0), _columns(text1)
+        assert len(rows0) == len(rows1) > 0
+        ticks = [2, 3] if "ACQUISITION_INFO" in text0 else [0]
+        shift = {(int(r1[i]) - int(r0[i])) for r0, r1 in zip(rows0, rows1, strict=True) for i in ticks}
+        assert len(shift) == 1 and shift.pop() % (86_400 * 400) == (moved.total_seconds() % 86_400) * 400
+        assert [[v for i, v in enumerate(r) if i not in ticks] for r in rows0] == \
+            [[v for i, v in enumerate(r) if i not in ticks] for r in rows1]  # waveform, channels, triggers
+
+
+def test_physio_log_converts_to_the_same_bids_physio_files(tmp_path):
+    """dcm2niix (requirements-dev.txt) writes the same cardiac/respiratory TSV and sidecar from the
+    de-identified object as from the original (its StartTime is relative: shifted ticks keep it)."""
+    import gzip
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import run_deid
+
+    exe = shutil.which("dcm2niix") or str(Path(sys.executable).parent / "dcm2niix")
+    if not Path(exe).exists():
+        pytest.skip("dcm2niix not installed (requirements-dev.txt)")
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    _physio().save_as(src / "physio.dcm", enforce_file_format=True)
+    run_deid(src, out, tmp_path / "key")
+    written = list(out.rglob("IMG_*.dcm"))
+    assert len(written) == 1
+    converted = {}
+    for side, folder in (("orig", src), ("deid", written[0].parent)):
+        dest = tmp_path / side
+        dest.mkdir()
+        subprocess.run([exe, "-b", "y", "-z", "n", "-f", "v", "-o", str(dest), str(folder)], capture_output=True,
+                       check=False, timeout=60)
+        converted[side] = {p.name: (gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes())
+                           for p in dest.iterdir()}
+    assert len(converted["orig"]) == 4 and converted["orig"] == converted["deid"]
+
+
+@pytest.mark.parametrize("change, kept", [
+    ({"extra": "# recorded by nurse Hansen"}, True),     # a comment: dropped, the log kept
+    ({"extra": "Operator: Hansen"}, False),              # free text: the whole log goes
+    ({"extra": "PatientName = DOE"}, False),             # a key the format does not have
+    ({"rows": 40}, False),                               # chunks not of Acquisition Number x 1 KB
+])
+def test_physio_log_of_another_shape_goes(guidelines, change, kept):
+    out, after = _physio_after(guidelines, _physio(**change))
+    assert (after is not None) is kept
+    assert after is None or not any("Hansen" in t or "nurse" in t for _, t in after)
+
+
+def test_physio_ticks_after_the_shifted_midnight_move_back_one_day_together(guidelines):
+    """A recording the shift moves past midnight keeps its intervals: all its ticks move back one
+    day's ticks together (never one by one modulo a day, which would tear the recording apart)."""
+    near_midnight = 86_400 * 400 - 1200
+    out, after = _physio_after(guidelines, _physio(first=near_midnight))
+    assert after is not None
+    ticks = [int(r[0]) for r in _columns(after[1][1])]
+    assert ticks == sorted(ticks) and ticks[-1] - ticks[0] == 2398 and 0 <= ticks[0] < 86_400 * 400
+
+
+@pytest.mark.parametrize("options, kept_as_is", [({"retain_long_full_dates": True, "retain_long_modified_dates": False}, True),
+                                                ({"retain_long_full_dates": False, "retain_long_modified_dates": False}, None)])
+def test_physio_log_follows_the_date_options(guidelines, options, kept_as_is):
+    """Full Dates: the moments stay as they are (the UUID is still replaced); no date option: the
+    log's moments cannot go out, so the log goes."""
+    out, after = _physio_after(guidelines, _physio(), **options)
+    if kept_as_is is None:
+        assert after is None
+    else:
+        assert after is not None and "20260603_135513" in after[0][1] and PHYSIO_UUID not in after[0][1]
