@@ -332,7 +332,7 @@ def _physio_data_ticks(tokens: list[str], log_type: str) -> list[int] | None:
 def _physio_lines(text: str) -> list[tuple[str, str, list[tuple[int, int]]]] | None:
     """Each line as (kind, line without comment, spans of its tokens): kind 'key', 'names', 'data'
     or 'blank'; None when a line is none of these (free text: the caller drops the element)."""
-    out = []
+    out: list[tuple[str, str, list[tuple[int, int]]]] = []
     log_type = ""
     for raw_line in text.splitlines():
         line = raw_line.split("#", 1)[0].rstrip()  # comments are free text: never copied

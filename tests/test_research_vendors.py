@@ -1103,14 +1103,14 @@ def test_physio_log_keeps_its_waveform_with_moments_shifted_and_uuid_replaced(gu
     """dcm_qa_physio: the log (7FE1,xx10) was deleted (no table lists it): the physio series lost
     its cardiac and respiratory recording. Kept now: ScanDate and every tick move by the patient's
     offset (the same as Acquisition Time), the UUID is a keyed one, waveforms and channels unchanged."""
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     before = _physio_texts(_physio()[0x7FE11010].value)
     out, after = _physio_after(guidelines, _physio())
     assert after is not None and len(after) == 3
     moved = datetime.strptime(str(out.AcquisitionDate) + str(out.AcquisitionTime).split(".")[0], "%Y%m%d%H%M%S") - \
         datetime(2026, 6, 3, 13, 55, 13)
-    for (name0, text0), (name1, text1) in zip(before, after, strict=True):
+    for (_, text0), (name1, text1) in zip(before, after, strict=True):
         assert PHYSIO_UUID not in name1 + text1 and "20260603" not in name1 + text1 and str(PHYSIO_FIRST) not in text1
         new_uuid = text1.split("UUID", 1)[1].split("=", 1)[1].split()[0]
         assert new_uuid in name1 and all(new_uuid in t for _, t in after)  # one keyed UUID everywhere
