@@ -184,8 +184,9 @@ def neutral_copy(corpus: Path, dest: Path) -> Path:
 def series_of(corpus: Path, others: dict[str, list[Path]] | None = None) -> dict[str, list[Path]]:
     """MR/CT images by Series Instance UID. others, when given, receives the objects that are no
     image (no Rows, or a class of dicom_types.NOT_PIXEL_DATA: spectroscopy, raw data, presentation
-    states, vendor-private objects such as Philips ExamCards) by SOP class name: dcm2niix converts
-    none of them, they are counted apart (written or held) and searched for leaks like the rest."""
+    states, vendor-private objects such as Philips ExamCards, Siemens physio logs) by SOP class name:
+    dcm2niix makes no NIfTI of them (a physio log becomes BIDS physio TSV: non_image_conversion);
+    they are counted apart (written or held) and searched for leaks like the rest."""
     out: dict[str, list[Path]] = defaultdict(list)
     for p in sorted(corpus.rglob("*")):
         if not p.is_file():
@@ -222,6 +223,29 @@ def convert(files: list[str], folder: Path) -> dict[str, Path]:
         os.symlink(f, src / f"{i:05d}.dcm")
     run([dcm2niix_exe(), "-b", "y", "-ba", "y", "-z", "n", "-f", "v", "-o", str(out), str(src)])
     return {p.name: p for p in sorted(out.iterdir())}
+
+
+def non_image_conversion(orig: Path, deid: Path, folder: Path) -> str:
+    """What dcm2niix makes of an object that is no image (a Siemens physio log becomes BIDS physio
+    TSV and JSON, dcm_qa_physio): '' when it converts nothing, else whether the de-identified copy
+    converts to the same files, byte for byte (gzip content compared)."""
+    import gzip
+
+    def converted(path: Path, side: str) -> dict[str, bytes]:
+        src = folder / side / "in"
+        src.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, src / "00000.dcm")
+        out = folder / side / "out"
+        out.mkdir()
+        run([dcm2niix_exe(), "-b", "y", "-z", "n", "-f", "v", "-o", str(out), str(src)])
+        return {p.name: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+                for p in sorted(out.iterdir())}
+
+    a = converted(orig, "orig")
+    if not a:
+        return ""
+    b = converted(deid, "deid")
+    return ", converts identically" if a == b else f", conversion differs ({', '.join(sorted(set(a) ^ set(b)) or 'content')})"
 
 
 def nifti_summary(path: Path) -> dict:
@@ -413,8 +437,10 @@ def main() -> None:
             others: dict[str, list[Path]] = defaultdict(list)
             by_series = series_of(corpus, others)
             for kind, files in others.items():
-                for f in files:
+                for i, f in enumerate(files):
                     state = "written" if str(f) in mapping else reasons.get(str(f), "not written").split(":")[0][:60]
+                    if str(f) in mapping:
+                        state += non_image_conversion(f, Path(mapping[str(f)]), work / "conv_other" / f"{kind[:20]}_{i:04d}")
                     non_image[(vendor_of(f), kind)][state] += 1
             k, t, lost = descriptors(by_series, mapping)
             desc_kept, desc_total = desc_kept + k, desc_total + t
@@ -456,7 +482,8 @@ def main() -> None:
                     per_vendor[vendor]["midnight"] += 1
                 if differ and args.verbose:
                     print(f"   {files[0].parent.name}/{files[0].name}: {sorted(differ)}")
-            leaks += leak_check(leak_values([f for fs in by_series.values() for f in fs]), work / "deid")
+            leaks += leak_check(leak_values([f for fs in [*by_series.values(), *others.values()] for f in fs]),
+                                work / "deid")
         print("\nper vendor: series identical on what issue 16 names (NIfTI volumes, dimensions, voxel sizes,\n"
               f"orientation, values; bval/bvec; {', '.join(ISSUE_FIELDS)}) / series converted by dcm2niix")
         for vendor, c in sorted(per_vendor.items()):
@@ -476,7 +503,8 @@ def main() -> None:
             if vendor_ident[vendor]:
                 print(f"  {'':10s} identifying by nature (shifted/removed): {sorted(vendor_ident[vendor])}")
         if non_image:
-            print("\nobjects that are no image (not converted; de-identified, counted apart, searched for leaks):")
+            print("\nobjects that are no image (no NIfTI; de-identified, counted apart, searched for leaks; what dcm2niix\n"
+                  "makes of them otherwise, such as BIDS physio TSV, compared byte for byte):")
             for (vendor, kind), states in sorted(non_image.items()):
                 print(f"  {vendor:10s} {kind}: {dict(states.most_common())}")
         if any(vendor_design.values()):
