@@ -300,6 +300,13 @@ _PHYSIO_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
 _PHYSIO_TOKEN = re.compile(r"\S+")
 
 
+def holds_physio_log(data: bytes) -> bool:
+    """The bytes carry a physiological log (its "LogDataType" key within the first 64 KB), whatever
+    element holds them: Siemens XA30 writes the log into Spectroscopy Data (5600,0020) of an MR
+    Spectroscopy object (the "XA30 bug" bidscoin reads around)."""
+    return isinstance(data, (bytes, bytearray)) and b"LogDataType" in data[:65536]
+
+
 def _physio_chunks(data: bytes, rows: int) -> list[tuple[str, str]] | None:
     """(file name, log text) of each chunk, or None when the layout is not the one above."""
     size = rows * 1024

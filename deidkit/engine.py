@@ -62,6 +62,7 @@ from .engine_memo import _TEXT_MEMOS as _TEXT_MEMOS
 from .engine_memo import _holds_identifier as _holds_identifier
 from .engine_memo import _text_memo as _text_memo
 from .engine_private import _private_creators as _private_creators
+from .engine_private import clean_physio_in_spectroscopy
 from .engine_sweep import _sweep as _sweep
 from .engine_sweep import _sweep_raw as _sweep_raw
 from .engine_walk import _drop_orphan_overlays as _drop_orphan_overlays
@@ -130,6 +131,7 @@ def deidentify(ds: Dataset, ctx: Context) -> EngineResult:
     ctx.identifiers.known_words = ctx.guidelines.vocabulary  # never read as a misspelt name
     ctx.text_memo = _text_memo(ctx.identifiers)
     _process_dataset(ds, ctx, "", cleaning=False)
+    clean_physio_in_spectroscopy(ds, ctx)
     ctx.pair_times.clear()
     _drop_orphan_overlays(ds, ctx)
     _check_birth_date(ds, ctx)

@@ -15,7 +15,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import format_number_as_ds
 
-from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_physio_log, clean_protocol_text
+from .csa import clean_csa, clean_ge_protocol, clean_ge_user_data, clean_physio_log, clean_protocol_text, holds_physio_log
 from .guidelines import Guidelines, SafePrivate
 from .mapping import shift_epoch_seconds, shift_value
 from .engine_context import (BINARY_VRS, FREE_TEXT_VRS, NUMBER_VRS, TEXT_VRS, Context, _empty, _note, _remap_uid,
@@ -123,6 +123,26 @@ def _clean_physio(ds: Dataset, elem: DataElement, ctx: Context) -> bytes | None:
     if cleaned is not None and offset is not None:
         ctx.dates_shifted = True
     return cleaned
+
+
+SPECTROSCOPY_DATA = 0x56000020
+
+
+def clean_physio_in_spectroscopy(ds: Dataset, ctx: Context) -> None:
+    """A physiological log in Spectroscopy Data (5600,0020) (Siemens XA30 writes it there instead of
+    (7FE1,xx10); csa.holds_physio_log) is cleaned the same way (_clean_physio: moments shifted,
+    UUID keyed), or removed when it cannot be: its ScanDate and ticks are the real moments, which
+    the sweep (names and IDs) does not look for. Real spectroscopy data (numbers) is left alone."""
+    elem = ds.get(SPECTROSCOPY_DATA)
+    if elem is None or not isinstance(elem.value, bytes) or not holds_physio_log(elem.value):
+        return
+    cleaned = _clean_physio(ds, elem, ctx)
+    if cleaned is None:
+        del ds[SPECTROSCOPY_DATA]
+        _note(ctx, "(5600,0020)", "X", "physiological log that could not be cleaned removed")
+    else:
+        ds[SPECTROSCOPY_DATA] = DataElement(SPECTROSCOPY_DATA, elem.VR, cleaned)
+        _note(ctx, "(5600,0020)", "C", "Siemens physiological log: moments shifted, UUID replaced")
 
 
 def _apply_private(ds: Dataset, elem: DataElement, entry: SafePrivate, ctx: Context, location: str) -> None:

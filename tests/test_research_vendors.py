@@ -1187,3 +1187,30 @@ def test_physio_log_follows_the_date_options(guidelines, options, kept_as_is):
         assert after is None
     else:
         assert after is not None and "20260603_135513" in after[0][1] and PHYSIO_UUID not in after[0][1]
+
+
+@pytest.mark.parametrize("extra, kept", [("", True), ("Operator: Hansen", False)])
+def test_physio_log_in_spectroscopy_data_is_cleaned_or_removed(guidelines, extra, kept):
+    """Siemens XA30 writes the physio log into Spectroscopy Data (5600,0020) of an MR Spectroscopy
+    object (bidscoin's "XA30 bug"): its real ScanDate and ticks went out unchanged (the sweep looks
+    for names and IDs, not moments). Cleaned like (7FE1,xx10), or removed when it cannot be."""
+    ds = _physio(extra=extra)
+    blob = ds[0x7FE11010].value
+    del ds[0x7FE11010], ds[0x7FE10010]
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = MR_SPECTROSCOPY
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "RAWDATA", "NONE"]
+    ds.add_new(0x56000020, "OF", blob)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    data = out[0x56000020].value if 0x56000020 in out else None
+    assert (data is not None) is kept
+    if data is not None:
+        texts = _physio_texts(data)
+        assert len(texts) == 3 and len(data) == len(blob)
+        assert not any(PHYSIO_UUID in n + t or "20260603" in n + t or str(PHYSIO_FIRST) in t for n, t in texts)
+        assert [r[1:] for r in _columns(texts[1][1])] == [r[1:] for r in _columns(_physio_texts(blob)[1][1])]
+
+
+def test_real_spectroscopy_data_is_left_alone(guidelines):
+    ds = _rows_no_pixels(MR_SPECTROSCOPY, _FID)
+    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    assert out[0x56000020].value == _FID
