@@ -1057,7 +1057,7 @@ def _physio_blob(logs: list[tuple[str, str]], rows: int) -> bytes:
     return out
 
 
-def _physio(rows: int = 48, **log_options) -> Dataset:
+def _physio(rows: int = 48, creator: str = "SIEMENS CSA NON-IMAGE", **log_options) -> Dataset:
     """A Siemens XA physio object as the scanner exports it (dcm_qa_physio): CSA Non-Image class,
     Image Type ...RAWDATA\\PHYSIO, the logs in (7FE1,xx10) in chunks of Acquisition Number x 1 KB."""
     from pydicom.uid import ExplicitVRLittleEndian
@@ -1070,8 +1070,7 @@ def _physio(rows: int = 48, **log_options) -> Dataset:
     ds.ImageType = ["ORIGINAL", "PRIMARY", "RAWDATA", "PHYSIO"]
     ds.SeriesDescription = ds.ProtocolName = "func-bold_task-rest_run-1_PhysioLog"
     ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = 7, 1, rows
-    ds.private_block(0x7FE1, "SIEMENS CSA NON-IMAGE", create=True).add_new(
-        0x10, "OB", _physio_blob(_physio_logs(**log_options), 48))
+    ds.private_block(0x7FE1, creator, create=True).add_new(0x10, "OB", _physio_blob(_physio_logs(**log_options), 48))
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -1087,10 +1086,11 @@ def _physio_texts(blob: bytes, rows: int = 48) -> list[tuple[str, str]]:
     return out
 
 
-def _physio_after(guidelines, ds: Dataset, **options) -> tuple[Dataset, list[tuple[str, str]] | None]:
+def _physio_after(guidelines, ds: Dataset, creator: str = "SIEMENS CSA NON-IMAGE",
+                  **options) -> tuple[Dataset, list[tuple[str, str]] | None]:
     ctx = _ctx(guidelines, **options)
     out = engine.deidentify(read_back_as_file(ds), ctx).dataset
-    block = out.private_block(0x7FE1, "SIEMENS CSA NON-IMAGE") if 0x7FE10010 in out else None
+    block = out.private_block(0x7FE1, creator) if 0x7FE10010 in out else None
     tag = block.get_tag(0x10) if block is not None else None
     return out, (_physio_texts(out[tag].value) if tag is not None and tag in out else None)
 
@@ -1099,14 +1099,15 @@ def _columns(text: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.split() and line.split()[0].isdigit()]
 
 
-def test_physio_log_keeps_its_waveform_with_moments_shifted_and_uuid_replaced(guidelines):
+@pytest.mark.parametrize("creator", ["SIEMENS CSA NON-IMAGE", "SIEMENS MR IMA"])
+def test_physio_log_keeps_its_waveform_with_moments_shifted_and_uuid_replaced(guidelines, creator):
     """dcm_qa_physio: the log (7FE1,xx10) was deleted (no table lists it): the physio series lost
     its cardiac and respiratory recording. Kept now: ScanDate and every tick move by the patient's
     offset (the same as Acquisition Time), the UUID is a keyed one, waveforms and channels unchanged."""
     from datetime import datetime
 
-    before = _physio_texts(_physio()[0x7FE11010].value)
-    out, after = _physio_after(guidelines, _physio())
+    before = _physio_texts(_physio(creator=creator)[0x7FE11010].value)
+    out, after = _physio_after(guidelines, _physio(creator=creator), creator)
     assert after is not None and len(after) == 3
     moved = datetime.strptime(str(out.AcquisitionDate) + str(out.AcquisitionTime).split(".")[0], "%Y%m%d%H%M%S") - \
         datetime(2026, 6, 3, 13, 55, 13)
