@@ -114,12 +114,18 @@ class Identifiers:
         """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
+        technical: frozenset[str] | None = None
         for elem in _every_element(ds):
             if elem.value in (None, "", b""):
                 continue
             if _holds_a_person_name(elem) or _names_a_person(elem):
-                for v in _text_values(elem):
-                    learn_name(ids, v)
+                if not isinstance(elem.value, bytes):
+                    for v in _text_values(elem):
+                        learn_name(ids, v)
+                    continue
+                if technical is None:
+                    technical = _technical_words(ds)
+                ids.merge(_struct_name_parts(elem, technical))
         ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
         for spelling in date_spellings(birth):
@@ -341,6 +347,33 @@ def _every_element(ds: Dataset) -> list[DataElement]:
             if elem.VR == "SQ":
                 stack.extend(i for i in elem.value or [] if isinstance(i, Dataset))
     return out
+
+
+def _struct_name_parts(elem: DataElement, technical: frozenset[str]) -> "Identifiers":
+    """The name parts of a binary value that names a person (a vendor's record of the patient:
+    Hitachi HMC - CT - ID (0009,xx00) holds name, ID, dates, model and position in fixed fields),
+    read whole as names (fail closed: its layout is not known), without the parts that are the
+    header's own defined terms or device names (technical): 'HFS', 'Supria' of those fields are no
+    name of the patient, and learned as one they removed Patient Position and the model name from
+    every file (pydicom-data J2K_pixelrep_mismatch). The patient's name elsewhere is learned as
+    it is."""
+    part = Identifiers()
+    for v in _text_values(elem):
+        learn_name(part, v)
+    part.name_tokens -= technical
+    part.name_endings -= technical
+    return part
+
+
+def _technical_words(ds: Dataset) -> frozenset[str]:
+    """The folded words of the header's top-level code strings (CS: Patient Position HFS, Image
+    Type, Modality ...) and device names (Manufacturer, Manufacturer's Model Name ...)."""
+    words = set()
+    for elem in ds:
+        if elem.VR == "CS" or elem.tag in DEVICE_MODEL_TAGS:
+            for v in _text_values(elem):
+                words.update(fold(w) for w in re.split(r"[\s_^]+", v) if len(w) >= 2)
+    return frozenset(words)
 
 
 def _text_values(elem: DataElement) -> list[str]:
