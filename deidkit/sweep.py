@@ -368,7 +368,7 @@ def _struct_name_parts(elem: DataElement, technical: frozenset[str]) -> "Identif
 def _technical_words(ds: Dataset) -> frozenset[str]:
     """The folded words of the header's top-level code strings (CS: Patient Position HFS, Image
     Type, Modality ...) and device names (Manufacturer, Manufacturer's Model Name ...)."""
-    words = set()
+    words: set[str] = set()
     for elem in ds:
         if elem.VR == "CS" or elem.tag in DEVICE_MODEL_TAGS:
             for v in _text_values(elem):
