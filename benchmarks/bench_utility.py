@@ -295,9 +295,9 @@ def overlay_outputs_only(orig: dict[str, Path], deid: dict[str, Path]) -> bool:
 
 
 def series_number_derived(files: list[str]) -> bool:
-    """No file of the series has a Series Number (0020,0011): dcm2niix makes one up from the UID."""
-    return not any("SeriesNumber" in pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesNumber"])
-                   for f in files)
+    """No file of the series has a Series Number (0020,0011) value: dcm2niix makes one up from the UID."""
+    return not any(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesNumber"]).get("SeriesNumber")
+                   not in (None, "") for f in files)
 
 
 def split_fields(differ: set[str]) -> tuple[set[str], set[str], set[str]]:

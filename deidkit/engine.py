@@ -166,7 +166,7 @@ def _identifiers_of(ds: Dataset, ctx: Context) -> Identifiers:
             _harvest_names(elem, names)
             continue
         view[tag] = elem
-    identifiers = Identifiers.from_dataset(Dataset(view))
+    identifiers = Identifiers.from_dataset(Dataset(view), terms_from=ds)
     for name in names:
         learn_name(identifiers, name)
     return identifiers

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field, fields
 
 from pydicom.dataelem import DataElement
-from pydicom.datadict import get_private_entry
+from pydicom.datadict import DicomDictionary, dictionary_VR, get_private_entry
 from pydicom.dataset import Dataset
 
 # Clean Descriptors and the generic PHI shapes live in their own modules; re-exported here
@@ -110,8 +110,9 @@ class Identifiers:
     _compiled: "_Matcher | None" = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> "Identifiers":
-        """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth."""
+    def from_dataset(cls, ds: Dataset, terms_from: Dataset | None = None) -> "Identifiers":
+        """The identifiers of one dataset: names, IDs, dates and addresses, from every element at any depth.
+        terms_from: the whole header when ds is a view of it (its defined terms, _technical_words)."""
         ids = cls()
         ids.patient_name_known = bool(str(ds.get("PatientName", "") or "").strip("^= "))
         technical: frozenset[str] | None = None
@@ -124,7 +125,7 @@ class Identifiers:
                         learn_name(ids, v)
                     continue
                 if technical is None:
-                    technical = _technical_words(ds)
+                    technical = _technical_words(ds if terms_from is None else terms_from)
                 ids.merge(_struct_name_parts(elem, technical))
         ids._add_patient_ids(ds)
         birth = str(ds.get("PatientBirthDate", "") or "")
@@ -369,9 +370,10 @@ def _technical_words(ds: Dataset) -> frozenset[str]:
     """The folded words of the header's top-level code strings (CS: Patient Position HFS, Image
     Type, Modality ...) and device names (Manufacturer, Manufacturer's Model Name ...)."""
     words: set[str] = set()
-    for elem in ds:
-        if elem.VR == "CS" or elem.tag in DEVICE_MODEL_TAGS:
-            for v in _text_values(elem):
+    for tag, raw in ds.items():  # only these elements are converted (a raw one knows its VR, or the dictionary does)
+        vr = raw.VR or (dictionary_VR(tag) if tag in DicomDictionary else "")
+        if vr == "CS" or tag in DEVICE_MODEL_TAGS:
+            for v in _text_values(ds[tag]):
                 words.update(fold(w) for w in re.split(r"[\s_^]+", v) if len(w) >= 2)
     return frozenset(words)
 

@@ -1219,19 +1219,28 @@ def test_real_spectroscopy_data_is_left_alone(guidelines):
 
 # ---- research5: a vendor's binary record of the patient holds defined terms too ---------------------
 
-def test_defined_terms_in_a_binary_patient_record_are_no_name(guidelines):
+def test_defined_terms_in_a_binary_patient_record_are_no_name(tmp_path):
     """pydicom-data J2K_pixelrep_mismatch (Hitachi CT): HMC - CT - ID (0009,xx00) 'Image ID
     Information Patient Name ID' is a binary record of ID, dates, model and position; read whole
     as a name, its 'HFS' and 'Supria' removed Patient Position and Manufacturer's Model Name. The
-    name in it is still learned (and the record itself deleted)."""
-    ds = _mr("Hitachi")
-    ds.Modality, ds.ManufacturerModelName, ds.PatientPosition = "CT", "Supria", "HFS"
+    name in it is still learned (and the record itself deleted). Run as deid_tool runs (elements
+    left raw by the fast read path, engine._identifiers_of)."""
+    from helpers import run_deid
+
+    ds = _ge_slice(7, "4900")
+    ds.Manufacturer, ds.ManufacturerModelName, ds.PatientPosition = "Hitachi", "Supria", "HFS"
     ds.PatientName = ""
     record = (b"\0\0\0\x0011228" + b"\0" * 11 + b"20191019HDL10005Supria               N  " + b"\0" * 8 +
               b"00020000\0\0\0\0HANSEN^GRETE                HFS  ")
     ds.private_block(0x0009, "HMC - CT - ID", create=True).add_new(0x00, "UN", record)
     ds.ImageComments = "seen by Hansen"
-    out = engine.deidentify(read_back_as_file(ds), _ctx(guidelines)).dataset
+    src, out_dir = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    ds.save_as(src / "ct.dcm", enforce_file_format=True)
+    run_deid(src, out_dir, tmp_path / "key")
+    written = list(out_dir.rglob("IMG_*.dcm"))
+    assert len(written) == 1
+    out = pydicom.dcmread(written[0])
     assert str(out.PatientPosition) == "HFS" and str(out.ManufacturerModelName) == "Supria"
     assert "ImageComments" not in out or "Hansen" not in str(out.ImageComments)
     assert 0x00091100 not in out
