@@ -330,9 +330,10 @@ def _physio_data_ticks(tokens: list[str], log_type: str) -> list[int] | None:
     """Indexes of the tick columns of a data line, or None when the line is not numbers and codes."""
     if log_type == "ACQUISITION_INFO":
         return [2, 3] if 4 <= len(tokens) <= 5 and all(t.isdigit() for t in tokens) else None
-    if 3 <= len(tokens) <= 4 and tokens[0].isdigit() and _PHYSIO_CODE.fullmatch(tokens[1]) and \
-            re.fullmatch(r"-?\d+", tokens[2]) and (len(tokens) == 3 or _PHYSIO_CODE.fullmatch(tokens[3])):
-        return [0]
+    if 3 <= len(tokens) <= 5 and tokens[0].isdigit() and _PHYSIO_CODE.fullmatch(tokens[1]) and \
+            all(re.fullmatch(r"-?\d+", t) or _PHYSIO_CODE.fullmatch(t) for t in tokens[2:]) and \
+            re.fullmatch(r"-?\d+", tokens[2]):
+        return [0]  # tick, channel, value, then up to two codes or numbers (a trigger's signal name)
     return None
 
 
