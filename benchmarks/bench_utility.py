@@ -230,26 +230,15 @@ def convert(files: list[str], folder: Path) -> dict[str, Path]:
 
 
 def non_image_conversion(orig: Path, deid: Path, folder: Path) -> str:
-    """What dcm2niix makes of an object that is no image (a Siemens physio log becomes BIDS physio
-    TSV and JSON, dcm_qa_physio): '' when it converts nothing, else whether the de-identified copy
-    converts to the same files, byte for byte (gzip content compared)."""
-    import gzip
-
-    def converted(path: Path, side: str) -> dict[str, bytes]:
-        src = folder / side / "in"
-        src.mkdir(parents=True, exist_ok=True)
-        os.symlink(path, src / "00000.dcm")
-        out = folder / side / "out"
-        out.mkdir()
-        run([dcm2niix_exe(), "-b", "y", "-z", "n", "-f", "v", "-o", str(out), str(src)])
-        return {p.name: gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-                for p in sorted(out.iterdir())}
-
-    a = converted(orig, "orig")
+    """What dcm2niix makes of an object that is no image series (a Siemens physio log becomes BIDS
+    physio TSV and JSON, dcm_qa_physio; spectroscopy a NIfTI with its sidecar): '' when it converts
+    nothing, else whether the de-identified copy converts the same, as compare() judges series
+    (NIfTI data and geometry, sidecar fields but those identifying by nature, TSV content)."""
+    a = convert([str(orig)], folder / "orig")
     if not a:
         return ""
-    b = converted(deid, "deid")
-    return ", converts identically" if a == b else f", conversion differs ({', '.join(sorted(set(a) ^ set(b)) or 'content')})"
+    differ, _ident = compare(a, convert([str(deid)], folder / "deid"))
+    return ", converts identically" if not differ else f", conversion differs ({', '.join(sorted(differ))})"
 
 
 def nifti_summary(path: Path) -> dict:
@@ -267,6 +256,12 @@ def nifti_summary(path: Path) -> dict:
             "volumes": dim[4] if dim[0] >= 4 else 1}
 
 
+def _content(path: Path) -> bytes:
+    import gzip
+
+    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+
 def compare(orig: dict[str, Path], deid: dict[str, Path]) -> tuple[set[str], set[str]]:
     """(fields that differ and are not identifying by nature, identifying fields that differ)."""
     differ, ident = set(), set()
@@ -280,6 +275,9 @@ def compare(orig: dict[str, Path], deid: dict[str, Path]) -> tuple[set[str], set
         elif name.endswith((".bval", ".bvec")):
             if a.read_bytes() != b.read_bytes():
                 differ.add(name.rsplit(".", 1)[1])
+        elif name.endswith((".tsv", ".tsv.gz")):  # BIDS physio: the recording itself
+            if _content(a) != _content(b):
+                differ.add("tsv")
         elif name.endswith(".json"):
             ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
             for key in set(ja) | set(jb):
@@ -367,7 +365,8 @@ def leak_values(files: list[Path]) -> set[str]:
             ds = pydicom.dcmread(p, stop_before_pixels=True)
         except Exception:
             continue
-        device = {str(ds.get(k, "")).strip().lower() for k in ("ManufacturerModelName", "Manufacturer")} - {""}
+        device = {str(e.value).strip().lower() for e in ds.iterall()  # at any depth: Contributing Equipment too
+                  if e.keyword in ("ManufacturerModelName", "Manufacturer") and isinstance(e.value, str)} - {""}
         device |= {w for d in device for w in d.replace("_", " ").split()}  # Institution 'TOSHIBA' of TOSHIBA_MEC
         for elem in ds.iterall():
             if elem.keyword in LEAK_KEYWORDS and str(elem.value).strip().lower() in device:
@@ -458,7 +457,7 @@ def main() -> None:
                 for i, f in enumerate(files):
                     state = "written" if str(f) in mapping else reasons.get(str(f), "not written").split(":")[0][:60]
                     if str(f) in mapping:
-                        state += non_image_conversion(f, Path(mapping[str(f)]), work / "conv_other" / f"{kind[:20]}_{i:04d}")
+                        state += non_image_conversion(f, Path(mapping[str(f)]), work / "conv_other" / f"{kind[:20].replace(' ', '_')}_{i:04d}")
                     non_image[(vendor_of(f), kind)][state] += 1
             k, t, lost = descriptors(by_series, mapping)
             desc_kept, desc_total = desc_kept + k, desc_total + t
@@ -526,7 +525,7 @@ def main() -> None:
                 print(f"  {'':10s} identifying by nature (shifted/removed): {sorted(vendor_ident[vendor])}")
         if non_image:
             print("\nobjects that are no image (no NIfTI; de-identified, counted apart, searched for leaks; what dcm2niix\n"
-                  "makes of them otherwise, such as BIDS physio TSV, compared byte for byte):")
+                  "makes of them otherwise (BIDS physio TSV, spectroscopy NIfTI) compared as series are):")
             for (vendor, kind), states in sorted(non_image.items()):
                 print(f"  {vendor:10s} {kind}: {dict(states.most_common())}")
         if any(vendor_design.values()):
