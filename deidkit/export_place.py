@@ -12,6 +12,7 @@ from .export_model import DUPLICATE, HELD, WRITTEN, FileResult
 from .export_plan import partial_path
 from .export_resume import StateWriter
 
+TWO_VERSIONS = "two different files with the same SOP Instance UID"  # how the reason of a second version starts
 PERSON_CLASH = ("two different patients share one Patient ID (different name, sex or birth date): "
                 "held so they are not merged; correct the IDs in the export, then run again")
 
@@ -57,7 +58,7 @@ class Placement:
             result.status, result.reason, result.out = DUPLICATE, f"same instance as {twin.ref}", ""
             return False
         keeper, other = (twin, result) if twin.src < result.src else (result, twin)
-        other.status, other.reason = HELD, (f"two different files with the same SOP Instance UID ({keeper.ref} and "
+        other.status, other.reason = HELD, (f"{TWO_VERSIONS} ({keeper.ref} and "
                                             f"{other.ref}): {keeper.ref} was sent, this one held for a person to choose")
         if other is result:
             partial.unlink(missing_ok=True)
