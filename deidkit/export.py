@@ -37,7 +37,8 @@ from .export_place import PERSON_CLASH, Placement, person_clash
 from .export_plan import NON_DICOM_SUFFIXES, folder_within, output_path, partial_path, plan
 from .export_pool import Job, execute
 from .export_resume import StateWriter, load_state, source_of, state_matches
-from .export_twins import Changed, Claims, SameBytes, index_of, make_marker_folder, plan_twins, remove_marker_folders, twin_result
+from .export_twins import (Changed, Claims, SameBytes, make_marker_folder, plan_twins, remove_marker_folders, settle,
+                           twin_result)
 from .export_worker import WORKER_KILL_HOOK, init_worker, person_of, process_file, quiet_library_messages
 
 __all__ = ["DICOMDIR", "DISK_FULL", "DUPLICATE", "FAILED", "HELD", "HOSPITAL_SUFFIX", "KILL_HOOK", "MANIFEST_NAME",
@@ -126,24 +127,23 @@ def _run_jobs(todo: list[Job], config: RunConfig, placement: Placement, proposal
 
 def _resolve_twins(twins: list[SameBytes], changed: set[str], todo: list[Job], finisher: "_Finisher",
                    config: RunConfig) -> list[Job] | None:
-    """Each twin given its owner's outcome (export_twins.twin_result), in source-path order (an
-    owner that is itself a twin is resolved first). Returns the jobs to process in full (the
-    owner has no outcome to give, or its file changed); None: stopped at a full output disk."""
+    """Each twin given its owner's outcome (export_twins.settle and twin_result), in source-path
+    order. Returns the jobs to process in full; None: stopped at a full output disk."""
     by_ref = {j[0]: j for j in todo}
-    again: list[Job] = []
-    redo: set[str] = set(changed)
-    for twin in sorted(twins, key=lambda t: index_of(t.ref)):
-        owner_job = by_ref.get(twin.owner)
-        owner = finisher.placement.results.get(owner_job[2]) if owner_job else None
-        result = None
-        if owner is not None and owner.ref == twin.owner and twin.owner not in redo:
-            result = twin_result(twin, owner, finisher.placement, config.hospital_dir)
+    results = finisher.placement.results
+
+    def owner_result(ref: str) -> FileResult | None:
+        r = results.get(by_ref[ref][2]) if ref in by_ref else None
+        return r if r is not None and r.ref == ref else None
+
+    settled, full = settle(twins, changed, owner_result, finisher.placement)
+    for twin, owner in settled:
+        result = twin_result(twin, owner, config.hospital_dir)
         if result is None:
-            again.append(by_ref[twin.ref])
-            redo.add(twin.ref)
+            full.add(twin.ref)
         elif finisher.finish(result):
             return None
-    return again
+    return [j for j in todo if j[0] in full]
 
 
 class _Finisher:

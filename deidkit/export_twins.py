@@ -38,7 +38,7 @@ import re
 import shutil
 import stat
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .contract import REVIEW_IMAGES_DIR
 from .export_model import DICOMDIR, DUPLICATE, HELD, WRITTEN, FileResult
@@ -232,24 +232,59 @@ def remove_marker_folders(partial_dir: Path) -> None:
             folder.rmdir()
 
 
-def twin_result(twin: SameBytes, owner: FileResult, placement: Placement, hospital_dir: Path) -> FileResult | None:
+def settle(twins: list[SameBytes], changed: set[str], owner_result: Callable[[str], FileResult | None],
+           placement: Placement) -> tuple[list[tuple[SameBytes, FileResult]], set[str]]:
+    """Which twins take their owner's outcome, and which are processed in full (references).
+
+    In source-path order; a twin of a twin (a hard link of a copy) goes back to the one that was
+    processed. Processed in full: the owner has no outcome of this run, its file changed, it is a
+    DICOMDIR (judged by where the files it names are), or the twin would be the file its instance
+    keeps (two versions of one SOP Instance UID, the twin first by path: its own bytes are to be
+    placed); then also every twin of an instance with two versions, so placing stays order-free.
+    Returns ([(twin, the result of the file processed)], references to process in full)."""
+    root: dict[str, FileResult | None] = {}
+    full: set[str] = set()
+    for twin in sorted(twins, key=lambda t: index_of(t.ref)):
+        owner = root[twin.owner] if twin.owner in root else owner_result(twin.owner)
+        root[twin.ref] = owner
+        if owner is None or twin.owner in full or owner.ref in changed or not _settled(owner, twin.src, placement):
+            full.add(twin.ref)
+    unsettled = {r.sop_instance for ref, r in root.items() if ref in full and r is not None and r.sop_instance}
+    settled = []
+    for twin in sorted(twins, key=lambda t: index_of(t.ref)):
+        owner = root[twin.ref]
+        if twin.owner in full or owner is None or owner.sop_instance in unsettled:
+            full.add(twin.ref)
+        elif twin.ref not in full:
+            settled.append((twin, owner))
+    return settled, full
+
+
+def _was_written(owner: FileResult) -> bool:
+    """The owner was written (placing may have made it a duplicate or a second version since)."""
+    return owner.status in (WRITTEN, DUPLICATE) or (owner.status == HELD and owner.reason.startswith(TWO_VERSIONS))
+
+
+def _settled(owner: FileResult, twin_src: str, placement: Placement) -> bool:
+    """True: the owner's outcome is the twin's (see settle)."""
+    if owner.status == DICOMDIR or owner.reason.startswith("DICOMDIR"):
+        return False
+    if not _was_written(owner):
+        return True
+    placed = placement.by_sop.get(owner.sop_instance) if owner.sop_instance and owner.sha256 else None
+    return placed is not None and (placed.sha256 == owner.sha256 or placed.src < twin_src)
+
+
+def twin_result(twin: SameBytes, owner: FileResult, hospital_dir: Path) -> FileResult | None:
     """The result the twin would have had if processed itself: the owner's outcome under the
     twin's own reference and original path. A written owner: the twin comes back WRITTEN, as the
     same written file, for the caller to place like any other (placing makes it a DUPLICATE, or
-    holds it as a second version of an instance, as before; nothing is moved). None: that cannot
-    be told without the twin's own bytes (it would be the one file of its instance placed, or the
-    owner's review images cannot be copied): process it in full."""
-    if owner.status == DICOMDIR or owner.reason.startswith("DICOMDIR"):
-        return None  # a DICOMDIR is judged by where the files it names are: its own place counts
-    if owner.status in (WRITTEN, DUPLICATE) or (owner.status == HELD and owner.reason.startswith(TWO_VERSIONS)):
-        placed = placement.by_sop.get(owner.sop_instance) if owner.sop_instance and owner.sha256 else None
-        if placed is None or (placed.sha256 != owner.sha256 and not placed.src < twin.src):
-            return None
-        result = _copy(owner, twin, hospital_dir)
-        if result is not None:
-            result.status, result.reason = WRITTEN, ""
-        return result
-    return _copy(owner, twin, hospital_dir)
+    holds it as a second version of an instance, as before; nothing is moved). None: the owner's
+    review images cannot be copied for it (process it in full)."""
+    result = _copy(owner, twin, hospital_dir)
+    if result is not None and _was_written(owner):
+        result.status, result.reason = WRITTEN, ""
+    return result
 
 
 def _copy(owner: FileResult, twin: SameBytes, hospital_dir: Path) -> FileResult | None:

@@ -270,6 +270,23 @@ def test_twins_of_a_changed_owner_are_processed_in_full(tmp_path, monkeypatch):
     assert [r["status"] for _, r in sorted(_results(tmp_path / "OUT").items())] == [WRITTEN, DUPLICATE]
 
 
+def test_twins_of_two_versions_of_one_instance_are_held_as_before(tmp_path, monkeypatch):
+    src = tmp_path / "SRC"
+    first, second = _ct_bytes("1.2.826.0.1.3680043.8.498.41", 5), _ct_bytes("1.2.826.0.1.3680043.8.498.41", 6)
+    for folder, data in (("A", first), ("B", second), ("C", second), ("D", first)):
+        (src / folder).mkdir(parents=True)
+        (src / folder / "x.dcm").write_bytes(data)
+    key = tmp_path / "site.key"
+    code_before, processed_before = _run(src, tmp_path / "BEFORE", key, monkeypatch, twins=False)
+    code_now, processed = _run(src, tmp_path / "NOW", key, monkeypatch)
+    assert sorted(processed) == ["A/x.dcm", "B/x.dcm"] and len(processed_before) == 4
+    assert code_now == code_before == 1
+    assert _outcomes(tmp_path / "NOW") == _outcomes(tmp_path / "BEFORE")
+    assert [r["status"] for _, r in sorted(_results(tmp_path / "NOW").items())] == [WRITTEN, HELD, HELD, DUPLICATE]
+    assert tree(tmp_path / "NOW") == tree(tmp_path / "BEFORE")
+    assert _hospital_tree(tmp_path / "NOW") == _hospital_tree(tmp_path / "BEFORE")
+
+
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups (POSIX) needed for the kill")
 def test_markers_of_a_killed_run_never_skip_a_file(tmp_path):
     src = tmp_path / "SRC"
