@@ -109,10 +109,13 @@ def _run_jobs(todo: list[Job], config: RunConfig, placement: Placement, proposal
     if twins_plan.candidates:
         claims = Claims(str(make_marker_folder(config.dest / PARTIAL_DIR)), twins_plan.candidates)
     twins = [SameBytes(j[0], j[2], twins_plan.linked[j[0]]) for j in todo if j[0] in twins_plan.linked]
+    finisher.waiting = len(twins)
     changed: set[str] = set()
     for item in execute([j for j in todo if j[0] not in twins_plan.linked], config, claims):
         if isinstance(item, SameBytes):
             twins.append(item)
+            finisher.waiting += 1
+            finisher.show_progress()
         elif isinstance(item, Changed):
             changed.add(item.ref)
         elif finisher.finish(item):
@@ -138,11 +141,13 @@ def _resolve_twins(twins: list[SameBytes], changed: set[str], todo: list[Job], f
 
     settled, full = settle(twins, changed, owner_result, finisher.placement)
     for twin, owner in settled:
+        finisher.waiting -= 1
         result = twin_result(twin, owner, config.hospital_dir)
         if result is None:
             full.add(twin.ref)
         elif finisher.finish(result):
             return None
+    finisher.waiting = 0  # the others are processed in full now
     return [j for j in todo if j[0] in full]
 
 
@@ -156,6 +161,7 @@ class _Finisher:
         self.report, self.total = progress
         self.kill = _kill_hook()
         self.finished = 0
+        self.waiting = 0  # twins known and not yet given their outcome: counted as done on the progress bar
 
     def finish(self, result: FileResult) -> bool:
         """Place, journal and report one result; True: the output disk is full (stop)."""
@@ -171,9 +177,13 @@ class _Finisher:
         _maybe_kill(self.kill, self.finished, "journaled")
         if self.on_problem and result.status in (HELD, FAILED):
             self.on_problem(result)
-        if self.report:
-            self.report(len(placement.results), self.total)
+        self.show_progress()
         return result.reason == DISK_FULL  # every further file would fail the same way; stopping keeps the rest intact
+
+    def show_progress(self) -> None:
+        """Files done (twins known count as done: theirs is a fingerprint), out of all."""
+        if self.report:
+            self.report(min(len(self.placement.results) + self.waiting, self.total), self.total)
 
 
 def _place(placement: Placement, result: FileResult) -> None:

@@ -367,3 +367,22 @@ def test_a_worker_killed_on_an_owner_after_its_claim_still_processes_it(exports,
     assert (tmp_path / f"killed_{owner}_start").exists()  # the worker did die on it
     assert tree(out) == tree(ref_out)
     assert _hospital_tree(out) == _hospital_tree(ref_out)
+
+
+def test_progress_counts_twins_and_ends_at_the_total(tmp_path):
+    from deidkit import guidelines as gl
+
+    src = tmp_path / "SRC"
+    data = _ct_bytes("1.2.826.0.1.3680043.8.498.51", 7)
+    for folder in ("A", "B", "C"):
+        (src / folder).mkdir(parents=True)
+        (src / folder / "x.dcm").write_bytes(data)
+    os.link(src / "A" / "x.dcm", src / "A" / "y.dcm")
+    seen: list[tuple[int, int]] = []
+    out = tmp_path / "OUT"
+    config = export.RunConfig(source=src, dest=out, hospital_dir=hospital_of(out), guidelines=gl.load(),
+                              key=b"\x17" * 32, workers=1)
+    summary = export.run_export(config, progress=lambda done, total: seen.append((done, total)))
+    assert [r.status for r in summary.results] == [WRITTEN, DUPLICATE, DUPLICATE, DUPLICATE]
+    assert seen[-1] == (4, 4) and all(done <= total == 4 for done, total in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
