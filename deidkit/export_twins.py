@@ -110,8 +110,8 @@ def plan_twins(jobs: list[Job]) -> TwinPlan:
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
-        if st.st_ino and st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino, *same_outcome_key(job))
+        if st.st_ino and st.st_nlink > 1:  # size and time too: a share whose inode numbers are not unique
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, *same_outcome_key(job))
             owner = first_on.setdefault(key, job[0])
             if owner != job[0]:
                 linked[job[0]] = owner
