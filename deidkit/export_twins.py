@@ -19,15 +19,18 @@ Three steps, each where its data is:
                                   SameBytes, not parsed. A marker of a later job: processed in
                                   full, so the first file by path is always processed and the
                                   outcome does not depend on which worker came first.
-  main process, after the pool   twin_result: the twin takes the owner's outcome as if it had
-                                  been processed itself (a written owner: the twin is placed as
-                                  the same written file, so placing makes it a DUPLICATE as it
-                                  did before; held or failed: the same status and reason, its own
-                                  line naming its own original). None where that cannot be known
-                                  without the twin's own bytes: it is then processed in full.
-Files with review decisions (approved and proposed boxes in the job) are twins only of a job
-carrying the same decision. Markers of an earlier (killed) run are in another folder: they never
-make a file skipped without an outcome.
+  main process, after the pool   settle and twin_result: the twin takes the owner's outcome as
+                                  if it had been processed itself (a written owner: the twin is
+                                  placed as the same written file, so placing makes it a
+                                  DUPLICATE as it did before; held or failed: the same status and
+                                  reason, its own line naming its own original, its own copy of
+                                  the review images). Where that cannot be known without the
+                                  twin's own bytes (see settle), it is processed in full.
+Besides the bytes, two things decide an outcome, so twins must share them (same_outcome_key):
+a name ending as a non-DICOM file (skipped, where another file that is not DICOM fails) and a
+review decision (approved and proposed boxes in the job). A DICOMDIR is judged by where the
+files it names are: its copies are processed in full. Markers of an earlier (killed) run are
+in another folder: they never make a file skipped without an outcome.
 """
 from __future__ import annotations
 
