@@ -386,3 +386,32 @@ def test_progress_counts_twins_and_ends_at_the_total(tmp_path):
     assert [r.status for r in summary.results] == [WRITTEN, DUPLICATE, DUPLICATE, DUPLICATE]
     assert seen[-1] == (4, 4) and all(done <= total == 4 for done, total in seen)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+@pytest.mark.parametrize("order", list(__import__("itertools").permutations("ABC")), ids="".join)
+def test_placing_the_same_bytes_is_order_free(tmp_path, order):
+    """Two workers can finish copies of one file in any order (a copy first by path processed in
+    full because a later one claimed first): the first by path is written, the others name it."""
+    from deidkit.export_place import Placement
+    from deidkit.export_plan import partial_path
+    from deidkit.export_resume import StateWriter
+
+    dest = tmp_path / "OUT"
+    results: dict[str, export.FileResult] = {}
+    refs = {"A": "F000001", "B": "F000002", "C": "F000003"}
+    with StateWriter(tmp_path / "state.jsonl", "x", fresh=True) as state:
+        placement = Placement(dest, state, results)
+        for name in order:
+            src = f"{name}/x.dcm"
+            partial = partial_path(dest, src)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(b"the same de-identified bytes")
+            r = export.FileResult(ref=refs[name], src=src, status=WRITTEN, out="SUBJ_X/IMG.dcm", sha256="s1",
+                                  sop_instance="2.25.1")
+            placement.place(r)
+            results[src] = r
+    final = {src: (r.status, r.reason, r.out) for src, r in sorted(results.items())}
+    assert final == {"A/x.dcm": (WRITTEN, "", "SUBJ_X/IMG.dcm"),
+                     "B/x.dcm": (DUPLICATE, "same instance as F000001", ""),
+                     "C/x.dcm": (DUPLICATE, "same instance as F000001", "")}
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()] == ["SUBJ_X/IMG.dcm"]
