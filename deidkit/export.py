@@ -37,8 +37,8 @@ from .export_place import PERSON_CLASH, Placement, person_clash
 from .export_plan import NON_DICOM_SUFFIXES, folder_within, output_path, partial_path, plan
 from .export_pool import Job, execute
 from .export_resume import StateWriter, load_state, source_of, state_matches
-from .export_twins import (Changed, Claims, SameBytes, make_marker_folder, plan_twins, remove_marker_folders, settle,
-                           twin_result)
+from .export_twins import (Changed, Claims, SameBytes, index_of, make_marker_folder, plan_twins, remove_marker_folders,
+                           settle, twin_result)
 from .export_worker import WORKER_KILL_HOOK, init_worker, person_of, process_file, quiet_library_messages
 
 __all__ = ["DICOMDIR", "DISK_FULL", "DUPLICATE", "FAILED", "HELD", "HOSPITAL_SUFFIX", "KILL_HOOK", "MANIFEST_NAME",
@@ -107,7 +107,10 @@ def _run_jobs(todo: list[Job], config: RunConfig, placement: Placement, proposal
     twins_plan = plan_twins(todo)
     claims = None
     if twins_plan.candidates:
-        claims = Claims(str(make_marker_folder(config.dest / PARTIAL_DIR)), twins_plan.candidates)
+        try:
+            claims = Claims(str(make_marker_folder(config.dest / PARTIAL_DIR)), twins_plan.candidates)
+        except OSError:
+            pass  # no marker folder: every candidate is processed in full (each file says what fails)
     twins = [SameBytes(j[0], j[2], twins_plan.linked[j[0]]) for j in todo if j[0] in twins_plan.linked]
     finisher.waiting = len(twins)
     changed: set[str] = set()
@@ -132,7 +135,8 @@ def _resolve_twins(twins: list[SameBytes], changed: set[str], todo: list[Job], f
                    config: RunConfig) -> list[Job] | None:
     """Each twin given its owner's outcome (export_twins.settle and twin_result), in source-path
     order. Returns the jobs to process in full; None: stopped at a full output disk."""
-    by_ref = {j[0]: j for j in todo}
+    needed = {t.ref for t in twins} | {t.owner for t in twins}
+    by_ref = {j[0]: j for j in todo if j[0] in needed}
     results = finisher.placement.results
 
     def owner_result(ref: str) -> FileResult | None:
@@ -148,7 +152,7 @@ def _resolve_twins(twins: list[SameBytes], changed: set[str], todo: list[Job], f
         elif finisher.finish(result):
             return None
     finisher.waiting = 0  # the others are processed in full now
-    return [j for j in todo if j[0] in full]
+    return [by_ref[ref] for ref in sorted(full, key=index_of)]
 
 
 class _Finisher:
