@@ -342,6 +342,25 @@ def _run_measured(cmd: list[str]) -> tuple[float, int, int, float]:
     return elapsed, code, rss, usage.ru_utime + usage.ru_stime
 
 
+def fingerprint_cost(src: Path, sample: int = 200) -> tuple[float, int]:
+    """(CPU ms per candidate of export_twins.claim over up to `sample` candidates, number of
+    candidates in the tree): what a file found once costs for the chance of being found twice."""
+    from deidkit import export
+    from deidkit.export_twins import claim, plan_twins
+
+    jobs = [(f"F{i + 1:06d}", str(p), p.relative_to(src).as_posix()) for i, p in enumerate(export.plan(src, []))]
+    twin_plan = plan_twins(jobs)
+    chosen = [j for j in jobs if j[0] in twin_plan.candidates][:sample]
+    if not chosen:
+        return 0.0, 0
+    with tempfile.TemporaryDirectory(prefix="deidkit_markers_") as folder:
+        t0 = time.process_time()
+        for job in chosen:
+            claim(job, folder)
+        spent = time.process_time() - t0
+    return 1000 * spent / len(chosen), len(twin_plan.candidates)
+
+
 def distinct_files(files: list[Path]) -> int:
     """How many different contents the files hold (size, then SHA-256 of sizes met twice)."""
     import hashlib
@@ -408,6 +427,10 @@ def measure_shape(shape: str, src: Path, work: Path, args: argparse.Namespace) -
     print(f"  ratio to cp -r: {tool_wall / copy_wall:.1f}x (median wall / median wall; per run "
           f"{', '.join(f'{r:.1f}' for r in ratios)});  CPU ratio {tool_cpu / max(copy_cpu, 1e-9):.0f}x")
     print(f"  peak memory (largest process): {mb(peak)}")
+    fp_ms, candidates = fingerprint_cost(src)
+    print(f"  fingerprint of a file whose size another shares (SHA-256 of its bytes + claim marker, one process): "
+          f"{fp_ms:.3f} ms per file; {candidates} of {n} files are such candidates "
+          f"(~{100 * fp_ms * candidates / n / max(1000 * tool_cpu / n, 1e-9):.1f}% of the CPU per file)")
     distinct = distinct_files(files)
     if distinct < n:  # repeats are done once: the honest figure is per distinct file
         print(f"  distinct files (by bytes): {distinct} of {n}; CPU per distinct file: "
