@@ -415,3 +415,47 @@ def test_placing_the_same_bytes_is_order_free(tmp_path, order):
                      "B/x.dcm": (DUPLICATE, "same instance as F000001", ""),
                      "C/x.dcm": (DUPLICATE, "same instance as F000001", "")}
     assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()] == ["SUBJ_X/IMG.dcm"]
+
+
+def _decide(out: Path, boxes_of: dict[str, str] | None = None) -> None:
+    """Approve every image waiting for a person (with its proposed boxes, or those given by original)."""
+    import csv
+
+    from deidkit import review_decisions
+
+    path = hospital_of(out) / review_decisions.DECISIONS_NAME
+    with path.open(encoding="utf-8", newline="") as fp:
+        rows = list(csv.DictReader(fp))
+    assert len(rows) == 2
+    for r in rows:
+        r["decision"] = "approve"
+        r["boxes"] = (boxes_of or {}).get(r["original_file"], r["boxes"])
+    with path.open("w", encoding="utf-8", newline="") as fp:
+        w = csv.DictWriter(fp, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("same_boxes", [True, False], ids=["same decision", "other boxes"])
+def test_images_a_person_approved_are_twins_only_with_the_same_decision(synth_export, tmp_path, monkeypatch,
+                                                                      same_boxes):
+    ultrasound = next(p for p in synth_export.root.rglob("US0001"))
+    src = tmp_path / "SRC"
+    for folder in ("A", "B"):
+        (src / folder).mkdir(parents=True)
+        shutil.copyfile(ultrasound, src / folder / "US0001")
+    key = tmp_path / "site.key"
+    ends = {}
+    for name, twins in (("BEFORE", False), ("NOW", True)):
+        out = tmp_path / name
+        assert _run(src, out, key, monkeypatch, twins=twins)[0] == 1
+        held = _results(out)
+        assert [r["status"] for r in held.values()] == [HELD, HELD] and all(r["proposal"] for r in held.values())
+        _decide(out, None if same_boxes else {"B/US0001": "0:0,0,8,8"})
+        code, processed = _run(src, out, key, monkeypatch, twins=twins)
+        ends[name] = (code, processed, _outcomes(out), tree(out), _hospital_tree(out))
+    assert ends["NOW"][0] == ends["BEFORE"][0]
+    assert ends["NOW"][2:] == ends["BEFORE"][2:]
+    assert len(ends["BEFORE"][1]) == 2 and len(ends["NOW"][1]) == (1 if same_boxes else 2)
+    statuses = [r[2] for r in ends["NOW"][2]]
+    assert statuses == ([WRITTEN, DUPLICATE] if same_boxes else [WRITTEN, HELD])
