@@ -93,6 +93,9 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
                         lost.extend(in_flight.pop(future))
                 for chunk in reversed(pending):
                     lost.extend(chunk)
+                # the workers left are ended, not waited for: with "spawn" one can be left blocked
+                # on the call queue and the pool's shutdown would wait for it for ever
+                program.end_workers(pool)
                 return
     except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
         program.end_workers(pool)
