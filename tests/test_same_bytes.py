@@ -353,7 +353,11 @@ def test_a_run_killed_among_twins_resumes_to_the_same_end(exports, reference, tm
 
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="a worker killed with SIGKILL (POSIX)")
-def test_a_worker_killed_on_an_owner_after_its_claim_still_processes_it(exports, reference, tmp_path):
+@pytest.mark.parametrize("start", ["default", "spawn"])  # spawn: as on Windows and macOS (it used to hang)
+def test_a_worker_killed_on_an_owner_after_its_claim_still_processes_it(exports, reference, tmp_path, monkeypatch,
+                                                                          start):
+    if start == "spawn":
+        monkeypatch.setenv("DEIDKIT_START_METHOD", "spawn")
     twins, _ = exports
     ref_out, ref_code, key, journal = reference
     owner = next(r["ref"] for r in journal if r["src"].startswith("DOE") and r["status"] == WRITTEN)
