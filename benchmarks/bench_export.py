@@ -353,11 +353,13 @@ def fingerprint_cost(src: Path, sample: int = 200) -> tuple[float, int]:
     chosen = [j for j in jobs if j[0] in twin_plan.candidates][:sample]
     if not chosen:
         return 0.0, 0
-    with tempfile.TemporaryDirectory(prefix="deidkit_markers_") as folder:
-        t0 = time.process_time()
-        for job in chosen:
-            claim(job, folder)
-        spent = time.process_time() - t0
+    spent = float("inf")
+    for _ in range(3):  # best of three: the first pass may read from disk
+        with tempfile.TemporaryDirectory(prefix="deidkit_markers_") as folder:
+            t0 = time.process_time()
+            for job in chosen:
+                claim(job, folder)
+            spent = min(spent, time.process_time() - t0)
     return 1000 * spent / len(chosen), len(twin_plan.candidates)
 
 
