@@ -18,6 +18,7 @@ This module conducts one run (run_export); each step lives in a module of its ow
   export_resume     the resume journal (progress.jsonl) and whether a run may resume
   export_decisions  review_decisions.csv in a run: approved images redone, the file rewritten
   export_earlier    an earlier run in DEST: is it ours, remove exactly what it wrote
+  export_twins      a file found twice is done once: same bytes -> the first one's outcome
 The names other modules, tests and benchmarks import from here are kept (re-exported below).
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ from .export_place import PERSON_CLASH, Placement, person_clash
 from .export_plan import NON_DICOM_SUFFIXES, folder_within, output_path, partial_path, plan
 from .export_pool import Job, execute
 from .export_resume import StateWriter, load_state, source_of, state_matches
+from .export_twins import (Changed, Claims, SameBytes, index_of, make_marker_folder, plan_twins, remove_marker_folders,
+                           settle, twin_result)
 from .export_worker import WORKER_KILL_HOOK, init_worker, person_of, process_file, quiet_library_messages
 
 __all__ = ["DICOMDIR", "DISK_FULL", "DUPLICATE", "FAILED", "HELD", "HOSPITAL_SUFFIX", "KILL_HOOK", "MANIFEST_NAME",
@@ -98,26 +101,93 @@ def _run_jobs(todo: list[Job], config: RunConfig, placement: Placement, proposal
               progress: tuple[Callable[[int, int], None] | None, int],
               on_problem: Callable[[FileResult], None] | None) -> None:
     """Every job through the workers; each result placed, journaled (unless it is to be redone)
-    and reported; stops at a full output disk."""
-    report, total = progress
-    kill = _kill_hook()
-    finished = 0
-    for result in execute(todo, config):
-        if result.proposal is None and result.src in proposals:
-            result.proposal = proposals[result.src]  # the tool's proposal, kept for the review counts
+    and reported; stops at a full output disk. A file whose bytes another file of the run has
+    (export_twins) is processed once: its twins take its outcome after the pool."""
+    finisher = _Finisher(placement, proposals, progress, on_problem)
+    twins_plan = plan_twins(todo)
+    claims = None
+    if twins_plan.candidates:
+        try:
+            claims = Claims(str(make_marker_folder(config.dest / PARTIAL_DIR)), twins_plan.candidates)
+        except OSError:
+            pass  # no marker folder: every candidate is processed in full (each file says what fails)
+    twins = [SameBytes(j[0], j[2], twins_plan.linked[j[0]]) for j in todo if j[0] in twins_plan.linked]
+    finisher.waiting = len(twins)
+    changed: set[str] = set()
+    for item in execute([j for j in todo if j[0] not in twins_plan.linked], config, claims):
+        if isinstance(item, SameBytes):
+            twins.append(item)
+            finisher.waiting += 1
+            finisher.show_progress()
+        elif isinstance(item, Changed):
+            changed.add(item.ref)
+        elif finisher.finish(item):
+            return  # a full output disk: twins not given an outcome are done next time
+    again = _resolve_twins(twins, changed, todo, finisher, config)
+    if again is None:
+        return
+    for item in execute(again, config):  # twins whose outcome needs their own bytes: processed in full
+        if isinstance(item, FileResult) and finisher.finish(item):
+            return
+
+
+def _resolve_twins(twins: list[SameBytes], changed: set[str], todo: list[Job], finisher: "_Finisher",
+                   config: RunConfig) -> list[Job] | None:
+    """Each twin given its owner's outcome (export_twins.settle and twin_result), in source-path
+    order. Returns the jobs to process in full; None: stopped at a full output disk."""
+    needed = {t.ref for t in twins} | {t.owner for t in twins}
+    by_ref = {j[0]: j for j in todo if j[0] in needed}
+    results = finisher.placement.results
+
+    def owner_result(ref: str) -> FileResult | None:
+        r = results.get(by_ref[ref][2]) if ref in by_ref else None
+        return r if r is not None and r.ref == ref else None
+
+    settled, full = settle(twins, changed, owner_result, finisher.placement)
+    for twin, owner in settled:
+        finisher.waiting -= 1
+        result = twin_result(twin, owner, config.hospital_dir)
+        if result is None:
+            full.add(twin.ref)
+        elif finisher.finish(result):
+            return None
+    finisher.waiting = 0  # the others are processed in full now
+    return [by_ref[ref] for ref in sorted(full, key=index_of)]
+
+
+class _Finisher:
+    """Each finished result: placed, journaled (unless it is to be redone) and reported."""
+
+    def __init__(self, placement: Placement, proposals: dict[str, str],
+                 progress: tuple[Callable[[int, int], None] | None, int],
+                 on_problem: Callable[[FileResult], None] | None) -> None:
+        self.placement, self.proposals, self.on_problem = placement, proposals, on_problem
+        self.report, self.total = progress
+        self.kill = _kill_hook()
+        self.finished = 0
+        self.waiting = 0  # twins known and not yet given their outcome: counted as done on the progress bar
+
+    def finish(self, result: FileResult) -> bool:
+        """Place, journal and report one result; True: the output disk is full (stop)."""
+        placement = self.placement
+        if result.proposal is None and result.src in self.proposals:
+            result.proposal = self.proposals[result.src]  # the tool's proposal, kept for the review counts
         _place(placement, result)
-        finished += 1
-        _maybe_kill(kill, finished, "placed")
+        self.finished += 1
+        _maybe_kill(self.kill, self.finished, "placed")
         placement.results[result.src] = result
         if result.reason not in REDO_REASONS:
             placement.state.append(result)
-        _maybe_kill(kill, finished, "journaled")
-        if on_problem and result.status in (HELD, FAILED):
-            on_problem(result)
-        if report:
-            report(len(placement.results), total)
-        if result.reason == DISK_FULL:
-            break  # every further file would fail the same way; stopping keeps the rest intact
+        _maybe_kill(self.kill, self.finished, "journaled")
+        if self.on_problem and result.status in (HELD, FAILED):
+            self.on_problem(result)
+        self.show_progress()
+        return result.reason == DISK_FULL  # every further file would fail the same way; stopping keeps the rest intact
+
+    def show_progress(self) -> None:
+        """Files done (twins known count as done: theirs is a fingerprint), out of all."""
+        if self.report:
+            self.report(min(len(self.placement.results) + self.waiting, self.total), self.total)
 
 
 def _place(placement: Placement, result: FileResult) -> None:
@@ -132,6 +202,7 @@ def _place(placement: Placement, result: FileResult) -> None:
 def _remove_partial_folder(config: RunConfig) -> None:
     partial_dir = config.dest / PARTIAL_DIR
     if partial_dir.exists():
+        remove_marker_folders(partial_dir)
         for leftover in partial_dir.iterdir():
             leftover.unlink()
         partial_dir.rmdir()

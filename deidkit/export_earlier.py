@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .contract import MANIFEST_NAME, OUTPUT_PATH_RE, PARTIAL_DIR, STATE_NAME, SUMMARY_NAME
+from .export_twins import remove_marker_folders
 
 
 def output_is_ours(dest: Path) -> bool:
@@ -33,6 +34,7 @@ def remove_earlier_output(dest: Path, hospital_dir: Path) -> list[str]:
             (dest / name).unlink()
     partial = dest / PARTIAL_DIR
     if partial.is_dir() and not partial.is_symlink():
+        remove_marker_folders(partial)
         for leftover in partial.iterdir():
             if leftover.name.endswith(".part") and leftover.is_file():
                 leftover.unlink()

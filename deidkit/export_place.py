@@ -12,6 +12,7 @@ from .export_model import DUPLICATE, HELD, WRITTEN, FileResult
 from .export_plan import partial_path
 from .export_resume import StateWriter
 
+TWO_VERSIONS = "two different files with the same SOP Instance UID"  # how the reason of a second version starts
 PERSON_CLASH = ("two different patients share one Patient ID (different name, sex or birth date): "
                 "held so they are not merged; correct the IDs in the export, then run again")
 
@@ -24,12 +25,17 @@ class Placement:
         self.dest, self.state, self.results = dest, state, results
         self.placed: dict[str, FileResult] = {r.out: r for r in results.values() if r.status == WRITTEN}
         self.by_sop = {r.sop_instance: r for r in self.placed.values() if r.sop_instance}
+        self.duplicates: dict[str, list[FileResult]] = {}  # SOP Instance UID -> the duplicates of the one placed
+        for r in results.values():
+            if r.status == DUPLICATE and r.sop_instance:
+                self.duplicates.setdefault(r.sop_instance, []).append(r)
 
     def place(self, result: FileResult) -> None:
         """Move a finished file from the partial folder to its place; settle duplicates and name clashes.
 
         Whatever order the workers finish in, the outcome is the same:
-        - the same SOP Instance UID with the same bytes: a duplicate, dropped quietly;
+        - the same SOP Instance UID with the same bytes: the first by source path is the one placed,
+          the others are its duplicates, dropped quietly;
         - the same SOP Instance UID with other content: the first by source path goes out, the other
           is held for a person (the export holds two versions of one image);
         - two different instances whose names share the 8-digit code (about 1 in 4 billion a pair):
@@ -54,10 +60,10 @@ class Placement:
         """Two files of one SOP Instance UID; True: `result` goes on to be placed."""
         if twin.sha256 == result.sha256:
             partial.unlink(missing_ok=True)
-            result.status, result.reason, result.out = DUPLICATE, f"same instance as {twin.ref}", ""
+            self._settle_same_bytes(result, twin)
             return False
         keeper, other = (twin, result) if twin.src < result.src else (result, twin)
-        other.status, other.reason = HELD, (f"two different files with the same SOP Instance UID ({keeper.ref} and "
+        other.status, other.reason = HELD, (f"{TWO_VERSIONS} ({keeper.ref} and "
                                             f"{other.ref}): {keeper.ref} was sent, this one held for a person to choose")
         if other is result:
             partial.unlink(missing_ok=True)
@@ -71,6 +77,24 @@ class Placement:
         del self.placed[old_out]
         self.by_sop.pop(twin.sop_instance, None)
         return True
+
+    def _settle_same_bytes(self, result: FileResult, twin: FileResult) -> None:
+        """Two files of one instance with the same bytes: the first by source path is the one
+        placed, the other is a duplicate of it, whatever order they came in (`result` placed
+        first by path takes the place of `twin`: the file in place has its bytes already)."""
+        if twin.src < result.src:
+            result.status, result.reason, result.out = DUPLICATE, f"same instance as {twin.ref}", ""
+            self.duplicates.setdefault(result.sop_instance, []).append(result)
+            return
+        result.out, twin.status, twin.out = twin.out, DUPLICATE, ""
+        self.placed[result.out] = result
+        self.by_sop[result.sop_instance] = result
+        moved = [*self.duplicates.pop(result.sop_instance, []), twin]
+        for d in moved:  # journaled before `result`: a kill in between redoes `result`, placed the same way
+            d.reason = f"same instance as {result.ref}"
+            self.results[d.src] = d
+            self.state.append(d)
+        self.duplicates[result.sop_instance] = moved
 
     def _settle_clash(self, result: FileResult, holder: FileResult) -> None:
         """Two instances whose names share the short code: the larger UID gets a second code."""

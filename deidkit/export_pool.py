@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from . import program
 from .export_model import FAILED, WORKER_DIED, FileResult, RunConfig
-from .export_worker import init_worker, process_file
+from .export_twins import Claims, Outcome, process_job
+from .export_worker import init_worker
 
 if TYPE_CHECKING:  # imported when a pool is first made (startup time of the programs)
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -19,21 +20,23 @@ if TYPE_CHECKING:  # imported when a pool is first made (startup time of the pro
 WORKER_SILENCE_LIMIT = float(os.environ.get("DEIDKIT_WORKER_SILENCE_LIMIT_S", "1800"))
 
 Job = tuple[str, ...]  # (ref, source path, path relative to SOURCE[, approved boxes[, proposed boxes]])
-_InFlight = dict["Future[list[FileResult]]", list[Job]]
+_InFlight = dict["Future[list[Outcome]]", list[Job]]
 
 
-def execute(jobs: list[Job], config: RunConfig) -> Iterator[FileResult]:
+def execute(jobs: list[Job], config: RunConfig, claims: Claims | None = None) -> Iterator[Outcome]:
     """Results of every job, in the order they finish. A worker that dies (SIGKILL, the OOM
     killer, a codec that aborts) breaks the pool: its files and every other file then in flight
     are done again in a new pool; a file that also kills a worker working on it alone gets the
-    result WORKER_DIED (not journaled: the next run tries it again). Never waits for ever."""
+    result WORKER_DIED (not journaled: the next run tries it again). Never waits for ever.
+    With `claims`, a candidate job with the bytes of an earlier job of the run gives a
+    export_twins.SameBytes instead of a FileResult (and an owner whose file changed, a Changed)."""
     args = (config.guidelines, config.key, str(config.dest), str(config.hospital_dir),
             str(config.override_dir or ""))
     workers = config.workers or min((os.cpu_count() or 1) + 1, 9)  # one extra process overlaps disk waits
     if workers <= 1 or len(jobs) < 16:
         init_worker(*args)
         for job in jobs:
-            yield process_file(job)
+            yield from process_job(job, claims)
         return
     # Results travel in chunks: each message costs the parent (which places and journals every
     # file) about as much as placing a file; 16 per chunk cut its CPU by two thirds against 4,
@@ -41,11 +44,11 @@ def execute(jobs: list[Job], config: RunConfig) -> Iterator[FileResult]:
     chunksize = max(4, min(16, len(jobs) // (workers * 4)))
     chunks = [jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)]
     lost: list[Job] = []
-    yield from _run_pool(chunks, workers, args, lost)
-    yield from _retry_lost(lost, args)
+    yield from _run_pool(chunks, workers, args, lost, claims)
+    yield from _retry_lost(lost, args, claims)
 
 
-def _retry_lost(lost: list[Job], args: tuple) -> Iterator[FileResult]:
+def _retry_lost(lost: list[Job], args: tuple, claims: Claims | None) -> Iterator[Outcome]:
     """After a broken pool: the files in flight again, one at a time in a one-worker pool, so the
     file a dying worker was on is known for certain. One death can be chance (the OOM killer
     picks a process, not a file): a file is given up only after its worker died twice."""
@@ -53,7 +56,7 @@ def _retry_lost(lost: list[Job], args: tuple) -> Iterator[FileResult]:
     while lost:
         retry, lost = lost, []
         suspects: list[Job] = []
-        yield from _run_pool([[job] for job in retry], 1, args, suspects)
+        yield from _run_pool([[job] for job in retry], 1, args, suspects, claims)
         if suspects:
             job = suspects[0]  # the one the lone worker was on when it died
             deaths[job[0]] = deaths.get(job[0], 0) + 1
@@ -63,7 +66,8 @@ def _retry_lost(lost: list[Job], args: tuple) -> Iterator[FileResult]:
         lost = suspects
 
 
-def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job]) -> Iterator[FileResult]:
+def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job],
+              claims: Claims | None) -> Iterator[Outcome]:
     """Run chunks in a process pool, yielding results as chunks finish; at most a few chunks per
     worker are in flight. If the pool breaks, the jobs not finished are added to `lost` (the
     in-flight ones first, in submission order) and the generator ends."""
@@ -77,7 +81,7 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=args)
     try:
         while pending or in_flight:
-            broken = _submit(pool, pending, in_flight, limit)
+            broken = _submit(pool, pending, in_flight, limit, claims)
             if not broken:
                 broken = _wait_for_one(pool, in_flight)
             broken = broken or _pool_broke(in_flight)  # it can break after the wait returned
@@ -89,6 +93,9 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
                         lost.extend(in_flight.pop(future))
                 for chunk in reversed(pending):
                     lost.extend(chunk)
+                # the workers left are ended, not waited for: with "spawn" one can be left blocked
+                # on the call queue and the pool's shutdown would wait for it for ever
+                program.end_workers(pool)
                 return
     except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
         program.end_workers(pool)
@@ -97,14 +104,15 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _submit(pool: ProcessPoolExecutor, pending: list[list[Job]], in_flight: _InFlight, limit: int) -> bool:
+def _submit(pool: ProcessPoolExecutor, pending: list[list[Job]], in_flight: _InFlight, limit: int,
+            claims: Claims | None) -> bool:
     """Hand chunks to the pool until `limit` are in flight; True: the pool is broken."""
     from concurrent.futures.process import BrokenProcessPool
 
     while pending and len(in_flight) < limit:
         chunk = pending.pop()
         try:
-            in_flight[pool.submit(_process_chunk, chunk)] = chunk
+            in_flight[pool.submit(_process_chunk, chunk, _chunk_claims(chunk, claims))] = chunk
         except BrokenProcessPool:
             pending.append(chunk)
             return True
@@ -131,7 +139,7 @@ def _pool_broke(in_flight: _InFlight) -> bool:
     return any(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in in_flight)
 
 
-def _finished(order: list["Future[list[FileResult]]"], in_flight: _InFlight, broken: bool) -> Iterator[FileResult]:
+def _finished(order: list["Future[list[Outcome]]"], in_flight: _InFlight, broken: bool) -> Iterator[Outcome]:
     """The results of the chunks done (taken out of in_flight), in submission order."""
     for future in order:
         if not future.done() or (broken and future.exception() is not None):
@@ -149,5 +157,13 @@ def _init_pool_worker(*args: Any) -> None:
     init_worker(*args)
 
 
-def _process_chunk(chunk: list[Job]) -> list[FileResult]:
-    return [process_file(job) for job in chunk]
+def _chunk_claims(chunk: list[Job], claims: Claims | None) -> Claims | None:
+    """The claims of one chunk's candidates only (what travels to the worker stays small)."""
+    if claims is None:
+        return None
+    mine = frozenset(job[0] for job in chunk if job[0] in claims.candidates)
+    return Claims(claims.folder, mine) if mine else None
+
+
+def _process_chunk(chunk: list[Job], claims: Claims | None) -> list[Outcome]:
+    return [outcome for job in chunk for outcome in process_job(job, claims)]
