@@ -377,12 +377,18 @@ def _converted_value_problem(elem: DataElement, implicit: bool, after: int = 0) 
 def _kinds_clash(vr: str | None, tag: int) -> bool:
     """True if an element's VR is of another kind than the standard's: text where it says binary
     or a number, and the other way round (a damaged VR; IS for DS, LO for SH and the like are
-    devices' slips and pass)."""
+    devices' slips and pass); remembered per (VR, tag)."""
+    key = (vr, tag)
+    hit = _CLASHES.get(key)
+    if hit is not None:
+        return hit
     kind = _vr_kind(vr)
-    if kind == "UN":
-        return False
-    standard = _dictionary_kind(tag)
-    return standard != "UN" and standard != kind
+    clash = kind != "UN" and (standard := _dictionary_kind(tag)) != "UN" and standard != kind
+    return remember(_CLASHES, key, clash, 16384)
+
+
+# _kinds_clash's answers by (VR, tag): asked for every element at every depth, twice.
+_CLASHES: dict[tuple[str | None, int], bool] = {}
 
 
 @functools.lru_cache(maxsize=4096)

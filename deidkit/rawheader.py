@@ -51,6 +51,7 @@ from pydicom.tag import BaseTag
 from . import dicomio, element_checks, rawkeep
 from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
+from .memo import remember
 from .sweep import _names_a_person, _text_values
 
 # attributes read before the engine removes anything (Identifiers.from_dataset, person_of,
@@ -331,6 +332,22 @@ def _harvest_raw_names(ds: Dataset, raw: RawDataElement, names: list[str]) -> bo
     return True
 
 
+# (tag, VR as read) -> a public element _harvest_names must look at (a PN or SQ as pydicom will
+# type it, Patient's Name / Other Patient Names in another VR); bounded
+_MAY_NAME: dict[tuple[int, str | None], bool] = {}
+
+
+def _may_name(number: int, vr: str | None) -> bool:
+    """_harvest_names' test of a public element, remembered per (tag, VR)."""
+    key = (number, vr)
+    hit = _MAY_NAME.get(key)
+    if hit is None:
+        public = _public_vr(number, vr)
+        hit = remember(_MAY_NAME, key, "PN" in public or "SQ" in public or number in (0x00100010, 0x00101001),
+                       16384)
+    return hit
+
+
 class RawSequence(NamedTuple):
     """A top-level sequence still raw (pydicom's RawDataElement) and the dataset it is in."""
 
@@ -379,8 +396,7 @@ def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  #
                 if (number & 0xFFFF) <= 0x00FF or (isinstance(raw, RawDataElement) and raw.VR is not None
                                                    and raw.VR not in _NAME_VRS):
                     continue  # a creator, or a raw value of a VR _names_a_person never reads
-            elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
-                      or number in (0x00100010, 0x00101001)):
+            elif not _may_name(number, vr):
                 continue
             elem = item[number]  # converted as Dataset.iterall would
             if elem.VR == "SQ":
