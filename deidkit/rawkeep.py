@@ -138,7 +138,7 @@ def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, A
             group = tag >> 16
             answer = (group >= 0x0008 and not 0x5000 <= group < 0x6100 and group < 0x7F00 and tag & 0xFFFF != 0
                       and raw.VR not in _FREE_TEXT
-                      and public_keeps_raw(guidelines, tag, raw.VR, guidelines.action_for(tag, sop_class)))
+                      and public_keeps_raw(guidelines, tag, raw.VR or "", guidelines.action_for(tag, sop_class)))
             remember(decided, key, answer, 16384)
         return answer and raw_shape_ok(raw)
 
