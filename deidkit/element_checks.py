@@ -98,8 +98,9 @@ def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encod
     it; None (nothing done) for any other element. encoding: [] on the first call for ds, then
     the character set and its key as __getitem__ computes them (filled here). checked: see
     _touch_all_values."""
+    number = tag.real  # plain int comparisons: BaseTag's are Python calls
     if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-            or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+            or number >> 16 & 1 or number == 0x00080005 or number >= 0x7FE00000):
         return None
     elem = _convert_plain_value(ds, store, tag, raw, encoding)
     if checked is not None and raw.is_little_endian and not raw.is_implicit_VR and (
