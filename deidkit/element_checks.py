@@ -435,7 +435,7 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
         _drop_stray_groups(current)
         items = list(current.items())  # in the order read from the file
         numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
-        if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
+        if numbers != sorted(numbers):  # (the tags of one dataset are distinct: sorted means ascending)
             raise Unreadable("corrupt: elements out of order (damaged tags)")
         for (tag, elem), number in zip(items, numbers, strict=True):
             group = number >> 16
