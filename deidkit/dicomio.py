@@ -126,7 +126,7 @@ def _read_header(path: Path) -> Header:
     size = _file_size(path)
     try:
         with path.open("rb") as file:
-            fp = _in_memory(file, size)
+            fp, data = _in_memory(file, size)
             head = fp.read(132)
             has_preamble = len(head) == 132 and head[128:132] == b"DICM"
             if not has_preamble and not _looks_like_raw_dataset(head):
@@ -136,7 +136,8 @@ def _read_header(path: Path) -> Header:
             fp.seek(0)
             ds = dcmread(fp, stop_before_pixels=True, force=not has_preamble, defer_size=DEFER_SIZE)
             stop = fp.tell()
-            drop_trailing_padding(ds)
+            if _may_hold_padding(data, stop):
+                drop_trailing_padding(ds)
             _check_lengths(ds, size)
             pruned, raw_kept, nested = _prune(ds)
             checked: RawChecked = {}  # values _check_lengths checked raw (see element_checks.RawChecked)
@@ -171,12 +172,24 @@ def _read_header(path: Path) -> Header:
 WHOLE_READ_SIZE = DEFER_SIZE
 
 
-def _in_memory(file: BinaryIO, size: int) -> BinaryIO:
-    """The open file as read_header reads it: its first `size` bytes in a BytesIO when size is at
-    most WHOLE_READ_SIZE (the same bytes at the same offsets), else the file itself."""
+def _in_memory(file: BinaryIO, size: int) -> tuple[BinaryIO, bytes | None]:
+    """(the open file as read_header reads it, its bytes): its first `size` bytes in a BytesIO
+    when size is at most WHOLE_READ_SIZE (the same bytes at the same offsets), else (the file
+    itself, None)."""
     if size > WHOLE_READ_SIZE:
-        return file
-    return io.BytesIO(file.read(size))
+        return file, None
+    data = file.read(size)
+    return io.BytesIO(data), data
+
+
+def _may_hold_padding(data: bytes | None, stop: int) -> bool:
+    """False only when the bytes pydicom read the header from (data[:stop], the file read whole,
+    not deflated: the deflated transfer syntax's UID nowhere in them) hold neither byte order of
+    the tag (FFFC,FFFC): then no element at any depth is Data Set Trailing Padding, and
+    drop_trailing_padding need not look through every item."""
+    if data is None or data.find(b"1.2.840.10008.1.2.1.99", 0, stop) >= 0:
+        return True
+    return data.find(b"\xfc\xff\xfc\xff", 0, stop) >= 0 or data.find(b"\xff\xfc\xff\xfc", 0, stop) >= 0
 
 
 def _file_size(path: Path) -> int:
