@@ -72,8 +72,8 @@ def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None,
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
 # representation handed down), ambiguous VRs (corrected), UN (may be given its dictionary VR,
-# possibly one of those), implicit VR (looked up), private tags (creator attached), the character
-# set itself (read in the default encoding) and pixel data.
+# possibly one of those), implicit VR (looked up), the character set itself (read in the default
+# encoding) and pixel data. (Private tags get their creator attached: _convert_plain does that.)
 _NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
 
 
@@ -100,9 +100,13 @@ def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encod
     _touch_all_values."""
     number = tag.real  # plain int comparisons: BaseTag's are Python calls
     if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-            or number >> 16 & 1 or number == 0x00080005 or number >= 0x7FE00000):
+            or number == 0x00080005 or number >= 0x7FE00000):
         return None
     elem = _convert_plain_value(ds, store, tag, raw, encoding)
+    if number >> 16 & 1:  # as Dataset.__setitem__ does for a private tag: its block's creator attached
+        creator = (number & 0xFFFF0000) | ((number & 0xFFFF) >> 8)
+        if creator != number and creator in store:
+            elem.private_creator = ds[creator].value
     if checked is not None and raw.is_little_endian and not raw.is_implicit_VR and (
             raw.VR not in _TEXT_VRS_ALL or (raw.value.isascii() and b"\x1b" not in raw.value)):
         checked[id(elem)] = elem

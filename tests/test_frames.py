@@ -142,3 +142,35 @@ def test_nested_items_encoded_as_dcmwrite_writes_them(tmp_path, monkeypatch):
     assert header_encoder._encodings_of("ISO_IR 100") == header_encoder._encodings_of(["ISO_IR 100"]) == ["latin_1"]
     header_encoder._encodings_of("ISO_IR 100").append("changed")  # callers own their list
     assert header_encoder._encodings_of("ISO_IR 100") == ["latin_1"]
+
+
+def test_private_values_converted_as_pydicom_converts_them(tmp_path):
+    """Private elements converted without Dataset.__getitem__ get the same value, VR and private
+    creator as pydicom gives them (at the top level and in items; a tag without a creator too)."""
+    from pydicom import dcmread
+
+    path = _enhanced(tmp_path, "enh.dcm")
+    ds = dcmread(path)
+    ds.add_new(0x00190010, "LO", "SOME VENDOR")
+    ds.add_new(0x00191001, "LO", "a value")
+    ds.add_new(0x00191002, "DS", "1.5")
+    ds.add_new(0x00211005, "SH", "no creator")
+    ds.PerFrameFunctionalGroupsSequence[0].add_new(0x00151022, "LO", "item value")
+    dcmwrite(path, ds, enforce_file_format=True)
+
+    def elements(d: Dataset) -> list[tuple]:
+        out = []
+        for elem in d.iterall():  # every element converted by pydicom's own __getitem__
+            if elem.tag >> 16 & 1 and elem.VR != "SQ":
+                out.append((int(elem.tag), elem.VR, elem.value, elem.private_creator))
+        return out
+
+    ours = dcmread(path, stop_before_pixels=True)
+    element_checks._touch_all_values(ours)
+    for d in [ours, *ours.PerFrameFunctionalGroupsSequence]:
+        for tag in list(d.keys()):
+            if tag >> 16 & 1:
+                assert type(d.get_item(tag)) is not RawDataElement  # converted by _touch_all_values
+    expected = elements(dcmread(path, stop_before_pixels=True))
+    assert elements(ours) == expected
+    assert (0x00191001, "LO", "a value", "SOME VENDOR") in expected and (0x00211005, "SH", "no creator", None) in expected
