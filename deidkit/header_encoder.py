@@ -141,7 +141,8 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
     implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
     for tag, elem in sorted(ds.items(), key=_by_tag):
-        if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
+        number = tag.real  # plain int arithmetic: BaseTag's properties are Python calls
+        if not number & 0xFFFF and number >> 16 > 6:  # retired group lengths are not written (PS3.5 7.2)
             continue
         if type(elem) is RawDataElement:
             data = _raw_element_bytes(elem, implicit)
@@ -157,11 +158,11 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
             continue
         vr = elem.VR if isinstance(elem, DataElement) else ""
         if implicit:
-            fp.write(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value)
+            fp.write(struct.pack("<HHL", number >> 16, number & 0xFFFF, len(value)) + value)
         elif vr in EXPLICIT_VR_LENGTH_32:
-            fp.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value)
+            fp.write(struct.pack("<HH2sHL", number >> 16, number & 0xFFFF, vr.encode(), 0, len(value)) + value)
         else:
-            fp.write(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value)
+            fp.write(struct.pack("<HH2sH", number >> 16, number & 0xFFFF, vr.encode(), len(value)) + value)
 
 
 def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
