@@ -101,17 +101,19 @@ def read_header(path: Path) -> Header:
 
     Raises NotDicom (not DICOM at all), HeldBack (readable but must not go out as it is) or
     Unreadable (damaged, truncated, unreadable), each with a neutral reason."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _read_header(path)
 
 
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for one header read, as it was before after it.
-    Reading builds tens of thousands of objects in one go (a multi-frame header: a Dataset per
-    item, an element per value); each 700 of them set off a collection that walks every young
-    object again, about 8% of reading a Philips enhanced header. Memory is still freed by
-    reference counting as usual; the objects are looked at once by the next collection after."""
+def no_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for one file's work (a header read here; the
+    export worker's whole file), as it was before after it. Reading and de-identifying a header
+    builds tens of thousands of objects (a multi-frame header: a Dataset per item, an element per
+    value); each 700 of them set off a collection, and every few a full one walks the worker's
+    long-lived tables and memos again: 8% of reading a Philips enhanced header, 10-20% of a heavy
+    header's whole work. Memory is still freed by reference counting as usual; the objects are
+    looked at once by the next collection after."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
