@@ -72,8 +72,8 @@ def _touch_level(ds: Dataset, stays_raw: NestedRule, nested: NestedRule | None,
 
 # Raw elements that Dataset.__getitem__ does more for than convert them: sequences (pixel
 # representation handed down), ambiguous VRs (corrected), UN (may be given its dictionary VR,
-# possibly one of those), implicit VR (looked up), private tags (creator attached), the character
-# set itself (read in the default encoding) and pixel data.
+# possibly one of those), implicit VR (looked up), the character set itself (read in the default
+# encoding) and pixel data. (Private tags get their creator attached: _convert_plain does that.)
 _NOT_PLAIN_VRS = frozenset(AMBIGUOUS_VR) | {"SQ", "UN"}
 
 
@@ -98,10 +98,15 @@ def _convert_plain(ds: Dataset, store: dict[Any, Any], tag: Any, raw: Any, encod
     it; None (nothing done) for any other element. encoding: [] on the first call for ds, then
     the character set and its key as __getitem__ computes them (filled here). checked: see
     _touch_all_values."""
+    number = tag.real  # plain int comparisons: BaseTag's are Python calls
     if (type(raw) is not RawDataElement or raw.VR is None or raw.VR in _NOT_PLAIN_VRS or raw.value is None
-            or tag >> 16 & 1 or tag == 0x00080005 or tag >= 0x7FE00000):
+            or number == 0x00080005 or number >= 0x7FE00000):
         return None
     elem = _convert_plain_value(ds, store, tag, raw, encoding)
+    if number >> 16 & 1:  # as Dataset.__setitem__ does for a private tag: its block's creator attached
+        creator = (number & 0xFFFF0000) | ((number & 0xFFFF) >> 8)
+        if creator != number and creator in store:
+            elem.private_creator = ds[creator].value
     if checked is not None and raw.is_little_endian and not raw.is_implicit_VR and (
             raw.VR not in _TEXT_VRS_ALL or (raw.value.isascii() and b"\x1b" not in raw.value)):
         checked[id(elem)] = elem
@@ -377,12 +382,18 @@ def _converted_value_problem(elem: DataElement, implicit: bool, after: int = 0) 
 def _kinds_clash(vr: str | None, tag: int) -> bool:
     """True if an element's VR is of another kind than the standard's: text where it says binary
     or a number, and the other way round (a damaged VR; IS for DS, LO for SH and the like are
-    devices' slips and pass)."""
+    devices' slips and pass); remembered per (VR, tag)."""
+    key = (vr, tag)
+    hit = _CLASHES.get(key)
+    if hit is not None:
+        return hit
     kind = _vr_kind(vr)
-    if kind == "UN":
-        return False
-    standard = _dictionary_kind(tag)
-    return standard != "UN" and standard != kind
+    clash = kind != "UN" and (standard := _dictionary_kind(tag)) != "UN" and standard != kind
+    return remember(_CLASHES, key, clash, 16384)
+
+
+# _kinds_clash's answers by (VR, tag): asked for every element at every depth, twice.
+_CLASHES: dict[tuple[str | None, int], bool] = {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -428,7 +439,7 @@ def _check_structure(ds: Dataset, raw_kept: frozenset[int] = frozenset(), nested
         _drop_stray_groups(current)
         items = list(current.items())  # in the order read from the file
         numbers = [int(tag) for tag, _ in items]  # compared as plain ints: BaseTag compares in Python
-        if any(a >= b for a, b in zip(numbers, numbers[1:], strict=False)):
+        if numbers != sorted(numbers):  # (the tags of one dataset are distinct: sorted means ascending)
             raise Unreadable("corrupt: elements out of order (damaged tags)")
         for (tag, elem), number in zip(items, numbers, strict=True):
             group = number >> 16

@@ -82,7 +82,8 @@ def process_file(job: tuple[str, ...]) -> FileResult:
     proposed]])."""
     ref = job[0]
     _worker_kill_hook(ref, "start")
-    result = _process_file(job)
+    with dicomio.no_cycle_collection():  # (issue 19: 10-20% of a heavy header's CPU)
+        result = _process_file(job)
     _worker_kill_hook(ref, "written")
     result.reason = _EXCEPTION_NOTE.sub("", result.reason)  # a clerk reads it: no "(ValueError)"
     return result

@@ -135,12 +135,14 @@ def _write_dataset(fp: DicomBytesIO, ds: Dataset) -> None:
 
 
 def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[str],
-                    encodings: list[str]) -> None:
-    """The elements of ds in tag order, as pydicom's write_dataset loop writes them."""
+                    encodings: list[str], plain: bool = False) -> None:
+    """The elements of ds in tag order, as pydicom's write_dataset loop writes them. plain: ds
+    is already known to be a _plain_tree (its sequences' items need no second look)."""
     implicit = fp.is_implicit_VR
     ascii_text = encodings[0] in _ASCII_SAFE_ENCODINGS
     for tag, elem in sorted(ds.items(), key=_by_tag):
-        if tag.element == 0 and tag.group > 6:  # retired group lengths are not written (PS3.5 7.2)
+        number = tag.real  # plain int arithmetic: BaseTag's properties are Python calls
+        if not number & 0xFFFF and number >> 16 > 6:  # retired group lengths are not written (PS3.5 7.2)
             continue
         if type(elem) is RawDataElement:
             data = _raw_element_bytes(elem, implicit)
@@ -149,18 +151,18 @@ def _write_elements(fp: DicomBytesIO, ds: Dataset, dataset_encoding: str | list[
                 continue
         value = _fast_value(elem, ascii_text) if isinstance(elem, DataElement) else None
         if value is None:
-            if isinstance(elem, DataElement) and elem.VR == "SQ" and _write_sequence(fp, elem, encodings):
+            if isinstance(elem, DataElement) and elem.VR == "SQ" and _write_sequence(fp, elem, encodings, plain):
                 continue
             with tag_in_exception(tag):
                 write_data_element(fp, elem, dataset_encoding)
             continue
         vr = elem.VR if isinstance(elem, DataElement) else ""
         if implicit:
-            fp.write(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value)
+            fp.write(struct.pack("<HHL", number >> 16, number & 0xFFFF, len(value)) + value)
         elif vr in EXPLICIT_VR_LENGTH_32:
-            fp.write(struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)) + value)
+            fp.write(struct.pack("<HH2sHL", number >> 16, number & 0xFFFF, vr.encode(), 0, len(value)) + value)
         else:
-            fp.write(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value)
+            fp.write(struct.pack("<HH2sH", number >> 16, number & 0xFFFF, vr.encode(), len(value)) + value)
 
 
 def _raw_element_bytes(raw: RawDataElement, implicit: bool) -> bytes | None:
@@ -202,23 +204,25 @@ _ITEM_END = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
 _SEQUENCE_END = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
 
 
-def _write_sequence(fp: DicomBytesIO, elem: DataElement, encodings: list[str]) -> bool:
+def _write_sequence(fp: DicomBytesIO, elem: DataElement, encodings: list[str], plain: bool = False) -> bool:
     """Write a sequence element as pydicom's write_data_element / write_sequence_item would, its
     items through _write_elements; False (nothing written) to leave it to pydicom.
 
     pydicom writes an item with write_dataset, which first corrects ambiguous VRs and converts raw
     elements when the item's encoding differs from the file's (always so for items made in
     memory); for items holding neither, at any depth, that step changes nothing, so only those
-    are inlined."""
+    are inlined. plain: the items are already known to be such (checked at a level above, which
+    _plain_tree checks at every depth)."""
     try:
-        if not all(isinstance(item, Dataset) and _plain_tree(item) for item in elem.value):
+        if not plain and not all(isinstance(item, Dataset) and _plain_tree(item) for item in elem.value):
             return False
         items = []
         for item in elem.value:
-            item_encoding = item.get("SpecificCharacterSet", encodings)  # as write_dataset does
+            # as write_dataset does: item.get("SpecificCharacterSet", encodings)
+            item_encoding = item.get(0x00080005).value if 0x00080005 in item.keys() else encodings
             body = _item_buffer(fp.is_implicit_VR)
             try:
-                _write_elements(body, item, item_encoding, convert_encodings(item_encoding or [default_encoding]))
+                _write_elements(body, item, item_encoding, _encodings_of(item_encoding), True)
                 data = body.getvalue()
             finally:
                 _release(body)
@@ -239,6 +243,26 @@ def _write_sequence(fp: DicomBytesIO, elem: DataElement, encodings: list[str]) -
     if elem.is_undefined_length:
         fp.write(_SEQUENCE_END)
     return True
+
+
+# convert_encodings by the value it is given (a pure function; the items of a multi-frame
+# header ask it thousands of times with the same value). A copy goes out: callers own their list.
+_ENCODINGS: dict[Any, list[str]] = {}
+
+
+def _encodings_of(item_encoding: Any) -> list[str]:
+    """convert_encodings(item_encoding or [default_encoding]), remembered per value."""
+    key = tuple(item_encoding) if isinstance(item_encoding, list) else item_encoding
+    try:
+        found = _ENCODINGS.get(key)
+    except TypeError:  # not hashable: not remembered
+        return convert_encodings(item_encoding or [default_encoding])
+    if found is None:
+        found = convert_encodings(item_encoding or [default_encoding])
+        if len(_ENCODINGS) < 256:
+            _ENCODINGS[key] = list(found)
+        return found
+    return list(found)
 
 
 # Empty little-endian DicomBytesIO buffers for items, by implicit VR: setting a new buffer's

@@ -8,8 +8,8 @@ read whole. Data Set Trailing Padding (FFFC,FFFC) is dropped.
 """
 from __future__ import annotations
 
-import io
 import struct
+from typing import BinaryIO
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -23,7 +23,7 @@ from .rawindex import holds_tag
 _PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV"}  # PS3.5 A.1 (Float/Double Float Pixel Data: OF, OD)
 
 
-def _pixel_span(fp: io.BufferedReader, stop: int, size: int, ts: str) -> PixelSpan | None:
+def _pixel_span(fp: BinaryIO, stop: int, size: int, ts: str) -> PixelSpan | None:
     """Parse the pixel data element header at `stop` and find where its value ends."""
     fp.seek(stop)
     head = fp.read(12)
@@ -115,7 +115,7 @@ def _pixel_tag(ds: Dataset) -> int | None:
     return None
 
 
-def plan_pixel_output(fp: io.BufferedReader, ds: Dataset, ts: str, span: PixelSpan) -> list[tuple[int, int] | bytes]:
+def plan_pixel_output(fp: BinaryIO, ds: Dataset, ts: str, span: PixelSpan) -> list[tuple[int, int] | bytes]:
     """What to write for the pixel data element located by span: every byte accounted for.
 
     Native: a new element header and exactly the frames' bytes (expected_pixel_length), plus a
@@ -203,7 +203,7 @@ def fit_pixel_data(ds: Dataset) -> None:
         elem.value = bytes(buf)
 
 
-def _encapsulated_end(fp: io.BufferedReader, pos: int, size: int) -> int:
+def _encapsulated_end(fp: BinaryIO, pos: int, size: int) -> int:
     """End of an undefined-length (encapsulated) pixel data value: after the sequence delimiter."""
     while True:
         fp.seek(pos)

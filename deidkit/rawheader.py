@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -51,6 +50,7 @@ from pydicom.tag import BaseTag
 from . import dicomio, element_checks, rawkeep
 from .engine import DOCUMENT_PREFIX, SR_PREFIX
 from .guidelines import Guidelines
+from .memo import remember
 from .sweep import _names_a_person, _text_values
 
 # attributes read before the engine removes anything (Identifiers.from_dataset, person_of,
@@ -173,7 +173,7 @@ def _elements_in_order(ds: Dataset) -> tuple[dict[int, DataElement | RawDataElem
     # as _check_structure: stray groups below 0008 (but 0004) are dropped there, not judged by order
     elements = {int(t): e for t, e in ds.items()}  # plain int keys: BaseTag compares in Python
     numbers = [t for t in elements if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
-    if any(a >= b for a, b in itertools.pairwise(numbers)):
+    if numbers != sorted(numbers):  # (distinct tags: sorted means ascending)
         raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
     return elements, numbers
 
@@ -331,6 +331,23 @@ def _harvest_raw_names(ds: Dataset, raw: RawDataElement, names: list[str]) -> bo
     return True
 
 
+# (tag, VR as read) -> (its VR is of another kind than the standard's: dicomio._kinds_clash,
+# _harvest_names must look at it: a PN or SQ as pydicom will type it, Patient's Name / Other
+# Patient Names in another VR) for a public element; bounded
+_PUBLIC_LOOK: dict[tuple[int, str | None], tuple[bool, bool]] = {}
+
+
+def _public_look(number: int, vr: str | None) -> tuple[bool, bool]:
+    """_harvest_names' two questions about a public element, remembered per (tag, VR)."""
+    key = (number, vr)
+    hit = _PUBLIC_LOOK.get(key)
+    if hit is None:
+        public = _public_vr(number, vr)
+        hit = remember(_PUBLIC_LOOK, key, (dicomio._kinds_clash(vr, number), "PN" in public or "SQ" in public
+                                           or number in (0x00100010, 0x00101001)), 16384)
+    return hit
+
+
 class RawSequence(NamedTuple):
     """A top-level sequence still raw (pydicom's RawDataElement) and the dataset it is in."""
 
@@ -355,12 +372,15 @@ def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  #
         # (tag as a plain int, element as stored): what get_item gives for values in memory,
         # which every value of an item is
         entries = [(t.real, e) for t, e in item.items()]
-        for _, stored in [(t, e) for t, e in entries if t >> 16 < 0x0008 and t >> 16 != 0x0004]:
+        strays = [e for t, e in entries if t < 0x00080000 and t >> 16 != 0x0004]
+        for stored in strays:
             value = getattr(stored, "value", b"")
             if isinstance(value, (bytes, str)) and ("^" in value if isinstance(value, str) else b"^" in value):
                 raise dicomio.Unreadable("corrupt: element of a group that has no place in a stored object")
-        entries = [(t, e) for t, e in entries if t >> 16 >= 0x0008 or t >> 16 == 0x0004]
-        if any(a[0] >= b[0] for a, b in itertools.pairwise(entries)):
+        if strays:
+            entries = [(t, e) for t, e in entries if t >= 0x00080000 or t >> 16 == 0x0004]
+        numbers = [t for t, _ in entries]
+        if numbers != sorted(numbers):  # (tags of one item are distinct: sorted means ascending)
             raise dicomio.Unreadable("corrupt: elements out of order (damaged tags)")
         for number, raw in entries:
             group = number >> 16
@@ -369,9 +389,12 @@ def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  #
             if type(raw) is RawDataElement and raw.value is None and raw.length != 0:
                 raw = item.get_item(number)  # a deferred value (never in an item read from a file)
             vr = getattr(raw, "VR", None)
-            if not group & 1 and dicomio._kinds_clash(vr, number):
-                raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it holds "
-                                         "(damaged?)")
+            may_name = False
+            if not group & 1:
+                clash, may_name = _public_look(number, vr)
+                if clash:
+                    raise dicomio.Unreadable("corrupt: an element's type does not fit what the standard says it "
+                                             "holds (damaged?)")
             if type(raw) is DataElement and raw.VR == "SQ":
                 stack.extend(i for i in raw.value or [] if isinstance(i, Dataset))
                 continue
@@ -379,8 +402,7 @@ def _harvest_names(seq: DataElement | RawSequence, names: list[str]) -> None:  #
                 if (number & 0xFFFF) <= 0x00FF or (isinstance(raw, RawDataElement) and raw.VR is not None
                                                    and raw.VR not in _NAME_VRS):
                     continue  # a creator, or a raw value of a VR _names_a_person never reads
-            elif not ("PN" in _public_vr(number, vr) or "SQ" in _public_vr(number, vr)
-                      or number in (0x00100010, 0x00101001)):
+            elif not may_name:
                 continue
             elem = item[number]  # converted as Dataset.iterall would
             if elem.VR == "SQ":

@@ -107,6 +107,9 @@ def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, A
     decided = entry[1]
     keep_private = guidelines.private_rule.code_under(guidelines.settings.options) in ("C", "K")
     last: list[Any] = [None, {}]  # the item whose creators were read last, and its creators
+    # (creator, tag, VR) -> the private table keeps it with no value action (private_keeps_raw
+    # but for raw_shape_ok, which keeps asks first); bounded
+    kept_private: dict[tuple[str, int, str], bool] = {}
 
     def private(tag: int, raw: Any, item: Dataset) -> bool:
         if not keep_private or tag & 0xFFFF <= 0x00FF or tag >> 16 <= 0x0008 or raw.VR not in _PRIVATE_NO_ACTION:
@@ -114,23 +117,30 @@ def nested_keeps_raw(guidelines: Guidelines, sop_class: str) -> Callable[[int, A
         if last[0] is not item:
             last[0], last[1] = item, _item_creators(item)
         creator = last[1].get((tag >> 16, (tag & 0xFFFF) >> 8))
-        found = guidelines.safe_private_entry(creator, tag >> 16, tag & 0xFFFF) if creator is not None else None
-        return found is not None and private_keeps_raw(found, raw)
+        if creator is None:
+            return False
+        key = (creator, tag, raw.VR)
+        answer = kept_private.get(key)
+        if answer is None:
+            found = guidelines.safe_private_entry(creator, tag >> 16, tag & 0xFFFF)
+            answer = remember(kept_private, key, found is not None and found.disposition == "k" and not found.check,
+                              16384)
+        return answer
 
     def keeps(tag: int, raw: Any, item: Dataset) -> bool:
-        if not raw_shape_ok(raw):
-            return False
         if tag >> 16 & 1:
-            return private(tag, raw, item)
+            return raw_shape_ok(raw) and private(tag, raw, item)
         key = (tag, raw.VR)
         answer = decided.get(key)
         if answer is None:
+            if type(raw) is not RawDataElement:
+                return False
             group = tag >> 16
             answer = (group >= 0x0008 and not 0x5000 <= group < 0x6100 and group < 0x7F00 and tag & 0xFFFF != 0
                       and raw.VR not in _FREE_TEXT
-                      and public_keeps_raw(guidelines, tag, raw.VR, guidelines.action_for(tag, sop_class)))
-            decided[key] = answer
-        return answer
+                      and public_keeps_raw(guidelines, tag, raw.VR or "", guidelines.action_for(tag, sop_class)))
+            remember(decided, key, answer, 16384)
+        return answer and raw_shape_ok(raw)
 
     return keeps
 

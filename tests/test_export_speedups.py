@@ -310,8 +310,8 @@ def test_sequences_are_written_inline_unless_pydicom_must_correct_them(monkeypat
     written = {}
     real = dicomio._write_sequence
 
-    def spy(fp, elem, encodings):
-        written[elem.keyword] = real(fp, elem, encodings)
+    def spy(fp, elem, encodings, plain=False):
+        written[elem.keyword] = real(fp, elem, encodings, plain)
         return written[elem.keyword]
 
     monkeypatch.setattr(header_encoder, "_write_sequence", spy)
