@@ -424,16 +424,12 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
         return []
     if min(rows, cols) >= SMALL_FRAME:
         return boxes_from_probability(text_probability(frame, net), (rows, cols), net, blanked)
-    scale = 2 if min(rows, cols) < ENLARGE_BELOW else 1
-    h, w = rows * scale, cols * scale
-    canvas = (max(SMALL_FRAME, h + (-h) % CELL), max(SMALL_FRAME, w + (-w) % CELL))
-    top, left = (canvas[0] - h) // 2, (canvas[1] - w) // 2
+    view = canvas_view(rows, cols)
     a, b = network_planes(frame)
-    placed = [_on_canvas(_enlarged(v, scale), canvas, top, left) for v in ((a,) if b is a else (a, b))]
-    seen_blanked = None
-    if blanked is not None:
-        seen_blanked = _on_canvas(np.repeat(np.repeat(blanked, scale, axis=0), scale, axis=1), canvas, top, left)
-    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], net), canvas, net, seen_blanked)
+    placed = [view.place(v) for v in ((a,) if b is a else (a, b))]
+    seen_blanked = None if blanked is None else view.place(blanked.astype(bool))
+    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], net), view.canvas, net, seen_blanked)
+    scale, top, left, h, w = view.scale, view.top, view.left, rows * view.scale, cols * view.scale
     out = []
     for box in found:  # back to the frame's pixels: clipped to it, outward to whole pixels
         t, l = max(0, box.top - top), max(0, box.left - left)
@@ -441,6 +437,34 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
         if bm > t and r > l:
             out.append(Box(t // scale, l // scale, -(-bm // scale), -(-r // scale)))
     return merge_boxes(out)
+
+
+@dataclass(frozen=True)
+class CanvasView:
+    """How a frame with a side under SMALL_FRAME is looked at: enlarged scale times and placed at
+    (top, left) on a black canvas of canvas (rows, cols) pixels (tools/train_text_detector.py
+    shows the network small maps the same way)."""
+
+    scale: int
+    canvas: tuple[int, int]
+    top: int
+    left: int
+
+    def place(self, plane: np.ndarray) -> np.ndarray:
+        """A uint8 plane (enlarged bilinear) or a bool mask (enlarged by repetition) on the canvas."""
+        if plane.dtype == bool:
+            big = np.repeat(np.repeat(plane, self.scale, axis=0), self.scale, axis=1)
+        else:
+            big = _enlarged(plane, self.scale)
+        return _on_canvas(big, self.canvas, self.top, self.left)
+
+
+def canvas_view(rows: int, cols: int) -> CanvasView:
+    """The canvas a rows x cols frame with a side under SMALL_FRAME is looked at on (see SMALL_FRAME)."""
+    scale = 2 if min(rows, cols) < ENLARGE_BELOW else 1
+    h, w = rows * scale, cols * scale
+    canvas = (max(SMALL_FRAME, h + (-h) % CELL), max(SMALL_FRAME, w + (-w) % CELL))
+    return CanvasView(scale, canvas, (canvas[0] - h) // 2, (canvas[1] - w) // 2)
 
 
 def _enlarged(plane: np.ndarray, scale: int) -> np.ndarray:
