@@ -422,10 +422,11 @@ def param_map(rng: np.random.Generator, rows: int, cols: int, kind: str | None =
 
 
 def map_label(rng: np.random.Generator) -> str:
-    """What a scanner or a viewer writes on a map: a slice number, a map name, a patient's details."""
+    """What a scanner or a viewer writes on a map: a slice number (two or three digits: one glyph
+    alone is not a row of text, and a lone digit identifies nobody), a map name, a patient's details."""
     k = rng.integers(4)
     if k == 0:
-        return str(int(rng.integers(1, 120)))
+        return str(int(rng.integers(10, 120)))
     if k == 1:
         return str(rng.choice(["ADC", "FA", "TRACEW", "RCBF", "SL 12", "IMA 4", "B 1000", "TE 80"]))
     if k == 2:

@@ -11,13 +11,18 @@ and down, along the line as far as it goes), become boxes.
   training  tools/train_text_detector.py on generated frames (every system font, Pillow's and a
             5x7 bitmap font, 7-56 px, several lines, low contrast, inverted, boxed, coloured,
             16-bit, palette colours, over black, noise, anatomy, ultrasound speckle, rulers,
-            markers, ECG traces, blank rectangles as redaction leaves them); the thresholds are
-            set on other seeds than the benchmark's.
+            markers, ECG traces, blank rectangles as redaction leaves them; parametric maps as
+            this module looks at them: small ADC/FA/trace/perfusion maps enlarged on their
+            canvas and mosaics of them, with and without 5x7 labels); the thresholds are set on
+            other seeds than the benchmark's.
 Measured with benchmarks/bench_pixel_detector.py (see README.txt for the figures).
 Big frames are run in tiles with a halo wider than the network's reach, so the answer is the
 whole frame's (up to float rounding) and memory stays bounded. Frames under SMALL_FRAME pixels a
 side (parametric maps, 64x64 EPI) are looked at enlarged twice and centred on a black canvas:
-edge to edge, their texture read as text over most of the frame (issue 16). A group of text
+edge to edge, their texture read as text over most of the frame (issue 16); canvas_view says
+how, and training shows the network small maps the same way (a map's jagged masked rim, bright
+orbits and folded cortex, 2-4 pixels wide, were glyph strokes to a network that had never seen
+one). A group of text
 cells is boxed line band by line band (BAND_OVERLAP), and boxes are merged only when their union
 adds little (MERGE_SLACK), so an ultrasound screen's header and label column do not become one
 rectangle over the image. Pure functions; nothing here reads DICOM.

@@ -5,7 +5,10 @@
 
 The training images are generated (benchmarks/text_scenes.py plus more variety here: every font
 on the machine, the 5x7 bitmap font of deidkit.synth, several lines per image, lines over
-clutter such as rulers, markers and ECG traces, slight blur) from seeds 100 and up; the
+clutter such as rulers, markers and ECG traces, slight blur; with --map-share, parametric maps
+(text_scenes.param_map: small ADC/FA/trace/perfusion/colour-FA maps shown as pixel_detect looks
+at them, enlarged on their canvas, and mosaics of map slices; some with 5x7 labels or slice
+numbers), the hard negatives of issue 16) from seeds 100 and up; the
 benchmark evaluates on seed 1 and the thresholds are chosen on seed 7, so no evaluation image is
 ever trained on. Everything is seeded (frames, initial weights, batches) and torch runs its
 deterministic algorithms; two runs have not been compared bit for bit.
