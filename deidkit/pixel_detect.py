@@ -29,7 +29,7 @@ rectangle over the image. Pure functions; nothing here reads DICOM.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -40,6 +40,10 @@ CELL = 4                 # pixels per output cell side
 REDACTION_MARGIN = 4     # pixels added around each detected box before blanking
 HOT_PIXELS = 16          # brightest/darkest pixels ignored when windowing more than 8 bits
 NETWORK_FILE = "text_detector.npz"
+# The file holds a second network of the same layers for frames under SMALL_FRAME (keys prefixed
+# so): the first one fine-tuned on parametric maps as they are looked at on their canvas (issue 16).
+# Frames of SMALL_FRAME and more keep the first network: its figures on them do not move.
+SMALL_PREFIX = "small_"
 # (kind, output channels, dilation) after the 2x2 space-to-depth of the two input planes.
 NETWORK_LAYERS = [("conv", 16, 1), ("pool", 0, 0), ("conv", 24, 1), ("conv", 24, 2),
                   ("conv", 24, 4), ("conv", 24, 8), ("head", 1, 0)]
@@ -201,6 +205,15 @@ class Network:
     seed_threshold: float
     grow_threshold: float
     grey_first: np.ndarray
+    small: "Network | None" = None  # the one for frames under SMALL_FRAME, when the file holds one
+
+
+def _read_network(data: Any, prefix: str) -> Network:
+    """The layers and thresholds stored under prefix ("" or SMALL_PREFIX) in an opened .npz."""
+    n = sum(1 for k in data.files if k.startswith(prefix + "w"))
+    seed, grow = (float(v) for v in data[prefix + "thresholds"])
+    return Network(tuple(data[f"{prefix}w{i}"] for i in range(n)), tuple(data[f"{prefix}b{i}"] for i in range(n)),
+                   seed, grow, _planes_as_one(data[prefix + "w0"]))
 
 
 def _planes_as_one(w: np.ndarray) -> np.ndarray:
@@ -209,14 +222,13 @@ def _planes_as_one(w: np.ndarray) -> np.ndarray:
 
 
 def load_network(path: Path | None = None) -> Network:
-    """The network from an .npz written by tools/train_text_detector.py (default: the bundled one)."""
+    """The network from an .npz written by tools/train_text_detector.py (default: the bundled one),
+    with its small-frame network (keys prefixed SMALL_PREFIX) when the file holds one."""
     if path is None:
         return _bundled_network()
     with np.load(path) as data:
-        n = sum(1 for k in data.files if k.startswith("w"))
-        seed, grow = (float(v) for v in data["thresholds"])
-        return Network(tuple(data[f"w{i}"] for i in range(n)), tuple(data[f"b{i}"] for i in range(n)),
-                       seed, grow, _planes_as_one(data["w0"]))
+        small = _read_network(data, SMALL_PREFIX) if SMALL_PREFIX + "thresholds" in data.files else None
+        return replace(_read_network(data, ""), small=small)
 
 
 @lru_cache(maxsize=1)
@@ -421,8 +433,9 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
                        blanked: np.ndarray | None = None) -> list[Box]:
     """Boxes around rendered text in one frame (uint8/uint16 grey, or RGB); blanked: pixels
     already blanked, when a redacted frame is looked at again (see boxes_from_probability).
-    A frame with a side under SMALL_FRAME is looked at on a canvas (see SMALL_FRAME); one with a
-    side under MIN_GLYPH pixels cannot show a readable glyph and has none."""
+    A frame with a side under SMALL_FRAME is looked at on a canvas (see SMALL_FRAME), by net's
+    small-frame network when it has one (SMALL_PREFIX); one with a side under MIN_GLYPH pixels
+    cannot show a readable glyph and has none."""
     net = net or _bundled_network()
     rows, cols = frame.shape[:2]
     if min(rows, cols) < MIN_GLYPH:
@@ -433,7 +446,8 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
     a, b = network_planes(frame)
     placed = [view.place(v) for v in ((a,) if b is a else (a, b))]
     seen_blanked = None if blanked is None else view.place(blanked.astype(bool))
-    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], net), view.canvas, net, seen_blanked)
+    small = net.small or net
+    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], small), view.canvas, small, seen_blanked)
     scale, top, left, h, w = view.scale, view.top, view.left, rows * view.scale, cols * view.scale
     out = []
     for box in found:  # back to the frame's pixels: clipped to it, outward to whole pixels

