@@ -21,6 +21,9 @@ bars, CR-like 16-bit). Prints:
   small       frames of 32-250 pixels (issue 16: parametric maps): 5x7 text over black, noise and
               anatomy found (ink >= 98% boxed), and noise maps with any detection (not in the
               targets; frames under pixels' MIN_JUDGED wait for a person whatever is found).
+  synthetic   generated parametric maps (48-200 px) and mosaics of them: text-free ones flagged,
+              and ones with a 5x7 label (slice number, map name, name, date; two-digit
+              slice numbers in three tiles of a mosaic) found (ink >= 98% boxed).
   maps        with --maps DIR: text-free derived images of public data (dcm_qa_xa30's ADC, TRACEW,
               FA, relCBF maps: 72x72 frames): frames with any detection and images that would be
               held (not in the targets; issue 16).
@@ -120,6 +123,36 @@ def small_frames(rng: np.random.Generator, net: pixel_detect.Network, n: int) ->
         noise_flagged += bool(detect(noise, net))
     return (f"small frames (32-250 px): 5x7 text found in {found} of {n}; noise maps flagged "
             f"{noise_flagged} of {n}")
+
+
+def synthetic_maps(rng: np.random.Generator, net: pixel_detect.Network, n: int) -> str:
+    """Generated parametric maps (text_scenes.param_map: 48-200 px ADC/FA/trace/perfusion-like,
+    and mosaics of such slices; seeds training never uses): text-free ones with any detection,
+    and labelled ones (a 5x7 slice number, map name, name or date) whose label is >= 98% boxed."""
+    from text_scenes import burn_label, map_label, mosaic, param_map
+    flagged = found = mosaic_flagged = mosaic_found = 0
+    for i in range(n):
+        size = int(rng.choice([48, 64, 72, 72, 96, 128, 160, 200]))
+        frame, _ = param_map(rng, size, size)
+        flagged += bool(detect(frame, net))
+        ink = None
+        while ink is None:
+            frame, _ = param_map(rng, size, size)
+            ink = burn_label(rng, frame, map_label(rng), 1 if size < 100 or i % 2 else 2)
+        found += covered(detect(frame, net), ink) >= 0.98
+        tile = int(rng.choice([64, 72, 96]))
+        grid = max(4, -(-300 // tile))
+        frame, corners = mosaic(rng, tile, grid)
+        mosaic_flagged += bool(detect(frame, net))
+        frame, corners = mosaic(rng, tile, grid)
+        ink = np.zeros(frame.shape, bool)
+        for k in rng.choice(len(corners), 3, replace=False):
+            t, l = corners[k]
+            label = burn_label(rng, frame[t:t + tile, l:l + tile], str(k + 10), 1, "corner", float(frame.max()))
+            ink[t:t + tile, l:l + tile] |= label if label is not None else False
+        mosaic_found += covered(detect(frame, net), ink) >= 0.98
+    return (f"synthetic maps (48-200 px): text-free flagged {flagged} of {n}; 5x7 label found {found} of {n}; "
+            f"mosaics: text-free flagged {mosaic_flagged} of {n}; slice numbers found {mosaic_found} of {n}")
 
 
 def real_images(net: pixel_detect.Network) -> str:
@@ -227,6 +260,7 @@ def main() -> int:
           f"(what deid_tool's second look sees)")
     print(real_images(net))
     print(small_frames(np.random.default_rng(args.seed + 1000), net, max(30, args.n // 2)))
+    print(synthetic_maps(np.random.default_rng(args.seed + 2000), net, max(30, args.n // 3)))
     for folder in args.maps:
         print(real_maps(folder, net, args.show_misses))
     print(f"time per 512x512 frame: median {ms:.1f} ms, p95 {p95:.1f} ms "

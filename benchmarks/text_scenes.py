@@ -339,3 +339,147 @@ def ink_covered(boxes, ink: np.ndarray, margin: int) -> float:
         g = b.grown(margin, *ink.shape)
         m[g.top:g.bottom, g.left:g.right] = True
     return float((m & ink).sum() / ink.sum())
+
+
+# ---- parametric maps (issue 16): small derived MR frames and mosaics, with and without labels ----
+
+MAP_KINDS = ("adc", "trace", "fa", "perfusion", "colour-fa")
+
+
+def field(rng: np.random.Generator, rows: int, cols: int, cells: int) -> np.ndarray:
+    """A smooth random field (0..1) of rows x cols varying over about cells blobs a side."""
+    small = rng.random((cells + 1, cells + 1)).astype(np.float32)
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((cols, rows), Image.BICUBIC)
+    return np.asarray(img, np.float32) / 255.0
+
+
+def param_map(rng: np.random.Generator, rows: int, cols: int, kind: str | None = None,
+              head: float | None = None, background: float | None = None,
+              top: float | None = None) -> tuple[np.ndarray, str]:
+    """A text-free parametric map like a scanner's derived MR images (ADC, trace-weighted, FA,
+    perfusion, colour FA) at their own small matrix (48-250 pixels a side): a head with a jagged
+    masked rim on a zero (or noisy grey) background, scalp ring, folded cortex, ventricles, bright
+    or dark orbits and sinuses, pixel noise, sometimes quantised. Returns (frame, kind): uint16
+    grey (any range up to 4095), uint8 grey, or uint8 RGB for colour FA. head (the head's
+    half-height as a share of the frame's), background (0..1: masked, noisy, grey) and top (the
+    brightest value, uint16) are drawn unless given (a mosaic's slices share them)."""
+    kind = kind or str(rng.choice(MAP_KINDS))
+    yy, xx = np.mgrid[:rows, :cols].astype(np.float32)
+    yy, xx = (yy + 0.5) / rows * 2 - 1, (xx + 0.5) / cols * 2 - 1
+    cy, cx = rng.normal(0, 0.06), rng.normal(0, 0.06)
+    ry = head if head is not None else rng.uniform(0.45, 0.95)
+    rx = ry * rng.uniform(0.7, 0.95)
+    ang = np.arctan2(yy - cy, xx - cx)
+    wobble = 1 + 0.06 * (np.sin(ang * rng.integers(2, 5) + rng.uniform(0, 6)) * rng.random())
+    r = np.hypot((yy - cy) / ry, (xx - cx) / rx) * wobble
+    csf_bright = kind in ("adc", "perfusion")
+    brain_level = rng.uniform(0.35, 0.6)
+    img = np.where(r < 1, brain_level, 0.0).astype(np.float32)
+    img += (r < 1) * 0.25 * (field(rng, rows, cols, int(rng.integers(3, 8))) - 0.5)
+    scalp = (r >= rng.uniform(0.84, 0.9)) & (r < 1)
+    img[scalp] = rng.uniform(0.2, 0.9)
+    gap = (r >= rng.uniform(0.78, 0.83)) & (r < 0.86) & ~scalp
+    img[gap] = rng.uniform(0.0, 0.3) if not csf_bright else rng.uniform(0.6, 1.0)
+    folds = field(rng, rows, cols, max(4, int(min(rows, cols) / rng.uniform(3, 7))))
+    sulci = (np.abs(np.sin(folds * rng.uniform(8, 20))) < rng.uniform(0.15, 0.35)) & (r < 0.8) & (r > rng.uniform(0.2, 0.6))
+    img[sulci] = img[sulci] * 0.4 + (0.7 if csf_bright else 0.1)
+    for side in (-1, 1):  # ventricles
+        v = np.hypot((yy - cy - rng.normal(0, 0.04)) / (ry * rng.uniform(0.15, 0.4)),
+                     (xx - cx - side * rx * rng.uniform(0.1, 0.2)) / (rx * rng.uniform(0.06, 0.16)))
+        img[v < 1] = rng.uniform(0.75, 1.0) if csf_bright else rng.uniform(0.0, 0.2)
+    for _ in range(int(rng.integers(0, 5))):  # orbits, sinuses, vessels: small sharp blobs at the front
+        oy, ox = cy - ry * rng.uniform(0.4, 0.8), cx + rx * rng.uniform(-0.5, 0.5)
+        q = np.hypot((yy - oy) / rng.uniform(0.04, 0.15), (xx - ox) / rng.uniform(0.04, 0.15))
+        img[(q < 1) & (r < 1)] = rng.choice([rng.uniform(0.0, 0.1), rng.uniform(0.8, 1.0)])
+    if kind in ("fa", "colour-fa"):  # FA: thin bright tracts and heavy grain
+        tracts = field(rng, rows, cols, max(3, min(rows, cols) // int(rng.integers(4, 9))))
+        img = (r < 0.95) * (0.15 + 0.7 * np.exp(-((tracts - 0.5) / rng.uniform(0.04, 0.1)) ** 2))
+        img = img * (0.6 + 0.8 * rng.random((rows, cols)))
+    noise = rng.uniform(0.01, 0.12 if kind != "perfusion" else 0.25)
+    img = np.abs(img + rng.normal(0, noise, (rows, cols))).astype(np.float32)
+    background = rng.random() if background is None else background
+    if background < 0.65:  # masked: zero where the (noisy) signal is low, a jagged rim and specks
+        img[(r > 1) | (img < rng.uniform(0.02, 0.15))] = 0
+        specks = (r > 1) & (rng.random((rows, cols)) < rng.uniform(0, 0.02))
+        img[specks] = rng.uniform(0.1, 1.0, int(specks.sum()))
+    elif background < 0.85:  # noise everywhere (unmasked maps, phase, perfusion)
+        img = np.where(r > 1, np.abs(rng.normal(0, rng.uniform(0.02, 0.2), (rows, cols))), img)
+    else:  # an offset grey background (relative maps)
+        img = np.where(r > 1, rng.uniform(0.2, 0.5) + rng.normal(0, 0.03, (rows, cols)), img)
+    img = np.clip(img, 0, None) / max(float(img.max()), 1e-6)
+    if rng.random() < 0.3:  # few grey levels
+        levels = int(rng.integers(6, 32))
+        img = np.round(img * levels) / levels
+    if kind == "colour-fa":
+        d = np.stack([field(rng, rows, cols, int(rng.integers(3, 8))) for _ in range(3)], axis=2)
+        d /= np.maximum(d.sum(axis=2, keepdims=True), 1e-6)
+        return (np.clip(img[..., None] * d * 3, 0, 1) * 255).astype(np.uint8), kind
+    if top is None and rng.random() < 0.2:
+        return (img * 255).astype(np.uint8), kind
+    if top is None:
+        top = float(rng.choice([255, 1000, 1400, 4095, 2 ** int(rng.integers(9, 13)) - 1]))
+    return (img * top).astype(np.uint16), kind
+
+
+def map_label(rng: np.random.Generator) -> str:
+    """What a scanner or a viewer writes on a map: a slice number (two or three digits: one glyph
+    alone is not a row of text, and a lone digit identifies nobody), a map name, a patient's details."""
+    k = rng.integers(4)
+    if k == 0:
+        return str(int(rng.integers(10, 120)))
+    if k == 1:
+        return str(rng.choice(["ADC", "FA", "TRACEW", "RCBF", "SL 12", "IMA 4", "B 1000", "TE 80"]))
+    if k == 2:
+        return fake_phi(rng).upper()[: int(rng.integers(3, 14))]
+    return f"{rng.integers(1, 29):02d}/{rng.integers(1, 13):02d}/{rng.integers(1930, 2024)}"
+
+
+def burn_label(rng: np.random.Generator, frame: np.ndarray, text: str, scale: int,
+               where: str = "any", top: float | None = None) -> np.ndarray | None:
+    """Burn text with the 5x7 font into frame (in place) at a corner, an edge or anywhere, in
+    top (default: the frame's brightest value), or in its darkest where the label lies on
+    bright anatomy; returns its ink mask, or None when it does not fit."""
+    rows, cols = frame.shape[:2]
+    tw, th = len(text) * 6 * scale - scale, 7 * scale
+    if tw + 2 > cols or th + 2 > rows:
+        return None
+    if where == "any":
+        where = str(rng.choice(["corner", "edge", "anywhere"]))
+    if where == "corner":
+        row = int(rng.choice([int(rng.integers(0, 3)), rows - th - int(rng.integers(0, 3))]))
+        col = int(rng.choice([int(rng.integers(0, 3)), cols - tw - int(rng.integers(0, 3))]))
+    elif where == "edge":
+        row = int(rng.choice([int(rng.integers(0, 4)), rows - th - int(rng.integers(0, 4))]))
+        col = int(rng.integers(0, cols - tw + 1))
+    else:
+        row, col = int(rng.integers(0, rows - th + 1)), int(rng.integers(0, cols - tw + 1))
+    row, col = max(0, min(row, rows - th)), max(0, min(col, cols - tw))
+    ink = np.zeros((rows, cols), np.uint8)
+    burn_text(ink, text, row, col, 1, scale)
+    top = frame.max() if top is None else top
+    under = frame[row:row + th, col:col + tw]
+    dark = frame.ndim == 2 and rng.random() < 0.3 and float(np.percentile(under, 20)) > 0.4 * float(top)
+    value = frame.min() if dark else top
+    if frame.ndim == 3 and rng.random() < 0.5:
+        value = np.array([255, 255, 0], np.uint8)  # yellow labels on colour maps
+    frame[ink.astype(bool)] = value
+    return ink.astype(bool)
+
+
+def mosaic(rng: np.random.Generator, tile: int, grid: int, slices: int | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A Siemens-style mosaic: grid x grid tiles of tile pixels, the slices of one map from the
+    skull base to the vertex (the head grows, then shrinks), the rest black. Returns (uint16
+    frame, each slice's (top, left))."""
+    kind = str(rng.choice(MAP_KINDS[:4]))
+    slices = slices or int(rng.integers(max(1, grid * (grid - 1)), grid * grid + 1))
+    background, top = float(rng.random()), float(rng.choice([1000, 1400, 4095]))
+    biggest = rng.uniform(0.7, 0.95)
+    frame = np.zeros((tile * grid, tile * grid), np.uint16)
+    corners = []
+    for s in range(slices):
+        head = biggest * max(0.25, float(np.sin(np.pi * (s + 1) / (slices + 1))) ** 0.5)
+        one, _ = param_map(rng, tile, tile, kind, head=head, background=background, top=top)
+        t, l = (s // grid) * tile, (s % grid) * tile
+        frame[t:t + tile, l:l + tile] = one
+        corners.append((t, l))
+    return frame, corners

@@ -11,20 +11,25 @@ and down, along the line as far as it goes), become boxes.
   training  tools/train_text_detector.py on generated frames (every system font, Pillow's and a
             5x7 bitmap font, 7-56 px, several lines, low contrast, inverted, boxed, coloured,
             16-bit, palette colours, over black, noise, anatomy, ultrasound speckle, rulers,
-            markers, ECG traces, blank rectangles as redaction leaves them); the thresholds are
-            set on other seeds than the benchmark's.
+            markers, ECG traces, blank rectangles as redaction leaves them; parametric maps as
+            this module looks at them: small ADC/FA/trace/perfusion maps enlarged on their
+            canvas and mosaics of them, with and without 5x7 labels); the thresholds are set on
+            other seeds than the benchmark's.
 Measured with benchmarks/bench_pixel_detector.py (see README.txt for the figures).
 Big frames are run in tiles with a halo wider than the network's reach, so the answer is the
 whole frame's (up to float rounding) and memory stays bounded. Frames under SMALL_FRAME pixels a
 side (parametric maps, 64x64 EPI) are looked at enlarged twice and centred on a black canvas:
-edge to edge, their texture read as text over most of the frame (issue 16). A group of text
+edge to edge, their texture read as text over most of the frame (issue 16); canvas_view says
+how, and training shows the network small maps the same way (a map's jagged masked rim, bright
+orbits and folded cortex, 2-4 pixels wide, were glyph strokes to a network that had never seen
+one). A group of text
 cells is boxed line band by line band (BAND_OVERLAP), and boxes are merged only when their union
 adds little (MERGE_SLACK), so an ultrasound screen's header and label column do not become one
 rectangle over the image. Pure functions; nothing here reads DICOM.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +40,10 @@ CELL = 4                 # pixels per output cell side
 REDACTION_MARGIN = 4     # pixels added around each detected box before blanking
 HOT_PIXELS = 16          # brightest/darkest pixels ignored when windowing more than 8 bits
 NETWORK_FILE = "text_detector.npz"
+# The file holds a second network of the same layers for frames under SMALL_FRAME (keys prefixed
+# so): the first one fine-tuned on parametric maps as they are looked at on their canvas (issue 16).
+# Frames of SMALL_FRAME and more keep the first network: its figures on them do not move.
+SMALL_PREFIX = "small_"
 # (kind, output channels, dilation) after the 2x2 space-to-depth of the two input planes.
 NETWORK_LAYERS = [("conv", 16, 1), ("pool", 0, 0), ("conv", 24, 1), ("conv", 24, 2),
                   ("conv", 24, 4), ("conv", 24, 8), ("head", 1, 0)]
@@ -196,6 +205,15 @@ class Network:
     seed_threshold: float
     grow_threshold: float
     grey_first: np.ndarray
+    small: "Network | None" = None  # the one for frames under SMALL_FRAME, when the file holds one
+
+
+def _read_network(data: Any, prefix: str) -> Network:
+    """The layers and thresholds stored under prefix ("" or SMALL_PREFIX) in an opened .npz."""
+    n = sum(1 for k in data.files if k.startswith(prefix + "w"))
+    seed, grow = (float(v) for v in data[prefix + "thresholds"])
+    return Network(tuple(data[f"{prefix}w{i}"] for i in range(n)), tuple(data[f"{prefix}b{i}"] for i in range(n)),
+                   seed, grow, _planes_as_one(data[prefix + "w0"]))
 
 
 def _planes_as_one(w: np.ndarray) -> np.ndarray:
@@ -204,14 +222,13 @@ def _planes_as_one(w: np.ndarray) -> np.ndarray:
 
 
 def load_network(path: Path | None = None) -> Network:
-    """The network from an .npz written by tools/train_text_detector.py (default: the bundled one)."""
+    """The network from an .npz written by tools/train_text_detector.py (default: the bundled one),
+    with its small-frame network (keys prefixed SMALL_PREFIX) when the file holds one."""
     if path is None:
         return _bundled_network()
     with np.load(path) as data:
-        n = sum(1 for k in data.files if k.startswith("w"))
-        seed, grow = (float(v) for v in data["thresholds"])
-        return Network(tuple(data[f"w{i}"] for i in range(n)), tuple(data[f"b{i}"] for i in range(n)),
-                       seed, grow, _planes_as_one(data["w0"]))
+        small = _read_network(data, SMALL_PREFIX) if SMALL_PREFIX + "thresholds" in data.files else None
+        return replace(_read_network(data, ""), small=small)
 
 
 @lru_cache(maxsize=1)
@@ -416,24 +433,22 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
                        blanked: np.ndarray | None = None) -> list[Box]:
     """Boxes around rendered text in one frame (uint8/uint16 grey, or RGB); blanked: pixels
     already blanked, when a redacted frame is looked at again (see boxes_from_probability).
-    A frame with a side under SMALL_FRAME is looked at on a canvas (see SMALL_FRAME); one with a
-    side under MIN_GLYPH pixels cannot show a readable glyph and has none."""
+    A frame with a side under SMALL_FRAME is looked at on a canvas (see SMALL_FRAME), by net's
+    small-frame network when it has one (SMALL_PREFIX); one with a side under MIN_GLYPH pixels
+    cannot show a readable glyph and has none."""
     net = net or _bundled_network()
     rows, cols = frame.shape[:2]
     if min(rows, cols) < MIN_GLYPH:
         return []
     if min(rows, cols) >= SMALL_FRAME:
         return boxes_from_probability(text_probability(frame, net), (rows, cols), net, blanked)
-    scale = 2 if min(rows, cols) < ENLARGE_BELOW else 1
-    h, w = rows * scale, cols * scale
-    canvas = (max(SMALL_FRAME, h + (-h) % CELL), max(SMALL_FRAME, w + (-w) % CELL))
-    top, left = (canvas[0] - h) // 2, (canvas[1] - w) // 2
+    view = canvas_view(rows, cols)
     a, b = network_planes(frame)
-    placed = [_on_canvas(_enlarged(v, scale), canvas, top, left) for v in ((a,) if b is a else (a, b))]
-    seen_blanked = None
-    if blanked is not None:
-        seen_blanked = _on_canvas(np.repeat(np.repeat(blanked, scale, axis=0), scale, axis=1), canvas, top, left)
-    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], net), canvas, net, seen_blanked)
+    placed = [view.place(v) for v in ((a,) if b is a else (a, b))]
+    seen_blanked = None if blanked is None else view.place(blanked.astype(bool))
+    small = net.small or net
+    found = boxes_from_probability(_planes_probability(placed[0], placed[-1], small), view.canvas, small, seen_blanked)
+    scale, top, left, h, w = view.scale, view.top, view.left, rows * view.scale, cols * view.scale
     out = []
     for box in found:  # back to the frame's pixels: clipped to it, outward to whole pixels
         t, l = max(0, box.top - top), max(0, box.left - left)
@@ -441,6 +456,34 @@ def find_text_in_frame(frame: np.ndarray, net: Network | None = None,
         if bm > t and r > l:
             out.append(Box(t // scale, l // scale, -(-bm // scale), -(-r // scale)))
     return merge_boxes(out)
+
+
+@dataclass(frozen=True)
+class CanvasView:
+    """How a frame with a side under SMALL_FRAME is looked at: enlarged scale times and placed at
+    (top, left) on a black canvas of canvas (rows, cols) pixels (tools/train_text_detector.py
+    shows the network small maps the same way)."""
+
+    scale: int
+    canvas: tuple[int, int]
+    top: int
+    left: int
+
+    def place(self, plane: np.ndarray) -> np.ndarray:
+        """A uint8 plane (enlarged bilinear) or a bool mask (enlarged by repetition) on the canvas."""
+        if plane.dtype == bool:
+            big = np.repeat(np.repeat(plane, self.scale, axis=0), self.scale, axis=1)
+        else:
+            big = _enlarged(plane, self.scale)
+        return _on_canvas(big, self.canvas, self.top, self.left)
+
+
+def canvas_view(rows: int, cols: int) -> CanvasView:
+    """The canvas a rows x cols frame with a side under SMALL_FRAME is looked at on (see SMALL_FRAME)."""
+    scale = 2 if min(rows, cols) < ENLARGE_BELOW else 1
+    h, w = rows * scale, cols * scale
+    canvas = (max(SMALL_FRAME, h + (-h) % CELL), max(SMALL_FRAME, w + (-w) % CELL))
+    return CanvasView(scale, canvas, (canvas[0] - h) // 2, (canvas[1] - w) // 2)
 
 
 def _enlarged(plane: np.ndarray, scale: int) -> np.ndarray:

@@ -37,6 +37,14 @@ def test_small_frames_count_text_found_and_noise_flagged():
     assert "5x7 text found in 6 of 6" in line and "noise maps flagged" in line
 
 
+def test_synthetic_maps_count_text_free_flagged_and_labels_found():
+    line = bench_pixel_detector.synthetic_maps(np.random.default_rng(3), pixel_detect.load_network(), 3)
+    counts = [int(w) for w in line.replace(";", " ").split() if w.isdigit()]
+    assert line.startswith("synthetic maps") and "mosaics" in line
+    assert counts[1::2] == [3, 3, 3, 3] and all(0 <= c <= 3 for c in counts[0::2])
+    assert counts[2] >= 2  # 5x7 labels on maps are found
+
+
 def test_corpora_looks_at_one_frame_per_series_and_counts_boxes(tmp_path, capsys):
     from deidkit.synth import burn_text
     rng = np.random.default_rng(1)

@@ -5,7 +5,10 @@
 
 The training images are generated (benchmarks/text_scenes.py plus more variety here: every font
 on the machine, the 5x7 bitmap font of deidkit.synth, several lines per image, lines over
-clutter such as rulers, markers and ECG traces, slight blur) from seeds 100 and up; the
+clutter such as rulers, markers and ECG traces, slight blur; with --map-share, parametric maps
+(text_scenes.param_map: small ADC/FA/trace/perfusion/colour-FA maps shown as pixel_detect looks
+at them, enlarged on their canvas, and mosaics of map slices; some with 5x7 labels or slice
+numbers), the hard negatives of issue 16) from seeds 100 and up; the
 benchmark evaluates on seed 1 and the thresholds are chosen on seed 7, so no evaluation image is
 ever trained on. Everything is seeded (frames, initial weights, batches) and torch runs its
 deterministic algorithms; two runs have not been compared bit for bit.
@@ -219,9 +222,79 @@ def cell_targets(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_item(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    index, text_share_pct = args
+def label_box(ink: np.ndarray) -> np.ndarray:
+    """A text line's box (as text_scene marks it: the ink's bounding box grown by one pixel)."""
+    box = np.zeros(ink.shape, bool)
+    ys, xs = np.nonzero(ink)
+    if ys.size:
+        box[max(0, ys.min() - 1):ys.max() + 2, max(0, xs.min() - 1):xs.max() + 2] = True
+    return box
+
+
+def labelled_map(rng: np.random.Generator, n: int, text: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, line-box mask) of one small parametric map (ts.param_map), with a 5x7 label (a slice
+    number, a map name, a name or a date) when text is asked for and it fits."""
+    frame, _ = ts.param_map(rng, n, int(n * rng.choice([1.0, 1.0, 0.8, 1.25])))
+    boxes = np.zeros(frame.shape[:2], bool)
+    for _ in range(int(rng.integers(1, 3)) if text else 0):
+        ink = ts.burn_label(rng, frame, ts.map_label(rng), int(rng.choice([1, 1, 2])))
+        if ink is not None:
+            boxes |= label_box(ink)
+    return frame, boxes
+
+
+def small_map_scene(rng: np.random.Generator, text: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(2 x SIZE x SIZE planes, line-box mask): small maps as pixel_detect looks at them
+    (pixel_detect.canvas_view: enlarged twice, centred on a black canvas): four 48-127 px maps on
+    their 256-pixel canvases side by side, or one 128-250 px map on its canvas (cut to SIZE)."""
+    x = np.zeros((2, SIZE, SIZE), np.uint8)
+    y = np.zeros((SIZE, SIZE), bool)
+    big = rng.random() < 0.3
+    places = [(0, 0)] if big else [(0, 0), (0, 256), (256, 0), (256, 256)]
+    for top, left in places:
+        n = int(rng.integers(128, 251)) if big else int(rng.choice([48, 56, 64, 64, 72, 72, 80, 96, 112, 127]))
+        frame, boxes = labelled_map(rng, n, text and rng.random() < 0.6)
+        view = pixel_detect.canvas_view(*frame.shape[:2])
+        planes = [view.place(v)[:SIZE - top, :SIZE - left] for v in pixel_detect.network_planes(frame)]
+        h, w = planes[0].shape
+        x[:, top:top + h, left:left + w] = np.stack(planes)
+        y[top:top + h, left:left + w] = view.place(boxes)[:h, :w]
+    return x, y
+
+
+def mosaic_scene(rng: np.random.Generator, text: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(2 x SIZE x SIZE planes, line-box mask): a mosaic of map slices (ts.mosaic), looked at
+    whole; with text, slice numbers in some tiles' corners or a label line."""
+    tile = int(rng.choice([48, 64, 64, 72, 80, 96]))
+    frame, corners = ts.mosaic(rng, tile, max(4, -(-SIZE // tile)))
+    frame = frame[:SIZE, :SIZE]
+    boxes = np.zeros(frame.shape, bool)
+    if text:
+        numbered = rng.random() < 0.6
+        for t, l in corners:
+            if t + tile > SIZE or l + tile > SIZE:
+                continue
+            if (numbered and rng.random() < 0.5) or (not numbered and rng.random() < 0.05):
+                one = frame[t:t + tile, l:l + tile]
+                label = str(corners.index((t, l)) + 1) if numbered else ts.map_label(rng)
+                ink = ts.burn_label(rng, one, label, int(rng.choice([1, 1, 2])), "corner" if numbered else "any",
+                                    top=float(frame.max()))
+                if ink is not None:
+                    boxes[t:t + tile, l:l + tile] |= label_box(ink)
+    x = np.zeros((2, SIZE, SIZE), np.uint8)
+    x[:, :frame.shape[0], :frame.shape[1]] = network_input(frame)
+    y = np.zeros((SIZE, SIZE), bool)
+    y[:boxes.shape[0], :boxes.shape[1]] = boxes
+    return x, y
+
+
+def make_item(args: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    index, text_share_pct, map_share_pct = args
     rng = np.random.default_rng([TRAIN_SEED, index])
+    if rng.integers(100) < map_share_pct:  # parametric maps (issue 16): small frames and mosaics
+        text = bool(rng.integers(100) < text_share_pct)
+        x, boxes = small_map_scene(rng, text) if rng.random() < 0.7 else mosaic_scene(rng, text)
+        return x, cell_targets(boxes)
     if rng.integers(100) < text_share_pct:
         frame, boxes = text_scene(rng, _FONTS)
     else:
@@ -239,9 +312,10 @@ def make_item(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 _FONTS = all_fonts()
 
 
-def generate(n: int, first: int = 0, text_share_pct: int = 65) -> tuple[np.ndarray, np.ndarray]:
+def generate(n: int, first: int = 0, text_share_pct: int = 65, map_share_pct: int = 0) -> tuple[np.ndarray, np.ndarray]:
     with multiprocessing.Pool(2) as pool:
-        items = pool.map(make_item, [(i, text_share_pct) for i in range(first, first + n)], chunksize=16)
+        items = pool.map(make_item, [(i, text_share_pct, map_share_pct) for i in range(first, first + n)],
+                         chunksize=16)
     return np.stack([a for a, _ in items]), np.stack([b for _, b in items])
 
 
@@ -327,6 +401,15 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, batch: int = 16, init: Path
     return net
 
 
+def as_small_frame_network(trained: Path, bundled: Path) -> None:
+    """Write the network in trained into bundled as its small-frame network (keys prefixed
+    pixel_detect.SMALL_PREFIX), keeping bundled's own network for frames of SMALL_FRAME and more."""
+    with np.load(bundled) as main, np.load(trained) as small:
+        arrays = {k: main[k] for k in main.files if not k.startswith(pixel_detect.SMALL_PREFIX)}
+        arrays.update({pixel_detect.SMALL_PREFIX + k: small[k] for k in small.files})
+    np.savez_compressed(bundled, **arrays)
+
+
 def export(net, path: Path, thresholds: tuple[float, float]) -> None:
     arrays = {}
     convs = [m for m in net if m.__class__.__name__ == "Conv2d"]
@@ -380,13 +463,19 @@ def main() -> int:
     ap.add_argument("--init", type=Path, help="train further from these weights (an .npz of this script)")
     ap.add_argument("--max-lr", type=float, default=3e-3)
     ap.add_argument("--text-share", type=int, default=65, help="percent of frames with text")
+    ap.add_argument("--small-frames-into", type=Path,
+                    help="then write the result into this network file as its small-frame network "
+                         "(pixel_detect.SMALL_PREFIX), keeping that file's own network for bigger frames")
+    ap.add_argument("--map-share", type=int, default=0,
+                    help="percent of frames that are parametric maps (small frames as pixel_detect looks at them, "
+                         "mosaics), of which --text-share percent carry labels")
     args = ap.parse_args()
     t = time.time()
     if args.cache and args.cache.is_file():
         data = np.load(args.cache)
         x, y = data["x"], data["y"]
     else:
-        x, y = generate(args.images, args.first, args.text_share)
+        x, y = generate(args.images, args.first, args.text_share, args.map_share)
         if args.cache:
             np.savez(args.cache, x=x, y=y)
     print(f"{len(x)} training images ({time.time() - t:.0f} s)", flush=True)
@@ -397,6 +486,9 @@ def main() -> int:
     thresholds = choose_thresholds(args.out, 400)
     export(net, args.out, thresholds)
     print(f"wrote {args.out} (thresholds {thresholds[0]:.3f} / {thresholds[1]:.3f})")
+    if args.small_frames_into:
+        as_small_frame_network(args.out, args.small_frames_into)
+        print(f"wrote it into {args.small_frames_into} as the network for frames under {pixel_detect.SMALL_FRAME} px")
     return 0
 
 
