@@ -196,7 +196,12 @@ class Identifiers:
             # a damaged part's stem may end in a damaged byte read as an accented letter
             # ("OTTOÂk0E"): its ASCII beginning is a stem too (an undamaged "HERNÁNDEZ" gives none)
             ascii_head = re.match(r"[A-Za-z]*", stem).group() if stem != chunk else stem  # type: ignore[union-attr]
-            for form in {fold(stem), fold(ascii_head)}:
+            forms = {fold(stem), fold(ascii_head)}
+            if stem != chunk and stem[-1:].isupper() and chunk[len(stem):len(stem) + 1].islower():
+                # the case broke after an upper-case letter: the damage may have begun one or two
+                # letters before ("OTTOLZäéþ": Z is damage too; OTTOL and OTTO find OTTOLINE)
+                forms |= {fold(stem[:-1]), fold(stem[:-2])}
+            for form in forms:
                 if len(form) >= 4 and form not in _NAME_STOPWORDS:
                     self.name_tokens.add(form)  # matched at a word start: "OTTOL" finds "OTTOLINE"
 

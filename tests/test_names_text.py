@@ -367,3 +367,15 @@ def test_a_damaged_byte_read_as_kana_before_latin_letters_leaves_the_latin_part(
     japanese = Identifiers()
     japanese.add_name("YAMADA^TARO=\u5c71\u7530^\u592a\u90ce")  # real scripts in their own components
     assert japanese.find("TARO") == ["name"] and japanese.find("\u5c71\u7530") == ["name"]
+
+
+def test_damage_that_begins_with_an_upper_case_letter_learns_the_stem_before_it():
+    # fuzz_export seed 81 (pydicom rtdose_1frame.dcm): "OTTOLZäéþ"; the case breaks at ä, but Z
+    # is damage too, so OTTOLZ alone never found OTTOLINE in Image Comments
+    ids = Identifiers()
+    ids.add_name("ZEBRAFINCH^OTTOLZ\xe4\xe9\xfe")
+    assert ids.find("Patient OTTOLINE ID") == ["name"]
+    real = Identifiers()
+    real.add_name("MacDONALD^ANA")  # a real case break after lower-case letters learns no shorter stem
+    assert real.find("MACE score") == []
+    assert real.find("Patient MacDonald") == ["name"]
