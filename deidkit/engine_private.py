@@ -58,22 +58,13 @@ def _kept_entry(ds: Dataset, elem: DataElement, ctx: Context, location: str,
     code = _private_code(ctx.guidelines)
     if code in ("C", "K") and creator is not None and tag.group > 0x0008:
         entry = ctx.guidelines.safe_private_entry(creator, tag.group, tag.element)
-        if entry is not None and entry.check == "physio":
-            cleaned = _clean_physio(ds, elem, ctx)
+        if entry is not None and (entry.check == "physio" or entry.check in _PROTOCOL_CLEANERS):
+            cleaned, note = _clean_vendor_blob(ds, elem, ctx, entry.check)
             if cleaned is None:
                 entry = None
             else:
                 ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
-                _note(ctx, location, "C", "Siemens physiological log: moments shifted, UUID replaced")
-                return None
-        elif entry is not None and entry.check in _PROTOCOL_CLEANERS:
-            cleaned = (_BLOB_MEMO.clean(entry.check, _PROTOCOL_CLEANERS[entry.check], elem.value, ctx.pseudonym)
-                       if isinstance(elem.value, bytes) else None)
-            if cleaned is None:
-                entry = None
-            else:
-                ds[tag] = DataElement(tag, "OB" if elem.VR == "UN" else elem.VR, cleaned)
-                _note(ctx, location, "C", "Siemens protocol header cleaned")
+                _note(ctx, location, "C", note)
                 return None
         elif entry is not None and not _private_value_usable(ds, elem, entry.vr):
             entry = None
@@ -101,6 +92,16 @@ def _private_code(guidelines: Guidelines) -> str:
 _PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geprotocol": clean_ge_protocol,
                       "geuserdata": clean_ge_user_data}
 
+
+
+def _clean_vendor_blob(ds: Dataset, elem: DataElement, ctx: Context, check: str) -> tuple[bytes | None, str]:
+    """A vendor blob the table keeps only cleaned (check physio or a _PROTOCOL_CLEANERS key): its
+    cleaned bytes (None: it cannot be cleaned, so it goes) and the note for the log."""
+    if check == "physio":
+        return _clean_physio(ds, elem, ctx), "Siemens physiological log: moments shifted, UUID replaced"
+    cleaned = (_BLOB_MEMO.clean(check, _PROTOCOL_CLEANERS[check], elem.value, ctx.pseudonym)
+               if isinstance(elem.value, bytes) else None)
+    return cleaned, "Siemens protocol header cleaned"
 
 def _clean_physio(ds: Dataset, elem: DataElement, ctx: Context) -> bytes | None:
     """A Siemens physiological log (csa.clean_physio_log) with this patient's moments: shifted

@@ -287,13 +287,18 @@ def test_twins_of_two_versions_of_one_instance_are_held_as_before(tmp_path, monk
     assert _hospital_tree(tmp_path / "NOW") == _hospital_tree(tmp_path / "BEFORE")
 
 
-@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups (POSIX) needed for the kill")
-def test_markers_of_a_killed_run_never_skip_a_file(tmp_path):
+
+def _three_copies(tmp_path: Path, data: bytes) -> Path:
+    """SRC with the same file in three folders (A, B, C /x.dcm)."""
     src = tmp_path / "SRC"
-    data = _ct_bytes("1.2.826.0.1.3680043.8.498.31", 4)
     for folder in ("A", "B", "C"):
         (src / folder).mkdir(parents=True)
         (src / folder / "x.dcm").write_bytes(data)
+    return src
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups (POSIX) needed for the kill")
+def test_markers_of_a_killed_run_never_skip_a_file(tmp_path):
+    src = _three_copies(tmp_path, _ct_bytes("1.2.826.0.1.3680043.8.498.31", 4))
     key = tmp_path / "site.key"
     reference = tmp_path / "REFERENCE"
     assert run_deid_program(src, reference, key).returncode == 0
@@ -376,11 +381,7 @@ def test_a_worker_killed_on_an_owner_after_its_claim_still_processes_it(exports,
 def test_progress_counts_twins_and_ends_at_the_total(tmp_path):
     from deidkit import guidelines as gl
 
-    src = tmp_path / "SRC"
-    data = _ct_bytes("1.2.826.0.1.3680043.8.498.51", 7)
-    for folder in ("A", "B", "C"):
-        (src / folder).mkdir(parents=True)
-        (src / folder / "x.dcm").write_bytes(data)
+    src = _three_copies(tmp_path, _ct_bytes("1.2.826.0.1.3680043.8.498.51", 7))
     os.link(src / "A" / "x.dcm", src / "A" / "y.dcm")
     seen: list[tuple[int, int]] = []
     out = tmp_path / "OUT"
