@@ -252,7 +252,7 @@ class Identifiers:
         hits = []
         if matcher.name_re is not None and any(matcher.name_re.search(r) for r in readings):
             hits.append("name")
-        elif matcher.near and _near_name_words(matcher, readings[-1], self.known_words):
+        elif matcher.near and any(_near_name_words(matcher, r, self.known_words) for r in readings):
             hits.append("name")
         split = readings[-1]  # IDs are looked for in the split reading only, as before
         if (matcher.exact_re is not None and matcher.exact_re.search(split)) or (
@@ -485,6 +485,8 @@ def matcher_spans(matcher: "_Matcher", text: str,
         for m in matcher.name_re.finditer(whole):
             if m.end() > m.start():
                 out.append((whole_index[m.start()], whole_index[m.end() - 1] + 1, "name"))
+        for m in _near_name_words(matcher, whole, known_words):  # a glued word reads whole
+            out.append((whole_index[m.start()], whole_index[m.end() - 1] + 1, "name"))
     for m in _near_name_words(matcher, folded, known_words):
         out.append((index[m.start()], index[m.end() - 1] + 1, "name"))
     if matcher.digits_re is not None:
@@ -578,7 +580,21 @@ def _near_name_words(matcher: "_Matcher", folded: str, known_words: frozenset[st
             out.append(m)
         elif len(w) in matcher.two_slip_lengths and _two_letters_apart(w, matcher.two_slips):
             out.append(m)
+        elif len(w) >= GLUED_NAME_LEAST and matcher.near and _glued_near_name(w, matcher, known_words):
+            out.append(m)
     return out
+
+
+def _glued_near_name(word: str, matcher: "_Matcher", known_words: frozenset[str]) -> bool:
+    """A long word that begins or ends with a word one typing slip from a name part: a damaged
+    byte turned the space before or after the name into a letter ("PatientÚZEBRAFINCH" where the
+    header's name reads "ZEBR0FINCH": fuzz_export seed 88). The whole word is the hit."""
+    low = max(NEAR_NAME_LEAST, matcher.near_length - matcher.near_spread)
+    for size in range(low, min(len(word) - 1, matcher.near_length + matcher.near_spread) + 1):
+        for piece in (word[:size], word[-size:]):
+            if piece not in known_words and ({piece} | _one_deletions(piece)) & matcher.near:
+                return True
+    return False
 
 
 _LETTER_WORD = re.compile(r"[^\W\d_]{%d,}" % NEAR_NAME_LEAST)

@@ -379,3 +379,17 @@ def test_damage_that_begins_with_an_upper_case_letter_learns_the_stem_before_it(
     real.add_name("MacDONALD^ANA")  # a real case break after lower-case letters learns no shorter stem
     assert real.find("MACE score") == []
     assert real.find("Patient MacDonald") == ["name"]
+
+
+def test_a_name_glued_to_the_word_before_it_is_found_one_slip_away():
+    # fuzz_export seed 88 (pydicom IM00000Z): the header's name reads "ZEBR0FINCH" and a flipped
+    # byte glued the comment's name to the word before it: "PatientÚZEBRAFINCH ID"
+    ids = Identifiers()
+    ids.add_name("ZEBR0FINCH^OTTOLINE")
+    assert ids.find("Patient\xdaZEBRAFINCH ID") == ["name"]
+    assert ids.find("ZEBRAFINCHxOTTOLINE") == ["name"]
+    spans = ids.spans("Patient\xdaZEBRAFINCH ID")
+    assert spans and spans[0][0] == 0 and spans[-1][1] == len("Patient\xdaZEBRAFINCH")
+    real = Identifiers()
+    real.add_name("ZEBRAFINCH^OTTOLINE")
+    assert real.find("DiffusionWeightedImaging contrastenhancement") == []
