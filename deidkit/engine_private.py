@@ -93,7 +93,6 @@ _PROTOCOL_CLEANERS = {"csa": clean_csa, "ascconv": clean_protocol_text, "geproto
                       "geuserdata": clean_ge_user_data}
 
 
-
 def _clean_vendor_blob(ds: Dataset, elem: DataElement, ctx: Context, check: str) -> tuple[bytes | None, str]:
     """A vendor blob the table keeps only cleaned (check physio or a _PROTOCOL_CLEANERS key): its
     cleaned bytes (None: it cannot be cleaned, so it goes) and the note for the log."""
@@ -102,6 +101,7 @@ def _clean_vendor_blob(ds: Dataset, elem: DataElement, ctx: Context, check: str)
     cleaned = (_BLOB_MEMO.clean(check, _PROTOCOL_CLEANERS[check], elem.value, ctx.pseudonym)
                if isinstance(elem.value, bytes) else None)
     return cleaned, "Siemens protocol header cleaned"
+
 
 def _clean_physio(ds: Dataset, elem: DataElement, ctx: Context) -> bytes | None:
     """A Siemens physiological log (csa.clean_physio_log) with this patient's moments: shifted

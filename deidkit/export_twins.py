@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple
 
@@ -169,8 +170,6 @@ def claim(job: Job, folder: str) -> str | None:
 
 def _marker_owner(marker: str) -> str:
     """The reference in a marker; "" if it stays empty (its owner was killed before writing it)."""
-    import time
-
     for _ in range(_EMPTY_MARKER_WAITS):
         try:
             with open(marker, "rb") as fp:
