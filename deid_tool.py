@@ -11,6 +11,11 @@ if __name__ == "__main__":
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
     multiprocessing.freeze_support()  # parallel workers in the frozen executable
-    from deidkit.cli.deid_tool import main
+    try:
+        from deidkit.cli.deid_tool import main
 
-    sys.exit(main())
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting: one plain line, no traceback
+        print("Stopped by the user before anything was done. Run the same command again.", file=sys.stderr)
+        code = 2
+    sys.exit(code)

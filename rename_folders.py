@@ -8,6 +8,11 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # first, for the frozen executable
-    from deidkit.cli.rename_folders import main
+    try:
+        from deidkit.cli.rename_folders import main
 
-    sys.exit(main())
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting: one plain line, no traceback
+        print("Stopped by the user before anything was done. Run the same command again.", file=sys.stderr)
+        code = 2
+    sys.exit(code)

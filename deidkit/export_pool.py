@@ -78,30 +78,31 @@ def _run_pool(chunks: list[list[Job]], workers: int, args: tuple, lost: list[Job
     pending = list(reversed(chunks))
     in_flight: _InFlight = {}
     limit = workers * 3 if workers > 1 else 1
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=args)
-    try:
-        while pending or in_flight:
-            broken = _submit(pool, pending, in_flight, limit, claims)
-            if not broken:
-                broken = _wait_for_one(pool, in_flight)
-            broken = broken or _pool_broke(in_flight)  # it can break after the wait returned
-            order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
-            yield from _finished(order, in_flight, broken)
-            if broken:
-                for future in order:
-                    if future in in_flight:
-                        lost.extend(in_flight.pop(future))
-                for chunk in reversed(pending):
-                    lost.extend(chunk)
-                # the workers left are ended, not waited for: with "spawn" one can be left blocked
-                # on the call queue and the pool's shutdown would wait for it for ever
-                program.end_workers(pool)
-                return
-    except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
-        program.end_workers(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with program.deferred_interrupt():  # Ctrl-C raised in the wait below, not inside a fork hook
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=args)
+        try:
+            while pending or in_flight:
+                broken = _submit(pool, pending, in_flight, limit, claims)
+                if not broken:
+                    broken = _wait_for_one(pool, in_flight)
+                broken = broken or _pool_broke(in_flight)  # it can break after the wait returned
+                order = sorted(in_flight, key=lambda f: in_flight[f][0][0])
+                yield from _finished(order, in_flight, broken)
+                if broken:
+                    for future in order:
+                        if future in in_flight:
+                            lost.extend(in_flight.pop(future))
+                    for chunk in reversed(pending):
+                        lost.extend(chunk)
+                    # the workers left are ended, not waited for: with "spawn" one can be left blocked
+                    # on the call queue and the pool's shutdown would wait for it for ever
+                    program.end_workers(pool)
+                    return
+        except KeyboardInterrupt:  # Ctrl-C: the workers ignore it; end them now, not after their chunk
+            program.end_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _submit(pool: ProcessPoolExecutor, pending: list[list[Job]], in_flight: _InFlight, limit: int,
@@ -124,7 +125,7 @@ def _wait_for_one(pool: ProcessPoolExecutor, in_flight: _InFlight) -> bool:
     WORKER_SILENCE_LIMIT: a worker is stuck, and is ended like a dead one)."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    done, _ = wait(in_flight, timeout=WORKER_SILENCE_LIMIT, return_when=FIRST_COMPLETED)
+    done = program.wait_for_first(in_flight, WORKER_SILENCE_LIMIT)
     if not done:  # no file finished for that long: a worker is stuck; ended like a dead one
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()

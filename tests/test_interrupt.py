@@ -89,3 +89,36 @@ def test_ctrl_c_during_verify_prints_no_worker_tracebacks(tmp_path):
     code, text = interrupt_when(cmd, lambda: time.monotonic() - started > 3.0, env)
     assert "Traceback" not in text and "PoolWorker" not in text, text
     assert "stopped by the user" in text and code == 2
+
+
+CTRL_C_IN_A_FORK_HOOK = """
+import os, signal, sys, time
+from pathlib import Path
+import deidkit.verify.delivery as delivery
+from deidkit import guidelines as gl
+real = delivery.check_file
+def slow(path, *rest):
+    if path.name == "f07.txt":
+        time.sleep(90)  # a worker stays busy: the check is still going
+    return real(path, *rest)
+delivery.check_file = slow
+# Ctrl-C landing while the pool forks a worker: raised inside a fork hook, Python would print
+# "Exception ignored" and drop the KeyboardInterrupt, and the check would go on waiting
+os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), signal.SIGINT))
+folder = Path(sys.argv[1])
+items = [(p, p.name) for p in sorted(folder.iterdir())]
+try:
+    delivery.check_files(items, gl.load(), False, jobs=2)
+    print("checked to the end")
+except KeyboardInterrupt:
+    print("stopped by the user")
+"""
+
+
+def test_ctrl_c_that_lands_in_a_fork_hook_still_stops_the_check(tmp_path):
+    for i in range(40):
+        (tmp_path / f"f{i:02d}.txt").write_text("not DICOM", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_FORK_HOOK, str(tmp_path)], capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.DEVNULL, timeout=60, check=False)
+    out = done.stdout.decode() + done.stderr.decode()
+    assert "stopped by the user" in out and "checked to the end" not in out, out

@@ -54,11 +54,15 @@ class Verdict:
         return tuple(f for f in self.findings if f.severity == self.status)
 
 
+_WORKER_GUIDELINES: list[gl.Guidelines] = []  # a pool worker's guidelines, from its initialiser
+
+
 def _worker_init(g: gl.Guidelines) -> None:
     import warnings
 
     warnings.simplefilter("ignore")
     gl.register_new_attributes(g)
+    _WORKER_GUIDELINES[:] = [g]
 
 
 def _pool_worker_init(g: gl.Guidelines) -> None:
@@ -69,6 +73,12 @@ def _pool_worker_init(g: gl.Guidelines) -> None:
 
 def _check_one(args: tuple[Path, str, bool, gl.Guidelines]) -> FileResult:
     return check_file(*args)
+
+
+def _check_in_worker(items: list[tuple[Path, str, bool]]) -> list[FileResult]:
+    """check_file over (path, rel, want_hash) items in a pool worker, with the guidelines its
+    initialiser received: they are sent once per worker, not with every file (~1 MB pickled)."""
+    return [check_file(*item, _WORKER_GUIDELINES[0]) for item in items]
 
 
 def list_tree(root: Path) -> tuple[list[Path], list[Path], list[Path], list[tuple[Path, str]]]:
@@ -127,24 +137,30 @@ def read_manifest(path: Path) -> tuple[dict[str, dict[str, str]], str | None]:
 def check_files(items: list[tuple[Path, str]], g: gl.Guidelines, want_hash: bool, jobs: int = 0,
                 progress: Progress | None = None) -> list[FileResult]:
     """check_file over (path, rel) pairs on `jobs` processes (0: every core), results in order."""
-    args = [(p, rel, want_hash, g) for p, rel in items]
+    args = [(p, rel, want_hash) for p, rel in items]
     jobs = jobs or (os.cpu_count() or 1)
     if jobs <= 1 or len(args) < 16:
         _worker_init(g)
         out = []
         for a in args:
-            out.append(_check_one(a))
+            out.append(check_file(*a, g))
             if progress:
                 progress(len(out), len(args))
         return out
     results = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker_init, initargs=(g,)) as pool:
-        chunk = max(1, min(64, len(args) // (jobs * 8) or 1))
+    # Ctrl-C raised while waiting, not inside a fork hook (see program.deferred_interrupt)
+    with program.deferred_interrupt(), ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker_init,
+                                                           initargs=(g,)) as pool:
+        size = max(1, min(64, len(args) // (jobs * 8) or 1))
         try:
-            for r in pool.map(_check_one, args, chunksize=chunk):
-                results.append(r)
-                if progress:
-                    progress(len(results), len(args))
+            chunks = [pool.submit(_check_in_worker, args[i:i + size]) for i in range(0, len(args), size)]
+            for future in chunks:
+                while not program.wait_for_first([future], program.WAIT_SLICE_S):
+                    pass
+                for r in future.result():
+                    results.append(r)
+                    if progress:
+                        progress(len(results), len(args))
         except KeyboardInterrupt:  # the workers ignore Ctrl-C: end them now, not after every file
             program.end_workers(pool)
             raise
